@@ -1,0 +1,88 @@
+"""The ``helpdesk`` command: serve, migrate, create users."""
+
+import argparse
+import asyncio
+import sys
+
+from helpdesk.config import Settings, get_settings
+from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.errors import HelpdeskError
+from helpdesk.migrations import run_upgrade
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        sys.exit(2)
+    try:
+        args.handler(args, get_settings())
+    except HelpdeskError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpdesk", description=__doc__)
+    commands = parser.add_subparsers()
+    serve = commands.add_parser("serve", help="run the web server (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="load demo data into an empty database")
+    serve.set_defaults(handler=_serve)
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(handler=lambda _a, s: run_upgrade(s.database_url))
+    user = commands.add_parser("user", help="manage staff accounts").add_subparsers()
+    create = user.add_parser("create", help="create a staff account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=["operator", "supervisor", "admin"], default="operator")
+    create.add_argument("--password", required=True)
+    create.add_argument("--inbox", action="append", default=[], help="inbox name (repeatable)")
+    create.set_defaults(handler=_create_user)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    run_upgrade(settings.database_url)
+    if args.demo:
+        asyncio.run(_load_demo(settings))
+        print("demo data: sign in as admin@example.com / sato@example.com, password helpdesk-demo")
+    uvicorn.run("helpdesk.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, proxy_headers=True)
+
+
+async def _load_demo(settings: Settings) -> None:
+    from helpdesk import demo
+
+    engine = create_engine(settings.database_url)
+    async with create_sessionmaker(engine)() as session:
+        if not await demo.has_data(session):
+            await demo.load(session)
+            await session.commit()
+    await engine.dispose()
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> None:
+    from helpdesk.auth import service as auth
+    from helpdesk.auth.models import Role
+
+    async def create() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                user = await auth.create_user(
+                    session, email=args.email, name=args.name, role=Role(args.role),
+                    password=args.password, inboxes=args.inbox)
+                await session.commit()
+                print(f"created user {user.id} <{user.email}> ({user.role})")
+        finally:
+            await engine.dispose()
+
+    run_upgrade(settings.database_url)
+    asyncio.run(create())

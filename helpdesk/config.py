@@ -1,0 +1,63 @@
+"""One settings object, read from the environment (prefix ``HELPDESK_``) or ``.env``."""
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Everything configurable; safe by default, refusing placeholder secrets in production."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPDESK_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./helpdesk.db"
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET
+    public_url: str = "http://127.0.0.1:8000"
+    default_region: str = "JP"
+    timezone: str = "Asia/Tokyo"
+
+    token_ttl_seconds: int = 12 * 3600
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
+    max_body_bytes: int = 10 * 1024 * 1024
+    reopen_window_days: int = 14
+    dormant_after_days: int = 180
+
+    cti_token: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_api_base: str | None = None
+    line_channel_secret: str | None = None
+    line_channel_access_token: str | None = None
+    line_api_base: str = "https://api.line.me"
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    meta_api_base: str = "https://graph.facebook.com"
+    shopify_webhook_secret: str | None = None
+    smtp_url: str | None = None
+    smtp_listen: str | None = None
+    imap_url: str | None = None
+    inbound_token: str | None = None
+
+    run_workers: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> "Settings":
+        if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError("HELPDESK_SECRET_KEY must be set to a random value of 32+ characters")
+        return self
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    """Read settings afresh; the app keeps the instance it was built with."""
+    return Settings()

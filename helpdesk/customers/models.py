@@ -1,0 +1,116 @@
+"""Customers and the identities (email, phone, LINE id…) that tie channels to them."""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import String
+from sqlmodel import Field, SQLModel
+
+from helpdesk.db import UTCDateTime, utcnow
+
+
+class IdentityKind(StrEnum):
+    email = "email"
+    phone = "phone"
+    line = "line"
+    meta = "meta"
+    chat = "chat"
+    api = "api"
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, max_length=200)
+    name_kana: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Purchase aggregates, kept current as orders arrive so a screen pop reads one row.
+    orders_count: int = Field(default=0)
+    total_spent: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
+    first_order_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_order_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rank: str | None = Field(default=None, max_length=20)
+    recency_score: int | None = Field(default=None)
+    frequency_score: int | None = Field(default=None)
+    monetary_score: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CustomerIdentity(SQLModel, table=True):
+    __tablename__ = "customer_identity"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True, ondelete="CASCADE")
+    kind: IdentityKind = Field(max_length=10, sa_type=String(10))
+    value: str = Field(max_length=254)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CustomerSummary(SQLModel):
+    id: int
+    name: str | None
+    name_kana: str | None
+    emails: list[str]
+    phones: list[str]
+    line_ids: list[str]
+    rank: str | None
+    orders_count: int
+    total_spent: Decimal
+    last_order_at: datetime | None
+
+
+class Order(SQLModel, table=True):
+    """A purchase imported from an EC platform; (source, number) identifies it for upserts."""
+
+    __tablename__ = "order"
+    __table_args__ = (
+        UniqueConstraint("source", "number"),
+        Index("ix_order_customer_ordered", "customer_id", "ordered_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", ondelete="CASCADE")
+    source: str = Field(default="csv", max_length=20)
+    number: str = Field(max_length=64)
+    external_id: str | None = Field(default=None, max_length=64)
+    ordered_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="", max_length=40)
+    total: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
+    currency: str = Field(default="JPY", max_length=3)
+
+
+class OrderItem(SQLModel, table=True):
+    __tablename__ = "order_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    sku: str = Field(default="", max_length=64)
+    name: str = Field(default="", max_length=300)
+    quantity: int = Field(default=1)
+    unit_price: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
+
+
+class OrderItemPublic(SQLModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderPublic(SQLModel):
+    number: str
+    ordered_at: datetime
+    status: str
+    total: Decimal
+    currency: str
+    items: list[OrderItemPublic]
+
+
+class CustomerPage(SQLModel):
+    items: list[CustomerSummary]

@@ -1,0 +1,129 @@
+"""Async engine, sessions, and the few database helpers every domain shares."""
+
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import BigInteger, DateTime, Dialect, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    """Build the engine; SQLite gets WAL, foreign keys and write transactions that queue."""
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # SQLite's deferred transactions fail with SQLITE_BUSY when a reader later writes while
+    # another writer committed in between. BEGIN IMMEDIATE makes writers queue (busy_timeout)
+    # instead, which is what a single embedded process wants.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit; ``info`` is copied to each."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; routes commit at the edge, anything uncommitted rolls back."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def serialize_on(session: AsyncSession, key: str) -> None:
+    """Hold a transaction-scoped lock on ``key`` so racing writers of one key go one at a time.
+
+    PostgreSQL gets an advisory lock; SQLite's write transactions are already serial.
+    """
+    if session.bind.dialect.name != "postgresql":
+        return
+    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
+
+
+async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
+    """Advance a named counter by ``count`` and return its new value (the last number taken).
+
+    The row lock it takes is held until commit, so numbers are handed out in commit order.
+    """
+    result = await session.execute(
+        text("UPDATE counter SET value = value + :n WHERE name = :name RETURNING value"),
+        {"n": count, "name": name},
+    )
+    value = result.scalar_one_or_none()
+    if value is None:
+        await session.execute(
+            text("INSERT INTO counter (name, value) VALUES (:name, :n)"), {"n": count, "name": name}
+        )
+        return count
+    return int(value)
+
+
+class Counter(SQLModel, table=True):
+    """Named monotonically increasing numbers (event seq, ticket number)."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: int = Field(default=0, sa_type=BigInteger)

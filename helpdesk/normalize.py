@@ -1,0 +1,80 @@
+"""Normalising what customers type: emails, Japanese phone numbers, names."""
+
+import re
+import unicodedata
+
+import phonenumbers
+
+# Dash-like characters Japanese users and IMEs produce in phone numbers.
+_DASHES = "‐‑‒–—―−ｰーｰ－﹣⁃"
+_PHONE_JUNK = re.compile(rf"[\s{_DASHES}.()（）/\-]")
+# Carriers and PBXs send these for callers who withheld or lack a number.
+_WITHHELD = {"", "anonymous", "unknown", "private", "restricted", "withheld", "unavailable",
+             "非通知", "通知不可能", "公衆電話", "表示圏外"}
+
+
+def nfkc(value: str) -> str:
+    """NFKC with surrounding white space removed: full-width ASCII and half-width kana folded."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def name(value: str | None) -> str | None:
+    """A person's name with widths folded and runs of white space collapsed."""
+    if value is None:
+        return None
+    folded = " ".join(nfkc(value).split())
+    return folded or None
+
+
+def email(value: str | None) -> str | None:
+    """An email address folded to one spelling, or None when it is not one."""
+    if not value:
+        return None
+    folded = nfkc(value).lower().strip("<>")
+    local, _, domain = folded.rpartition("@")
+    if not local or not domain or "." not in domain or " " in folded:
+        return None
+    return f"{local}@{domain}"
+
+
+def is_withheld(raw: str | None) -> bool:
+    """True for anonymous, withheld or empty caller ids."""
+    return raw is None or nfkc(raw).lower().strip("+") in _WITHHELD
+
+
+def phone(raw: str | None, region: str = "JP") -> str | None:
+    """A phone number as E.164, or None when it is withheld or not a valid number.
+
+    Handles full-width digits, every dash variant, and the ``+81 (0)3…`` trunk-prefix habit.
+    """
+    if is_withheld(raw):
+        return None
+    assert raw is not None
+    folded = nfkc(raw)
+    folded = folded.replace("(0)", "")
+    folded = _PHONE_JUNK.sub("", folded)
+    if folded.startswith("00"):
+        folded = "+" + folded[2:]
+    if not re.fullmatch(r"\+?\d{4,17}", folded):
+        return None
+    try:
+        parsed = phonenumbers.parse(folded, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_display(e164: str, region: str = "JP") -> str:
+    """A number formatted the way people of ``region`` write it (national inside, else intl)."""
+    parsed = phonenumbers.parse(e164, region)
+    if phonenumbers.region_code_for_number(parsed) == region:
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def phone_search_forms(e164: str, region: str = "JP") -> list[str]:
+    """The spellings of a number worth indexing for partial search: E.164 and national digits."""
+    national = re.sub(r"\D", "", phone_display(e164, region))
+    return [e164, national]

@@ -1,0 +1,47 @@
+"""Inboxes and who works them."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from helpdesk.auth.models import User
+from helpdesk.errors import BadInput
+from helpdesk.routing.models import Inbox, InboxMember
+
+
+async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
+    """The inbox called ``name``; 422 when there is none."""
+    inbox = await session.scalar(select(Inbox).where(col(Inbox.name) == name))
+    if inbox is None:
+        raise BadInput(f"unknown inbox: {name}")
+    return inbox
+
+
+async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
+    """The inboxes a user is a member of."""
+    rows = await session.scalars(
+        select(InboxMember.inbox_id).where(col(InboxMember.user_id) == user_id)
+    )
+    return set(rows)
+
+
+async def visible_inbox_ids(session: AsyncSession, user: User) -> set[int] | None:
+    """The inboxes whose tickets ``user`` may see; None means all of them."""
+    if user.sees_everything:
+        return None
+    assert user.id is not None
+    return await inbox_ids_of(session, user.id)
+
+
+async def add_member(session: AsyncSession, *, inbox_id: int, user_id: int) -> None:
+    """Make ``user_id`` a member of ``inbox_id`` (no-op if already)."""
+    if await session.get(InboxMember, (inbox_id, user_id)) is None:
+        session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
+
+
+async def create_inbox(session: AsyncSession, *, name: str, **fields: str | None) -> Inbox:
+    """A new inbox."""
+    inbox = Inbox(name=name, **fields)
+    session.add(inbox)
+    await session.flush()
+    return inbox

@@ -1,0 +1,99 @@
+"""The tickets JSON API."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from helpdesk.audit import service as audit
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.db import SessionDep
+from helpdesk.tickets import service
+from helpdesk.tickets.dependencies import CurrentTicket
+from helpdesk.tickets.models import (
+    Channel,
+    MessagePublic,
+    ReplyCreate,
+    Status,
+    TicketDetail,
+    TicketPage,
+    TicketPublic,
+    TicketUpdate,
+)
+
+router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+CONFLICT = {409: {"description": "stale version; body has `current`"}}
+
+
+@router.get("", response_model=TicketPage)
+async def list_tickets(
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    status: Status | None = None,
+    assignee: Annotated[str | None, Query(max_length=20)] = None,
+    channel: Channel | None = None,
+    customer_id: int | None = None,
+    inbox_id: int | None = None,
+    tag: Annotated[str | None, Query(max_length=60)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TicketPage:
+    """Tickets the caller may see, newest activity first."""
+    filters = service.TicketFilter(status=status, assignee=assignee, channel=channel,
+                                   customer_id=customer_id, tag=tag, q=q, inbox_id=inbox_id)
+    items, next_cursor = await service.list_tickets(
+        session, user, filters, cursor=cursor, limit=limit, region=settings.default_region)
+    return TicketPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/counts")
+async def counts(session: SessionDep, user: CurrentUser) -> dict[str, int]:
+    """How many tickets the caller may see in each status."""
+    return await service.count_by_status(session, user)
+
+
+@router.get("/{ticket_id}", response_model=TicketDetail)
+async def get_ticket(ticket: CurrentTicket, session: SessionDep) -> TicketDetail:
+    """One ticket with its messages and customer."""
+    return await service.detail(session, ticket)
+
+
+@router.patch("/{ticket_id}", response_model=TicketPublic, responses=CONFLICT)
+async def update_ticket(
+    ticket: CurrentTicket, change: TicketUpdate, session: SessionDep, user: CurrentUser
+) -> TicketPublic:
+    """Change status, assignee, priority or tags, guarded by ``version``."""
+    assert ticket.id is not None
+    locked = await service.lock_for_change(session, ticket.id, change.version)
+    result = await service.update(session, locked, change, actor=user)
+    await session.commit()
+    return result
+
+
+@router.post("/{ticket_id}/messages", response_model=MessagePublic, status_code=201,
+             responses=CONFLICT)
+async def post_message(
+    ticket: CurrentTicket, body: ReplyCreate, session: SessionDep, user: CurrentUser
+) -> MessagePublic:
+    """Reply on the ticket's channel, or add an internal note; 409 if the ticket moved on."""
+    assert ticket.id is not None
+    locked = await service.lock_for_change(session, ticket.id, body.version)
+    message = await service.reply(session, locked, body=body.body, internal=body.internal,
+                                  actor=user)
+    await session.commit()
+    return message
+
+
+@router.post("/{ticket_id}/claim", response_model=TicketPublic, responses=CONFLICT)
+async def claim(
+    ticket: CurrentTicket, session: SessionDep, user: CurrentUser, request: Request
+) -> TicketPublic:
+    """Take the ticket; 409 when someone else holds it."""
+    assert ticket.id is not None
+    result = await service.claim(session, ticket.id, actor=user)
+    audit.record(session, action="ticket.claim", actor_id=user.id, actor_email=user.email,
+                 target_type="ticket", target_id=ticket.id,
+                 ip=request.client.host if request.client else None)
+    await session.commit()
+    return result

@@ -1,0 +1,23 @@
+"""Loading a ticket the caller may see, or 404."""
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.db import SessionDep
+from helpdesk.errors import NotFound
+from helpdesk.routing import service as routing
+from helpdesk.tickets.models import Ticket
+
+
+async def visible_ticket(ticket_id: int, session: SessionDep, user: CurrentUser) -> Ticket:
+    """The ticket, if it exists in an inbox the user works; 404 otherwise (no existence leak)."""
+    ticket = await session.get(Ticket, ticket_id)
+    visible = await routing.visible_inbox_ids(session, user)
+    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
+        raise NotFound("ticket not found")
+    return ticket
+
+
+CurrentTicket = Annotated[Ticket, Depends(visible_ticket)]

@@ -1,0 +1,558 @@
+"""Tickets: the one ingest path every channel uses, and what operators do to tickets."""
+
+import base64
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import nh3
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from helpdesk import normalize
+from helpdesk.audit import service as audit
+from helpdesk.auth.models import User
+from helpdesk.customers import service as customers
+from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.errors import BadInput, Conflict, Forbidden
+from helpdesk.outbox import service as outbox
+from helpdesk.realtime import service as events
+from helpdesk.routing import service as routing
+from helpdesk.search import service as search
+from helpdesk.tickets.models import (
+    Attachment,
+    AttachmentPublic,
+    Channel,
+    Direction,
+    IngestResult,
+    InboundMessage,
+    Message,
+    MessagePublic,
+    Status,
+    Tag,
+    Ticket,
+    TicketDetail,
+    TicketPublic,
+    TicketTag,
+    TicketUpdate,
+)
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+OPEN_STATUSES = (Status.unhandled, Status.in_progress, Status.pending)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    region: str = "JP"
+    reopen_window: timedelta = timedelta(days=14)
+
+
+# ---- ingest ------------------------------------------------------------------------------
+
+
+async def ingest(
+    session: AsyncSession, inbound: InboundMessage, *, options: IngestOptions | None = None
+) -> IngestResult:
+    """Turn one inbound message into customer, ticket, message, events and outbox rows.
+
+    Idempotent by (channel, external_id): a retry, even a concurrent one, returns the original.
+    The caller commits.
+    """
+    options = options or IngestOptions()
+    await serialize_on(session, f"inbound:{inbound.channel}:{inbound.external_id}")
+    existing = await _message_by_external_id(session, inbound.channel, inbound.external_id)
+    if existing is not None:
+        return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
+    inbox = await routing.inbox_by_name(session, inbound.inbox)
+    sender = inbound.sender
+    identities = customers.identities_of(
+        email=sender.email, phone=sender.phone, line_id=sender.line_id,
+        meta_id=sender.meta_id, chat_id=sender.chat_id, region=options.region,
+    )
+    customer = await customers.resolve(
+        session, identities=identities, name=sender.name, region=options.region
+    )
+    assert inbox.id is not None and customer.id is not None
+    ticket = await _conversation_ticket(session, inbound, customer.id, inbox.id, options)
+    created = ticket is None
+    if ticket is None:
+        ticket = await _open_ticket(session, inbound, customer_id=customer.id, inbox_id=inbox.id)
+    message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
+    await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    _publish_message(session, ticket, message)
+    assert message.id is not None and ticket.id is not None
+    return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
+
+
+async def _message_by_external_id(
+    session: AsyncSession, channel: Channel, external_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(col(Message.channel) == channel,
+                              col(Message.external_id) == external_id)
+    )
+
+
+async def _conversation_ticket(
+    session: AsyncSession, inbound: InboundMessage, customer_id: int, inbox_id: int,
+    options: IngestOptions,
+) -> Ticket | None:
+    """The ticket this message continues: by references, token, subject number, then thread."""
+    if inbound.references:
+        ticket_id = await session.scalar(
+            select(Message.ticket_id).where(col(Message.external_id).in_(inbound.references))
+            .order_by(col(Message.id).desc()).limit(1)
+        )
+        if ticket_id is not None:
+            return await _locked_ticket(session, ticket_id)
+    if inbound.ticket_token:
+        found = await session.scalar(select(Ticket.id).where(col(Ticket.token) == inbound.ticket_token))
+        if found is not None:
+            return await _locked_ticket(session, found)
+    if inbound.ticket_number is not None:
+        # A subject tag is easy to type, so it only threads for the same customer.
+        found = await session.scalar(select(Ticket.id).where(
+            col(Ticket.number) == inbound.ticket_number, col(Ticket.customer_id) == customer_id))
+        if found is not None:
+            return await _locked_ticket(session, found)
+    if inbound.channel == Channel.email:
+        return None
+    return await _recent_thread(session, inbound, customer_id, inbox_id, options)
+
+
+async def _recent_thread(
+    session: AsyncSession, inbound: InboundMessage, customer_id: int, inbox_id: int,
+    options: IngestOptions,
+) -> Ticket | None:
+    """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
+    stmt = select(Ticket.id).where(col(Ticket.channel) == inbound.channel,
+                                   col(Ticket.inbox_id) == inbox_id)
+    if inbound.conversation_key:
+        stmt = stmt.where(col(Ticket.conversation_key) == inbound.conversation_key)
+    else:
+        stmt = stmt.where(col(Ticket.customer_id) == customer_id)
+    cutoff = utcnow() - options.reopen_window
+    stmt = stmt.where(or_(col(Ticket.status).in_(OPEN_STATUSES),
+                          col(Ticket.status) == Status.no_action,
+                          col(Ticket.updated_at) >= cutoff))
+    found = await session.scalar(stmt.order_by(col(Ticket.updated_at).desc()).limit(1))
+    return await _locked_ticket(session, found) if found is not None else None
+
+
+async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket).where(col(Ticket.id) == ticket_id).with_for_update()
+    )
+
+
+async def _open_ticket(
+    session: AsyncSession, inbound: InboundMessage, *, customer_id: int, inbox_id: int
+) -> Ticket:
+    subject = normalize.nfkc(inbound.subject or "")[:300] or _subject_from(inbound.body_text)
+    ticket = Ticket(
+        number=await next_counter(session, "ticket_number"), subject=subject,
+        channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
+        conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
+    )
+    session.add(ticket)
+    await session.flush()
+    assert ticket.id is not None
+    search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
+               ticket_id=ticket.id, customer_id=customer_id)
+    return ticket
+
+
+def _subject_from(body: str) -> str:
+    first_line = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return first_line[:80]
+
+
+async def _append_inbound(
+    session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None
+) -> Message:
+    received = inbound.received_at or utcnow()
+    message = Message(
+        ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
+        author=author, body_text=inbound.body_text,
+        body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
+        external_id=inbound.external_id, auto_reply=inbound.auto_reply, created_at=received,
+    )
+    session.add(message)
+    await session.flush()
+    assert message.id is not None
+    _store_attachments(session, message.id, inbound)
+    search.add(session, kind="message", ref_id=message.id, text_=inbound.body_text,
+               ticket_id=ticket.id, customer_id=ticket.customer_id)
+    # Auto-replies never reopen a ticket; nothing but 対応不要 stays put for a real message.
+    if not inbound.auto_reply and ticket.status != Status.no_action:
+        ticket.status = Status.unhandled
+        ticket.pending_reason = None
+    ticket.last_message_at = received
+    _touch(ticket)
+    return message
+
+
+def _store_attachments(session: AsyncSession, message_id: int, inbound: InboundMessage) -> None:
+    for item in inbound.attachments:
+        if len(item.data) > MAX_ATTACHMENT_BYTES:
+            continue
+        session.add(Attachment(
+            message_id=message_id, filename=item.filename[:255],
+            content_type=item.content_type[:127], size=len(item.data),
+            content_id=item.content_id, data=item.data,
+        ))
+
+
+def _touch(ticket: Ticket) -> None:
+    ticket.version += 1
+    ticket.updated_at = utcnow()
+
+
+def sanitize_html(html: str) -> str:
+    """Customer HTML made inert: no scripts, handlers, or remote loads (images need consent)."""
+    return nh3.clean(
+        html,
+        url_schemes={"http", "https", "mailto", "cid", "tel"},
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=_block_remote_images,
+    )
+
+
+def _block_remote_images(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not value.startswith("cid:"):
+        return None
+    return value
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: Status | None = None
+    assignee: str | None = None
+    channel: Channel | None = None
+    customer_id: int | None = None
+    tag: str | None = None
+    q: str | None = None
+    inbox_id: int | None = None
+
+
+async def list_tickets(
+    session: AsyncSession, user: User, filters: TicketFilter, *, cursor: str | None,
+    limit: int, region: str = "JP",
+) -> tuple[list[TicketPublic], str | None]:
+    """A page of tickets ``user`` may see, newest activity first, by keyset."""
+    stmt = select(Ticket)
+    visible = await routing.visible_inbox_ids(session, user)
+    if visible is not None:
+        stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
+    stmt = _apply_filters(stmt, filters, user, session.bind.dialect.name, region)
+    if cursor:
+        at, ticket_id = _decode_cursor(cursor)
+        stmt = stmt.where(or_(col(Ticket.updated_at) < at,
+                              and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
+    stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
+    rows = list(await session.scalars(stmt))
+    page, more = rows[:limit], len(rows) > limit
+    items = await publics(session, page)
+    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    return items, next_cursor
+
+
+def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region: str):  # type: ignore[no-untyped-def]
+    if filters.status is not None:
+        stmt = stmt.where(col(Ticket.status) == filters.status)
+    if filters.assignee == "me":
+        stmt = stmt.where(col(Ticket.assignee_id) == user.id)
+    elif filters.assignee == "none":
+        stmt = stmt.where(col(Ticket.assignee_id).is_(None))
+    elif filters.assignee:
+        stmt = stmt.where(col(Ticket.assignee_id) == _int(filters.assignee, "assignee"))
+    if filters.channel is not None:
+        stmt = stmt.where(col(Ticket.channel) == filters.channel)
+    if filters.customer_id is not None:
+        stmt = stmt.where(col(Ticket.customer_id) == filters.customer_id)
+    if filters.inbox_id is not None:
+        stmt = stmt.where(col(Ticket.inbox_id) == filters.inbox_id)
+    if filters.tag:
+        tagged = select(TicketTag.ticket_id).join(Tag, col(Tag.id) == TicketTag.tag_id).where(
+            col(Tag.name) == normalize.nfkc(filters.tag))
+        stmt = stmt.where(col(Ticket.id).in_(tagged))
+    if filters.q:
+        hits = search.matching(dialect, filters.q, region).subquery()
+        stmt = stmt.where(or_(
+            col(Ticket.id).in_(select(hits.c.ticket_id).where(hits.c.ticket_id.is_not(None))),
+            col(Ticket.customer_id).in_(select(hits.c.customer_id).where(hits.c.ticket_id.is_(None))),
+        ))
+    return stmt
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInput(f"{name} must be an id, 'me' or 'none'") from None
+
+
+def _encode_cursor(ticket: Ticket) -> str:
+    raw = f"{ticket.updated_at.isoformat()}|{ticket.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, ticket_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), int(ticket_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("cursor is not valid") from None
+
+
+async def tags_of(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Tag names per ticket, one query for the lot."""
+    rows = await session.execute(
+        select(TicketTag.ticket_id, Tag.name).join(Tag, col(Tag.id) == TicketTag.tag_id)
+        .where(col(TicketTag.ticket_id).in_(list(ticket_ids))).order_by(col(Tag.name))
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for ticket_id, name in rows.all():
+        found[ticket_id].append(name)
+    return found
+
+
+async def publics(session: AsyncSession, tickets: list[Ticket]) -> list[TicketPublic]:
+    """Tickets as the API shows them."""
+    tags = await tags_of(session, [t.id for t in tickets if t.id is not None])
+    return [to_public(t, tags.get(t.id or 0, [])) for t in tickets]
+
+
+def to_public(ticket: Ticket, tags: list[str]) -> TicketPublic:
+    """One ticket as the API shows it."""
+    return TicketPublic.model_validate({**_attributes(ticket, TicketPublic), "tags": tags})
+
+
+async def public(session: AsyncSession, ticket: Ticket) -> TicketPublic:
+    """One ticket with its tags."""
+    return (await publics(session, [ticket]))[0]
+
+
+async def detail(session: AsyncSession, ticket: Ticket) -> TicketDetail:
+    """The ticket with its whole thread and a summary of its customer."""
+    assert ticket.id is not None
+    messages = list(await session.scalars(
+        select(Message).where(col(Message.ticket_id) == ticket.id)
+        .order_by(col(Message.created_at), col(Message.id))
+    ))
+    attachments = await _attachments_of(session, [m.id for m in messages if m.id is not None])
+    summary = None
+    if ticket.customer_id is not None:
+        summary = (await customers.summaries(session, [ticket.customer_id])).get(ticket.customer_id)
+    base = await public(session, ticket)
+    return TicketDetail(
+        **base.model_dump(),
+        messages=[message_public(m, attachments.get(m.id or 0, [])) for m in messages],
+        customer=summary,
+    )
+
+
+async def _attachments_of(
+    session: AsyncSession, message_ids: list[int]
+) -> dict[int, list[AttachmentPublic]]:
+    rows = await session.execute(
+        select(Attachment.id, Attachment.message_id, Attachment.filename,
+               Attachment.content_type, Attachment.size)
+        .where(col(Attachment.message_id).in_(message_ids))
+    )
+    found: dict[int, list[AttachmentPublic]] = defaultdict(list)
+    for att_id, message_id, filename, content_type, size in rows.all():
+        found[message_id].append(AttachmentPublic(
+            id=att_id, filename=filename, content_type=content_type, size=size))
+    return found
+
+
+def message_public(message: Message, attachments: list[AttachmentPublic]) -> MessagePublic:
+    """One message as the API shows it."""
+    return MessagePublic.model_validate(
+        {**_attributes(message, MessagePublic), "attachments": attachments})
+
+
+def _attributes(row: object, shape: type[SQLModel]) -> dict[str, object]:
+    """The attributes of a table row that an API shape names (no serialising round trip)."""
+    return {name: getattr(row, name) for name in shape.model_fields if hasattr(row, name)}
+
+
+# ---- changing ----------------------------------------------------------------------------
+
+
+async def lock_for_change(session: AsyncSession, ticket_id: int, version: int) -> Ticket:
+    """The ticket, row-locked; 409 with the current ticket when ``version`` is stale."""
+    ticket = await _locked_ticket(session, ticket_id)
+    assert ticket is not None
+    if ticket.version != version:
+        raise Conflict("the ticket changed since you loaded it",
+                       current=(await public(session, ticket)).model_dump(mode="json"))
+    return ticket
+
+
+async def update(
+    session: AsyncSession, ticket: Ticket, change: TicketUpdate, *, actor: User
+) -> TicketPublic:
+    """Apply a PATCH already version-checked by ``lock_for_change``."""
+    fields = change.model_fields_set - {"version"}
+    before = {name: getattr(ticket, name) for name in fields if name != "tags"}
+    if "status" in fields and change.status is not None:
+        _set_status(ticket, change.status, change.pending_reason)
+    elif "pending_reason" in fields and ticket.status == Status.pending:
+        ticket.pending_reason = _pending_reason(change.pending_reason)
+    if "priority" in fields and change.priority is not None:
+        ticket.priority = change.priority
+    assigned = "assignee_id" in fields and change.assignee_id != ticket.assignee_id
+    if assigned:
+        await _check_assignable(session, ticket, change.assignee_id, actor)
+        ticket.assignee_id = change.assignee_id
+    if "tags" in fields and change.tags is not None:
+        await _set_tags(session, ticket, change.tags)
+    _touch(ticket)
+    await session.flush()
+    changed = {k: str(v) for k, v in before.items() if getattr(ticket, k) != v}
+    audit.record(session, action="ticket.update", actor_id=actor.id, actor_email=actor.email,
+                 target_type="ticket", target_id=ticket.id, fields=sorted(fields), before=changed)
+    result = await _publish_ticket(session, ticket, "ticket.updated")
+    if assigned:
+        await _publish_ticket(session, ticket, "ticket.assigned")
+    return result
+
+
+def _set_status(ticket: Ticket, status: Status, reason: str | None) -> None:
+    if status == Status.pending:
+        ticket.pending_reason = _pending_reason(reason)
+    else:
+        ticket.pending_reason = None
+    if status == Status.resolved and ticket.status != Status.resolved:
+        ticket.resolved_at = utcnow()
+    ticket.status = status
+
+
+def _pending_reason(reason: str | None) -> str:
+    cleaned = normalize.nfkc(reason or "")
+    if not cleaned:
+        raise BadInput("pending_reason: 保留 needs a reason")
+    return cleaned
+
+
+async def _check_assignable(
+    session: AsyncSession, ticket: Ticket, assignee_id: int | None, actor: User
+) -> None:
+    if not actor.sees_everything:
+        if assignee_id not in (None, actor.id):
+            raise Forbidden("only supervisors assign tickets to others")
+        if ticket.assignee_id not in (None, actor.id):
+            raise Forbidden("only supervisors take a ticket from someone else")
+    if assignee_id is None:
+        return
+    assignee = await session.get(User, assignee_id)
+    if assignee is None or not assignee.is_active:
+        raise BadInput("assignee_id: no such active user")
+    if not assignee.sees_everything and ticket.inbox_id not in await routing.inbox_ids_of(
+            session, assignee_id):
+        raise BadInput("assignee_id: that user is not a member of the ticket's inbox")
+
+
+async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> None:
+    cleaned = sorted({normalize.nfkc(n)[:60] for n in names if normalize.nfkc(n)})
+    await session.execute(delete(TicketTag).where(col(TicketTag.ticket_id) == ticket.id))
+    for name in cleaned:
+        await serialize_on(session, f"tag:{name}")
+        tag = await session.scalar(select(Tag).where(col(Tag.name) == name))
+        if tag is None:
+            tag = Tag(name=name)
+            session.add(tag)
+            await session.flush()
+        session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
+
+
+async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
+    """Assign the ticket to ``actor``; 409 when someone else holds it."""
+    ticket = await _locked_ticket(session, ticket_id)
+    assert ticket is not None
+    if ticket.assignee_id == actor.id:
+        return await public(session, ticket)
+    if ticket.assignee_id is not None:
+        raise Conflict("someone else holds this ticket",
+                       current=(await public(session, ticket)).model_dump(mode="json"))
+    ticket.assignee_id = actor.id
+    if ticket.status == Status.unhandled:
+        ticket.status = Status.in_progress
+    _touch(ticket)
+    await session.flush()
+    await _publish_ticket(session, ticket, "ticket.updated")
+    return await _publish_ticket(session, ticket, "ticket.assigned")
+
+
+async def reply(
+    session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User
+) -> MessagePublic:
+    """Add an operator's reply (sent through the outbox) or internal note to a locked ticket."""
+    now = utcnow()
+    message = Message(
+        ticket_id=ticket.id, direction=Direction.outbound, internal=internal,
+        channel=ticket.channel, author=actor.name, author_user_id=actor.id, body_text=body,
+        delivery_status=None if internal else "queued", created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    assert message.id is not None
+    search.add(session, kind="message", ref_id=message.id, text_=body,
+               ticket_id=ticket.id, customer_id=ticket.customer_id)
+    if not internal:
+        _after_public_reply(ticket, actor, now)
+        outbox.enqueue(session, kind=f"reply.{ticket.channel}", message_id=message.id,
+                       payload={"ticket_id": ticket.id})
+    _touch(ticket)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    _publish_message(session, ticket, message)
+    return message_public(message, [])
+
+
+def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    if ticket.assignee_id is None:
+        ticket.assignee_id = actor.id
+    if ticket.status == Status.unhandled:
+        ticket.status = Status.in_progress
+    ticket.last_message_at = now
+
+
+# ---- events ------------------------------------------------------------------------------
+
+
+async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str) -> TicketPublic:
+    result = await public(session, ticket)
+    events.record(session, type=kind, data={"ticket": result.model_dump(mode="json")},
+                  inbox_id=ticket.inbox_id)
+    return result
+
+
+def _publish_message(session: AsyncSession, ticket: Ticket, message: Message) -> None:
+    events.record(session, type="message.created", inbox_id=ticket.inbox_id, data={
+        "ticket_id": ticket.id, "ticket_version": ticket.version, "message_id": message.id,
+        "direction": message.direction, "internal": message.internal,
+        "channel": message.channel, "author": message.author,
+        "preview": message.body_text[:140],
+    })
+
+
+async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
+    """Tickets per status among those ``user`` may see."""
+    stmt = select(Ticket.status, func.count()).group_by(Ticket.status)
+    visible = await routing.visible_inbox_ids(session, user)
+    if visible is not None:
+        stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
+    counts = {status.value: 0 for status in Status}
+    for status, n in (await session.execute(stmt)).all():
+        counts[str(status)] = n
+    return counts

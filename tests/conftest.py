@@ -1,0 +1,190 @@
+"""Shared fixtures: a real database (SQLite, or PostgreSQL via HELPDESK_TEST_DATABASE_URL), a real
+server on a loopback port, and helpers that create staff and tokens.
+
+The server commits for real, so tests cannot hide their data in a rolled-back transaction;
+instead every table is emptied before each test.
+"""
+
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from helpdesk.app import create_app
+from helpdesk.auth import service as auth
+from helpdesk.auth.models import Role, User
+from helpdesk.config import Settings
+from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.migrations import alembic_config, run_upgrade
+
+INBOUND_TOKEN = "test-inbound-token"
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "correct horse battery"
+
+
+def _database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("HELPDESK_TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database, from scratch for this run."""
+    from alembic import command
+
+    url = _database_url(tmp_path_factory)
+    if url.startswith("postgresql"):
+        command.downgrade(alembic_config(url), "base")
+    run_upgrade(url)
+    return url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a test server; providers stay unconfigured unless a test names them."""
+    values: dict[str, object] = {
+        "database_url": database_url, "secret_key": SECRET, "inbound_token": INBOUND_TOKEN,
+        "public_url": "http://testserver", "run_workers": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """Uvicorn serving the app on a loopback port from its own thread and event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            threading.Event().wait(0.01)
+        raise RuntimeError("test server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[LiveServer]:
+    """One real server for the whole run."""
+    with LiveServer(make_settings(database_url)) as live:
+        yield live
+
+
+TABLES_IN_DELETE_ORDER = [
+    "audit_log", "event", "outbox", "search_entry", "ticket_tag", "tag", "attachment", "message",
+    "ticket", "order_item", '"order"', "customer_identity", "customer", "inbox_member", "user",
+    "inbox", "counter",
+]
+
+
+async def reset(engine: AsyncEngine) -> None:
+    """Empty every table and put back what the migrations seed."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.strip(chr(34))}"' for t in TABLES_IN_DELETE_ORDER)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in TABLES_IN_DELETE_ORDER:
+                await conn.execute(text(f"DELETE FROM {table}"))
+            await conn.execute(text("INSERT INTO search_entry_fts(search_entry_fts) VALUES ('rebuild')"))
+        await conn.execute(text(
+            "INSERT INTO counter (name, value) VALUES ('event_seq', 0), ('ticket_number', 1000)"))
+        await conn.execute(text(
+            "INSERT INTO inbox (name, email_charset, created_at) "
+            "VALUES ('default', 'utf-8', CURRENT_TIMESTAMP)"))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test database, emptied before the test."""
+    eng = create_engine(database_url)
+    await reset(eng)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and checking data (commit to make it visible to the server)."""
+    async with create_sessionmaker(engine)() as session:
+        yield session
+
+
+@dataclass
+class Staff:
+    """Creates staff accounts and their bearer tokens."""
+
+    session: AsyncSession
+    made: list[User] = field(default_factory=list)
+
+    async def create(self, name: str = "op", role: Role = Role.operator,
+                     inboxes: list[str] | None = None) -> User:
+        user = await auth.create_user(self.session, email=f"{name}@example.com", name=name,
+                                      role=role, password=PASSWORD, inboxes=inboxes)
+        await self.session.commit()
+        self.made.append(user)
+        return user
+
+    @staticmethod
+    def token(user: User) -> str:
+        return auth.issue_token(SECRET, user)
+
+    @classmethod
+    def headers(cls, user: User) -> dict[str, str]:
+        return {"Authorization": f"Bearer {cls.token(user)}"}
+
+
+@pytest.fixture
+async def staff(db: AsyncSession) -> Staff:
+    return Staff(db)
+
+
+@pytest.fixture
+async def http(server: LiveServer, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """A real HTTP client against the live server, on an emptied database."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+INBOUND_HEADERS = {"Authorization": f"Bearer {INBOUND_TOKEN}"}
+
+
+def inbound_body(body: str = "注文の件で質問です", **sender: str) -> dict[str, object]:
+    return {"channel": "api", "from": sender or {"name": "山田 太郎", "email": "taro@example.jp"},
+            "body": body}
+
+
+async def post_inbound(client: httpx.AsyncClient, key: str, body: dict[str, object] | None = None,
+                       ) -> httpx.Response:
+    return await client.post("/api/inbound", json=body or inbound_body(),
+                             headers={**INBOUND_HEADERS, "Idempotency-Key": key})
+
+
+ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,42 @@
+"""Normalising emails, Japanese phone numbers and names."""
+
+import pytest
+
+from helpdesk import normalize
+
+
+@pytest.mark.parametrize("raw", [
+    "03-1234-5678", "０３－１２３４－５６７８", "+81312345678", "+81 (0)3 1234 5678",
+    "03‐1234‐5678", "03ー1234ー5678", "(03)1234-5678", "0081312345678", " 03 1234 5678 ",
+])
+def test_phone_spellings_are_one_number(raw: str) -> None:
+    assert normalize.phone(raw, "JP") == "+81312345678"
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "非通知", "", None, "Restricted", "unknown",
+                                 "abc", "12", "+0000"])
+def test_withheld_or_invalid_numbers_stay_unmatched(raw: str | None) -> None:
+    assert normalize.phone(raw, "JP") is None
+
+
+def test_foreign_numbers_keep_their_country() -> None:
+    assert normalize.phone("+1 415 555 0100", "JP") == "+14155550100"
+
+
+def test_mobile_with_katakana_long_vowel_dashes() -> None:
+    assert normalize.phone("０９０ー１２３４ー５６７８", "JP") == "+819012345678"
+
+
+def test_email_is_folded() -> None:
+    assert normalize.email(" Taro@EXAMPLE.jp ") == "taro@example.jp"
+    assert normalize.email("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ") == "taro@example.jp"
+    assert normalize.email("not an email") is None
+
+
+def test_names_fold_width_and_spaces() -> None:
+    assert normalize.name("ﾔﾏﾀﾞ　 ﾀﾛｳ") == "ヤマダ タロウ"
+    assert normalize.name("   ") is None
+
+
+def test_display_format() -> None:
+    assert normalize.phone_display("+81312345678") == "03-1234-5678"
