@@ -7,7 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, DateTime, Dialect, event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -91,14 +96,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """``sqlite`` or ``postgresql``: the few places SQL differs ask this."""
+    return session.get_bind().dialect.name
+
+
 async def serialize_on(session: AsyncSession, key: str) -> None:
     """Hold a transaction-scoped lock on ``key`` so racing writers of one key go one at a time.
 
     PostgreSQL gets an advisory lock; SQLite's write transactions are already serial.
     """
-    if session.bind.dialect.name != "postgresql":
+    if dialect_of(session) != "postgresql":
         return
-    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
+                            signed=True)
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
 
 

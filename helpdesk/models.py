@@ -12,5 +12,6 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 
 __all__ = [
     "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
-    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket", "TicketTag", "User",
+    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
+    "TicketTag", "User",
 ]

@@ -17,7 +17,9 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import SQLModel
 
+import helpdesk.models  # noqa: F401  (every table, for reset)
 from helpdesk.app import create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, User
@@ -97,22 +99,18 @@ def server(database_url: str) -> Iterator[LiveServer]:
         yield live
 
 
-TABLES_IN_DELETE_ORDER = [
-    "audit_log", "event", "outbox", "search_entry", "ticket_tag", "tag", "attachment", "message",
-    "ticket", "order_item", '"order"', "customer_identity", "customer", "inbox_member", "user",
-    "inbox", "counter",
-]
 
 
 async def reset(engine: AsyncEngine) -> None:
     """Empty every table and put back what the migrations seed."""
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.strip(chr(34))}"' for t in TABLES_IN_DELETE_ORDER)
+            names = ", ".join(f'"{name}"' for name in tables)
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
-            for table in TABLES_IN_DELETE_ORDER:
-                await conn.execute(text(f"DELETE FROM {table}"))
+            for name in tables:
+                await conn.execute(text(f'DELETE FROM "{name}"'))
             await conn.execute(text("INSERT INTO search_entry_fts(search_entry_fts) VALUES ('rebuild')"))
         await conn.execute(text(
             "INSERT INTO counter (name, value) VALUES ('event_seq', 0), ('ticket_number', 1000)"))

@@ -110,7 +110,7 @@ async def create_user(
         raise BadInput("email: not an email address")
     if len(password) < 8:
         raise BadInput("password: at least 8 characters")
-    if await session.scalar(select(User.id).where(col(User.email) == folded)) is not None:
+    if await session.scalar(select(col(User.id)).where(col(User.email) == folded)) is not None:
         raise Conflict(f"a user with email {folded} exists")
     user = User(email=folded, name=normalize.name(name) or folded, role=role,
                 password_hash=hash_password(password))

@@ -9,7 +9,7 @@ from sqlmodel import col
 
 from helpdesk import normalize
 from helpdesk.customers.models import Customer, CustomerIdentity, CustomerSummary, IdentityKind
-from helpdesk.db import serialize_on, utcnow
+from helpdesk.db import dialect_of, serialize_on, utcnow
 from helpdesk.search import service as search
 
 Identity = tuple[IdentityKind, str]
@@ -75,7 +75,7 @@ async def _attach_missing(
     if not known:
         return False
     owned = await session.execute(
-        select(CustomerIdentity.kind, CustomerIdentity.value)
+        select(col(CustomerIdentity.kind), col(CustomerIdentity.value))
         .where(col(CustomerIdentity.value).in_([value for _, value in known]))
     )
     missing = known - {(IdentityKind(kind), value) for kind, value in owned.all()}
@@ -101,7 +101,7 @@ async def identities_by_customer(
 ) -> dict[int, list[tuple[str, str]]]:
     """Each customer's identities as (kind, value), oldest first."""
     rows = await session.execute(
-        select(CustomerIdentity.customer_id, CustomerIdentity.kind, CustomerIdentity.value)
+        select(col(CustomerIdentity.customer_id), col(CustomerIdentity.kind), col(CustomerIdentity.value))
         .where(col(CustomerIdentity.customer_id).in_(list(customer_ids)))
         .order_by(col(CustomerIdentity.id))
     )
@@ -147,18 +147,20 @@ async def find(
     """Customers by exact phone (any format) or email, or by free text over names and contacts."""
     stmt = select(col(Customer.id))
     if phone is not None:
-        stmt = stmt.where(col(Customer.id).in_(_owners(IdentityKind.phone, normalize.phone(phone, region))))
+        e164 = normalize.phone(phone, region)
+        stmt = stmt.where(col(Customer.id).in_(_owners(IdentityKind.phone, e164)))
     if email is not None:
         stmt = stmt.where(col(Customer.id).in_(_owners(IdentityKind.email, normalize.email(email))))
     if q:
-        hits = search.matching(session.bind.dialect.name, q, region).subquery()
+        hits = search.matching(dialect_of(session), q, region).subquery()
         stmt = stmt.where(col(Customer.id).in_(select(hits.c.customer_id)))
-    ids = list(await session.scalars(stmt.order_by(col(Customer.id).desc()).limit(limit)))
+    ids = [i for i in await session.scalars(stmt.order_by(col(Customer.id).desc()).limit(limit))
+           if i is not None]
     found = await summaries(session, ids)
     return [found[i] for i in ids if i in found]
 
 
-def _owners(kind: IdentityKind, value: str | None) -> Select[tuple[int]]:
+def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
     return select(col(CustomerIdentity.customer_id)).where(
         col(CustomerIdentity.kind) == kind, col(CustomerIdentity.value) == (value or "\x00")
     )

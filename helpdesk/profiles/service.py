@@ -15,7 +15,7 @@ from helpdesk.db import utcnow
 from helpdesk.profiles.models import Profile
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Ticket
+from helpdesk.tickets.models import Ticket, TicketPublic
 
 RECENT_ORDERS = 10
 OPEN_TICKETS = 20
@@ -53,8 +53,8 @@ async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPu
     ))
     items: dict[int, list[OrderItemPublic]] = defaultdict(list)
     rows = await session.execute(
-        select(OrderItem.order_id, OrderItem.sku, OrderItem.name, OrderItem.quantity,
-               OrderItem.unit_price)
+        select(col(OrderItem.order_id), col(OrderItem.sku), col(OrderItem.name),
+               col(OrderItem.quantity), col(OrderItem.unit_price))
         .where(col(OrderItem.order_id).in_([o.id for o in orders])).order_by(col(OrderItem.id))
     )
     for order_id, sku, name, quantity, unit_price in rows.all():
@@ -64,7 +64,9 @@ async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPu
                         currency=o.currency, items=items.get(o.id or 0, [])) for o in orders]
 
 
-async def _open_tickets(session: AsyncSession, customer_id: int, viewer: User) -> list:  # type: ignore[type-arg]
+async def _open_tickets(
+    session: AsyncSession, customer_id: int, viewer: User
+) -> list[TicketPublic]:
     stmt = select(Ticket).where(col(Ticket.customer_id) == customer_id,
                                 col(Ticket.status).in_(tickets.OPEN_STATUSES))
     visible = await routing.visible_inbox_ids(session, viewer)

@@ -3,7 +3,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import event as sa_event, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -43,7 +44,8 @@ def may_see(user: User, event: Event, inbox_ids: set[int]) -> bool:
 
 async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> list[Event]:
     """Events committed after ``seq``, oldest first."""
-    rows = await session.scalars(select(Event).where(Event.seq > seq).order_by(Event.seq).limit(limit))
+    rows = await session.scalars(
+        select(Event).where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit))
     return list(rows)
 
 

@@ -20,7 +20,7 @@ async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
 async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
     """The inboxes a user is a member of."""
     rows = await session.scalars(
-        select(InboxMember.inbox_id).where(col(InboxMember.user_id) == user_id)
+        select(col(InboxMember.inbox_id)).where(col(InboxMember.user_id) == user_id)
     )
     return set(rows)
 
@@ -39,9 +39,12 @@ async def add_member(session: AsyncSession, *, inbox_id: int, user_id: int) -> N
         session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
 
 
-async def create_inbox(session: AsyncSession, *, name: str, **fields: str | None) -> Inbox:
+async def create_inbox(
+    session: AsyncSession, *, name: str, email_address: str | None = None,
+    phone_number: str | None = None,
+) -> Inbox:
     """A new inbox."""
-    inbox = Inbox(name=name, **fields)
+    inbox = Inbox(name=name, email_address=email_address, phone_number=phone_number)
     session.add(inbox)
     await session.flush()
     return inbox

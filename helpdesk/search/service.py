@@ -49,7 +49,7 @@ def query_forms(query: str, region: str) -> list[str]:
     return forms
 
 
-def matching(dialect: str, query: str, region: str = "JP") -> Select[tuple[SearchEntry]]:
+def matching(dialect: str, query: str, region: str = "JP") -> Select[SearchEntry]:
     """A select of search entries matching ``query`` by substring, served by the trigram index."""
     clauses = [_substring_clause(dialect, form) for form in query_forms(query, region)]
     return select(SearchEntry).where(or_(*clauses))
@@ -59,7 +59,7 @@ def _substring_clause(dialect: str, form: str) -> ColumnElement[bool]:
     if dialect == "sqlite" and len(form) >= 3:
         # The trigram tokenizer answers a quoted phrase as a substring match from the index.
         phrase = '"' + form.replace('"', '""') + '"'
-        fts = literal_column("search_entry_fts")
+        fts: ColumnElement[str] = literal_column("search_entry_fts")
         return col(SearchEntry.id).in_(
             select(literal_column("rowid")).select_from(text("search_entry_fts"))
             .where(fts.op("MATCH")(phrase))

@@ -1,6 +1,6 @@
 """The tickets JSON API."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
@@ -21,7 +21,7 @@ from helpdesk.tickets.models import (
 )
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
-CONFLICT = {409: {"description": "stale version; body has `current`"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "stale version; body has `current`"}}
 
 
 @router.get("", response_model=TicketPage)

@@ -4,9 +4,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field as PydanticField
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy import String
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
+from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.customers.models import CustomerSummary

@@ -16,7 +16,7 @@ from helpdesk import normalize
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
@@ -27,8 +27,8 @@ from helpdesk.tickets.models import (
     AttachmentPublic,
     Channel,
     Direction,
-    IngestResult,
     InboundMessage,
+    IngestResult,
     Message,
     MessagePublic,
     Status,
@@ -103,18 +103,18 @@ async def _conversation_ticket(
     """The ticket this message continues: by references, token, subject number, then thread."""
     if inbound.references:
         ticket_id = await session.scalar(
-            select(Message.ticket_id).where(col(Message.external_id).in_(inbound.references))
+            select(col(Message.ticket_id)).where(col(Message.external_id).in_(inbound.references))
             .order_by(col(Message.id).desc()).limit(1)
         )
         if ticket_id is not None:
             return await _locked_ticket(session, ticket_id)
     if inbound.ticket_token:
-        found = await session.scalar(select(Ticket.id).where(col(Ticket.token) == inbound.ticket_token))
+        found = await session.scalar(select(col(Ticket.id)).where(col(Ticket.token) == inbound.ticket_token))
         if found is not None:
             return await _locked_ticket(session, found)
     if inbound.ticket_number is not None:
         # A subject tag is easy to type, so it only threads for the same customer.
-        found = await session.scalar(select(Ticket.id).where(
+        found = await session.scalar(select(col(Ticket.id)).where(
             col(Ticket.number) == inbound.ticket_number, col(Ticket.customer_id) == customer_id))
         if found is not None:
             return await _locked_ticket(session, found)
@@ -128,7 +128,7 @@ async def _recent_thread(
     options: IngestOptions,
 ) -> Ticket | None:
     """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
-    stmt = select(Ticket.id).where(col(Ticket.channel) == inbound.channel,
+    stmt = select(col(Ticket.id)).where(col(Ticket.channel) == inbound.channel,
                                    col(Ticket.inbox_id) == inbox_id)
     if inbound.conversation_key:
         stmt = stmt.where(col(Ticket.conversation_key) == inbound.conversation_key)
@@ -174,6 +174,7 @@ async def _append_inbound(
     session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None
 ) -> Message:
     received = inbound.received_at or utcnow()
+    assert ticket.id is not None
     message = Message(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
@@ -250,7 +251,7 @@ async def list_tickets(
     visible = await routing.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
-    stmt = _apply_filters(stmt, filters, user, session.bind.dialect.name, region)
+    stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
     if cursor:
         at, ticket_id = _decode_cursor(cursor)
         stmt = stmt.where(or_(col(Ticket.updated_at) < at,
@@ -279,7 +280,7 @@ def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region
     if filters.inbox_id is not None:
         stmt = stmt.where(col(Ticket.inbox_id) == filters.inbox_id)
     if filters.tag:
-        tagged = select(TicketTag.ticket_id).join(Tag, col(Tag.id) == TicketTag.tag_id).where(
+        tagged = select(col(TicketTag.ticket_id)).join(Tag, col(Tag.id) == TicketTag.tag_id).where(
             col(Tag.name) == normalize.nfkc(filters.tag))
         stmt = stmt.where(col(Ticket.id).in_(tagged))
     if filters.q:
@@ -314,7 +315,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
 async def tags_of(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, list[str]]:
     """Tag names per ticket, one query for the lot."""
     rows = await session.execute(
-        select(TicketTag.ticket_id, Tag.name).join(Tag, col(Tag.id) == TicketTag.tag_id)
+        select(col(TicketTag.ticket_id), col(Tag.name)).join(Tag, col(Tag.id) == TicketTag.tag_id)
         .where(col(TicketTag.ticket_id).in_(list(ticket_ids))).order_by(col(Tag.name))
     )
     found: dict[int, list[str]] = defaultdict(list)
@@ -362,14 +363,14 @@ async def _attachments_of(
     session: AsyncSession, message_ids: list[int]
 ) -> dict[int, list[AttachmentPublic]]:
     rows = await session.execute(
-        select(Attachment.id, Attachment.message_id, Attachment.filename,
-               Attachment.content_type, Attachment.size)
+        select(col(Attachment.id), col(Attachment.message_id), col(Attachment.filename),
+               col(Attachment.content_type), col(Attachment.size))
         .where(col(Attachment.message_id).in_(message_ids))
     )
     found: dict[int, list[AttachmentPublic]] = defaultdict(list)
     for att_id, message_id, filename, content_type, size in rows.all():
         found[message_id].append(AttachmentPublic(
-            id=att_id, filename=filename, content_type=content_type, size=size))
+            id=att_id or 0, filename=filename, content_type=content_type, size=size))
     return found
 
 
@@ -471,6 +472,7 @@ async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> 
             tag = Tag(name=name)
             session.add(tag)
             await session.flush()
+        assert ticket.id is not None and tag.id is not None
         session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
 
 
@@ -497,6 +499,7 @@ async def reply(
 ) -> MessagePublic:
     """Add an operator's reply (sent through the outbox) or internal note to a locked ticket."""
     now = utcnow()
+    assert ticket.id is not None
     message = Message(
         ticket_id=ticket.id, direction=Direction.outbound, internal=internal,
         channel=ticket.channel, author=actor.name, author_user_id=actor.id, body_text=body,
@@ -548,7 +551,7 @@ def _publish_message(session: AsyncSession, ticket: Ticket, message: Message) ->
 
 async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
     """Tickets per status among those ``user`` may see."""
-    stmt = select(Ticket.status, func.count()).group_by(Ticket.status)
+    stmt = select(col(Ticket.status), func.count()).group_by(Ticket.status)
     visible = await routing.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-
-import helpdesk.db
 from alembic import op
 
+import helpdesk.db
 
 revision: str = '0001'
 down_revision: str | None = None
