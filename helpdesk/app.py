@@ -32,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.bus = bus
     app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     try:
         yield
     finally:

@@ -86,3 +86,7 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> None:
 
     run_upgrade(settings.database_url)
     asyncio.run(create())
+
+
+if __name__ == "__main__":
+    main()

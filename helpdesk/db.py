@@ -3,10 +3,11 @@
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, DateTime, Dialect, event, text
+from sqlalchemy import BigInteger, DateTime, Dialect, String, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -50,6 +51,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class EnumString(TypeDecorator[StrEnum]):
+    """A StrEnum stored as plain text (no native enum types to migrate) and read back as the enum."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: StrEnum | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """Build the engine; SQLite gets WAL, foreign keys and write transactions that queue."""
     if database_url.startswith("sqlite"):
@@ -77,14 +95,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, info: dict[str, Any] | None = None
+    engine: AsyncEngine, info: dict[str, Any] | None = None, *, read_only: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit; ``info`` is copied to each."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
+    """Sessions that keep loaded objects usable after commit; ``info`` is copied to each.
+
+    On SQLite, ``read_only`` sessions begin DEFERRED so readers never wait for the write lock
+    (they must not write after reading: that is what the default IMMEDIATE sessions are for).
+    """
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False, info=info or {})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -93,7 +117,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for routes that only read: on SQLite it never holds the write lock."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 
 def dialect_of(session: AsyncSession) -> str:

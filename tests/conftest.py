@@ -131,7 +131,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session for arranging and checking data (commit to make it visible to the server)."""
-    async with create_sessionmaker(engine)() as session:
+    async with create_sessionmaker(engine, read_only=True)() as session:
         yield session
 
 

@@ -8,7 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from helpdesk.auth import service
 from helpdesk.auth.models import Role, User
 from helpdesk.config import Settings
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep
 from helpdesk.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "helpdesk_session"
@@ -36,7 +36,7 @@ def user_id_from_credentials(settings: Settings, bearer: str | None, cookie: str
 
 async def current_user(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:

@@ -5,10 +5,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import EnumString, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -20,7 +19,7 @@ class Role(StrEnum):
 class UserBase(SQLModel):
     email: str = Field(max_length=254, unique=True)
     name: str = Field(max_length=120)
-    role: Role = Field(default=Role.operator, max_length=20, sa_type=String(20))
+    role: Role = Field(default=Role.operator, sa_type=EnumString(Role, 20))
     language: str = Field(default="ja", max_length=8)
     timezone: str = Field(default="Asia/Tokyo", max_length=64)
 

@@ -7,14 +7,14 @@ from fastapi import APIRouter, Query
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.customers import service
 from helpdesk.customers.models import CustomerPage
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
 
 @router.get("", response_model=CustomerPage)
 async def find_customers(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     _: CurrentUser,
     phone: Annotated[str | None, Query(max_length=40)] = None,

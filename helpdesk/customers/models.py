@@ -4,10 +4,10 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import EnumString, UTCDateTime, utcnow
 
 
 class IdentityKind(StrEnum):
@@ -46,7 +46,7 @@ class CustomerIdentity(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True, ondelete="CASCADE")
-    kind: IdentityKind = Field(max_length=10, sa_type=String(10))
+    kind: IdentityKind = Field(sa_type=EnumString(IdentityKind, 10))
     value: str = Field(max_length=254)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -81,6 +81,7 @@ async def _attach_missing(
     missing = known - {(IdentityKind(kind), value) for kind, value in owned.all()}
     session.add_all(CustomerIdentity(customer_id=customer_id, kind=kind, value=value)
                     for kind, value in sorted(missing))
+    await session.flush()
     return bool(missing)
 
 

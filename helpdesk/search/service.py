@@ -43,10 +43,11 @@ def query_forms(query: str, region: str) -> list[str]:
     """What to look for: the folded query, plus its E.164 form when it reads as a phone number."""
     folded = normalize.nfkc(query)
     forms = [folded]
-    e164 = normalize.phone(folded, region) if re.fullmatch(r"[\d+\-() ]{6,}", folded) else None
-    if e164 and e164 not in forms:
-        forms.append(e164)
-    return forms
+    if re.fullmatch(r"[\d+\-() ]{4,}", folded):
+        # Numbers are indexed as digits only: look for those digits, and for the E.164 form.
+        forms.append(re.sub(r"\D", "", folded))
+        forms.append(normalize.phone(folded, region) or "")
+    return list(dict.fromkeys(f for f in forms if f))
 
 
 def matching(dialect: str, query: str, region: str = "JP") -> Select[SearchEntry]:

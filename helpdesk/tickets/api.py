@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.tickets import service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
@@ -26,7 +26,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "stale version
 
 @router.get("", response_model=TicketPage)
 async def list_tickets(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     settings: SettingsDep,
     status: Status | None = None,
@@ -48,13 +48,13 @@ async def list_tickets(
 
 
 @router.get("/counts")
-async def counts(session: SessionDep, user: CurrentUser) -> dict[str, int]:
+async def counts(session: ReadSessionDep, user: CurrentUser) -> dict[str, int]:
     """How many tickets the caller may see in each status."""
     return await service.count_by_status(session, user)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-async def get_ticket(ticket: CurrentTicket, session: SessionDep) -> TicketDetail:
+async def get_ticket(ticket: CurrentTicket, session: ReadSessionDep) -> TicketDetail:
     """One ticket with its messages and customer."""
     return await service.detail(session, ticket)
 

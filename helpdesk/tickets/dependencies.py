@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import Depends
 
 from helpdesk.auth.dependencies import CurrentUser
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep
 from helpdesk.errors import NotFound
 from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Ticket
 
 
-async def visible_ticket(ticket_id: int, session: SessionDep, user: CurrentUser) -> Ticket:
+async def visible_ticket(ticket_id: int, session: ReadSessionDep, user: CurrentUser) -> Ticket:
     """The ticket, if it exists in an inbox the user works; 404 otherwise (no existence leak)."""
     ticket = await session.get(Ticket, ticket_id)
     visible = await routing.visible_inbox_ids(session, user)

@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.customers.models import CustomerSummary
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import EnumString, UTCDateTime, utcnow
 
 
 class Status(StrEnum):
@@ -66,10 +66,10 @@ class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True)
     subject: str = Field(default="", max_length=300)
-    status: Status = Field(default=Status.unhandled, max_length=20, sa_type=String(20))
+    status: Status = Field(default=Status.unhandled, sa_type=EnumString(Status, 20))
     pending_reason: str | None = Field(default=None, max_length=300)
-    priority: Priority = Field(default=Priority.normal, max_length=10, sa_type=String(10))
-    channel: Channel = Field(max_length=20, sa_type=String(20))
+    priority: Priority = Field(default=Priority.normal, sa_type=EnumString(Priority, 10))
+    channel: Channel = Field(sa_type=EnumString(Channel, 20))
     inbox_id: int = Field(foreign_key="inbox.id", index=True)
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     assignee_id: int | None = Field(default=None, foreign_key="user.id", index=True)
@@ -92,9 +92,9 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", ondelete="CASCADE")
-    direction: Direction = Field(max_length=3, sa_type=String(3))
+    direction: Direction = Field(sa_type=EnumString(Direction, 3))
     internal: bool = Field(default=False)
-    channel: Channel = Field(max_length=20, sa_type=String(20))
+    channel: Channel = Field(sa_type=EnumString(Channel, 20))
     author: str | None = Field(default=None, max_length=200)
     author_user_id: int | None = Field(default=None, foreign_key="user.id")
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

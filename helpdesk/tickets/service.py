@@ -80,6 +80,8 @@ async def ingest(
     created = ticket is None
     if ticket is None:
         ticket = await _open_ticket(session, inbound, customer_id=customer.id, inbox_id=inbox.id)
+    else:
+        _touch(ticket)
     message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
     await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
     _publish_message(session, ticket, message)
@@ -192,7 +194,6 @@ async def _append_inbound(
         ticket.status = Status.unhandled
         ticket.pending_reason = None
     ticket.last_message_at = received
-    _touch(ticket)
     return message
 
 
