@@ -1,9 +1,11 @@
 """Async engine, sessions, and the few database helpers every domain shares."""
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from helpdesk import sqlite
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -71,7 +75,9 @@ class EnumString(TypeDecorator[StrEnum]):
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """Build the engine; SQLite gets WAL, foreign keys and write transactions that queue."""
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **kwargs)
+        path = sqlite.database_path(database_url)
+        engine = create_async_engine(
+            database_url, async_creator=partial(sqlite.connect, path, timeout=30), **kwargs)
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -107,8 +113,35 @@ def create_sessionmaker(
     On SQLite, ``read_only`` sessions begin DEFERRED so readers never wait for the write lock
     (they must not write after reading: that is what the default IMMEDIATE sessions are for).
     """
+    info = dict(info or {})
+    if engine.dialect.name == "sqlite" and not read_only:
+        info[WRITE_QUEUE] = asyncio.Lock()
+        return async_sessionmaker(engine, class_=QueuedWriterSession, expire_on_commit=False,
+                                  autoflush=False, info=info)
     bind = engine.execution_options(sqlite_begin="DEFERRED") if read_only else engine
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False, info=info or {})
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False, info=info)
+
+
+WRITE_QUEUE = "helpdesk.sqlite_write_queue"
+
+
+class QueuedWriterSession(AsyncSession):
+    """A SQLite write session that waits its turn on the event loop.
+
+    SQLite has one writer at a time; left to itself a waiting writer sleeps in SQLite's busy
+    handler in growing steps (up to 100 ms), which wrecks latency under load. Queueing on an
+    asyncio lock hands the database over the moment the previous writer finishes.
+    """
+
+    async def __aenter__(self) -> "QueuedWriterSession":
+        await self.info[WRITE_QUEUE].acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            self.info[WRITE_QUEUE].release()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
