@@ -40,49 +40,46 @@ def identities_of(
 async def resolve(
     session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = "JP"
 ) -> Customer:
-    """Find the customer any identity belongs to, or create one; attach identities they lack."""
+    """Find the customer any identity belongs to, or create one; attach identities they lack.
+
+    The first identity that has an owner decides (callers list the most reliable first).
+    """
     for kind, value in sorted(identities):
         await serialize_on(session, f"identity:{kind}:{value}")
-    customer = await _first_owner(session, identities)
+    owners = await _owners_of(session, identities)
+    owner_id = next((owners[i] for i in identities if i in owners), None)
+    customer = await session.get(Customer, owner_id) if owner_id is not None else None
+    changed = customer is None
     if customer is None:
         customer = Customer(name=normalize.name(name))
         session.add(customer)
         await session.flush()
     elif customer.name is None and name:
         customer.name = normalize.name(name)
+        changed = True
     assert customer.id is not None
-    added = await _attach_missing(session, customer.id, identities)
-    if added or customer.name:
+    missing = [i for i in dict.fromkeys(identities) if i not in owners]
+    if missing:
+        session.add_all(CustomerIdentity(customer_id=customer.id, kind=kind, value=value)
+                        for kind, value in missing)
+        await session.flush()
+    if changed or missing:
         await reindex(session, customer, region=region)
     return customer
 
 
-async def _first_owner(session: AsyncSession, identities: Sequence[Identity]) -> Customer | None:
-    for kind, value in identities:
-        customer = await session.scalar(
-            select(Customer).join(CustomerIdentity, col(CustomerIdentity.customer_id) == Customer.id)
-            .where(col(CustomerIdentity.kind) == kind, col(CustomerIdentity.value) == value)
-        )
-        if customer is not None:
-            return customer
-    return None
-
-
-async def _attach_missing(
-    session: AsyncSession, customer_id: int, identities: Sequence[Identity]
-) -> bool:
-    known = {(kind, value) for kind, value in identities}
-    if not known:
-        return False
-    owned = await session.execute(
-        select(col(CustomerIdentity.kind), col(CustomerIdentity.value))
-        .where(col(CustomerIdentity.value).in_([value for _, value in known]))
+async def _owners_of(session: AsyncSession, identities: Sequence[Identity]) -> dict[Identity, int]:
+    """Which customer owns each identity, in one query."""
+    if not identities:
+        return {}
+    rows = await session.execute(
+        select(col(CustomerIdentity.kind), col(CustomerIdentity.value),
+               col(CustomerIdentity.customer_id))
+        .where(col(CustomerIdentity.value).in_([value for _, value in identities]))
     )
-    missing = known - {(IdentityKind(kind), value) for kind, value in owned.all()}
-    session.add_all(CustomerIdentity(customer_id=customer_id, kind=kind, value=value)
-                    for kind, value in sorted(missing))
-    await session.flush()
-    return bool(missing)
+    wanted = set(identities)
+    found = {(IdentityKind(kind), value): owner for kind, value, owner in rows.all()}
+    return {identity: owner for identity, owner in found.items() if identity in wanted}
 
 
 async def reindex(session: AsyncSession, customer: Customer, *, region: str = "JP") -> None:

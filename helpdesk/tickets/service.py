@@ -535,7 +535,8 @@ def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
 
 
 async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str) -> TicketPublic:
-    result = await public(session, ticket)
+    # A ticket opened in this transaction has no tags yet: skip the query.
+    result = to_public(ticket, []) if kind == "ticket.created" else await public(session, ticket)
     events.record(session, type=kind, data={"ticket": result.model_dump(mode="json")},
                   inbox_id=ticket.inbox_id)
     return result
