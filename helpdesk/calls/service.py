@@ -131,9 +131,10 @@ async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) 
     busy = set(await session.scalars(select(col(Call.operator_id)).where(
         col(Call.state) == CallState.answered, col(Call.operator_id).in_(online))))
     free = online - busy
-    last = dict((await session.execute(
+    rows = await session.execute(
         select(col(Call.operator_id), func.max(col(Call.answered_at)))
-        .where(col(Call.operator_id).in_(free)).group_by(col(Call.operator_id)))).tuples().all())
+        .where(col(Call.operator_id).in_(free)).group_by(col(Call.operator_id)))
+    last: dict[int, datetime | None] = {uid: at for uid, at in rows.all()}
     never = datetime.min.replace(tzinfo=UTC)
     return sorted(free, key=lambda uid: (_aware(last.get(uid)) or never, uid))[:limit]
 
