@@ -198,14 +198,20 @@ async def floor(db: AsyncSession, staff: Staff, *, sales_ops: int = 2) -> Floor:
 
 async def events_of(db: AsyncSession, kind: str) -> list[Event]:
     await db.rollback()
-    return list(await db.scalars(select(Event).where(Event.type == kind).order_by(Event.seq)))
+    found = list(await db.scalars(select(Event).where(Event.type == kind).order_by(Event.seq)))
+    await db.commit()  # end the read so the server's writers are not held up (SQLite)
+    return found
 
 
 async def count(db: AsyncSession, model: type, *where: Any) -> int:
     await db.rollback()
-    return int(await db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+    found = int(await db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+    await db.commit()
+    return found
 
 
 async def a_customer(db: AsyncSession, customer_id: int) -> Customer | None:
     await db.rollback()
-    return await db.get(Customer, customer_id)
+    found = await db.get(Customer, customer_id)
+    await db.commit()
+    return found
