@@ -134,7 +134,7 @@ async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) 
     rows = await session.execute(
         select(col(Call.operator_id), func.max(col(Call.answered_at)))
         .where(col(Call.operator_id).in_(free)).group_by(col(Call.operator_id)))
-    last: dict[int, datetime | None] = {uid: at for uid, at in rows.all()}
+    last: dict[int, datetime | None] = {uid: at for uid, at in rows.all() if uid is not None}
     never = datetime.min.replace(tzinfo=UTC)
     return sorted(free, key=lambda uid: (_aware(last.get(uid)) or never, uid))[:limit]
 

@@ -95,7 +95,7 @@ def tel_server(database_url: str, fake_twilio: FakeTwilio) -> Iterator[LiveServe
     settings = make_settings(
         database_url, public_url=PUBLIC_URL, twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN, twilio_api_base=fake_twilio.url, cti_token=CTI_TOKEN,
-        twilio_api_key="SK" + "1" * 32, twilio_api_secret="api-secret-for-tests",
+        twilio_api_key="SK" + "1" * 32, twilio_api_secret="api-secret-for-tests-0123456789abcdef",
         twilio_twiml_app_sid="AP" + "2" * 32,
     )
     with LiveServer(settings) as live:
