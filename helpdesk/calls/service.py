@@ -105,13 +105,13 @@ def user_id_of_identity(identity: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def online_user_ids(session: AsyncSession, user_ids: list[int]) -> set[int]:
-    """Which of ``user_ids`` are online now: the one place call routing asks about presence."""
-    if not user_ids:
-        return set()
-    rows = await session.scalars(select(col(UserPresence.user_id)).where(
-        col(UserPresence.user_id).in_(user_ids), col(UserPresence.status) == "online"))
-    return set(rows)
+async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
+    """The active members of an inbox who are online now: the one place calls ask about presence."""
+    rows = await session.scalars(
+        select(col(UserPresence.user_id))
+        .where(col(UserPresence.user_id).in_(routing.active_members(inbox_id)),
+               col(UserPresence.status) == "online"))
+    return list(rows)
 
 
 async def set_presence(session: AsyncSession, user_id: int, status: str) -> None:
@@ -125,24 +125,27 @@ async def set_presence(session: AsyncSession, user_id: int, status: str) -> None
 
 async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:
     """Online members of the inbox not on a call, longest since their last answered call first."""
-    online = await online_user_ids(session, await routing.active_member_ids(session, inbox_id))
+    online = await online_member_ids(session, inbox_id)
     if not online:
         return []
-    busy = set(await session.scalars(select(col(Call.operator_id)).where(
-        col(Call.state) == CallState.answered, col(Call.operator_id).in_(online))))
-    free = online - busy
-    rows = await session.execute(
-        select(col(Call.operator_id), func.max(col(Call.answered_at)))
-        .where(col(Call.operator_id).in_(free)).group_by(col(Call.operator_id)))
-    last: dict[int, datetime | None] = {uid: at for uid, at in rows.all() if uid is not None}
+    # Per operator, both lookups are single index probes, however long their call history.
+    on_call = (select(col(Call.id)).where(col(Call.state) == CallState.answered,
+                                          col(Call.operator_id) == col(User.id))
+               .limit(1).correlate(User).scalar_subquery())
+    last = (select(func.max(col(Call.answered_at))).where(col(Call.operator_id) == col(User.id))
+            .correlate(User).scalar_subquery())
+    rows = await session.execute(select(col(User.id), on_call, last).where(col(User.id).in_(online)))
     never = datetime.min.replace(tzinfo=UTC)
-    return sorted(free, key=lambda uid: (_aware(last.get(uid)) or never, uid))[:limit]
+    free = [(_aware(at) or never, uid) for uid, busy, at in rows.all() if busy is None and uid is not None]
+    return [uid for _, uid in sorted(free)][:limit]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # func.max over the decorated column comes back raw (naive on SQLite).
+def _aware(value: datetime | str | None) -> datetime | None:
+    # An aggregate in a scalar subquery comes back raw: naive, or text on SQLite.
     if value is None:
         return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -230,7 +233,8 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
         await _route(session, call, new, config, options)
     session.add(call)
     await session.flush()
-    await _applied(session, call, "ring", None)
+    assert call.id is not None
+    session.add(CallEvent(call_ref=call.id, key="ring"))
     if inbound and call.routed != Routed.rejected:
         await _announce_ring(session, call, options)
     return Ringing(call, True, inbox.name, config)

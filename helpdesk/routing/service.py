@@ -1,6 +1,6 @@
 """Inboxes and who works them."""
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -55,20 +55,14 @@ async def inbox_for_number(session: AsyncSession, number: str | None, *, region:
     """The inbox whose phone number is ``number`` (any spelling), else the ``default`` inbox."""
     wanted = normalize.phone(number, region)
     if wanted is not None:
-        rows = await session.execute(
-            select(col(Inbox.id), col(Inbox.phone_number)).where(col(Inbox.phone_number).is_not(None)))
-        for inbox_id, phone_number in rows.all():
-            if normalize.phone(phone_number, region) == wanted:
-                found = await session.get(Inbox, inbox_id)
-                assert found is not None
-                return found
+        numbered = await session.scalars(select(Inbox).where(col(Inbox.phone_number).is_not(None)))
+        for inbox in numbered:
+            if normalize.phone(inbox.phone_number, region) == wanted:
+                return inbox
     return await inbox_by_name(session, "default")
 
 
-async def active_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
-    """The active users who work ``inbox_id``."""
-    rows = await session.scalars(
-        select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
-        .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True))
-    )
-    return list(rows)
+def active_members(inbox_id: int) -> Select[int]:
+    """A subquery of the active users who work ``inbox_id``."""
+    return (select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
+            .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True)))
