@@ -11,6 +11,7 @@ webhook request is sent until the bus is told the transaction holding ``call.rin
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import sqlite3
@@ -126,17 +127,20 @@ async def run(path: Path, calls: int, rate: float, customers: int) -> None:
             await one(client, 10_000_000 + n)
         sent.clear()
         round_trip.clear()
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         tasks = []
         for n in range(calls):
             await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one(client, n)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
+        cpu = time.process_time() - cpu_began
     latencies = await _ringing_latencies(path, sent, committed)
     server.should_exit = True
     thread.join(timeout=10)
     _report(latencies, round_trip, calls, elapsed, rate)
+    print(f"CPU per call (server and load generator together) {cpu / calls * 1000:.2f} ms; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 async def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[int, float]) -> list[float]:
