@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from helpdesk.auth import api as auth_api
+from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
@@ -18,6 +19,8 @@ from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.service import NOTIFY
 from helpdesk.tickets import api as tickets_api
+from telephony import cti as telephony_cti
+from telephony import twilio as telephony_twilio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,8 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
-    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api):
+    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api, calls_api,
+                   telephony_twilio, telephony_cti):
         app.include_router(module.router)
+    if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
+        app.state.dialer = telephony_twilio.dialer(app.state.settings)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

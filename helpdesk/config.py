@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_api_base: str | None = None
+    twilio_api_key: str | None = None
+    twilio_api_secret: str | None = None
+    twilio_twiml_app_sid: str | None = None
+    twilio_ring_timeout: int = 20
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base: str = "https://api.line.me"

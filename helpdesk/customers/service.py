@@ -162,3 +162,8 @@ def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
     return select(col(CustomerIdentity.customer_id)).where(
         col(CustomerIdentity.kind) == kind, col(CustomerIdentity.value) == (value or "\x00")
     )
+
+
+async def customer_id_by_phone(session: AsyncSession, e164: str) -> int | None:
+    """The customer owning an already normalised phone number, if any (one indexed lookup)."""
+    return await session.scalar(_owners(IdentityKind.phone, e164).limit(1))

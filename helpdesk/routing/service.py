@@ -1,9 +1,10 @@
 """Inboxes and who works them."""
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput
 from helpdesk.routing.models import Inbox, InboxMember
@@ -48,3 +49,20 @@ async def create_inbox(
     session.add(inbox)
     await session.flush()
     return inbox
+
+
+async def inbox_for_number(session: AsyncSession, number: str | None, *, region: str = "JP") -> Inbox:
+    """The inbox whose phone number is ``number`` (any spelling), else the ``default`` inbox."""
+    wanted = normalize.phone(number, region)
+    if wanted is not None:
+        numbered = await session.scalars(select(Inbox).where(col(Inbox.phone_number).is_not(None)))
+        for inbox in numbered:
+            if normalize.phone(inbox.phone_number, region) == wanted:
+                return inbox
+    return await inbox_by_name(session, "default")
+
+
+def active_members(inbox_id: int) -> Select[int]:
+    """A subquery of the active users who work ``inbox_id``."""
+    return (select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
+            .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True)))

@@ -561,3 +561,18 @@ async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
     for status, n in (await session.execute(stmt)).all():
         counts[str(status)] = n
     return counts
+
+
+async def lock(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    """The ticket, row-locked until commit, or None."""
+    return await _locked_ticket(session, ticket_id)
+
+
+async def open_ticket_token(session: AsyncSession, *, customer_id: int, inbox_id: int) -> str | None:
+    """The token of the customer's most recently active open ticket in ``inbox_id``, if any."""
+    return await session.scalar(
+        select(col(Ticket.token)).where(col(Ticket.customer_id) == customer_id,
+                                        col(Ticket.inbox_id) == inbox_id,
+                                        col(Ticket.status).in_(OPEN_STATUSES))
+        .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc()).limit(1)
+    )

@@ -1,0 +1,218 @@
+"""Phone calls from any provider, their deduplicated transitions, CTI settings, and presence."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, computed_field, field_validator
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.tickets.models import Status
+
+
+class CallState(StrEnum):
+    ringing = "ringing"
+    answered = "answered"
+    ended = "ended"
+
+
+class CallDirection(StrEnum):
+    inbound = "in"
+    outbound = "out"
+
+
+class Routed(StrEnum):
+    """What we told the provider to do with an inbound call."""
+
+    dial = "dial"
+    queue = "queue"
+    voicemail = "voicemail"
+    rejected = "rejected"
+
+
+class Call(SQLModel, table=True):
+    """One call. ``state`` only moves forward: ringing → answered → ended."""
+
+    __tablename__ = "call"
+    __table_args__ = (
+        UniqueConstraint("provider", "call_id"),
+        Index("ix_call_inbox_id_desc", "inbox_id", "id"),
+        Index("ix_call_customer_started", "customer_id", "started_at"),
+        Index("ix_call_operator_answered", "operator_id", "answered_at"),
+        Index("ix_call_state_operator", "state", "operator_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=10)
+    call_id: str = Field(max_length=250)
+    direction: CallDirection = Field(max_length=3, sa_type=String(3))
+    from_number: str = Field(default="", max_length=64)
+    to_number: str = Field(default="", max_length=64)
+    caller_e164: str | None = Field(default=None, max_length=20)
+    state: CallState = Field(default=CallState.ringing, max_length=10, sa_type=String(10))
+    cause: str | None = Field(default=None, max_length=40)
+    done: bool = Field(default=False)
+    voicemail: bool = Field(default=False)
+    routed: Routed | None = Field(default=None, max_length=10, sa_type=String(10))
+    inbox_id: int = Field(foreign_key="inbox.id")
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", ondelete="SET NULL")
+    operator_id: int | None = Field(default=None, foreign_key="user.id")
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", ondelete="SET NULL")
+    queue: str | None = Field(default=None, max_length=120)
+    user_label: str | None = Field(default=None, max_length=500)
+    offered_user_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    last_sequence: int = Field(default=-1)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recording_url: str | None = Field(default=None, max_length=500)
+
+
+class CallEvent(SQLModel, table=True):
+    """A provider event already applied to a call; the unique key makes a retry a no-op."""
+
+    __tablename__ = "call_event"
+    __table_args__ = (UniqueConstraint("call_ref", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_ref: int = Field(foreign_key="call.id", ondelete="CASCADE")
+    key: str = Field(max_length=120)
+    sequence: int | None = Field(default=None)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CtiSettings(SQLModel, table=True):
+    """The admin-edited telephony settings: one row, id 1."""
+
+    __tablename__ = "cti_settings"
+
+    id: int = Field(default=1, primary_key=True)
+    blocked_caller_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    routing_table: list[dict[str, Any]] = Field(default_factory=list,
+                                                sa_column=Column(JSON, nullable=False))
+    default_caller_id: str | None = Field(default=None, max_length=40)
+    business_hours: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UserPresence(SQLModel, table=True):
+    """Whether a staff member is online, as their browser last reported."""
+
+    __tablename__ = "user_presence"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    status: str = Field(default="offline", max_length=10)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# ---- API shapes ---------------------------------------------------------------------------
+
+
+class CallPublic(BaseModel):
+    """A call as the API and events show it (``from``/``to`` as the provider sent them)."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: int
+    call_id: str
+    provider: str
+    direction: CallDirection
+    from_: str = PydanticField(validation_alias="from_number", serialization_alias="from")
+    to: str = PydanticField(validation_alias="to_number")
+    state: CallState
+    cause: str | None
+    done: bool
+    voicemail: bool
+    customer_id: int | None
+    operator_id: int | None
+    ticket_id: int | None
+    inbox_id: int
+    queue: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    recording_url: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def wait_seconds(self) -> int | None:
+        """Seconds from ringing to answer (or to hang-up when nobody answered)."""
+        until = self.answered_at or self.ended_at
+        return int((until - self.started_at).total_seconds()) if until else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def talk_seconds(self) -> int | None:
+        """Seconds talked, once the answered call ended."""
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return max(0, int((self.ended_at - self.answered_at).total_seconds()))
+
+
+class CallPage(BaseModel):
+    items: list[CallPublic]
+    next_cursor: str | None
+
+
+class CallIds(BaseModel):
+    ids: list[int] = PydanticField(min_length=1, max_length=500)
+
+
+class WrapUp(BaseModel):
+    notes: str = PydanticField(min_length=1, max_length=20_000)
+    ticket_id: int | None = None
+    status: Status | None = None
+    pending_reason: str | None = PydanticField(default=None, max_length=300)
+
+
+class OutboundCall(BaseModel):
+    to: str = PydanticField(min_length=3, max_length=40)
+    customer_id: int | None = None
+
+
+_PATTERN_CHARS = set("0123456789*+#")
+
+
+class Route(BaseModel):
+    dest: str = PydanticField(min_length=1, max_length=40)
+    caller_id: str = PydanticField(min_length=1, max_length=40)
+    note: str | None = PydanticField(default=None, max_length=200)
+
+    @field_validator("dest")
+    @classmethod
+    def _digits_and_stars(cls, value: str) -> str:
+        if not set(value) <= _PATTERN_CHARS:
+            raise ValueError("dest may hold digits, '+', '#' and '*' only")
+        return value
+
+
+class BusinessHours(BaseModel):
+    """Opening hours in the helpdesk's time zone; days are 0 (Monday) to 6 (Sunday)."""
+
+    days: list[int] = PydanticField(default=[0, 1, 2, 3, 4], max_length=7)
+    open: str = PydanticField(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    close: str = PydanticField(default="18:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if any(day not in range(7) for day in value):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(value))
+
+
+class CtiConfig(BaseModel):
+    blocked_caller_ids: list[str] = PydanticField(default=[], max_length=10_000)
+    routing_table: list[Route] = PydanticField(default=[], max_length=1000)
+    default_caller_id: str | None = PydanticField(default=None, max_length=40)
+    business_hours: BusinessHours | None = None
+
+    @field_validator("blocked_caller_ids")
+    @classmethod
+    def _short(cls, value: list[str]) -> list[str]:
+        if any(len(item) > 40 for item in value):
+            raise ValueError("a caller id is at most 40 characters")
+        return [item.strip() for item in value if item.strip()]

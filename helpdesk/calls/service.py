@@ -1,0 +1,596 @@
+"""Calls from any provider: ringing, answer, hang-up, screen pop, missed-call tickets, caller log.
+
+Provider adapters parse their protocol and call ``ring``, ``answer``, ``hangup`` and
+``store_recording``. Every transition carries a key; a key already applied to the call is a retry
+and changes nothing. A call's state only moves forward, whatever order events arrive in.
+"""
+
+import base64
+import contextlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from helpdesk import normalize
+from helpdesk.auth.models import User
+from helpdesk.calls.models import (
+    BusinessHours,
+    Call,
+    CallDirection,
+    CallEvent,
+    CallPublic,
+    CallState,
+    CtiConfig,
+    CtiSettings,
+    Routed,
+    UserPresence,
+    WrapUp,
+)
+from helpdesk.config import Settings
+from helpdesk.customers import service as customers
+from helpdesk.db import serialize_on, utcnow
+from helpdesk.errors import BadInput, HelpdeskError, NotFound
+from helpdesk.profiles import service as profiles
+from helpdesk.realtime import service as events
+from helpdesk.routing import service as routing
+from helpdesk.routing.models import Inbox
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Channel, InboundMessage, MessagePublic, Sender, Ticket, TicketUpdate
+
+# Hang-up causes that mean the call went somewhere else rather than being missed.
+NOT_MISSED_CAUSES = {"forwarded"}
+VOICEMAIL = "voicemail"
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """The settings call handling reads."""
+
+    region: str = "JP"
+    timezone: str = "Asia/Tokyo"
+    dormant_after_days: int = 180
+    ring_group: int = 10
+    reopen_window: timedelta = timedelta(days=14)
+
+
+def options_from(settings: Settings) -> CallOptions:
+    """CallOptions from the app's settings."""
+    return CallOptions(region=settings.default_region, timezone=settings.timezone,
+                       dormant_after_days=settings.dormant_after_days,
+                       reopen_window=timedelta(days=settings.reopen_window_days))
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A new call as an adapter parsed it."""
+
+    provider: str
+    call_id: str
+    direction: CallDirection
+    from_: str
+    to: str
+    queue: str | None = None
+    user_label: str | None = None
+    operator_id: int | None = None
+    route: bool = False  # choose dial / queue / voicemail (providers that ask us what to do)
+
+
+@dataclass
+class Ringing:
+    call: Call
+    created: bool
+    inbox_name: str = "default"
+    config: CtiConfig = field(default_factory=CtiConfig)
+
+
+# ---- presence and operator choice ---------------------------------------------------------
+
+
+def client_identity(user_id: int) -> str:
+    """The browser phone's client name for a user."""
+    return f"op-{user_id}"
+
+
+def user_id_of_identity(identity: str) -> int | None:
+    """The user a client name (``op-5`` or ``client:op-5``) belongs to."""
+    match = re.fullmatch(r"(?:client:)?op-(\d{1,12})", identity.strip())
+    return int(match.group(1)) if match else None
+
+
+async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
+    """The active members of an inbox who are online now: the one place calls ask about presence."""
+    rows = await session.scalars(
+        select(col(UserPresence.user_id))
+        .where(col(UserPresence.user_id).in_(routing.active_members(inbox_id)),
+               col(UserPresence.status) == "online"))
+    return list(rows)
+
+
+async def set_presence(session: AsyncSession, user_id: int, status: str) -> None:
+    """Record a user's presence (online, away, offline)."""
+    row = await session.get(UserPresence, user_id)
+    if row is None:
+        session.add(UserPresence(user_id=user_id, status=status))
+    else:
+        row.status, row.updated_at = status, utcnow()
+
+
+async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:
+    """Online members of the inbox not on a call, longest since their last answered call first."""
+    online = await online_member_ids(session, inbox_id)
+    if not online:
+        return []
+    # Per operator, both lookups are single index probes, however long their call history.
+    on_call = (select(col(Call.id)).where(col(Call.state) == CallState.answered,
+                                          col(Call.operator_id) == col(User.id))
+               .limit(1).correlate(User).scalar_subquery())
+    last = (select(func.max(col(Call.answered_at))).where(col(Call.operator_id) == col(User.id))
+            .correlate(User).scalar_subquery())
+    rows = await session.execute(select(col(User.id), on_call, last).where(col(User.id).in_(online)))
+    never = datetime.min.replace(tzinfo=UTC)
+    free = [(_aware(at) or never, uid) for uid, busy, at in rows.all() if busy is None and uid is not None]
+    return [uid for _, uid in sorted(free)][:limit]
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    # An aggregate in a scalar subquery comes back raw: naive, or text on SQLite.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def is_open(hours: BusinessHours | None, *, tz: str, now: datetime | None = None) -> bool:
+    """Whether the phone line is within business hours (no hours set: always open)."""
+    if hours is None:
+        return True
+    local = (now or utcnow()).astimezone(ZoneInfo(tz))
+    opens = time.fromisoformat(hours.open)
+    closes = time(23, 59, 59, 999999) if hours.close == "24:00" else time.fromisoformat(hours.close)
+    return local.weekday() in hours.days and opens <= local.time() < closes
+
+
+# ---- CTI settings -------------------------------------------------------------------------
+
+
+async def cti_config(session: AsyncSession) -> CtiConfig:
+    """The admin-edited blocked list, routing table, default caller id and business hours."""
+    row = await session.get(CtiSettings, 1)
+    if row is None:
+        return CtiConfig()
+    return CtiConfig.model_validate({
+        "blocked_caller_ids": row.blocked_caller_ids, "routing_table": row.routing_table,
+        "default_caller_id": row.default_caller_id, "business_hours": row.business_hours})
+
+
+async def save_cti_config(session: AsyncSession, config: CtiConfig) -> CtiConfig:
+    """Replace the CTI settings."""
+    row = await session.get(CtiSettings, 1) or CtiSettings(id=1)
+    row.blocked_caller_ids = config.blocked_caller_ids
+    row.routing_table = [route.model_dump() for route in config.routing_table]
+    row.default_caller_id = config.default_caller_id
+    row.business_hours = config.business_hours.model_dump() if config.business_hours else None
+    row.updated_at = utcnow()
+    session.add(row)
+    await session.flush()
+    return config
+
+
+def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
+    """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
+    e164 = normalize.phone(caller, region)
+    for item in config.blocked_caller_ids:
+        blocked = normalize.phone(item, region)
+        if (e164 is not None and blocked == e164) or normalize.nfkc(item) == normalize.nfkc(caller):
+            return True
+    return False
+
+
+def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
+    """The caller id for a destination: the first matching route (``*`` = any digits), or default."""
+    for route in config.routing_table:
+        pattern = ".+?".join(re.escape(part) for part in route.dest.split("*"))
+        if re.fullmatch(pattern, destination.strip()):
+            return route.caller_id
+    return config.default_caller_id
+
+
+# ---- transitions --------------------------------------------------------------------------
+
+
+async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Ringing:
+    """Record a new call (a retried one returns the original) and pop the screen for inbound."""
+    await serialize_on(session, f"call:{new.provider}:{new.call_id}")
+    config = await cti_config(session)
+    existing = await _call_by_provider_id(session, new.provider, new.call_id)
+    if existing is not None:
+        inbox = await session.get(Inbox, existing.inbox_id)
+        return Ringing(existing, False, inbox.name if inbox else "default", config)
+    inbound = new.direction == CallDirection.inbound
+    caller = new.from_ if inbound else new.to
+    inbox = await routing.inbox_for_number(session, new.to if inbound else new.from_,
+                                           region=options.region)
+    e164 = normalize.phone(caller, options.region)
+    assert inbox.id is not None
+    call = Call(
+        provider=new.provider, call_id=new.call_id, direction=new.direction,
+        from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
+        inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
+        customer_id=await customers.customer_id_by_phone(session, e164) if e164 else None,
+        queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
+        user_label=new.user_label[:500] if new.user_label else None,
+    )
+    if inbound:
+        await _route(session, call, new, config, options)
+    session.add(call)
+    await session.flush()
+    assert call.id is not None
+    session.add(CallEvent(call_ref=call.id, key="ring"))
+    if inbound and call.routed != Routed.rejected:
+        await _announce_ring(session, call, options)
+    return Ringing(call, True, inbox.name, config)
+
+
+async def _route(
+    session: AsyncSession, call: Call, new: Ring, config: CtiConfig, options: CallOptions
+) -> None:
+    if is_blocked(config, new.from_, region=options.region):
+        call.routed, call.state, call.cause = Routed.rejected, CallState.ended, "blocked"
+        call.ended_at, call.done = utcnow(), True
+        return
+    if new.route and not is_open(config.business_hours, tz=options.timezone):
+        call.routed, call.voicemail = Routed.voicemail, True
+        return
+    call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group)
+    if new.route:
+        call.routed = Routed.dial if call.offered_user_ids else Routed.queue
+
+
+async def _announce_ring(session: AsyncSession, call: Call, options: CallOptions) -> None:
+    profile = None
+    if call.customer_id is not None:
+        found = await profiles.profile(session, call.customer_id, inbox_ids={call.inbox_id},
+                                       dormant_after_days=options.dormant_after_days)
+        profile = found.model_dump(mode="json") if found else None
+    events.record(session, type="call.ringing", user_ids=call.offered_user_ids, data={
+        "call": _public(call), "caller": caller_card(call, profile, options.region),
+        "profile": profile,
+    })
+
+
+def caller_card(call: Call, profile: dict[str, Any] | None, region: str) -> dict[str, Any]:
+    """What the pop-up headline shows: a known customer, a new one, or a withheld number."""
+    raw = call.from_number if call.direction == CallDirection.inbound else call.to_number
+    withheld = call.caller_e164 is None and normalize.is_withheld(raw)
+    display = normalize.phone_display(call.caller_e164, region) if call.caller_e164 else (
+        "非通知" if withheld else raw)
+    return {"number": call.caller_e164, "display": display, "withheld": withheld,
+            "known": profile is not None, "customer_id": call.customer_id,
+            "name": profile["name"] if profile else None}
+
+
+async def answer(
+    session: AsyncSession, provider: str, call_id: str, *, key: str, operator_id: int | None = None,
+    answered_by: str | None = None, sequence: int | None = None, at: datetime | None = None,
+    options: CallOptions,
+) -> Call | None:
+    """Someone (an operator, or voicemail) picked up. None when the call is unknown."""
+    call = await _locked(session, provider, call_id)
+    if call is None or not await _applied(session, call, key, sequence):
+        return call
+    if call.state == CallState.ended or _is_late(call, sequence):
+        return call
+    _advance(call, sequence)
+    if call.state == CallState.answered:
+        if operator_id is not None and call.operator_id is None:
+            call.operator_id = operator_id
+            await _take_call(session, call, options)
+        return call
+    voicemail = (answered_by or "").strip().lower() == VOICEMAIL
+    call.state, call.answered_at, call.voicemail = CallState.answered, at or utcnow(), voicemail
+    call.operator_id = call.operator_id if voicemail else (operator_id or call.operator_id)
+    call.done = call.direction == CallDirection.outbound or not voicemail
+    if not voicemail:
+        await _take_call(session, call, options)
+    return call
+
+
+async def hangup(
+    session: AsyncSession, provider: str, call_id: str, *, key: str, cause: str | None = None,
+    duration: int | None = None, sequence: int | None = None, at: datetime | None = None,
+    options: CallOptions,
+) -> Call | None:
+    """The call ended; an inbound call nobody answered becomes a missed call with a ticket."""
+    call = await _locked(session, provider, call_id)
+    if call is None or not await _applied(session, call, key, sequence):
+        return call
+    if call.state == CallState.ended:
+        return call
+    _advance(call, sequence)
+    now = at or utcnow()
+    if call.state == CallState.ringing and call.routed == Routed.dial and duration:
+        # Dialled with answerOnBridge: the caller's leg is answered only when an operator is.
+        call.state, call.answered_at, call.done = CallState.answered, now - timedelta(seconds=duration), True
+        await _take_call(session, call, options)
+    answered = call.state == CallState.answered and not call.voicemail
+    call.state, call.ended_at, call.cause = CallState.ended, now, (cause or "")[:40] or None
+    if call.direction == CallDirection.inbound and not answered:
+        call.done = cause in NOT_MISSED_CAUSES
+        if not call.done:
+            await _missed_ticket(session, call, options)
+            _publish(session, call, "call.missed")
+    _publish(session, call, "call.ended")
+    return call
+
+
+async def store_recording(session: AsyncSession, provider: str, call_id: str, *, key: str,
+                          url: str) -> Call | None:
+    """Keep the recording URL a provider reported (the first one wins)."""
+    call = await _locked(session, provider, call_id)
+    if call is None or not await _applied(session, call, key, None):
+        return call
+    if call.recording_url is None:
+        call.recording_url = url[:500]
+    return call
+
+
+async def note_event(session: AsyncSession, provider: str, call_id: str, *, key: str,
+                     sequence: int | None) -> Call | None:
+    """Record a progress event that changes nothing but the sequence high-water mark."""
+    call = await _locked(session, provider, call_id)
+    if call is not None and await _applied(session, call, key, sequence) and not _is_late(call, sequence):
+        _advance(call, sequence)
+    return call
+
+
+async def _call_by_provider_id(session: AsyncSession, provider: str, call_id: str) -> Call | None:
+    return await session.scalar(select(Call).where(col(Call.provider) == provider,
+                                                   col(Call.call_id) == call_id))
+
+
+async def _locked(session: AsyncSession, provider: str, call_id: str) -> Call | None:
+    await serialize_on(session, f"call:{provider}:{call_id}")
+    return await session.scalar(select(Call).where(
+        col(Call.provider) == provider, col(Call.call_id) == call_id).with_for_update())
+
+
+async def _applied(session: AsyncSession, call: Call, key: str, sequence: int | None) -> bool:
+    """Remember ``key`` for this call; False when it was seen before (a retry)."""
+    assert call.id is not None
+    seen = await session.scalar(select(col(CallEvent.id)).where(
+        col(CallEvent.call_ref) == call.id, col(CallEvent.key) == key[:120]))
+    if seen is not None:
+        return False
+    session.add(CallEvent(call_ref=call.id, key=key[:120], sequence=sequence))
+    return True
+
+
+def _is_late(call: Call, sequence: int | None) -> bool:
+    return sequence is not None and sequence < call.last_sequence
+
+
+def _advance(call: Call, sequence: int | None) -> None:
+    if sequence is not None:
+        call.last_sequence = max(call.last_sequence, sequence)
+
+
+# ---- tickets from calls -------------------------------------------------------------------
+
+
+async def _take_call(session: AsyncSession, call: Call, options: CallOptions) -> None:
+    """An answered inbound call joins the caller's open ticket or opens one, for the operator."""
+    if call.direction != CallDirection.inbound:
+        _publish_answered(session, call)
+        return
+    token = None
+    if call.customer_id is not None:
+        token = await tickets.open_ticket_token(session, customer_id=call.customer_id,
+                                                inbox_id=call.inbox_id)
+    display = caller_card(call, None, options.region)["display"]
+    await _ticket_from(session, call, options, suffix="answered", subject=f"電話 {display}",
+                       body=f"着信 {display}", token=token)
+    if call.operator_id is not None and call.ticket_id is not None:
+        operator = await session.get(User, call.operator_id)
+        if operator is not None:
+            await _claim_quietly(session, call.ticket_id, operator)
+    _publish_answered(session, call)
+
+
+async def _claim_quietly(session: AsyncSession, ticket_id: int, operator: User) -> None:
+    # When someone else already holds the ticket, the call does not take it from them.
+    with contextlib.suppress(HelpdeskError):
+        await tickets.claim(session, ticket_id, actor=operator)
+
+
+async def _missed_ticket(session: AsyncSession, call: Call, options: CallOptions) -> None:
+    display = caller_card(call, None, options.region)["display"]
+    kind = "留守番電話" if call.voicemail else "不在着信"
+    await _ticket_from(session, call, options, suffix="missed", subject="不在着信",
+                       body=f"{kind} {display}: 折り返しが必要です", token=None)
+
+
+async def _ticket_from(
+    session: AsyncSession, call: Call, options: CallOptions, *, suffix: str, subject: str,
+    body: str, token: str | None,
+) -> None:
+    inbox = await session.get(Inbox, call.inbox_id)
+    withheld = call.caller_e164 is None
+    result = await tickets.ingest(session, InboundMessage(
+        channel=Channel.phone, external_id=f"{call.provider}:{call.call_id}:{suffix}"[:255],
+        sender=Sender(phone=call.caller_e164, name="非通知" if withheld else None),
+        subject=subject, body_text=body, inbox=inbox.name if inbox else "default",
+        ticket_token=token, conversation_key=None if token else f"call:{call.id}",
+    ), options=tickets.IngestOptions(region=options.region, reopen_window=options.reopen_window))
+    ticket = await session.get(Ticket, result.ticket_id)
+    call.ticket_id = result.ticket_id
+    if call.customer_id is None and ticket is not None:
+        call.customer_id = ticket.customer_id
+
+
+def _public(call: Call) -> dict[str, Any]:
+    return CallPublic.model_validate(call).model_dump(mode="json", by_alias=True)
+
+
+def _audience(call: Call) -> list[int]:
+    ids = list(call.offered_user_ids)
+    if call.operator_id is not None and call.operator_id not in ids:
+        ids.append(call.operator_id)
+    return ids
+
+
+def _publish(session: AsyncSession, call: Call, kind: str) -> None:
+    events.record(session, type=kind, data={"call": _public(call)}, inbox_id=call.inbox_id,
+                  user_ids=_audience(call))
+
+
+def _publish_answered(session: AsyncSession, call: Call) -> None:
+    # The answering operator's page opens the ticket (or the customer); others close the pop-up.
+    target = ({"ticket_id": call.ticket_id} if call.ticket_id is not None
+              else {"customer_id": call.customer_id} if call.customer_id is not None
+              else {"new_ticket": {"phone": call.caller_e164}})
+    events.record(session, type="call.answered", user_ids=_audience(call),
+                  data={"call": _public(call), "operator_id": call.operator_id, "open": target})
+
+
+# ---- operators' actions -------------------------------------------------------------------
+
+
+async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
+    """A call in an inbox the user works; 404 otherwise."""
+    call = await session.get(Call, call_pk)
+    visible = await routing.visible_inbox_ids(session, user)
+    if call is None or (visible is not None and call.inbox_id not in visible):
+        raise NotFound("call not found")
+    return call
+
+
+async def list_calls(
+    session: AsyncSession, user: User, *, done: bool | None, cursor: str | None, limit: int
+) -> tuple[list[CallPublic], str | None]:
+    """The caller log the user may see, newest first, by keyset on id."""
+    stmt = select(Call)
+    visible = await routing.visible_inbox_ids(session, user)
+    if visible is not None:
+        stmt = stmt.where(col(Call.inbox_id).in_(visible))
+    if done is not None:
+        stmt = stmt.where(col(Call.done).is_(done))
+    if cursor:
+        stmt = stmt.where(col(Call.id) < _decode_cursor(cursor))
+    rows = list(await session.scalars(stmt.order_by(col(Call.id).desc()).limit(limit + 1)))
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
+    return [CallPublic.model_validate(c) for c in page], next_cursor
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("cursor is not valid") from None
+
+
+async def mark_done(session: AsyncSession, user: User, ids: list[int]) -> int:
+    """Mark the user's visible calls among ``ids`` as done; returns how many were found."""
+    stmt = update(Call).where(col(Call.id).in_(ids))
+    visible = await routing.visible_inbox_ids(session, user)
+    if visible is not None:
+        stmt = stmt.where(col(Call.inbox_id).in_(visible))
+    result = await session.execute(stmt.values(done=True))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def wrap_up(session: AsyncSession, call: Call, body: WrapUp, *, user: User) -> MessagePublic:
+    """After-call notes as an internal message on the call's ticket, and its new status."""
+    ticket_id = body.ticket_id or call.ticket_id
+    if ticket_id is None:
+        raise BadInput("ticket_id: this call has no ticket; name one")
+    ticket = await tickets.lock(session, ticket_id)
+    visible = await routing.visible_inbox_ids(session, user)
+    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
+        raise BadInput("ticket_id: no such ticket")
+    message = await tickets.reply(session, ticket, body=body.notes, internal=True, actor=user)
+    if body.status is not None:
+        change = TicketUpdate(version=ticket.version, status=body.status,
+                              pending_reason=body.pending_reason)
+        await tickets.update(session, ticket, change, actor=user)
+    call.ticket_id = call.ticket_id or ticket.id
+    call.done = True
+    return message
+
+
+# ---- click-to-call ------------------------------------------------------------------------
+
+
+class DialFailed(HelpdeskError):
+    status_code = 502
+
+
+# Places a call from the operator's browser phone to ``to``; returns the provider's call id.
+Dialer = Callable[..., Awaitable[str]]
+
+
+async def start_outbound(
+    session: AsyncSession, *, user: User, to: str, customer_id: int | None, options: CallOptions
+) -> Call:
+    """A provisional outbound call row, before the provider has been asked to place it."""
+    e164 = normalize.phone(to, options.region)
+    if e164 is None:
+        raise BadInput("to: not a phone number")
+    caller_id = outbound_caller_id(await cti_config(session), e164.lstrip("+"))
+    if not caller_id:
+        raise BadInput("no caller id for this destination: set a route or a default caller id")
+    if customer_id is None:
+        customer_id = await customers.customer_id_by_phone(session, e164)
+    inbox = await routing.inbox_for_number(session, caller_id, region=options.region)
+    assert inbox.id is not None
+    call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,
+                from_number=caller_id, to_number=e164, caller_e164=e164, inbox_id=inbox.id,
+                operator_id=user.id, customer_id=customer_id, done=True, queue=caller_id)
+    session.add(call)
+    await session.flush()
+    return call
+
+
+def placed(call: Call, provider_call_id: str) -> None:
+    """The provider accepted the call: adopt its id so status callbacks find the row."""
+    call.call_id = provider_call_id[:250]
+
+
+def failed(call: Call, reason: str) -> None:
+    """The provider refused the call."""
+    call.state, call.ended_at, call.cause = CallState.ended, utcnow(), reason[:40]
+
+
+async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
+    """Whether a customer id names a customer."""
+    return bool(await customers.summaries(session, [customer_id]))
+
+
+def user_matches(label: str) -> Any:
+    """A filter matching a user by id, email or name (how PBXs name the answering agent)."""
+    label = normalize.nfkc(label)
+    conditions = [func.lower(col(User.email)) == label.lower(), col(User.name) == label]
+    if label.isdigit() and len(label) < 12:
+        conditions.append(col(User.id) == int(label))
+    return or_(*conditions)
+
+
+async def user_id_named(session: AsyncSession, label: str | None) -> int | None:
+    """The active user a PBX names (first of a comma-separated list), if any."""
+    if not label or not label.strip():
+        return None
+    first = label.split(",")[0].strip()
+    if not first or first.lower() == VOICEMAIL:
+        return None
+    return await session.scalar(select(col(User.id)).where(
+        user_matches(first), col(User.is_active).is_(True)).limit(1))

@@ -1,0 +1,169 @@
+"""POST /telephony/twilio/voice: signature checks, operator choice, and the TwiML answered."""
+
+import xml.etree.ElementTree as ET
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.calls.models import Call, CallState
+from helpdesk.realtime.models import Event
+from tests.conftest import Staff
+from tests.telephony.fixtures import (
+    SALES_NUMBER,
+    count,
+    events_of,
+    floor,
+    online,
+    signature,
+    status_params,
+    twilio_post,
+    voice_params,
+)
+
+VOICE = "/telephony/twilio/voice"
+
+
+def twiml(response: httpx.Response) -> ET.Element:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/xml")
+    return ET.fromstring(response.text)
+
+
+async def test_signed_call_gets_a_dial_to_the_online_operators_of_the_number(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff, sales_ops=3)
+    await staff.create("offline", inboxes=["sales"])  # a member, but not online
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA1", "09011112222")))
+    dial = root.find("Dial")
+    assert dial is not None and dial.get("answerOnBridge") == "true" and dial.get("timeout") == "20"
+    clients = sorted(c.text or "" for c in dial.findall("Client"))
+    assert clients == sorted(f"op-{op.id}" for op in f.sales_ops)
+    assert all(c.get("statusCallback") == "https://helpdesk.example.jp/telephony/twilio/status"
+               for c in dial.findall("Client"))
+    await db.rollback()
+    call = (await db.execute(Call.__table__.select())).one()
+    assert call.state == CallState.ringing and call.done is False
+    assert sorted(call.offered_user_ids) == sorted(op.id for op in f.sales_ops)
+
+
+async def test_wrong_or_missing_signature_is_403_and_stores_nothing(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    params = voice_params("CA-forged", "09011112222")
+    pairs = list(params.items())
+    forged = [
+        await twilio_post(tel, VOICE, params, sign=None),
+        await twilio_post(tel, VOICE, params, sign="bm90IGEgc2lnbmF0dXJl"),
+        await twilio_post(tel, VOICE, params, sign=signature(VOICE, pairs, token="other-token")),
+        await twilio_post(tel, VOICE, params, sign=signature(VOICE, pairs, base="https://evil.example")),
+        await twilio_post(tel, VOICE, {**params, "From": "09099998888"}, sign=signature(VOICE, pairs)),
+        await twilio_post(tel, VOICE + "?x=1", params, sign=signature(VOICE, pairs)),
+    ]
+    assert [r.status_code for r in forged] == [403] * len(forged)
+    assert all(isinstance(r.json()["detail"], str) for r in forged)
+    assert await count(db, Call) == 0
+    assert await count(db, Event) == 0
+
+
+async def test_duplicate_form_keys_are_part_of_the_signature(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    pairs = [*voice_params("CA-dup", "09011112222").items(), ("Extra", "b"), ("Extra", "a")]
+    assert (await twilio_post(tel, VOICE, pairs)).status_code == 200
+    dropped = pairs[:-1]
+    response = await twilio_post(tel, VOICE, dropped, sign=signature(VOICE, pairs))
+    assert response.status_code == 403
+
+
+async def test_twilio_webhooks_are_404_when_twilio_is_not_configured(
+        http: httpx.AsyncClient, db: AsyncSession) -> None:
+    for path in (VOICE, "/telephony/twilio/status", "/telephony/twilio/sms"):
+        response = await twilio_post(http, path, voice_params("CA404", "0311112222"))
+        assert response.status_code == 404
+    assert await count(db, Call) == 0
+
+
+async def test_retried_webhook_answers_the_same_and_records_one_call(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    first = await twilio_post(tel, VOICE, voice_params("CA-retry", "0311112222"))
+    again = await twilio_post(tel, VOICE, voice_params("CA-retry", "0311112222"))
+    assert first.text == again.text
+    assert await count(db, Call) == 1
+    assert len(await events_of(db, "call.ringing")) == 1
+
+
+async def test_nobody_free_means_the_caller_waits_in_the_inbox_queue(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff, sales_ops=1)
+    twiml(await twilio_post(tel, VOICE, voice_params("CA-busy", "0311112222")))
+    child = {"CallSid": "CA-leg", "ParentCallSid": "CA-busy", "CallStatus": "in-progress",
+             "To": f"client:op-{f.sales_ops[0].id}"}
+    assert (await twilio_post(tel, "/telephony/twilio/status", child)).status_code == 204
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-second", "0322223333")))
+    enqueue = root.find("Enqueue")
+    assert root.find("Dial") is None and enqueue is not None and enqueue.text == "sales"
+    assert enqueue.get("waitUrl") == "https://helpdesk.example.jp/telephony/twilio/wait"
+    wait = await twilio_post(tel, "/telephony/twilio/wait", {"CallSid": "CA-second"})
+    assert twiml(wait).find("Say") is not None
+
+
+async def test_round_robin_offers_the_longest_idle_operator_first(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff, sales_ops=2)
+    first, second = f.sales_ops
+    twiml(await twilio_post(tel, VOICE, voice_params("CA-a", "0311112222")))
+    await twilio_post(tel, "/telephony/twilio/status", {
+        "CallSid": "CA-a-leg", "ParentCallSid": "CA-a", "CallStatus": "in-progress",
+        "To": f"client:op-{first.id}"})
+    await twilio_post(tel, "/telephony/twilio/status", status_params("CA-a", "completed", 3,
+                                                                      CallDuration="30"))
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-b", "0322223333")))
+    dial = root.find("Dial")
+    assert dial is not None
+    assert [c.text for c in dial.findall("Client")] == [f"op-{second.id}", f"op-{first.id}"]
+
+
+async def test_outside_business_hours_the_caller_leaves_a_voicemail(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    admin = await staff.create("admin", role="admin")  # type: ignore[arg-type]
+    closed = {"business_hours": {"days": [], "open": "09:00", "close": "18:00"}}
+    assert (await tel.put("/api/admin/cti", json=closed, headers=Staff.headers(admin))).status_code == 200
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-night", "0311112222")))
+    record = root.find("Record")
+    assert root.find("Dial") is None and record is not None
+    assert record.get("recordingStatusCallback") == "https://helpdesk.example.jp/telephony/twilio/status"
+    await twilio_post(tel, "/telephony/twilio/status", {
+        "CallSid": "CA-night", "RecordingSid": "RE1", "RecordingStatus": "completed",
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE1"})
+    await twilio_post(tel, "/telephony/twilio/status", status_params("CA-night", "completed", 2,
+                                                                      CallDuration="40"))
+    await db.rollback()
+    call = (await db.execute(Call.__table__.select())).one()
+    assert call.state == "ended" and call.voicemail is True and call.done is False
+    assert call.recording_url.endswith("/Recordings/RE1")
+    assert call.ticket_id is not None
+
+
+async def test_blocked_caller_is_rejected_busy_without_a_screen_pop(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    admin = await staff.create("admin", role="admin")  # type: ignore[arg-type]
+    await tel.put("/api/admin/cti", json={"blocked_caller_ids": ["03-9999-0000"]},
+                  headers=Staff.headers(admin))
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-spam", "+81399990000")))
+    reject = root.find("Reject")
+    assert reject is not None and reject.get("reason") == "busy"
+    assert await events_of(db, "call.ringing") == []
+
+
+async def test_unknown_called_number_rings_the_default_inbox(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    default_op = await staff.create("frontdesk", inboxes=["default"])
+    await online(db, default_op)
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-def", "0311112222", to="+81300000000")))
+    dial = root.find("Dial")
+    assert dial is not None and [c.text for c in dial.findall("Client")] == [f"op-{default_op.id}"]
+    assert SALES_NUMBER != "+81300000000"
