@@ -2,6 +2,7 @@
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
+from helpdesk.channels.models import ChatVisitor, ImapCursor, WebhookReceipt
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
@@ -11,7 +12,7 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
-    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
-    "TicketTag", "User",
+    "Attachment", "AuditLog", "ChatVisitor", "Counter", "Customer", "CustomerIdentity", "Event",
+    "ImapCursor", "Inbox", "InboxMember", "Message", "Order", "OrderItem", "OutboxItem",
+    "SearchEntry", "Tag", "Ticket", "TicketTag", "User", "WebhookReceipt",
 ]

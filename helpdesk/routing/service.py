@@ -1,6 +1,8 @@
 """Inboxes and who works them."""
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -48,3 +50,13 @@ async def create_inbox(
     session.add(inbox)
     await session.flush()
     return inbox
+
+
+async def inbox_by_address(session: AsyncSession, addresses: Iterable[str]) -> Inbox | None:
+    """The inbox whose email address is among ``addresses`` (lower-case), if any."""
+    wanted = [a for a in addresses if a]
+    if not wanted:
+        return None
+    return await session.scalar(
+        select(Inbox).where(func.lower(col(Inbox.email_address)).in_(wanted)).order_by(col(Inbox.id))
+        .limit(1))
