@@ -160,8 +160,11 @@ def line_message(text: str, *, event_id: str = "01HZX0000000000000000000AA", use
 
 
 async def count(db: AsyncSession, model: type) -> int:
+    """Rows of ``model`` now committed (the read holds no lock afterwards)."""
     await db.rollback()
-    return int(await db.scalar(select(func.count()).select_from(model)) or 0)
+    found = int(await db.scalar(select(func.count()).select_from(model)) or 0)
+    await db.rollback()
+    return found
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15) -> T:
