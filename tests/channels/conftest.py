@@ -167,9 +167,9 @@ async def count(db: AsyncSession, model: type) -> int:
     return found
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15) -> T:
+async def eventually(check: Callable[[], Awaitable[T | None]], wait: float = 15) -> T:
     """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         result = await check()
         if result:

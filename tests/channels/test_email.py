@@ -35,18 +35,21 @@ CORPUS = {
                           None),
     "iso2022jp_no_charset.eml": (None, "返品について", "返品の手続きについて教えてください。\n佐藤", None),
     "shift_jis.eml": ("髙橋 花子", "商品交換のお願い①",
-                      "お世話になります。\n髙橋です。①と②の商品を交換したいです。\n～よろしくお願いします～", None),
+                      "お世話になります。\n髙橋です。①と②の商品を交換したいです。\n"
+                      "～よろしくお願いします～", None),
     "euc_jp.eml": ("鈴木 一郎", "住所変更",
-                   "配送先の住所を変更したいのですが、可能でしょうか。\n東京都千代田区丸の内１丁目２番３号", None),
-    "multipart_alternative_attachments.eml": ("Keiko Tanaka", "お見積りと請求書",
-                                              "お見積りをお送りします。\n添付の請求書をご確認ください。", None),
+                   "配送先の住所を変更したいのですが、可能でしょうか。\n"
+                   "東京都千代田区丸の内１丁目２番３号", None),
+    "multipart_alternative_attachments.eml": (
+        "Keiko Tanaka", "お見積りと請求書", "お見積りをお送りします。\n添付の請求書をご確認ください。", None),
     "outlook_reply_no_references.eml": ("山田 太郎", "RE: ①注文の件 [#1001]",
                                         "承知しました。土曜日の午前中でお願いします。",
                                         "________________________________"),
     "auto_reply.eml": ("山田 太郎", "不在通知: Re: ①注文の件 [#1001]",
                        "ただいま休暇中のため、5月10日以降に返信いたします。", None),
-    "gmail_reply_quoted.eml": ("Keiko Tanaka", "Re: 発送のお知らせ [#1001]", "ありがとうございます。届きました！",
-                               "2024年5月7日(火) 9:00 ショップサポート <support+0123456789abcdef@shop.example>:"),
+    "gmail_reply_quoted.eml": (
+        "Keiko Tanaka", "Re: 発送のお知らせ [#1001]", "ありがとうございます。届きました！",
+        "2024年5月7日(火) 9:00 ショップサポート <support+0123456789abcdef@shop.example>:"),
 }
 
 
@@ -82,7 +85,8 @@ async def test_attachments_inline_images_and_hostile_html(chttp: httpx.AsyncClie
     files = {a.filename: a for a in await fetch(db, select(Attachment))}
     assert set(files) == {"logo.png", "請求書.pdf", "見積.csv"}
     assert files["logo.png"].content_id == "logo@shop" and files["logo.png"].data.startswith(b"\x89PNG")
-    assert files["請求書.pdf"].content_type == "application/pdf" and files["請求書.pdf"].data.startswith(b"%PDF")
+    assert files["請求書.pdf"].content_type == "application/pdf"
+    assert files["請求書.pdf"].data.startswith(b"%PDF")
     assert charset.decode(files["見積.csv"].data, "shift_jis") == "品名,数量\nりんご,3\n"
     html = (await fetch(db, select(Message)))[0].body_html or ""
     assert "<script" not in html and "onclick" not in html and "alert" not in html
@@ -205,8 +209,8 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
                               recipients=["support@shop.example"], hostname=host, port=port)
 
         async def answered() -> list[Message]:
-            found = await fetch(db, select(Message).where(Message.external_id == "answer-1@yamada-shoten.example"))
-            return found
+            return await fetch(db, select(Message).where(
+                Message.external_id == "answer-1@yamada-shoten.example"))
 
         landed = (await eventually(answered))[0]
         assert landed.ticket_id == ticket.id and landed.body_text == "ありがとうございます。待っています。"

@@ -106,7 +106,7 @@ async def test_operator_reply_is_pushed_with_a_retry_key(
     assert await worker.run_once() == 1
     assert fake_line.pushed == [{"to": USER, "messages": [
         {"type": "text", "text": "はい、7日以内なら返品できます。"}]}]
-    push = [r for r in fake_line.requests if r.path == "/v2/bot/message/push"][0]
+    push = next(r for r in fake_line.requests if r.path == "/v2/bot/message/push")
     assert len(push.headers["X-Line-Retry-Key"]) == 36
     detail = (await chttp.get(f"/api/tickets/{ticket.id}", headers=operator)).json()
     assert detail["messages"][-1]["delivery_status"] == "sent"

@@ -151,6 +151,5 @@ async def _handle(chat: Conversation, socket: service.VisitorSocket, frame: dict
 @router.post("/api/chat/tickets/{ticket_id}/typing")
 async def operator_typing(ticket: CurrentTicket, user: CurrentUser, request: Request) -> dict[str, int]:
     """Show the visitor of a chat ticket that an operator is typing (sockets of this process)."""
-    assert ticket.id is not None
     hub: service.ChatHub = request.app.state.chat_hub
-    return {"told": await hub.operator_typing(ticket.id, user.name)}
+    return {"told": await hub.operator_typing(ticket.conversation_key, user.name)}

@@ -226,11 +226,12 @@ class ChatHub:
             self.sockets.pop(socket.visitor_id, None)
         return not mine
 
-    async def operator_typing(self, ticket_id: int, author: str | None) -> int:
-        """Show "typing…" to the visitor of ``ticket_id`` on this process; returns sockets told."""
+    async def operator_typing(self, conversation: str | None, author: str | None) -> int:
+        """Show "typing…" to the visitor of a chat conversation on this process; returns sockets told."""
         told = 0
-        visitors = await self._visitors_of({ticket_id})
-        for socket in [s for v in visitors for s in self.sockets.get(v, ())]:
+        if not conversation or not conversation.startswith("chat:"):
+            return told
+        for socket in list(self.sockets.get(conversation.removeprefix("chat:"), ())):
             try:
                 await socket.send_json({"type": "typing", "author": author})
                 told += 1
