@@ -4,17 +4,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
+from helpdesk.channels import wiring as channels
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
 from helpdesk.limits import BodyLimitMiddleware
+from helpdesk.outbox import tasks as outbox_tasks
+from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.service import NOTIFY
@@ -36,9 +40,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bus = bus
     app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
+    app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
+    channels.register_senders(app.state.senders, app.state.sessionmaker)
     try:
-        yield
+        async with channels.running(app), outbox_tasks.running(
+                sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
+                http=http, listen=bus.listen):
+            yield
     finally:
+        await http.aclose()
         await bus.stop()
         await engine.dispose()
 
@@ -47,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured app; nothing connects until the lifespan starts."""
     app = FastAPI(title="Helpdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings or get_settings()
+    # Senders by outbox kind; channels register theirs when the app starts (see lifespan).
+    app.state.senders = SenderRegistry()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api, calls_api,
@@ -54,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)
+    for router in channels.ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

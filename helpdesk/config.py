@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     smtp_listen: str | None = None
     imap_url: str | None = None
     inbound_token: str | None = None
+    # Channels: the token that sends on Messenger / Instagram / WhatsApp Cloud, the Graph API
+    # version, the reply address used when an inbox has none, how often IMAP is polled.
+    meta_access_token: str | None = None
+    meta_graph_version: str = "v21.0"
+    mail_from: str = "support@helpdesk.invalid"
+    imap_poll_seconds: float = 60.0
+    # Outbox: attempts before a message is marked failed; the first retry's delay (it doubles).
+    outbox_max_attempts: int = 5
+    outbox_backoff_seconds: float = 30.0
 
     run_workers: bool = True
 

@@ -3,6 +3,7 @@
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings, UserPresence
+from helpdesk.channels.models import ChatVisitor, ImapCursor, WebhookReceipt
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
@@ -12,7 +13,8 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "Call", "CallEvent", "Counter", "CtiSettings", "Customer",
-    "CustomerIdentity", "Event", "Inbox", "InboxMember", "Message", "Order", "OrderItem",
-    "OutboxItem", "SearchEntry", "Tag", "Ticket", "TicketTag", "User", "UserPresence",
+    "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
+    "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "Message",
+    "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket", "TicketTag", "User",
+    "UserPresence", "WebhookReceipt",
 ]

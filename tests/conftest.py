@@ -5,6 +5,7 @@ The server commits for real, so tests cannot hide their data in a rolled-back tr
 instead every table is emptied before each test.
 """
 
+import asyncio
 import os
 import socket
 import threading
@@ -25,7 +26,7 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, User
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_sessionmaker
-from helpdesk.migrations import alembic_config, run_upgrade
+from helpdesk.migrations import run_upgrade
 
 INBOUND_TOKEN = "test-inbound-token"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -42,13 +43,20 @@ def _database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated database, from scratch for this run."""
-    from alembic import command
-
     url = _database_url(tmp_path_factory)
     if url.startswith("postgresql"):
-        command.downgrade(alembic_config(url), "base")
+        asyncio.run(_empty_postgresql(url))
     run_upgrade(url)
     return url
+
+
+async def _empty_postgresql(url: str) -> None:
+    """Drop whatever an earlier run left, whichever revisions it had."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

@@ -1,9 +1,13 @@
-"""Queueing what must be sent; the worker in tasks.py delivers it after commit."""
+"""Queueing what must be sent, and the registry of senders the worker in tasks.py delivers with."""
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.config import Settings
 from helpdesk.outbox.models import OutboxItem
 
 
@@ -14,3 +18,86 @@ def enqueue(
     item = OutboxItem(kind=kind, message_id=message_id, payload=payload)
     session.add(item)
     return item
+
+
+# ---- senders: how a kind of outbox item leaves ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboundContext:
+    """Everything a sender needs to deliver one outbound message; plain data plus the clients.
+
+    ``idempotency_key`` is the same on every attempt for one outbox item: pass it to providers
+    that deduplicate (LINE's X-Line-Retry-Key, an email's Message-ID).
+    """
+
+    item_id: int
+    kind: str
+    attempt: int
+    idempotency_key: str
+    message_id: int
+    body_text: str
+    body_html: str | None
+    author: str | None
+    ticket_id: int
+    ticket_number: int
+    ticket_subject: str
+    ticket_token: str
+    channel: str
+    conversation_key: str | None
+    inbox_name: str
+    inbox_email: str | None
+    inbox_email_charset: str
+    customer_name: str | None
+    # The customer's identities by kind ("email", "phone", "line", "meta", "chat"), oldest first.
+    identities: dict[str, list[str]]
+    # Provider ids of the thread's earlier messages, oldest first (email threading).
+    thread_external_ids: list[str]
+    # The provider id of the latest inbound message (what a reply answers).
+    reply_to_external_id: str | None
+    payload: dict[str, Any]
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+class SendError(Exception):
+    """A delivery that failed; ``permanent`` ones are not retried (a refused recipient)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# A sender delivers one message and returns the provider's id for it (or None when it has none).
+# It raises SendError (or anything else) on failure; the worker retries with backoff.
+Sender = Callable[[OutboundContext], Awaitable[str | None]]
+Predicate = Callable[[OutboundContext], bool]
+
+
+@dataclass
+class SenderRegistry:
+    """Which sender delivers each outbox kind (``reply.email``, ``reply.line``…).
+
+    Channels register at app start. Several senders may share a kind when each says which
+    items it takes (``when``); the first that accepts wins, and one without ``when`` is the
+    fallback (e.g. WhatsApp through the Cloud API for its own threads, through Twilio otherwise).
+    """
+
+    _senders: dict[str, list[tuple[Predicate | None, Sender]]] = field(default_factory=dict)
+
+    def register(self, kind: str, sender: Sender, *, when: Predicate | None = None) -> None:
+        """Deliver items of ``kind`` with ``sender`` (only those ``when`` accepts, if given)."""
+        entries = self._senders.setdefault(kind, [])
+        entries.append((when, sender))
+        entries.sort(key=lambda entry: entry[0] is None)  # conditional senders first
+
+    def kinds(self) -> list[str]:
+        """The kinds something can deliver."""
+        return sorted(self._senders)
+
+    def sender_for(self, context: OutboundContext) -> Sender | None:
+        """The sender for this item, or None when nothing delivers its kind."""
+        for when, sender in self._senders.get(context.kind, []):
+            if when is None or when(context):
+                return sender
+        return None

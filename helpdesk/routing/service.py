@@ -1,6 +1,8 @@
 """Inboxes and who works them."""
 
-from sqlalchemy import Select, select
+from collections.abc import Iterable
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -66,3 +68,13 @@ def active_members(inbox_id: int) -> Select[int]:
     """A subquery of the active users who work ``inbox_id``."""
     return (select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
             .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True)))
+
+
+async def inbox_by_address(session: AsyncSession, addresses: Iterable[str]) -> Inbox | None:
+    """The inbox whose email address is among ``addresses`` (lower-case), if any."""
+    wanted = [a for a in addresses if a]
+    if not wanted:
+        return None
+    return await session.scalar(
+        select(Inbox).where(func.lower(col(Inbox.email_address)).in_(wanted)).order_by(col(Inbox.id))
+        .limit(1))

@@ -88,6 +88,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
         Index("ix_message_ticket_created", "ticket_id", "created_at", "id"),
+        # Email threading looks up References across channels (a reply to a chat transcript).
+        Index("ix_message_external_id", "external_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

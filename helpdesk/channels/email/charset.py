@@ -1,0 +1,187 @@
+"""Japanese mail charsets as they really arrive, decoded the way Windows mailers encoded them.
+
+Python's strict ``iso2022_jp`` and ``euc_jp`` codecs refuse the NEC and IBM extension characters
+(①, ㈱, Ⅲ…) that Outlook and most Japanese mailers put in ISO-2022-JP (Microsoft's CP50220)
+and EUC-JP (CP51932). Both are JIS X 0208 plus those rows, so we shift them to Shift_JIS
+arithmetically and decode as CP932, which knows every one of them.
+"""
+
+import codecs
+import re
+import unicodedata
+
+ESC = 0x1B
+_ISO2022 = {"iso-2022-jp", "iso2022-jp", "iso2022jp", "csiso2022jp", "iso-2022-jp-1",
+            "iso-2022-jp-2", "iso-2022-jp-3", "iso-2022-jp-2004", "iso-2022-jp-ms", "cp50220",
+            "cp50221", "cp50222", "jis", "x-jis"}
+_SJIS = {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
+         "cp932", "ms932", "x-ms-cp932", "shift_jisx0213", "shift_jis_2004"}
+_EUC = {"euc-jp", "eucjp", "x-euc-jp", "euc_jp", "cseucpkdfmtjapanese", "cp51932", "eucjp-ms",
+        "euc-jis-2004"}
+_JIS_ESCAPE = re.compile(rb"\x1b\$[@B]")
+_HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]+")
+
+
+def decode(data: bytes, charset: str | None) -> str:
+    """Text from ``data`` in ``charset`` (sniffed when absent or unknown); never raises."""
+    name = (charset or "").strip().strip('"').lower()
+    if name in _ISO2022 or (not name and _JIS_ESCAPE.search(data)):
+        return _decode_iso2022(data)
+    if name in _SJIS:
+        return data.decode("cp932", "replace")
+    if name in _EUC:
+        return _decode_euc(data)
+    if name and name not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown", "8bit"):
+        try:
+            return data.decode(codecs.lookup(name).name, "replace")
+        except LookupError:
+            pass
+    return sniff(data)
+
+
+def sniff(data: bytes) -> str:
+    """Decode bytes of unknown charset: JIS escapes, then UTF-8, then Shift_JIS or EUC-JP."""
+    if _JIS_ESCAPE.search(data):
+        return _decode_iso2022(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # EUC-JP bytes are mostly valid Shift_JIS too (as half-width katakana): keep the reading
+    # that looks more like Japanese prose.
+    candidates = [data.decode("cp932", "replace"), _decode_euc(data)]
+    return max(candidates, key=_japanese_score)
+
+
+def _japanese_score(text: str) -> int:
+    score = 0
+    for char in text:
+        code = ord(char)
+        if 0x3040 <= code <= 0x30FF or 0x4E00 <= code <= 0x9FFF or 0x3000 <= code <= 0x303F:
+            score += 2
+        elif 0xFF61 <= code <= 0xFF9F or char == "\ufffd":
+            score -= 3
+    return score
+
+
+def _jis_to_sjis(c1: int, c2: int) -> bytes:
+    """One JIS X 0208 pair (rows 1–94, bytes 0x21–0x7E) as its Shift_JIS pair."""
+    s2 = c2 + 31 + (1 if c2 >= 96 else 0) if c1 % 2 else c2 + 126
+    s1 = (c1 + 1) // 2 + 0x70
+    if s1 >= 0xA0:
+        s1 += 0x40
+    return bytes((s1, s2))
+
+
+def _decode_iso2022(data: bytes) -> str:
+    out = bytearray()
+    mode = "ascii"
+    i, n = 0, len(data)
+    while i < n:
+        byte = data[i]
+        if byte == ESC:
+            mode, i = _escape(data, i, mode)
+            continue
+        if byte in (0x0E, 0x0F):  # SO / SI: CP50221's shifted half-width katakana
+            mode = "kana" if byte == 0x0E else "ascii"
+            i += 1
+            continue
+        if byte in (0x0A, 0x0D):  # a line ends: mailers that forget ESC ( B reset here
+            mode = "ascii" if mode != "x0212" else mode
+            out.append(byte)
+            i += 1
+            continue
+        if mode in ("kanji", "x0212") and i + 1 < n and 0x21 <= byte <= 0x7E:
+            c2 = data[i + 1]
+            if mode == "kanji" and 0x21 <= c2 <= 0x7E:
+                out += _jis_to_sjis(byte, c2)
+            else:
+                out += b"?"
+            i += 2
+            continue
+        out.append(byte + 0x80 if mode == "kana" and 0x21 <= byte <= 0x5F else byte)
+        i += 1
+    return bytes(out).decode("cp932", "replace")
+
+
+def _escape(data: bytes, i: int, mode: str) -> tuple[str, int]:
+    seq = data[i + 1:i + 4]
+    if seq[:2] in (b"$B", b"$@"):
+        return "kanji", i + 3
+    if seq[:3] == b"$(D":
+        return "x0212", i + 4
+    if seq[:2] in (b"(B", b"(J"):
+        return "ascii", i + 3
+    if seq[:2] == b"(I":
+        return "kana", i + 3
+    return mode, i + 1  # an unknown escape: drop the ESC, keep the rest as it comes
+
+
+def _decode_euc(data: bytes) -> str:
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        byte = data[i]
+        if byte == 0x8E and i + 1 < n:  # SS2: half-width katakana
+            out.append(data[i + 1])
+            i += 2
+        elif byte == 0x8F and i + 2 < n:  # SS3: JIS X 0212, which CP932 lacks
+            out += b"?"
+            i += 3
+        elif byte >= 0xA1 and i + 1 < n and data[i + 1] >= 0xA1:
+            out += _jis_to_sjis(byte - 0x80, data[i + 1] - 0x80)
+            i += 2
+        else:
+            out.append(byte)
+            i += 1
+    return bytes(out).decode("cp932", "replace")
+
+
+# ---- encoding replies -----------------------------------------------------------------------
+
+
+def _sjis_to_jis(s1: int, s2: int) -> tuple[int, int]:
+    base = s1 - (0xB0 if s1 >= 0xE0 else 0x70)
+    if s2 >= 0x9F:
+        return base * 2, s2 - 0x7E
+    return base * 2 - 1, s2 - 0x1F - (1 if s2 >= 0x80 else 0)
+
+
+def encode_iso2022(text: str) -> bytes:
+    """``text`` as ISO-2022-JP with Microsoft's extensions (CP50220).
+
+    Half-width katakana become full-width, as ISO-2022-JP has none. Raises UnicodeEncodeError
+    for what it cannot carry (emoji, rare kanji), so the caller can fall back to UTF-8.
+    """
+    text = _HALFWIDTH_KANA.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    out = bytearray()
+    kanji = False
+    for char in text:
+        if ord(char) < 0x80:
+            if kanji:
+                out += b"\x1b(B"
+                kanji = False
+            out += char.encode("ascii")
+            continue
+        pair = char.encode("cp932")
+        if len(pair) != 2:
+            raise UnicodeEncodeError("iso-2022-jp", char, 0, 1, "not a JIS X 0208 character")
+        c1, c2 = _sjis_to_jis(pair[0], pair[1])
+        if not (0x21 <= c1 <= 0x7E and 0x21 <= c2 <= 0x7E):
+            raise UnicodeEncodeError("iso-2022-jp", char, 0, 1, "outside JIS X 0208 and NEC rows")
+        if not kanji:
+            out += b"\x1b$B"
+            kanji = True
+        out += bytes((c1, c2))
+    if kanji:
+        out += b"\x1b(B"
+    return bytes(out)
+
+
+def can_encode_iso2022(text: str) -> bool:
+    """Whether ``text`` survives ISO-2022-JP (CP50220)."""
+    try:
+        encode_iso2022(text)
+    except UnicodeEncodeError:
+        return False
+    return True

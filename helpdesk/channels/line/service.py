@@ -1,0 +1,142 @@
+"""LINE Messaging API: webhook events in, push messages out."""
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.channels import webhooks
+from helpdesk.config import Settings
+from helpdesk.customers import service as customers
+from helpdesk.outbox.service import OutboundContext, SendError
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Channel, InboundMessage, Sender
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 5000  # LINE's limit for one text message
+MAX_MESSAGES = 5  # and for one push
+BLOCKED_TAG = "LINEブロック"
+_names = webhooks.TTLCache()
+
+# What operators see for messages that are not text.
+_PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
+                 "location": "[位置情報]", "sticker": "[スタンプ]"}
+
+
+def source_ids(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the user who acted, the chat to answer in: the group, room or user)."""
+    source = event.get("source") or {}
+    if not isinstance(source, dict):
+        return None, None
+    user_id = source.get("userId") if isinstance(source.get("userId"), str) else None
+    chat = source.get("groupId") or source.get("roomId") or user_id
+    return user_id, chat if isinstance(chat, str) else None
+
+
+async def display_name(http: httpx.AsyncClient, settings: Settings, user_id: str) -> str | None:
+    """The user's LINE display name from the profile API (None when it cannot be had)."""
+    found, name = _names.get(user_id)
+    if found:
+        return name
+    if not settings.line_channel_access_token:
+        return None
+    try:
+        response = await http.get(
+            f"{settings.line_api_base.rstrip('/')}/v2/bot/profile/{user_id}",
+            headers={"Authorization": f"Bearer {settings.line_channel_access_token}"}, timeout=5)
+        name = response.json().get("displayName") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("LINE profile of %s unavailable: %s", user_id, exc)
+        return None
+    name = name if isinstance(name, str) else None
+    _names.put(user_id, name)
+    return name
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text an operator sees for one LINE message object."""
+    kind = str(message.get("type", ""))
+    if kind == "text":
+        return str(message.get("text", ""))
+    label = _PLACEHOLDERS.get(kind, f"[{kind or 'メッセージ'}]")
+    if kind == "file" and message.get("fileName"):
+        return f"{label} {message['fileName']}"
+    if kind == "location":
+        return " ".join(str(p) for p in (label, message.get("title"), message.get("address")) if p)
+    return label
+
+
+def to_inbound(event: dict[str, Any], *, name: str | None) -> InboundMessage | None:
+    """The InboundMessage for a message event (None for events that carry none)."""
+    message = event.get("message")
+    user_id, chat = source_ids(event)
+    event_id = event.get("webhookEventId") or (message or {}).get("id")
+    if not isinstance(message, dict) or not user_id or not chat or not isinstance(event_id, str):
+        return None
+    timestamp = event.get("timestamp")
+    received = (datetime.fromtimestamp(timestamp / 1000, UTC)
+                if isinstance(timestamp, int | float) and timestamp > 0 else None)
+    return InboundMessage(
+        channel=Channel.line, external_id=event_id[:255],
+        sender=Sender(name=name, line_id=user_id), body_text=message_text(message)[:100_000],
+        conversation_key=f"line:{chat}", received_at=received,
+        metadata={"line_message_id": message.get("id")},
+    )
+
+
+async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: str | None,
+                       settings: Settings) -> None:
+    """Apply one webhook event: a message is ingested; follow and unfollow mark the customer."""
+    if event.get("mode") == "standby":  # another module answers this chat right now
+        return
+    kind = event.get("type")
+    if kind == "message":
+        inbound = to_inbound(event, name=name)
+        if inbound is not None:
+            await tickets.ingest(session, inbound, options=tickets.IngestOptions(
+                region=settings.default_region))
+        return
+    user_id, _ = source_ids(event)
+    event_id = event.get("webhookEventId")
+    if kind not in ("follow", "unfollow") or not user_id or not isinstance(event_id, str):
+        return
+    if not await webhooks.first_receipt(session, "line", event_id):
+        return
+    customer = await customers.resolve(session, identities=customers.identities_of(line_id=user_id),
+                                       name=name, region=settings.default_region)
+    tags = [t for t in customer.tags if t != BLOCKED_TAG]
+    customer.tags = [*tags, BLOCKED_TAG] if kind == "unfollow" else tags
+
+
+def _chunks(text: str) -> list[str]:
+    text = text.strip() or " "
+    return [text[i:i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)][:MAX_MESSAGES]
+
+
+async def send_push(context: OutboundContext) -> str | None:
+    """Send an operator's reply as a push message; the retry key makes repeats harmless."""
+    settings = context.settings
+    if not settings.line_channel_access_token:
+        raise SendError("LINE_CHANNEL_ACCESS_TOKEN is not configured")
+    key = context.conversation_key or ""
+    to = key.removeprefix("line:") if key.startswith("line:") else next(
+        iter(context.identities.get("line", [])), None)
+    if not to:
+        raise SendError("no LINE user to send to", permanent=True)
+    response = await context.http.post(
+        f"{settings.line_api_base.rstrip('/')}/v2/bot/message/push",
+        json={"to": to, "messages": [{"type": "text", "text": c} for c in _chunks(context.body_text)]},
+        headers={"Authorization": f"Bearer {settings.line_channel_access_token}",
+                 "X-Line-Retry-Key": str(uuid.uuid5(uuid.NAMESPACE_URL, context.idempotency_key))},
+    )
+    if response.status_code == 409:  # an earlier attempt was accepted: it was sent, once
+        return response.headers.get("x-line-accepted-request-id")
+    if response.status_code >= 300:
+        raise SendError(f"LINE answered {response.status_code}: {response.text[:300]}",
+                        permanent=400 <= response.status_code < 500 and response.status_code != 429)
+    sent = (response.json().get("sentMessages") or [{}])[0]
+    return str(sent.get("id")) if sent.get("id") else response.headers.get("x-line-request-id")
