@@ -1,5 +1,6 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,10 +10,13 @@ from fastapi.staticfiles import StaticFiles
 
 from helpdesk.auth import api as auth_api
 from helpdesk.channels import api as channels_api
+from helpdesk.channels import shopify as shopify_channel
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
+from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
+from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime.bus import MemoryBus
@@ -32,9 +36,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.bus = bus
     app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
+        app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
+        dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     try:
         yield
     finally:
+        if ranks is not None:
+            ranks.cancel()
         await bus.stop()
         await engine.dispose()
 
@@ -45,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
-    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api):
+    for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
+                   shopify_channel):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

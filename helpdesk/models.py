@@ -2,7 +2,14 @@
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
-from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
+from helpdesk.customers.models import (
+    Customer,
+    CustomerIdentity,
+    Order,
+    OrderDelivery,
+    OrderItem,
+    RfmBoundary,
+)
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event
@@ -12,6 +19,6 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 
 __all__ = [
     "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
-    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
-    "TicketTag", "User",
+    "InboxMember", "Message", "Order", "OrderDelivery", "OrderItem", "OutboxItem", "RfmBoundary",
+    "SearchEntry", "Tag", "Ticket", "TicketTag", "User",
 ]
