@@ -111,4 +111,4 @@ async def _open_tickets(
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     rows = list(await session.scalars(
         stmt.order_by(col(Ticket.updated_at).desc()).limit(OPEN_TICKETS)))
-    return await tickets.publics(session, rows)
+    return await tickets.publics(session, rows) if rows else []

@@ -1,7 +1,7 @@
 """CSV imports: encodings, layouts, normalisation, idempotency and bad rows."""
 
+import asyncio
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -157,15 +157,22 @@ async def test_uploads_need_a_supervisor_and_readable_csv(
     assert await db.scalar(select(func.count()).select_from(Customer)) == 0
 
 
-async def test_cli_imports_with_a_summary(database_url: str, db: AsyncSession, engine: object) -> None:
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        HELPDESK, *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return int(process.returncode or 0), output.decode()
+
+
+async def test_cli_imports_with_a_summary(database_url: str, engine: object) -> None:
     env = {**os.environ, "HELPDESK_DATABASE_URL": database_url, "COLUMNS": "100"}
-    run = subprocess.run(
-        [HELPDESK, "import", "orders", str(DATA / "orders_bad_rows.csv")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
-    assert run.returncode == 0, run.stderr
-    assert "line 4: bad date '2025/13/45'" in run.stdout
-    assert "│    9 │       2 │       0 │         0 │       6 │" in run.stdout
-    missing = subprocess.run(
-        [HELPDESK, "import", "orders", "/nonexistent.csv"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
-    assert missing.returncode == 1 and "no such file" in missing.stdout
+    code, output = await _cli(env, "import", "orders", str(DATA / "orders_bad_rows.csv"))
+    assert code == 0, output
+    assert "line 4: bad date '2025/13/45'" in output
+    assert "│    9 │       2 │       0 │         0 │       6 │" in output
+    code, output = await _cli(env, "import", "orders", "/nonexistent.csv")
+    assert code == 1 and "no such file" in output
+    code, output = await _cli(env, "import", "customers", str(DATA / "customers_sjis.csv"),
+                              "--map", "nonsense")
+    assert code == 1 and "bad mapping" in output
