@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.customers import service
@@ -20,7 +20,7 @@ from helpdesk.customers.models import (
     table_of,
 )
 from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, Identity
-from helpdesk.db import utcnow
+from helpdesk.db import dialect_of, utcnow
 from helpdesk.search import service as search
 from helpdesk.search.models import SearchEntry
 
@@ -47,14 +47,14 @@ class _Person:
     note: str | None = None
 
 
+EMAIL, PHONE = IdentityKind.email, IdentityKind.phone
+
+
 def identities(email: str | None, phone: str | None) -> list[Identity]:
     """The (already normalised) identities of a row, email first."""
-    found: list[Identity] = []
-    if email:
-        found.append((IdentityKind.email, email))
-    if phone:
-        found.append((IdentityKind.phone, phone))
-    return found
+    if email and phone:
+        return [(EMAIL, email), (PHONE, phone)]
+    return [(EMAIL, email)] if email else [(PHONE, phone)] if phone else []
 
 
 async def import_customers(
@@ -117,9 +117,26 @@ async def _insert_customers(session: AsyncSession, people: Sequence[_Person]) ->
     rows = [{"name": p.name, "name_kana": p.name_kana, "note": p.note, "tags": p.tags,
              "orders_count": 0, "total_spent": 0, "created_at": now, "updated_at": now}
             for p in people]
-    result = await session.execute(
-        insert(CUSTOMER).returning(CUSTOMER.c.id, sort_by_parameter_order=True), rows)
-    return list(result.scalars().all())
+    return await insert_returning_ids(session, CUSTOMER, rows)
+
+
+async def insert_returning_ids(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert rows and return their ids in row order, in batches rather than row by row.
+
+    SQLite cannot promise the order of a multi-row RETURNING, so SQLAlchemy would insert one row
+    per statement; the import's transaction holds SQLite's only write lock, so ids counted on
+    from the current maximum are ours. PostgreSQL sorts RETURNING rows by a sentinel instead.
+    """
+    if dialect_of(session) != "sqlite":
+        result = await session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        return list(result.scalars().all())
+    start = int(await session.scalar(select(func.max(table.c.id))) or 0)
+    ids = list(range(start + 1, start + 1 + len(rows)))
+    await session.execute(insert(table), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
 
 
 async def _update_existing(session: AsyncSession, people: dict[int, _Person]) -> set[int]:
@@ -216,12 +233,10 @@ async def _insert_orders(
 ) -> None:
     if not rows:
         return
-    ids = list((await session.execute(
-        insert(ORDER).returning(ORDER.c.id, sort_by_parameter_order=True), rows)).scalars())
+    ids = await insert_returning_ids(session, ORDER, rows)
     await _insert_items(session, zip(ids, orders, strict=True))
-    await search.add_many(session, [
-        ("order", order_id, " ".join(filter(None, [row["number"], row["external_id"]])),
-         row["customer_id"]) for order_id, row in zip(ids, rows, strict=True)])
+    await search.add_many(session, [("order", order_id, row["number"], row["customer_id"])
+                                    for order_id, row in zip(ids, rows, strict=True)])
     result.created += len(ids)
     result.touched.update(row["customer_id"] for row in rows)
 

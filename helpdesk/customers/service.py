@@ -288,7 +288,7 @@ async def record_order(
     assert order.id is not None
     await _replace_items(session, order.id, incoming.items)
     await search.replace(session, kind="order", ref_id=order.id, customer_id=customer_id,
-                         text_=" ".join(filter(None, [order.number, order.external_id])))
+                         text_=order.number)
     await refresh_aggregates(session, touched)
     await rfm.rescore(session, touched, dormant_after_days=dormant_after_days)
     return OrderOutcome(order.id, customer_id, "updated" if existing else "created")

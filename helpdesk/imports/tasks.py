@@ -50,7 +50,11 @@ async def import_file(
         else:
             batches = service.order_batches(csv_file.rows, layout, summary, options.region,
                                             ZoneInfo(options.timezone))
-        while (batch := await asyncio.to_thread(_next, batches)) is not None:
+        # Parsing the next batch (Python, in a thread) overlaps writing this one (SQLite and the
+        # network release the GIL), which keeps both cores busy.
+        upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches))
+        while (batch := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches))
             await _write(session, kind, batch, summary, options)
             await session.commit()
             if progress:

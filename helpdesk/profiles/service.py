@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,6 +15,7 @@ from helpdesk.customers.models import (
     IdentityKind,
     OrderItemPublic,
     OrderPublic,
+    table_of,
 )
 from helpdesk.db import utcnow
 from helpdesk.profiles.models import Profile
@@ -25,6 +26,7 @@ from helpdesk.tickets.models import Ticket, TicketPublic
 RECENT_ORDERS = 10
 OPEN_TICKETS = 20
 CUSTOMER, ORDER, ORDER_ITEM = customers.CUSTOMER, customers.ORDER, customers.ORDER_ITEM
+IDENTITY = table_of(CustomerIdentity)
 _COLUMNS = [CUSTOMER.c[name] for name in (
     "name", "name_kana", "tags", "orders_count", "total_spent", "first_order_at", "last_order_at",
     "recency_score", "frequency_score", "monetary_score")]
@@ -34,11 +36,36 @@ async def profile(
     session: AsyncSession, customer_id: int, *, viewer: User, dormant_after_days: int = 180
 ) -> Profile | None:
     """The whole profile, or None when there is no such customer: a fixed handful of queries."""
-    row = (await session.execute(select(*_COLUMNS).where(CUSTOMER.c.id == customer_id))).first()
-    if row is None:
+    return await _assemble(session, CUSTOMER.c.id == customer_id, viewer, dormant_after_days)
+
+
+async def profile_by_phone(
+    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
+    dormant_after_days: int = 180,
+) -> Profile | None:
+    """The profile of whoever owns a phone number (any spelling), found by the identity index."""
+    e164 = normalize.phone(phone, region)
+    if e164 is None:
         return None
-    c = row._mapping
-    identities = (await customers.identities_by_customer(session, [customer_id])).get(customer_id, [])
+    owner = (select(IDENTITY.c.customer_id)
+             .where(IDENTITY.c.kind == IdentityKind.phone.value, IDENTITY.c.value == e164)
+             .scalar_subquery())
+    return await _assemble(session, CUSTOMER.c.id == owner, viewer, dormant_after_days)
+
+
+async def _assemble(
+    session: AsyncSession, which: ColumnElement[bool], viewer: User, dormant_after_days: int
+) -> Profile | None:
+    # The customer and all their identities in one round trip (one row per identity).
+    rows = (await session.execute(
+        select(CUSTOMER.c.id, *_COLUMNS, IDENTITY.c.kind, IDENTITY.c.value)
+        .select_from(CUSTOMER.outerjoin(IDENTITY, IDENTITY.c.customer_id == CUSTOMER.c.id))
+        .where(which).order_by(IDENTITY.c.id))).all()
+    if not rows:
+        return None
+    c = rows[0]._mapping
+    customer_id: int = c["id"]
+    identities = [(r.kind, r.value) for r in rows if r.kind is not None]
     now = utcnow()
     scores = ((c["recency_score"], c["frequency_score"], c["monetary_score"])
               if c["recency_score"] is not None else None)
@@ -59,22 +86,6 @@ async def profile(
         orders=await recent_orders(session, customer_id),
         open_tickets=await _open_tickets(session, customer_id, viewer), recent_calls=[],
     )
-
-
-async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
-    dormant_after_days: int = 180,
-) -> Profile | None:
-    """The profile of whoever owns a phone number (any spelling): one indexed lookup, then profile()."""
-    e164 = normalize.phone(phone, region)
-    if e164 is None:
-        return None
-    customer_id = await session.scalar(
-        select(col(CustomerIdentity.customer_id)).where(
-            col(CustomerIdentity.kind) == IdentityKind.phone, col(CustomerIdentity.value) == e164))
-    if customer_id is None:
-        return None
-    return await profile(session, customer_id, viewer=viewer, dormant_after_days=dormant_after_days)
 
 
 async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPublic]:
