@@ -23,17 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpdesk.auth import service as auth  # noqa: E402
-from helpdesk.auth.models import Role  # noqa: E402
-from helpdesk.db import create_engine, create_sessionmaker  # noqa: E402
-from helpdesk.imports import tasks  # noqa: E402
-from helpdesk.imports.layouts import Kind  # noqa: E402
-from helpdesk.migrations import run_upgrade  # noqa: E402
-from helpdesk.profiles import service as profiles  # noqa: E402
+from helpdesk.auth import service as auth
+from helpdesk.auth.models import Role
+from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.imports import tasks
+from helpdesk.imports.layouts import Kind
+from helpdesk.migrations import run_upgrade
+from helpdesk.profiles import service as profiles
 
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
 GIVEN = ["太郎", "花子", "翔太", "さくら", "大翔", "結衣", "蓮", "陽菜", "悠真", "美咲"]
-KANA_F = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ", "ワタナベ", "ヤマモト", "ナカムラ", "コバヤシ", "カトウ"]
+KANA_F = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ", "ワタナベ", "ヤマモト", "ナカムラ",
+          "コバヤシ", "カトウ"]
 KANA_G = ["タロウ", "ハナコ", "ショウタ", "サクラ", "ヒロト", "ユイ", "レン", "ヒナ", "ユウマ", "ミサキ"]
 PRODUCTS = [("TEA-001", "有機煎茶 100g", 1200), ("TEA-014", "ほうじ茶ティーバッグ 30包", 980),
             ("CUP-203", "有田焼 湯呑み", 3500), ("SWT-011", "抹茶どら焼き 6個入", 1620),
@@ -81,8 +82,11 @@ def write_orders(path: Path, customers: int, orders: int, rng: random.Random) ->
 
 async def import_one(maker, path: Path, kind: Kind) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    with path.open("rb") as stream:
+    stream = await asyncio.to_thread(path.open, "rb")
+    try:
         summary = await tasks.import_file(maker, stream, kind=kind, options=tasks.ImportOptions())
+    finally:
+        stream.close()
     return time.perf_counter() - started, summary
 
 
@@ -110,7 +114,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
@@ -122,27 +126,31 @@ async def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="helpdesk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     url = args.database_url or f"sqlite+aiosqlite:///{work / 'bench.db'}"
-    customers_csv, orders_csv = work / "customers.csv", work / "orders.csv"
     started = time.perf_counter()
-    write_customers(customers_csv, args.customers)
-    order_rows = write_orders(orders_csv, args.customers, args.orders, rng)
+    write_customers(work / "customers.csv", args.customers)
+    order_rows = write_orders(work / "orders.csv", args.customers, args.orders, rng)
     print(f"generated {args.customers} customers, {args.orders} orders ({order_rows} rows) "
           f"in {time.perf_counter() - started:.1f}s -> {work}")
-    await asyncio.to_thread(run_upgrade, url)
+    run_upgrade(url)
+    asyncio.run(measure(url, work, args.customers, order_rows, args.lookups, rng))
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+async def measure(url: str, work: Path, customers: int, order_rows: int, count: int,
+                  rng: random.Random) -> None:
     engine = create_engine(url)
     maker = create_sessionmaker(engine)
-    for label, path, kind, rows in (("customers", customers_csv, Kind.customers, args.customers),
-                                    ("orders", orders_csv, Kind.orders, order_rows),
-                                    ("orders again", orders_csv, Kind.orders, order_rows)):
-        elapsed, summary = await import_one(maker, path, kind)
+    for label, name, kind, rows in (("customers", "customers.csv", Kind.customers, customers),
+                                    ("orders", "orders.csv", Kind.orders, order_rows),
+                                    ("orders again", "orders.csv", Kind.orders, order_rows)):
+        elapsed, summary = await import_one(maker, work / name, kind)
         print(f"import {label}: {rows} rows in {elapsed:.1f}s = {rows / elapsed:,.0f} rows/s "
               f"({summary})")
-    timings = await lookups(maker, args.customers, args.lookups, rng)
-    print(f"profile by phone ({args.lookups} lookups): p50 {pct(timings, 0.5):.2f} ms, "
+    timings = await lookups(maker, customers, count, rng)
+    print(f"profile by phone ({count} lookups): p50 {pct(timings, 0.5):.2f} ms, "
           f"p99 {pct(timings, 0.99):.2f} ms, mean {statistics.mean(timings) * 1000:.2f} ms")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     await engine.dispose()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
