@@ -1,5 +1,6 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,11 +12,14 @@ from fastapi.staticfiles import StaticFiles
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
+from helpdesk.channels import shopify as shopify_channel
 from helpdesk.channels import wiring as channels
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
+from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
+from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
@@ -42,6 +46,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
     channels.register_senders(app.state.senders, app.state.sessionmaker)
+    ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
+        app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
+        dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
@@ -49,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         await http.aclose()
+        if ranks is not None:
+            ranks.cancel()
         await bus.stop()
         await engine.dispose()
 
@@ -61,8 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.senders = SenderRegistry()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
-    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api, calls_api,
-                   telephony_twilio, telephony_cti):
+    for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
+                   shopify_channel, calls_api, telephony_twilio, telephony_cti):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

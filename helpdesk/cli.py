@@ -43,7 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password", required=True)
     create.add_argument("--inbox", action="append", default=[], help="inbox name (repeatable)")
     create.set_defaults(handler=_create_user)
+    imports = commands.add_parser("import", help="import customers or orders from CSV")
+    imports.add_argument("kind", choices=["customers", "orders"])
+    imports.add_argument("file", help="a CSV export: UTF-8 (with or without BOM) or Shift_JIS")
+    imports.add_argument("--map", default=None,
+                         help="columns for other layouts, e.g. 'email=メールアドレス,phone=電話番号'")
+    imports.add_argument("--source", default=None, help="the orders' platform (default: detected)")
+    imports.set_defaults(handler=_import)
     return parser
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> None:
+    from helpdesk.imports import cli as import_cli
+
+    run_upgrade(settings.database_url)
+    sys.exit(import_cli.run(args.kind, args.file, settings, mapping=args.map, source=args.source))
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     reopen_window_days: int = 14
     dormant_after_days: int = 180
+    rank_refresh_seconds: int = 3600
 
     cti_token: str | None = None
     twilio_account_sid: str | None = None

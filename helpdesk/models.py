@@ -4,7 +4,14 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings, UserPresence
 from helpdesk.channels.models import ChatVisitor, ImapCursor, WebhookReceipt
-from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
+from helpdesk.customers.models import (
+    Customer,
+    CustomerIdentity,
+    Order,
+    OrderDelivery,
+    OrderItem,
+    RfmBoundary,
+)
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event
@@ -15,6 +22,6 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "Message",
-    "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket", "TicketTag", "User",
-    "UserPresence", "WebhookReceipt",
+    "Order", "OrderDelivery", "OrderItem", "OutboxItem", "RfmBoundary", "SearchEntry", "Tag",
+    "Ticket", "TicketTag", "User", "UserPresence", "WebhookReceipt",
 ]

@@ -78,3 +78,19 @@ def phone_search_forms(e164: str, region: str = "JP") -> list[str]:
     """The spellings of a number worth indexing for partial search: E.164 and national digits."""
     national = re.sub(r"\D", "", phone_display(e164, region))
     return [e164, national]
+
+
+_HIRAGANA = "".join(chr(c) for c in range(0x3041, 0x3097))
+_KATAKANA = "".join(chr(c + 0x60) for c in range(0x3041, 0x3097))
+_TO_KATAKANA = str.maketrans(_HIRAGANA, _KATAKANA)
+_TO_HIRAGANA = str.maketrans(_KATAKANA, _HIRAGANA)
+
+
+def katakana(value: str) -> str:
+    """Hiragana turned into katakana (after NFKC, so half-width kana become full-width too)."""
+    return nfkc(value).translate(_TO_KATAKANA)
+
+
+def hiragana(value: str) -> str:
+    """Katakana turned into hiragana, for searching a reading typed either way."""
+    return nfkc(value).translate(_TO_HIRAGANA)

@@ -2,12 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.audit import service as audit
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
 from helpdesk.customers import service
-from helpdesk.customers.models import CustomerPage
-from helpdesk.db import ReadSessionDep
+from helpdesk.customers.models import CustomerPage, MergeRequest, MergeResult
+from helpdesk.db import ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -26,3 +27,19 @@ async def find_customers(
     items = await service.find(session, phone=phone, email=email, q=q,
                                region=settings.default_region, limit=limit)
     return CustomerPage(items=items)
+
+
+@router.post("/{customer_id}/merge", response_model=MergeResult)
+async def merge_customers(
+    customer_id: int, body: MergeRequest, session: SessionDep, settings: SettingsDep,
+    user: Supervisor, request: Request,
+) -> MergeResult:
+    """Fold another customer into this one: identities, orders, tickets and calls all move."""
+    moved = await service.merge(session, customer_id, body.other_id, region=settings.default_region,
+                                dormant_after_days=settings.dormant_after_days)
+    audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id,
+                 ip=request.client.host if request.client else None,
+                 merged_id=body.other_id, moved=moved)
+    await session.commit()
+    return MergeResult(id=customer_id, merged_id=body.other_id, moved=moved)

@@ -1,10 +1,12 @@
 """Customers and the identities (email, phone, LINE id…) that tie channels to them."""
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.db import EnumString, UTCDateTime, utcnow
@@ -71,6 +73,8 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "number"),
         Index("ix_order_customer_ordered", "customer_id", "ordered_at"),
+        # The platform's own id (Shopify order id) makes webhook upserts idempotent.
+        Index("uq_order_source_external_id", "source", "external_id", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -82,6 +86,10 @@ class Order(SQLModel, table=True):
     status: str = Field(default="", max_length=40)
     total: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
     currency: str = Field(default="JPY", max_length=3)
+    # A hash of the order's content and items: an import of an unchanged order writes nothing.
+    digest: str | None = Field(default=None, max_length=32)
+    # When the platform last changed the order; an older webhook delivery never overwrites a newer one.
+    remote_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OrderItem(SQLModel, table=True):
@@ -113,3 +121,87 @@ class OrderPublic(SQLModel):
 
 class CustomerPage(SQLModel):
     items: list[CustomerSummary]
+
+
+class OrderDelivery(SQLModel, table=True):
+    """A webhook delivery already handled (Shopify event or webhook id), so a retry is a no-op."""
+
+    __tablename__ = "order_delivery"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)
+    delivery_id: str = Field(max_length=100)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RfmBoundary(SQLModel, table=True):
+    """The quintile cuts of one RFM metric over all customers with orders, refreshed in bulk.
+
+    ``cuts`` holds four ascending values (20th…80th percentile); a value above k cuts scores k+1.
+    Recency is measured by ``last_order_at`` (epoch seconds), so the cuts stay valid between
+    refreshes and one customer's new order is scored without looking at anyone else.
+    """
+
+    __tablename__ = "rfm_boundary"
+
+    metric: str = Field(primary_key=True, max_length=20)
+    cuts: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    population: int = Field(default=0)
+    computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@dataclass(slots=True)
+class OrderLine:
+    """One line of an incoming order."""
+
+    sku: str = ""
+    name: str = ""
+    quantity: int = 1
+    unit_price: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class IncomingOrder:
+    """An order from an EC platform, parsed by an adapter or importer; contacts not yet normalised."""
+
+    source: str
+    number: str
+    ordered_at: datetime
+    external_id: str | None = None
+    status: str = ""
+    total: Decimal = Decimal(0)
+    currency: str = "JPY"
+    remote_updated_at: datetime | None = None
+    items: list[OrderLine] = field(default_factory=list)
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    name_kana: str | None = None
+
+
+@dataclass(slots=True)
+class IncomingCustomer:
+    """A customer row from an import; email and phone already normalised."""
+
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    name_kana: str | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for bulk statements that skip the ORM."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+class MergeRequest(SQLModel):
+    other_id: int
+
+
+class MergeResult(SQLModel):
+    id: int
+    merged_id: int
+    moved: dict[str, int]

@@ -1,15 +1,31 @@
 """Who a customer is across channels, and what operators see of them."""
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from helpdesk import normalize
-from helpdesk.customers.models import Customer, CustomerIdentity, CustomerSummary, IdentityKind
+from helpdesk.customers import rfm
+from helpdesk.customers.models import (
+    Customer,
+    CustomerIdentity,
+    CustomerSummary,
+    IdentityKind,
+    IncomingOrder,
+    Order,
+    OrderDelivery,
+    OrderItem,
+    OrderLine,
+    table_of,
+)
 from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.errors import BadInput, NotFound
 from helpdesk.search import service as search
 
 Identity = tuple[IdentityKind, str]
@@ -86,12 +102,22 @@ async def reindex(session: AsyncSession, customer: Customer, *, region: str = "J
     """Refresh the searchable text of a customer: names, emails, phones in several spellings."""
     assert customer.id is not None
     ids = await identities_by_customer(session, [customer.id])
-    parts = [customer.name or "", customer.name_kana or ""]
-    for kind, value in ids.get(customer.id, []):
-        parts.extend(normalize.phone_search_forms(value, region) if kind == "phone" else [value])
     customer.updated_at = utcnow()
-    await search.replace(session, kind="customer", ref_id=customer.id,
-                         text_=" ".join(p for p in parts if p), customer_id=customer.id)
+    await search.replace(session, kind="customer", ref_id=customer.id, customer_id=customer.id,
+                         text_=search_text(customer.name, customer.name_kana,
+                                           ids.get(customer.id, []), region))
+
+
+def search_text(
+    name: str | None, name_kana: str | None, identities: Iterable[tuple[str, str]], region: str
+) -> str:
+    """What a customer is found by: name, reading in katakana and hiragana, contacts."""
+    parts = [name or ""]
+    if name_kana:
+        parts.extend({normalize.katakana(name_kana), normalize.hiragana(name_kana)})
+    for kind, value in identities:
+        parts.extend(normalize.phone_search_forms(value, region) if kind == "phone" else [value])
+    return " ".join(p for p in parts if p)
 
 
 async def identities_by_customer(
@@ -167,3 +193,194 @@ def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
 async def customer_id_by_phone(session: AsyncSession, e164: str) -> int | None:
     """The customer owning an already normalised phone number, if any (one indexed lookup)."""
     return await session.scalar(_owners(IdentityKind.phone, e164).limit(1))
+
+
+async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, int]:
+    """Which customer owns each identity, in one query per few thousand identities."""
+    wanted = set(identities)
+    found: dict[Identity, int] = {}
+    values = sorted({value for _, value in wanted})
+    for start in range(0, len(values), CHUNK):
+        rows = await session.execute(
+            select(col(CustomerIdentity.kind), col(CustomerIdentity.value),
+                   col(CustomerIdentity.customer_id))
+            .where(col(CustomerIdentity.value).in_(values[start:start + CHUNK])))
+        for kind, value, customer_id in rows.all():
+            key = (IdentityKind(kind), value)
+            if key in wanted:
+                found[key] = customer_id
+    return found
+
+
+# Statuses whose orders are not purchases: left out of counts, totals and ranks.
+NOT_PURCHASES = ("cancelled", "canceled", "voided", "refunded", "キャンセル", "取消", "取り消し",
+                 "返品", "返金済み")
+CHUNK = 2000
+CUSTOMER = table_of(Customer)
+ORDER = table_of(Order)
+ORDER_ITEM = table_of(OrderItem)
+
+
+async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int]) -> None:
+    """Recount orders, total spent and first/last order of these customers from their orders."""
+    wanted = sorted(set(customer_ids))
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        await session.execute(update(CUSTOMER).where(CUSTOMER.c.id.in_(chunk)).values(
+            orders_count=0, total_spent=0, first_order_at=None, last_order_at=None,
+            updated_at=utcnow()))
+        agg = (select(ORDER.c.customer_id, func.count().label("n"),
+                      func.sum(ORDER.c.total).label("spent"),
+                      func.min(ORDER.c.ordered_at).label("first"),
+                      func.max(ORDER.c.ordered_at).label("last"))
+               .where(ORDER.c.customer_id.in_(chunk), ORDER.c.status.not_in(NOT_PURCHASES))
+               .group_by(ORDER.c.customer_id).subquery())
+        await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == agg.c.customer_id).values(
+            orders_count=agg.c.n, total_spent=agg.c.spent, first_order_at=agg.c.first,
+            last_order_at=agg.c.last))
+
+
+def order_digest(order: IncomingOrder) -> str:
+    """A fingerprint of what an order says, so an unchanged order is not written again."""
+    parts = [order.number, order.external_id or "", order.ordered_at.astimezone(UTC).isoformat(),
+             order.status, f"{order.total:.2f}", order.currency]
+    parts.extend(f"{i.sku}\x1f{i.name}\x1f{i.quantity}\x1f{i.unit_price:.2f}" for i in order.items)
+    return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
+
+
+async def record_delivery(session: AsyncSession, *, source: str, delivery_id: str) -> bool:
+    """Remember a webhook delivery; False when it was already handled (a provider retry)."""
+    await serialize_on(session, f"delivery:{source}:{delivery_id}")
+    seen = await session.scalar(select(col(OrderDelivery.id)).where(
+        col(OrderDelivery.source) == source, col(OrderDelivery.delivery_id) == delivery_id))
+    if seen is not None:
+        return False
+    session.add(OrderDelivery(source=source, delivery_id=delivery_id))
+    await session.flush()
+    return True
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    order_id: int
+    customer_id: int
+    result: str  # created | updated | unchanged
+
+
+async def record_order(
+    session: AsyncSession, incoming: IncomingOrder, *, region: str = "JP",
+    dormant_after_days: int = 180,
+) -> OrderOutcome:
+    """Create or update one order (webhooks): customer resolved, aggregates and rank kept current."""
+    await serialize_on(session, f"order:{incoming.source}:{incoming.external_id or incoming.number}")
+    existing = await _existing_order(session, incoming)
+    if existing is not None and _is_older(incoming, existing):
+        assert existing.id is not None
+        return OrderOutcome(existing.id, existing.customer_id, "unchanged")
+    customer_id = await _order_customer(session, incoming, existing, region)
+    digest = order_digest(incoming)
+    if existing is not None and existing.digest == digest and existing.customer_id == customer_id:
+        assert existing.id is not None
+        return OrderOutcome(existing.id, customer_id, "unchanged")
+    order = existing or Order(customer_id=customer_id, source=incoming.source,
+                              number=incoming.number, ordered_at=incoming.ordered_at)
+    touched = {customer_id, order.customer_id}
+    _apply(order, incoming, customer_id=customer_id, digest=digest)
+    session.add(order)
+    await session.flush()
+    assert order.id is not None
+    await _replace_items(session, order.id, incoming.items)
+    await search.replace(session, kind="order", ref_id=order.id, customer_id=customer_id,
+                         text_=order.number)
+    await refresh_aggregates(session, touched)
+    await rfm.rescore(session, touched, dormant_after_days=dormant_after_days)
+    return OrderOutcome(order.id, customer_id, "updated" if existing else "created")
+
+
+async def _existing_order(session: AsyncSession, incoming: IncomingOrder) -> Order | None:
+    key = (col(Order.external_id) == incoming.external_id if incoming.external_id
+           else col(Order.number) == incoming.number)
+    return await session.scalar(select(Order).where(col(Order.source) == incoming.source, key))
+
+
+def _is_older(incoming: IncomingOrder, existing: Order) -> bool:
+    return (incoming.remote_updated_at is not None and existing.remote_updated_at is not None
+            and incoming.remote_updated_at < existing.remote_updated_at)
+
+
+async def _order_customer(
+    session: AsyncSession, incoming: IncomingOrder, existing: Order | None, region: str
+) -> int:
+    found = identities_of(email=incoming.email, phone=incoming.phone, region=region)
+    if not found and existing is not None:
+        return existing.customer_id
+    customer = await resolve(session, identities=found, name=incoming.name, region=region)
+    kana = normalize.name(incoming.name_kana)
+    if kana and not customer.name_kana:
+        customer.name_kana = normalize.katakana(kana)
+        await reindex(session, customer, region=region)
+    assert customer.id is not None
+    return customer.id
+
+
+def _apply(order: Order, incoming: IncomingOrder, *, customer_id: int, digest: str) -> None:
+    order.customer_id = customer_id
+    order.number = incoming.number
+    order.external_id = incoming.external_id
+    order.ordered_at = incoming.ordered_at
+    order.status = incoming.status[:40]
+    order.total = incoming.total
+    order.currency = incoming.currency[:3]
+    order.remote_updated_at = incoming.remote_updated_at
+    order.digest = digest
+
+
+async def _replace_items(session: AsyncSession, order_id: int, items: Sequence[OrderLine]) -> None:
+    await session.execute(delete(ORDER_ITEM).where(ORDER_ITEM.c.order_id == order_id))
+    if items:
+        await session.execute(insert(ORDER_ITEM), [
+            {"order_id": order_id, "sku": i.sku[:64], "name": i.name[:300], "quantity": i.quantity,
+             "unit_price": i.unit_price} for i in items])
+
+
+def customer_tables() -> list[Table]:
+    """Every table with a ``customer_id`` column: what a merge has to move."""
+    return [t for t in SQLModel.metadata.sorted_tables
+            if "customer_id" in t.c and t.name != CUSTOMER.name]
+
+
+async def merge(
+    session: AsyncSession, survivor_id: int, other_id: int, *, region: str = "JP",
+    dormant_after_days: int = 180,
+) -> dict[str, int]:
+    """Fold ``other_id`` into ``survivor_id``: every row of every domain moves, then it is deleted."""
+    if survivor_id == other_id:
+        raise BadInput("a customer cannot be merged with itself")
+    for customer_id in sorted((survivor_id, other_id)):
+        await serialize_on(session, f"customer:{customer_id}")
+    survivor = await session.get(Customer, survivor_id)
+    other = await session.get(Customer, other_id)
+    if survivor is None or other is None:
+        raise NotFound("customer not found")
+    moved: dict[str, int] = {}
+    for table in customer_tables():
+        result = await session.execute(update(table).where(table.c.customer_id == other_id)
+                                       .values(customer_id=survivor_id))
+        moved[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    await search.remove_many(session, kind="customer", ref_ids=[other_id])
+    _absorb(survivor, other)
+    await session.execute(delete(CUSTOMER).where(CUSTOMER.c.id == other_id))
+    session.expunge(other)
+    await reindex(session, survivor, region=region)
+    await session.flush()
+    await refresh_aggregates(session, [survivor_id])
+    await rfm.rescore(session, [survivor_id], dormant_after_days=dormant_after_days)
+    return moved
+
+
+def _absorb(survivor: Customer, other: Customer) -> None:
+    survivor.name = survivor.name or other.name
+    survivor.name_kana = survivor.name_kana or other.name_kana
+    survivor.tags = list(dict.fromkeys([*survivor.tags, *other.tags]))
+    notes = [n for n in (survivor.note, other.note) if n]
+    survivor.note = "\n".join(dict.fromkeys(notes)) or None

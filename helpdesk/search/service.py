@@ -1,8 +1,10 @@
 """Full-text search that works for Japanese without spaces: FTS5 trigram or pg_trgm."""
 
 import re
+from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import ColumnElement, delete, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Table, delete, insert, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlmodel import col
@@ -11,6 +13,8 @@ from helpdesk import normalize
 from helpdesk.search.models import SearchEntry
 
 MAX_TEXT = 20_000
+_TABLE = cast(Table, SearchEntry.__table__)  # type: ignore[attr-defined]
+SearchRow = tuple[str, int, str, int | None]
 
 
 def add(
@@ -27,6 +31,23 @@ def add(
     if folded:
         session.add(SearchEntry(kind=kind, ref_id=ref_id, text=folded,
                                 ticket_id=ticket_id, customer_id=customer_id))
+
+
+async def add_many(session: AsyncSession, entries: Sequence[SearchRow]) -> None:
+    """Index many texts in one statement (imports): (kind, ref_id, text, customer_id) each."""
+    rows = [{"kind": kind, "ref_id": ref_id, "text": folded, "ticket_id": None,
+             "customer_id": customer_id}
+            for kind, ref_id, text_, customer_id in entries
+            if (folded := normalize.nfkc(text_)[:MAX_TEXT])]
+    if rows:
+        await session.execute(insert(_TABLE), rows)
+
+
+async def remove_many(session: AsyncSession, *, kind: str, ref_ids: Sequence[int]) -> None:
+    """Drop the entries of many entities of one kind."""
+    if ref_ids:
+        await session.execute(delete(_TABLE).where(
+            _TABLE.c.kind == kind, _TABLE.c.ref_id.in_(list(ref_ids))))
 
 
 async def replace(

@@ -1,0 +1,1 @@
+"""Importing customers and orders from the CSV exports of EC platforms."""

@@ -1,0 +1,178 @@
+"""CSV imports: encodings, layouts, normalisation, idempotency and bad rows."""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.auth.models import Role
+from helpdesk.customers.models import Customer, CustomerIdentity, Order
+from tests.conftest import ROOT, Staff
+from tests.customers.helpers import DATA, snapshot, upload
+
+HELPDESK = str(Path(sys.executable).parent / "helpdesk")
+
+
+async def _supervisor(staff: Staff) -> dict[str, str]:
+    return Staff.headers(await staff.create("boss", Role.supervisor))
+
+
+async def _customer_by_email(db: AsyncSession, email: str) -> int:
+    await db.rollback()
+    customer_id = await db.scalar(select(CustomerIdentity.customer_id).where(
+        CustomerIdentity.kind == "email", CustomerIdentity.value == email))
+    await db.rollback()  # SQLite readers here hold the write lock: let the server in
+    assert customer_id is not None, email
+    return int(customer_id)
+
+
+async def test_shift_jis_customers_and_bom_orders_make_the_expected_profiles(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    headers = await _supervisor(staff)
+    customers = await upload(http, headers, "customers", "customers_sjis.csv")
+    assert customers.status_code == 200, customers.text
+    summary = customers.json()
+    assert (summary["layout"], summary["encoding"]) == ("ecforce", "cp932")
+    assert (summary["rows"], summary["created"], summary["skipped"]) == (5, 3, 2)
+    assert summary["problems"] == [
+        {"line": 5, "reason": "no email or phone to identify the customer"},
+        {"line": 6, "reason": "neither email 'tanaka@@example' nor phone '12' is valid"}]
+    orders = await upload(http, headers, "orders", "orders_shopify_bom.csv")
+    assert orders.status_code == 200, orders.text
+    assert orders.json() | {"problems": []} == {
+        "kind": "orders", "layout": "shopify", "source": "shopify", "encoding": "utf-8-sig",
+        "rows": 6, "created": 5, "updated": 0, "unchanged": 0, "skipped": 0, "imported": 5,
+        "problems": [], "problems_truncated": False}
+
+    taro = await _customer_by_email(db, "taro@example.jp")
+    profile = (await http.get(f"/api/customers/{taro}", headers=headers)).json()
+    assert profile["name"] == "山田 太郎" and profile["name_kana"] == "ヤマダ タロウ"
+    assert profile["emails"] == ["taro@example.jp"]
+    assert profile["phones"] == ["+819012345678"]  # from ０９０－１２３４－５６７８
+    assert profile["tags"] == ["VIP"]
+    # #1004 was voided: listed, but not a purchase.
+    assert [o["number"] for o in profile["orders"]] == ["#1005", "#1004", "#1001"]
+    assert (profile["orders_count"], profile["total_spent"], profile["ltv"]) == (2, "5100.00", "5100.00")
+    assert profile["average_order_value"] == "2550.00"
+    assert profile["first_order_at"].startswith("2025-01-10T01:00:00")
+    assert profile["last_order_at"].startswith("2025-03-01T09:30:00")
+    assert profile["dormant"] is True and profile["rank"] == "休眠"
+    first = profile["orders"][2]
+    assert first == {"number": "#1001", "ordered_at": first["ordered_at"], "status": "paid",
+                     "total": "3600.00", "currency": "JPY", "items": [
+                         {"sku": "TEA-001", "name": "有機煎茶 100g", "quantity": 2, "unit_price": "1200.00"},
+                         {"sku": "CUP-203", "name": "有田焼 湯呑み", "quantity": 1, "unit_price": "1200.00"}]}
+    hanako = await _customer_by_email(db, "hanako@example.jp")
+    matched_by_phone = (await http.get(f"/api/customers/{hanako}", headers=headers)).json()
+    assert [o["number"] for o in matched_by_phone["orders"]] == ["#1002"]
+    newcomer = await _customer_by_email(db, "new.customer@example.jp")
+    assert (await http.get(f"/api/customers/{newcomer}", headers=headers)).json()["name"] == "新規 顧客"
+    suzuki = (await http.get("/api/customers", params={"phone": "06-6123-4567"},
+                             headers=headers)).json()["items"]
+    assert [c["name"] for c in suzuki] == ["鈴木 一郎"]
+    assert suzuki[0]["name_kana"] == "スズキ イチロウ"  # hiragana in the file, katakana stored
+
+
+async def test_importing_the_same_files_again_changes_nothing(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    headers = await _supervisor(staff)
+    for kind, name in (("customers", "customers_sjis.csv"), ("orders", "orders_shopify_bom.csv"),
+                       ("orders", "orders_bad_rows.csv")):
+        assert (await upload(http, headers, kind, name)).status_code == 200
+    before = await snapshot(db)
+    again = [(await upload(http, headers, kind, name)).json()
+             for kind, name in (("customers", "customers_sjis.csv"),
+                                ("orders", "orders_shopify_bom.csv"), ("orders", "orders_bad_rows.csv"))]
+    assert [(s["created"], s["updated"]) for s in again] == [(0, 0)] * 3
+    assert [s["unchanged"] for s in again] == [3, 5, 2]
+    assert await snapshot(db) == before
+
+
+async def test_bad_rows_are_reported_by_line_and_the_good_ones_import(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    headers = await _supervisor(staff)
+    await upload(http, headers, "customers", "customers_sjis.csv")
+    summary = (await upload(http, headers, "orders", "orders_bad_rows.csv")).json()
+    assert (summary["rows"], summary["created"], summary["skipped"]) == (9, 2, 6)
+    assert summary["problems"] == [
+        {"line": 3, "reason": "no order number"},
+        {"line": 4, "reason": "bad date '2025/13/45'"},
+        {"line": 5, "reason": "bad total 'abc'"},
+        {"line": 6, "reason": "no email or phone to identify the customer"},
+        {"line": 8, "reason": "neither email 'bad-email' nor phone '' is valid"},
+        {"line": 9, "reason": "bad quantity 'たくさん'"},
+    ]
+    await db.rollback()
+    numbers = set(await db.scalars(select(Order.number)))
+    assert numbers == {"A-1", "A-5"}
+    suzuki = await db.scalar(select(Customer).where(Customer.name == "鈴木 一郎"))
+    assert suzuki is not None and suzuki.orders_count == 1 and suzuki.total_spent == 2000
+    suzuki_id = suzuki.id
+    await db.rollback()
+    profile = (await http.get(f"/api/customers/{suzuki_id}", headers=headers)).json()
+    assert [i["sku"] for i in profile["orders"][0]["items"]] == ["CUP-1", "SWT-1"]
+    assert profile["orders"][0]["ordered_at"].startswith("2025-02-05T00:30:00")  # 9:30 JST
+
+
+async def test_a_mapping_reads_other_layouts(http: httpx.AsyncClient, db: AsyncSession,
+                                             staff: Staff) -> None:
+    headers = await _supervisor(staff)
+    content = "会員ID,連絡先メール,連絡先TEL,会員氏名\n1,ＭＡＰ＠example.jp,090-5555-6666,地図 太郎\n"
+    unmapped = await upload(http, headers, "customers", "members.csv", content.encode())
+    assert unmapped.status_code == 422
+    assert "no email or phone column" in unmapped.json()["detail"]
+    mapped = await upload(http, headers, "customers", "members.csv", content.encode(),
+                          map="email=連絡先メール,phone=連絡先TEL,name=会員氏名")
+    assert mapped.status_code == 200, mapped.text
+    assert mapped.json()["created"] == 1
+    found = (await http.get("/api/customers", params={"email": "map@example.jp"},
+                            headers=headers)).json()["items"]
+    assert [(c["name"], c["phones"]) for c in found] == [("地図 太郎", ["+819055556666"])]
+    bad_map = await upload(http, headers, "customers", "members.csv", content.encode(),
+                           map="colour=会員ID")
+    assert bad_map.status_code == 422
+
+
+async def test_uploads_need_a_supervisor_and_readable_csv(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    operator = Staff.headers(await staff.create("op"))
+    boss = await _supervisor(staff)
+    assert (await upload(http, {}, "customers", "customers_sjis.csv")).status_code == 401
+    assert (await upload(http, operator, "customers", "customers_sjis.csv")).status_code == 403
+    assert (await upload(http, operator, "orders", "orders_shopify_bom.csv")).status_code == 403
+    garbage = await upload(http, boss, "customers", "x.csv", bytes(range(256)) * 50)
+    empty = await upload(http, boss, "orders", "x.csv", b"")
+    no_file = await http.post("/api/orders/import", headers=boss, data={"map": "email=x"})
+    oversized = await upload(http, boss, "customers", "x.csv",
+                             b"email,name\n" + b"a@example.jp,x\n" * 800_000)
+    assert oversized.status_code == 413
+    for response in (garbage, empty, no_file):
+        assert response.status_code == 422, response.text
+        assert isinstance(response.json()["detail"], str)
+    await db.rollback()
+    assert await db.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        HELPDESK, *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return int(process.returncode or 0), output.decode()
+
+
+async def test_cli_imports_with_a_summary(database_url: str, engine: object) -> None:
+    env = {**os.environ, "HELPDESK_DATABASE_URL": database_url, "COLUMNS": "100"}
+    code, output = await _cli(env, "import", "orders", str(DATA / "orders_bad_rows.csv"))
+    assert code == 0, output
+    assert "line 4: bad date '2025/13/45'" in output
+    assert "│    9 │       2 │       0 │         0 │       6 │" in output
+    code, output = await _cli(env, "import", "orders", "/nonexistent.csv")
+    assert code == 1 and "no such file" in output
+    code, output = await _cli(env, "import", "customers", str(DATA / "customers_sjis.csv"),
+                              "--map", "nonsense")
+    assert code == 1 and "bad mapping" in output

@@ -1,0 +1,81 @@
+"""Finding customers by name, reading, email, phone or order number; the profile by phone."""
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from helpdesk.auth.models import Role
+from helpdesk.db import create_sessionmaker
+from helpdesk.profiles import service as profiles
+from tests.conftest import Staff
+from tests.customers.helpers import upload
+
+CONTRACT_KEYS = {"id", "name", "name_kana", "emails", "phones", "line_ids", "tags", "rank", "ltv",
+                 "orders_count", "total_spent", "first_order_at", "last_order_at", "dormant",
+                 "orders", "open_tickets", "recent_calls"}
+
+
+@pytest.fixture
+async def imported(http: httpx.AsyncClient, staff: Staff) -> dict[str, str]:
+    headers = Staff.headers(await staff.create("boss", Role.supervisor))
+    await upload(http, headers, "customers", "customers_sjis.csv")
+    await upload(http, headers, "orders", "orders_shopify_bom.csv")
+    return headers
+
+
+@pytest.mark.parametrize("query", ["山田", "ヤマダ", "やまだ", "ﾀﾛｳ", "taro@example", "TARO@EXAMPLE.JP",
+                                   "090-1234-5678", "０９０１２３４５６７８", "+81 90-1234-5678",
+                                   "#1005", "1001"])
+async def test_search_finds_a_customer_every_way(http: httpx.AsyncClient, imported: dict[str, str],
+                                                 query: str) -> None:
+    found = (await http.get("/api/customers", params={"q": query}, headers=imported)).json()
+    assert [c["name"] for c in found["items"]] == ["山田 太郎"], query
+
+
+async def test_phone_in_any_format_and_the_profile_shape(http: httpx.AsyncClient,
+                                                         imported: dict[str, str]) -> None:
+    for phone in ("090-1234-5678", "０９０－１２３４－５６７８", "+819012345678"):
+        found = (await http.get("/api/customers", params={"phone": phone}, headers=imported)).json()
+        assert [c["name"] for c in found["items"]] == ["山田 太郎"]
+    customer_id = found["items"][0]["id"]
+    profile = (await http.get(f"/api/customers/{customer_id}", headers=imported)).json()
+    assert set(profile) >= CONTRACT_KEYS
+    assert profile["recent_calls"] == [] and profile["open_tickets"] == []
+    assert set(profile["orders"][0]) == {"number", "ordered_at", "status", "total", "currency", "items"}
+    assert set(profile["orders"][0]["items"][0]) == {"sku", "name", "quantity", "unit_price"}
+    assert (await http.get("/api/customers/999999", headers=imported)).status_code == 404
+
+
+async def test_profile_by_phone_is_a_bounded_number_of_queries(
+        engine: AsyncEngine, db: AsyncSession, http: httpx.AsyncClient, imported: dict[str, str],
+        staff: Staff) -> None:
+    operator = await staff.create("op", Role.operator, inboxes=["default"])
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith(("BEGIN", "SELECT pg_advisory")):
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            profile = await profiles.profile_by_phone(session, "０９０－１２３４－５６７８",
+                                                      viewer=operator)
+            assert profile is not None and profile.name == "山田 太郎"
+            assert [o.number for o in profile.orders] == ["#1005", "#1004", "#1001"]
+            assert [len(o.items) for o in profile.orders] == [1, 1, 2]
+            found = len(statements)
+            statements.clear()
+            assert await profiles.profile_by_phone(session, "03-0000-0000", viewer=operator) is None
+            unknown = len(statements)
+            assert await profiles.profile_by_phone(session, "非通知", viewer=operator) is None
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    # customer with identities (found by the phone index), visible inboxes, orders with items,
+    # open tickets (and their tags when there are some), recent calls
+    assert found == 5, statements
+    assert unknown == 1
+    assert len(statements) == 1  # a withheld number costs no query
