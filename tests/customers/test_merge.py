@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import SQLModel
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
+from helpdesk.calls.models import Call
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, CustomerIdentity, IncomingOrder, Order, OrderLine
 from helpdesk.tickets.models import Ticket
@@ -43,28 +43,18 @@ async def test_merge_keeps_every_order_ticket_call_and_identity(
         http: httpx.AsyncClient, db: AsyncSession, staff: Staff, engine: AsyncEngine) -> None:
     boss = Staff.headers(await staff.create("boss", Role.supervisor))
     keep, gone = await _two_customers(http, db)
-    calls = Table("merge_test_call", SQLModel.metadata,
-                  Column("id", Integer, primary_key=True),
-                  Column("customer_id", Integer, ForeignKey("customer.id")),
-                  Column("call_id", String(40)))
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(calls.create)
-            await conn.execute(calls.insert(), [{"customer_id": gone, "call_id": "CA1"},
-                                                {"customer_id": keep, "call_id": "CA2"}])
-        response = await http.post(f"/api/customers/{keep}/merge", json={"other_id": gone},
-                                   headers=boss)
-        assert response.status_code == 200, response.text
-        moved = response.json()["moved"]
-        assert (moved["order"], moved["ticket"], moved["merge_test_call"]) == (2, 1, 1)
-        assert moved["customer_identity"] == 2
-        async with engine.connect() as conn:
-            owners = (await conn.execute(text("SELECT customer_id FROM merge_test_call"))).scalars()
-            assert set(owners) == {keep}
-    finally:
-        async with engine.begin() as conn:
-            await conn.run_sync(calls.drop)
-        SQLModel.metadata.remove(calls)
+    db.add_all([Call(provider="cti", call_id="CA1", direction="in", inbox_id=1, customer_id=gone),
+                Call(provider="cti", call_id="CA2", direction="in", inbox_id=1, customer_id=keep)])
+    await db.commit()
+    response = await http.post(f"/api/customers/{keep}/merge", json={"other_id": gone},
+                               headers=boss)
+    assert response.status_code == 200, response.text
+    moved = response.json()["moved"]
+    assert (moved["order"], moved["ticket"], moved["call"]) == (2, 1, 1)
+    assert moved["customer_identity"] == 2
+    await db.rollback()
+    owners = await db.scalars(select(Call.customer_id).order_by(Call.call_id))
+    assert list(owners) == [keep, keep]
     await db.rollback()
     assert await db.get(Customer, gone) is None
     identities = set((await db.execute(select(CustomerIdentity.kind, CustomerIdentity.value)
