@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from uuid import uuid4
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,26 +16,34 @@ from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.profiles import api as profiles_api
-from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime import api as realtime_api
+from helpdesk.realtime.bus import create_bus
+from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import NOTIFY
 from helpdesk.tickets import api as tickets_api
+from helpdesk.tickets import service as tickets
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Build the engine and bus on start, release them on stop."""
+    """Build the engine, bus and realtime hub on start, release them on stop."""
     settings: Settings = app.state.settings
     engine = create_engine(settings.database_url)
-    bus = MemoryBus()
+    node = uuid4().hex[:16]  # this process, among those sharing the database and Redis
+    bus = create_bus(settings, node)
     await bus.start()
     app.state.engine = engine
     app.state.bus = bus
     app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker, settings=settings, node=node,
+                        ticket_inbox=tickets.inbox_of)
+    await app.state.hub.start()
     try:
         yield
     finally:
+        await app.state.hub.stop()
         await bus.stop()
         await engine.dispose()
 
@@ -45,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
-    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api):
+    for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api, realtime_api):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

@@ -5,13 +5,13 @@ from helpdesk.auth.models import User
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.realtime.models import Event
+from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 
 __all__ = [
     "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
-    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
-    "TicketTag", "User",
+    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
+    "SearchEntry", "Tag", "Ticket", "TicketTag", "User",
 ]

@@ -1,5 +1,7 @@
 """Inboxes and who works them."""
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -23,6 +25,18 @@ async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
         select(col(InboxMember.inbox_id)).where(col(InboxMember.user_id) == user_id)
     )
     return set(rows)
+
+
+async def inbox_ids_of_users(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, set[int]]:
+    """The inboxes of each of ``user_ids``, in one query (users of no inbox are absent)."""
+    rows = await session.execute(
+        select(col(InboxMember.user_id), col(InboxMember.inbox_id))
+        .where(col(InboxMember.user_id).in_(list(user_ids)))
+    )
+    found: dict[int, set[int]] = {}
+    for user_id, inbox_id in rows.all():
+        found.setdefault(user_id, set()).add(inbox_id)
+    return found
 
 
 async def visible_inbox_ids(session: AsyncSession, user: User) -> set[int] | None:

@@ -385,6 +385,11 @@ def _attributes(row: object, shape: type[SQLModel]) -> dict[str, object]:
     return {name: getattr(row, name) for name in shape.model_fields if hasattr(row, name)}
 
 
+async def inbox_of(session: AsyncSession, ticket_id: int) -> int | None:
+    """The inbox a ticket belongs to; None when there is no such ticket."""
+    return await session.scalar(select(col(Ticket.inbox_id)).where(col(Ticket.id) == ticket_id))
+
+
 # ---- changing ----------------------------------------------------------------------------
 
 
