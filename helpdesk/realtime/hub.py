@@ -227,8 +227,11 @@ class Hub:
 
     async def _refresh_audiences(self, session: AsyncSession) -> None:
         # Membership and roles change; read them once per batch for all sockets together.
-        fresh = await service.audiences(session, {c.user_id for c in self.clients.values()})
+        asked = {c.user_id for c in self.clients.values()}
+        fresh = await service.audiences(session, asked)
         for client in list(self.clients.values()):
+            if client.user_id not in asked:
+                continue  # joined while we asked: its audience was read at the handshake
             audience = fresh.get(client.user_id)
             if audience is None or not audience.active:
                 client.audience = Audience(client.user_id, False)

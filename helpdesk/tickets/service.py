@@ -143,8 +143,11 @@ async def _recent_thread(
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    # populate_existing: a ticket loaded earlier in the request (CurrentTicket) must be re-read
+    # once the lock is held, or a racing writer's version goes unseen and both replies pass.
     return await session.scalar(
         select(Ticket).where(col(Ticket.id) == ticket_id).with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
