@@ -211,9 +211,7 @@ class Hub:
                     batch = await service.live_events_after(session, self.last_seq, BATCH)
                     if batch and self.clients:
                         await self._refresh_audiences(session)
-                if batch:
-                    self._fan_out(batch)
-                    self.last_seq = batch[-1].seq
+                await self._fan_out(batch)
                 if len(batch) < BATCH:
                     return
 
@@ -239,11 +237,18 @@ class Hub:
             else:
                 client.audience = audience
 
-    def _fan_out(self, batch: list[LiveEvent]) -> None:
-        clients = list(self.clients.values())
-        for event in batch:
-            for client in clients:
-                client.offer(event)
+    async def _fan_out(self, batch: list[LiveEvent]) -> None:
+        # In slices of half a queue, yielding between them: a writer whose socket keeps up
+        # empties its queue meanwhile, so only a socket that really stalls overflows.
+        step = max(1, self.settings.ws_queue_size // 2)
+        for start in range(0, len(batch), step):
+            if start:
+                await asyncio.sleep(0)
+            chunk = batch[start:start + step]
+            for client in list(self.clients.values()):
+                for event in chunk:
+                    client.offer(event)
+            self.last_seq = chunk[-1].seq
 
     # ---- ephemeral frames ---------------------------------------------------------------
 

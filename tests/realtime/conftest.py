@@ -1,6 +1,7 @@
 """Realtime fixtures: servers with short timings, real Redis, a Redis we may stop, socket helpers."""
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -133,10 +134,10 @@ def ws_url(server: LiveServer, token: str | None = None, **params: object) -> st
 
 
 def open_socket(server: LiveServer, token: str | None = None, *, headers: dict[str, str] | None = None,
-                origin: str | None = None, **params: object) -> connect:
+                origin: str | None = None, max_size: int | None = 2**20, **params: object) -> connect:
     """A real websockets client (no compression, no proxy) on the server's ``/ws``."""
     return connect(ws_url(server, token, **params), compression=None, proxy=None, open_timeout=10,
-                   additional_headers=headers, origin=origin)  # type: ignore[arg-type]
+                   additional_headers=headers, origin=origin, max_size=max_size)  # type: ignore[arg-type]
 
 
 async def next_frame(ws: ClientConnection, wait: float = 5.0,
@@ -176,10 +177,12 @@ async def quiet(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
 
 
 async def until(check: Callable[[], Any], wait: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll an async ``check`` until it returns something truthy."""
+    """Poll ``check`` (plain or async) until it returns something truthy."""
     deadline = time.monotonic() + wait
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

@@ -33,11 +33,7 @@ def hub_of(server: LiveServer):  # type: ignore[no-untyped-def]
 
 async def subscribed(*servers: LiveServer) -> None:
     """Wait until every server's bus holds its Redis subscription."""
-
-    async def check() -> bool:
-        return all(hub_of(server).bus.connected for server in servers)
-
-    await until(check)
+    await until(lambda: all(hub_of(server).bus.connected for server in servers))
 
 
 async def test_a_message_posted_to_one_process_reaches_a_socket_on_another(

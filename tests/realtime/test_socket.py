@@ -2,14 +2,17 @@
 
 import asyncio
 import json
+import socket
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
+from helpdesk.realtime import service as events
 from tests.conftest import LiveServer, Staff, post_inbound
 from tests.realtime.conftest import (
     ServerFactory,
@@ -18,6 +21,8 @@ from tests.realtime.conftest import (
     next_frame,
     open_socket,
     quiet,
+    until,
+    ws_url,
 )
 
 pytestmark = pytest.mark.usefixtures("http")  # an emptied database for each test
@@ -208,3 +213,44 @@ async def test_connection_lifetime_is_capped(live_servers: ServerFactory, staff:
                 await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
 
+
+
+async def test_a_slow_socket_is_dropped_without_holding_up_the_others(
+        live_servers: ServerFactory, staff: Staff, db: AsyncSession) -> None:
+    live = live_servers(ws_queue_size=16, event_poll_seconds=0.1)
+    hub = live.server.config.app.state.hub
+    boss = await staff.create("boss", Role.supervisor)
+    token = Staff.token(boss)
+    # A reader that stops reading: a tiny receive window, then no reads at all.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", live.port))
+    slow = await connect(ws_url(live, token, after=0), sock=sock, compression=None, proxy=None,
+                         max_size=None, max_queue=1)
+    async with open_socket(live, token, after=0, max_size=None) as fast:
+        await until(lambda: len(hub.clients) == 2)
+        slow.transport.pause_reading()
+        blob = "重" * 40_000  # ~120 KB a frame: megabytes pile up fast
+        for n in range(80):
+            events.record(db, type="bulk.test", data={"n": n, "blob": blob}, broadcast=True)
+            if n % 10 == 9:
+                await db.commit()
+        bulk = await frames_until(fast, lambda f: sum(x["type"] == "bulk.test" for x in f) == 80,
+                                  wait=60)
+        assert [f["data"]["n"] for f in bulk if f["type"] == "bulk.test"] == list(range(80))
+        await until(lambda: len(hub.clients) == 1, wait=20)  # dropped
+
+    slow.transport.resume_reading()
+    got: list[dict] = []
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(30):
+            while True:
+                frame = json.loads(await slow.recv())
+                if "seq" in frame:
+                    got.append(frame)
+    assert sum(f["type"] == "bulk.test" for f in got) < 80  # it fell behind and was let go
+    async with open_socket(live, token, after=got[-1]["seq"] if got else 0, max_size=None) as again:
+        rest = await frames_until(again, lambda f: bool(f) and f[-1]["type"] == "bulk.test"
+                                  and f[-1]["data"]["n"] == 79, wait=30)
+    resumed = [f["data"]["n"] for f in got + rest if f["type"] == "bulk.test"]
+    assert resumed == list(range(80))  # and on resume it gets the rest, nothing twice
