@@ -88,8 +88,10 @@ async def test_live_js_send_reaches_the_other_operators(
     tanaka = await staff.create("tanaka", Role.operator, inboxes=["default"])
     context, page = await open_page(chromium, live.url,
                                     auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
+    await page.wait_for_function("window.states.includes('open')")
+    await page.wait_for_function(  # its own arrival, so the page is surely live
+        "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'sato')")
     async with open_socket(live, Staff.token(tanaka), after=0) as other:
-        await page.wait_for_function("window.states.includes('open')")
         assert await page.evaluate(f"window.helpdeskLive.viewing({ticket_id})") is True
         assert await page.evaluate(
             f"window.helpdeskLive.send({{type: 'typing', ticket_id: {ticket_id}}})") is True

@@ -248,6 +248,7 @@ async def test_a_slow_socket_is_dropped_without_holding_up_the_others(
                 frame = json.loads(await slow.recv())
                 if "seq" in frame:
                     got.append(frame)
+    await slow.close()
     assert sum(f["type"] == "bulk.test" for f in got) < 80  # it fell behind and was let go
     async with open_socket(live, token, after=got[-1]["seq"] if got else 0, max_size=None) as again:
         rest = await frames_until(again, lambda f: bool(f) and f[-1]["type"] == "bulk.test"
