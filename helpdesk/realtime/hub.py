@@ -167,8 +167,10 @@ class Hub:
                     cursor = client.sent_seq = min(cursor, (await service.seq_bounds(session))[1])
                 audience = (await service.audiences(session, [client.user_id])).get(client.user_id)
                 batch = await service.live_events_after(session, cursor, BATCH)
-            if audience is not None:
-                client.audience = audience
+            if audience is None or not audience.active:
+                client.kick(CLOSE_REVOKED, "account disabled")
+                return cursor
+            client.audience = audience
             for event in batch:
                 if client.audience.may_see(event):
                     await send(event.text)

@@ -3,8 +3,10 @@
 import json
 
 import httpx
+import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth.models import Role
 from helpdesk.realtime import service as events
@@ -109,3 +111,17 @@ async def test_events_for_named_users_reach_only_them_and_supervisors(
             frames = work(await frames_until(ws, lambda f: len(work(f)) >= 1))
             assert [f["type"] for f in frames] == ["call.ringing"]
         assert work(await quiet(ws_other, 0.5)) == []
+
+
+async def test_disabling_an_account_closes_its_open_socket(
+        server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
+    leaver = await staff.create("leaver", Role.operator, inboxes=["default"])
+    async with open_socket(server, Staff.token(leaver), after=0) as ws:
+        await post_to(http, "default", "before")
+        assert len(work(await frames_until(ws, lambda f: len(work(f)) >= 2))) == 2
+        leaver.is_active = False
+        await db.commit()
+        await post_to(http, "default", "after")
+        with pytest.raises(ConnectionClosed) as closed:
+            await frames_until(ws, lambda f: False)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
