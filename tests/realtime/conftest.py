@@ -200,3 +200,11 @@ async def committed_events(db: AsyncSession, after: int = 0) -> list[LiveEvent]:
     events = [LiveEvent(*row) for row in rows.all()]
     await db.rollback()
     return events
+
+
+async def settled(ws: ClientConnection) -> None:
+    """Wait until the socket is live: its pong comes after any replay it asked for."""
+    await ws.send(json.dumps({"type": "ping"}))
+    async with asyncio.timeout(10):
+        while json.loads(await ws.recv())["type"] != "pong":
+            pass

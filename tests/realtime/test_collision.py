@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.routing import service as routing
 from tests.conftest import LiveServer, Staff, post_inbound
-from tests.realtime.conftest import next_frame, open_socket
+from tests.realtime.conftest import next_frame, open_socket, settled
 
 
 async def ephemeral(ws, wait: float = 0.5) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -42,7 +42,7 @@ async def test_viewing_and_typing_reach_the_other_operators_of_the_ticket_only(
             open_socket(server, Staff.token(boss)) as ws_boss:
         for ws in (ws_a, ws_b, ws_out, ws_boss):
             await ws.send(json.dumps({"type": "resume", "after": 0}))
-        await asyncio.sleep(0.2)
+            await settled(ws)
         await ws_a.send(json.dumps({"type": "viewing", "ticket_id": ticket_id}))
         await ws_a.send(json.dumps({"type": "typing", "ticket_id": ticket_id}))
         for ws in (ws_b, ws_boss):

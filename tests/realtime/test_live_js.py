@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
 from tests.conftest import SECRET, Staff, post_inbound
-from tests.realtime.conftest import REQUIRE_SERVICES, ServerFactory, committed_events, open_socket
+from tests.realtime.conftest import (
+    REQUIRE_SERVICES,
+    ServerFactory,
+    committed_events,
+    open_socket,
+    settled,
+)
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -92,6 +98,7 @@ async def test_live_js_send_reaches_the_other_operators(
     await page.wait_for_function(  # its own arrival, so the page is surely live
         "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'sato')")
     async with open_socket(live, Staff.token(tanaka), after=0) as other:
+        await settled(other)  # viewing and typing are momentary: only live sockets get them
         assert await page.evaluate(f"window.helpdeskLive.viewing({ticket_id})") is True
         assert await page.evaluate(
             f"window.helpdeskLive.send({{type: 'typing', ticket_id: {ticket_id}}})") is True

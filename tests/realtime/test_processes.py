@@ -19,6 +19,7 @@ from tests.realtime.conftest import (
     open_socket,
     quiet,
     redis_overrides,
+    settled,
     until,
 )
 
@@ -67,7 +68,7 @@ async def test_viewing_crosses_processes_and_presence_is_shared(
     await subscribed(a, b)
     async with open_socket(a, Staff.token(sato), after=0) as ws_a, \
             open_socket(b, Staff.token(tanaka), after=0) as ws_b:
-        await quiet(ws_b, 0.3)
+        await settled(ws_b)
         await ws_a.send(json.dumps({"type": "viewing", "ticket_id": ticket_id}))
         async with asyncio.timeout(10):
             while (frame := json.loads(await ws_b.recv()))["type"] != "ticket.viewing":
