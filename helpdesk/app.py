@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 from fastapi import FastAPI
@@ -24,9 +25,12 @@ from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
-from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime import api as realtime_api
+from helpdesk.realtime.bus import create_bus
+from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import NOTIFY
 from helpdesk.tickets import api as tickets_api
+from helpdesk.tickets import service as tickets
 from telephony import cti as telephony_cti
 from telephony import twilio as telephony_twilio
 
@@ -35,10 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Build the engine and bus on start, release them on stop."""
+    """Build the engine, bus and realtime hub on start, release them on stop."""
     settings: Settings = app.state.settings
     engine = create_engine(settings.database_url)
-    bus = MemoryBus()
+    node = uuid4().hex[:16]  # this process, among those sharing the database and Redis
+    bus = create_bus(settings, node)
     await bus.start()
     app.state.engine = engine
     app.state.bus = bus
@@ -49,6 +54,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
         app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
+    app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
+                        read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
+                        ticket_inbox=tickets.inbox_of)
+    await app.state.hub.start()
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
@@ -58,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await http.aclose()
         if ranks is not None:
             ranks.cancel()
+        await app.state.hub.stop()
         await bus.stop()
         await engine.dispose()
 
@@ -71,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   shopify_channel, calls_api, telephony_twilio, telephony_cti):
+                   shopify_channel, calls_api, realtime_api, telephony_twilio, telephony_cti):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

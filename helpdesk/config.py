@@ -61,6 +61,17 @@ class Settings(BaseSettings):
 
     run_workers: bool = True
 
+    # Realtime: the Redis channel prefix (several deployments may share one Redis), how long a
+    # dropped connection keeps its user online, and the limits of one socket.
+    redis_channel: str = "helpdesk"
+    redis_reconnect_max_seconds: float = 5.0
+    event_poll_seconds: float = 1.0
+    presence_grace_seconds: float = 30.0
+    ws_ping_seconds: float = 25.0
+    ws_max_lifetime_seconds: float = 3600.0
+    ws_queue_size: int = 256
+    ws_resume_wait_seconds: float = 1.0
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":
         if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):

@@ -2,7 +2,7 @@
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
-from helpdesk.calls.models import Call, CallEvent, CtiSettings, UserPresence
+from helpdesk.calls.models import Call, CallEvent, CtiSettings
 from helpdesk.channels.models import ChatVisitor, ImapCursor, WebhookReceipt
 from helpdesk.customers.models import (
     Customer,
@@ -14,7 +14,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.realtime.models import Event
+from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
@@ -22,6 +22,6 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "Message",
-    "Order", "OrderDelivery", "OrderItem", "OutboxItem", "RfmBoundary", "SearchEntry", "Tag",
-    "Ticket", "TicketTag", "User", "UserPresence", "WebhookReceipt",
+    "Order", "OrderDelivery", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
+    "RfmBoundary", "SearchEntry", "Tag", "Ticket", "TicketTag", "User", "WebhookReceipt",
 ]

@@ -98,16 +98,6 @@ class CtiSettings(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class UserPresence(SQLModel, table=True):
-    """Whether a staff member is online, as their browser last reported."""
-
-    __tablename__ = "user_presence"
-
-    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
-    status: str = Field(default="offline", max_length=10)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
 # ---- API shapes ---------------------------------------------------------------------------
 
 

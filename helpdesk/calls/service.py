@@ -31,7 +31,6 @@ from helpdesk.calls.models import (
     CtiConfig,
     CtiSettings,
     Routed,
-    UserPresence,
     WrapUp,
 )
 from helpdesk.config import Settings
@@ -107,20 +106,7 @@ def user_id_of_identity(identity: str) -> int | None:
 
 async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
     """The active members of an inbox who are online now: the one place calls ask about presence."""
-    rows = await session.scalars(
-        select(col(UserPresence.user_id))
-        .where(col(UserPresence.user_id).in_(routing.active_members(inbox_id)),
-               col(UserPresence.status) == "online"))
-    return list(rows)
-
-
-async def set_presence(session: AsyncSession, user_id: int, status: str) -> None:
-    """Record a user's presence (online, away, offline)."""
-    row = await session.get(UserPresence, user_id)
-    if row is None:
-        session.add(UserPresence(user_id=user_id, status=status))
-    else:
-        row.status, row.updated_at = status, utcnow()
+    return await events.online_among(session, routing.active_members(inbox_id))
 
 
 async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:

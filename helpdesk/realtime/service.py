@@ -1,17 +1,29 @@
-"""Writing events in the transaction they describe, and handing out ``seq`` in commit order."""
+"""Writing events in the transaction they describe, handing out ``seq`` in commit order, who may
+see what, and presence (online / away / offline) kept in the database so every process agrees."""
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
+from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from helpdesk.auth.models import User
-from helpdesk.db import Counter
-from helpdesk.realtime.models import Event
+from helpdesk.db import Counter, serialize_on, utcnow
+from helpdesk.realtime.models import (
+    Event,
+    Presence,
+    PresenceConnection,
+    PresencePublic,
+    PresenceStatus,
+)
+from helpdesk.routing import service as routing
 
 PENDING = "helpdesk.pending_events"
 COMMITTED_SEQ = "helpdesk.committed_seq"
@@ -33,13 +45,78 @@ def record(
     session.info.setdefault(PENDING, []).append(event)
 
 
-def may_see(user: User, event: Event, inbox_ids: set[int]) -> bool:
+# ---- who may see what ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """A committed event as the sockets need it: its audience and its frame, serialised once."""
+
+    seq: int
+    type: str
+    at: datetime
+    data: dict[str, Any]
+    inbox_id: int | None = None
+    user_ids: list[int] | None = None
+    broadcast: bool = False
+
+    @cached_property
+    def text(self) -> str:
+        """The server → client frame."""
+        return json.dumps({"seq": self.seq, "type": self.type, "at": self.at.isoformat(),
+                           "data": self.data}, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Audience:
+    """What one user may receive: everything (supervisors, admins), or their inboxes and own events."""
+
+    user_id: int
+    sees_everything: bool
+    inbox_ids: frozenset[int] = field(default_factory=frozenset)
+    active: bool = True
+
+    @classmethod
+    def of(cls, user: User, inbox_ids: Iterable[int]) -> "Audience":
+        """The audience of ``user``, a member of ``inbox_ids``."""
+        assert user.id is not None
+        return cls(user.id, user.sees_everything, frozenset(inbox_ids), user.is_active)
+
+    def may_see(self, event: Event | LiveEvent) -> bool:
+        """Whether this user may receive ``event``."""
+        if self.sees_everything or event.broadcast:
+            return True
+        if event.user_ids is not None and self.user_id in event.user_ids:
+            return True
+        return event.inbox_id is not None and event.inbox_id in self.inbox_ids
+
+    def may_see_inbox(self, inbox_id: int | None) -> bool:
+        """Whether this user works ``inbox_id`` (supervisors and admins work them all)."""
+        return self.sees_everything or (inbox_id is not None and inbox_id in self.inbox_ids)
+
+
+def may_see(user: User, event: Event | LiveEvent, inbox_ids: set[int]) -> bool:
     """Whether ``user`` (member of ``inbox_ids``) may receive ``event``."""
-    if user.sees_everything or event.broadcast:
-        return True
-    if event.user_ids is not None and user.id in event.user_ids:
-        return True
-    return event.inbox_id is not None and event.inbox_id in inbox_ids
+    return Audience.of(user, inbox_ids).may_see(event)
+
+
+async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
+    """Fresh audiences of ``user_ids`` (role, active flag, inboxes) in two queries; unknown users absent."""
+    ids = list(set(user_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(col(User.id), col(User.role), col(User.is_active)).where(col(User.id).in_(ids)))
+    inboxes = await routing.inbox_ids_of_users(session, ids)
+    found: dict[int, Audience] = {}
+    for uid, role, active in rows.all():
+        assert uid is not None
+        found[uid] = Audience(uid, role in ("supervisor", "admin"), frozenset(inboxes.get(uid, ())),
+                              active)
+    return found
+
+
+# ---- reading the log -----------------------------------------------------------------------
 
 
 async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> list[Event]:
@@ -47,6 +124,30 @@ async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> li
     rows = await session.scalars(
         select(Event).where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit))
     return list(rows)
+
+
+async def live_events_after(session: AsyncSession, seq: int, limit: int = 500) -> list[LiveEvent]:
+    """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping)."""
+    rows = await session.execute(
+        select(col(Event.seq), col(Event.type), col(Event.at), col(Event.data), col(Event.inbox_id),
+               col(Event.user_ids), col(Event.broadcast))
+        .where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit))
+    return [LiveEvent(*row) for row in rows.all()]
+
+
+async def seq_bounds(session: AsyncSession) -> tuple[int, int]:
+    """The lowest and highest seq in the log, (0, 0) when it is empty."""
+    low, high = (await session.execute(select(func.min(Event.seq), func.max(Event.seq)))).one()
+    return int(low or 0), int(high or 0)
+
+
+def ephemeral_text(type: str, data: dict[str, Any]) -> str:
+    """A frame that is not stored and carries no seq (viewing, typing, ping, errors)."""
+    return json.dumps({"type": type, "at": utcnow().isoformat(), "data": data},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- seq assignment at commit --------------------------------------------------------------
 
 
 def _assign_seqs(session: Session) -> None:
@@ -82,3 +183,142 @@ def _after_rollback(session: Session) -> None:
 sa_event.listen(Session, "before_commit", _assign_seqs)
 sa_event.listen(Session, "after_commit", _after_commit)
 sa_event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+
+
+# ---- presence ------------------------------------------------------------------------------
+
+
+def _combined(statuses: Iterable[str]) -> PresenceStatus:
+    """A user is online if any live connection says so, away if one says away, else offline."""
+    found = set(statuses)
+    for status in (PresenceStatus.online, PresenceStatus.away):
+        if status in found:
+            return status
+    return PresenceStatus.offline
+
+
+async def refresh_presence(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Recompute a user's status from their live connections; record ``presence.changed`` if it moved."""
+    await serialize_on(session, f"presence:{user_id}")
+    statuses = await session.scalars(select(col(PresenceConnection.status)).where(
+        col(PresenceConnection.user_id) == user_id, col(PresenceConnection.expires_at) > now))
+    status = _combined(statuses)
+    row = await session.get(Presence, user_id, populate_existing=True)
+    if row is None:
+        if status == PresenceStatus.offline:
+            return
+        row = Presence(user_id=user_id, status=status, since=now)
+        session.add(row)
+    elif row.status == status:
+        return
+    else:
+        row.status, row.since = status, now
+    user = (await session.execute(
+        select(col(User.name), col(User.role)).where(col(User.id) == user_id))).one_or_none()
+    if user is None:
+        return
+    record(session, type="presence.changed", broadcast=True, data={
+        "user_id": user_id, "name": user.name, "role": str(user.role), "status": str(status),
+        "since": now.isoformat()})
+
+
+async def connect(
+    session: AsyncSession, *, connection_id: str, user_id: int, node: str, now: datetime,
+    ttl: timedelta,
+) -> None:
+    """A socket opened: it counts as online until it closes (plus grace) or its process dies."""
+    session.add(PresenceConnection(id=connection_id, user_id=user_id, node=node,
+                                   status=PresenceStatus.online, connected_at=now,
+                                   expires_at=now + ttl))
+    await session.flush()
+    await refresh_presence(session, user_id, now)
+
+
+async def set_status(
+    session: AsyncSession, *, connection_id: str, user_id: int, status: PresenceStatus,
+    now: datetime,
+) -> None:
+    """The user said online / away / offline on this socket."""
+    await session.execute(update(PresenceConnection).where(col(PresenceConnection.id) == connection_id)
+                          .values(status=status))
+    await refresh_presence(session, user_id, now)
+
+
+async def disconnect(session: AsyncSession, *, connection_id: str, now: datetime,
+                     grace: timedelta) -> None:
+    """A socket closed: it keeps counting for ``grace`` (a reload or reconnect stays online)."""
+    await session.execute(update(PresenceConnection).where(col(PresenceConnection.id) == connection_id)
+                          .values(closed=True, expires_at=now + grace))
+
+
+async def heartbeat_and_sweep(
+    session: AsyncSession, *, node: str, now: datetime, ttl: timedelta,
+    live: dict[str, tuple[int, PresenceStatus]],
+) -> None:
+    """Keep this process's open sockets alive, then turn lapsed users offline (or away).
+
+    ``live`` maps this process's open connection ids to (user id, status). Every process runs
+    this; the lock makes the runs take turns, so a change is recorded once.
+    """
+    await serialize_on(session, "presence:sweep")
+    ids = list(live)
+    result = await session.execute(
+        update(PresenceConnection).where(col(PresenceConnection.id).in_(ids))
+        .values(expires_at=now + ttl))
+    # Rows this process left open but no longer holds (a failed disconnect write) start lapsing.
+    await session.execute(
+        update(PresenceConnection)
+        .where(col(PresenceConnection.node) == node, col(PresenceConnection.closed).is_(False),
+               col(PresenceConnection.id).not_in(ids))
+        .values(closed=True))
+    touched: set[int] = set()
+    if getattr(result, "rowcount", len(live)) < len(live):
+        touched |= await _restore_connections(session, node=node, now=now, ttl=ttl, live=live)
+    lapsed = select(col(PresenceConnection.user_id)).where(col(PresenceConnection.expires_at) <= now)
+    touched |= set(await session.scalars(lapsed.distinct()))
+    still_live = exists().where(col(PresenceConnection.user_id) == Presence.user_id,
+                                col(PresenceConnection.expires_at) > now)
+    touched |= set(await session.scalars(select(col(Presence.user_id)).where(
+        col(Presence.status) != PresenceStatus.offline, ~still_live)))
+    await session.execute(delete(PresenceConnection).where(col(PresenceConnection.expires_at) <= now))
+    for user_id in sorted(touched):
+        await refresh_presence(session, user_id, now)
+
+
+async def _restore_connections(
+    session: AsyncSession, *, node: str, now: datetime, ttl: timedelta,
+    live: dict[str, tuple[int, PresenceStatus]],
+) -> set[int]:
+    """Put back rows of open sockets that lapsed while this process was stalled."""
+    known = set(await session.scalars(select(col(PresenceConnection.id)).where(
+        col(PresenceConnection.id).in_(list(live)))))
+    users: set[int] = set()
+    existing_users = set(await session.scalars(select(col(User.id)).where(
+        col(User.id).in_([uid for uid, _ in live.values()]))))
+    for connection_id, (user_id, status) in live.items():
+        if connection_id not in known and user_id in existing_users:
+            session.add(PresenceConnection(id=connection_id, user_id=user_id, node=node,
+                                           status=status, connected_at=now, expires_at=now + ttl))
+            users.add(user_id)
+    await session.flush()
+    return users
+
+
+async def online_among(session: AsyncSession, candidates: Select[Any] | None = None) -> list[int]:
+    """The users online now, among ``candidates`` (a select of user ids) when given."""
+    stmt = select(col(Presence.user_id)).where(col(Presence.status) == PresenceStatus.online)
+    if candidates is not None:
+        stmt = stmt.where(col(Presence.user_id).in_(candidates))
+    return list(await session.scalars(stmt.order_by(col(Presence.user_id))))
+
+
+async def presence_list(session: AsyncSession) -> list[PresencePublic]:
+    """Every active staff member with their status (offline when never seen)."""
+    rows = await session.execute(
+        select(col(User.id), col(User.name), col(User.role), col(Presence.status), col(Presence.since))
+        .outerjoin(Presence, col(Presence.user_id) == col(User.id))
+        .where(col(User.is_active).is_(True)).order_by(col(User.name), col(User.id)))
+    return [PresencePublic(user_id=uid, name=name, role=str(role),
+                           status=status or PresenceStatus.offline, since=since)
+            for uid, name, role, status, since in rows.all()]
+

@@ -28,6 +28,18 @@ async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
     return set(rows)
 
 
+async def inbox_ids_of_users(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, set[int]]:
+    """The inboxes of each of ``user_ids``, in one query (users of no inbox are absent)."""
+    rows = await session.execute(
+        select(col(InboxMember.user_id), col(InboxMember.inbox_id))
+        .where(col(InboxMember.user_id).in_(list(user_ids)))
+    )
+    found: dict[int, set[int]] = {}
+    for user_id, inbox_id in rows.all():
+        found.setdefault(user_id, set()).add(inbox_id)
+    return found
+
+
 async def visible_inbox_ids(session: AsyncSession, user: User) -> set[int] | None:
     """The inboxes whose tickets ``user`` may see; None means all of them."""
     if user.sees_everything:

@@ -145,8 +145,11 @@ async def _recent_thread(
 
 
 async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    # populate_existing: a ticket loaded earlier in the request (CurrentTicket) must be re-read
+    # once the lock is held, or a racing writer's version goes unseen and both replies pass.
     return await session.scalar(
         select(Ticket).where(col(Ticket.id) == ticket_id).with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
@@ -384,6 +387,11 @@ def message_public(message: Message, attachments: list[AttachmentPublic]) -> Mes
 def _attributes(row: object, shape: type[SQLModel]) -> dict[str, object]:
     """The attributes of a table row that an API shape names (no serialising round trip)."""
     return {name: getattr(row, name) for name in shape.model_fields if hasattr(row, name)}
+
+
+async def inbox_of(session: AsyncSession, ticket_id: int) -> int | None:
+    """The inbox a ticket belongs to; None when there is no such ticket."""
+    return await session.scalar(select(col(Ticket.inbox_id)).where(col(Ticket.id) == ticket_id))
 
 
 # ---- changing ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -24,9 +25,10 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from helpdesk.auth.models import Role, User
-from helpdesk.calls import service as calls
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, Order, OrderItem
+from helpdesk.db import utcnow
+from helpdesk.realtime import service as realtime
 from helpdesk.realtime.models import Event
 from helpdesk.routing import service as routing
 from tests.conftest import LiveServer, Staff, free_port, make_settings
@@ -160,7 +162,9 @@ class Floor:
 async def online(db: AsyncSession, *users: User) -> None:
     for user in users:
         assert user.id is not None
-        await calls.set_presence(db, user.id, "online")
+        # A socket of a long-lived test node: no server's sweep lapses it during the test.
+        await realtime.connect(db, connection_id=uuid4().hex, user_id=user.id, node="test",
+                               now=utcnow(), ttl=timedelta(hours=1))
     await db.commit()
 
 

@@ -39,7 +39,6 @@ TOKEN_SALT = "helpdesk.chat-visitor"
 ONLINE_FOR = timedelta(seconds=90)  # the widget pings every 30 s
 VISIBLE_DELIVERY = ("sent", "delivered", "read")
 MAX_TEXT = 5000
-PRESENCE_WINDOW = timedelta(hours=12)
 
 
 # ---- visitors -------------------------------------------------------------------------------
@@ -146,14 +145,8 @@ def frame(message_id: int, direction: str, author: str | None, text: str, at: da
 
 
 async def operators_online(session: AsyncSession) -> bool:
-    """Whether any operator is online, by the latest ``presence.changed`` of each (last 12 h)."""
-    rows = await session.scalars(
-        select(Event).where(col(Event.type) == "presence.changed",
-                            col(Event.at) >= utcnow() - PRESENCE_WINDOW).order_by(col(Event.seq)))
-    status: dict[Any, str] = {}
-    for event in rows:
-        status[event.data.get("user_id")] = str(event.data.get("status"))
-    return any(s == "online" for s in status.values())
+    """Whether any staff member is online now (presence as the realtime layer keeps it)."""
+    return bool(await events.online_among(session))
 
 
 # ---- replies --------------------------------------------------------------------------------

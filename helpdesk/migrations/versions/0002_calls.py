@@ -28,13 +28,6 @@ def upgrade() -> None:
     sa.Column('updated_at', helpdesk.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cti_settings'))
     )
-    op.create_table('user_presence',
-    sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('updated_at', helpdesk.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_user_presence_user_id_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_user_presence'))
-    )
     op.create_table('call',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
@@ -94,5 +87,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_call_customer_started')
 
     op.drop_table('call')
-    op.drop_table('user_presence')
     op.drop_table('cti_settings')

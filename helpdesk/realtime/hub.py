@@ -1,0 +1,291 @@
+"""One dispatcher per process: it reads new events from the table once and hands them to this
+process's sockets, each through its own bounded queue, so a slow socket never slows the others."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpdesk.config import Settings
+from helpdesk.db import utcnow
+from helpdesk.realtime import service
+from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime.models import PresenceStatus
+from helpdesk.realtime.service import Audience, LiveEvent
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# Which inbox a ticket belongs to (None: no such ticket). Injected, since realtime knows no domain.
+TicketInbox = Callable[[AsyncSession, int], Awaitable[int | None]]
+Item = tuple[int | None, str]  # (seq or None for ephemeral frames, the frame's text)
+
+CLOSE_SLOW = 4429
+CLOSE_REVOKED = 4403
+
+
+class Client:
+    """One socket as the hub sees it: who it is, what it was sent, and its bounded queue.
+
+    It starts out catching up (replaying from the table); while so, a full queue only means
+    "read the table again". Once live, a full queue means the socket is too slow: it is kicked,
+    and resumes on reconnect.
+    """
+
+    def __init__(self, *, user_id: int, name: str, audience: Audience, floor: int,
+                 queue_size: int) -> None:
+        self.id = uuid4().hex
+        self.user_id, self.name, self.audience = user_id, name, audience
+        self.floor = floor  # the hub had fanned out everything up to here when we joined
+        self.sent_seq = floor
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
+        self.catching_up = True
+        self.lagged = False
+        self.status = PresenceStatus.online
+        self.registered = False  # its presence row exists
+        self.kicked: tuple[int, str] | None = None
+        self.kick_event = asyncio.Event()
+
+    def offer(self, event: LiveEvent) -> None:
+        """Queue ``event`` if this user may see it and has not had it."""
+        if event.seq <= self.sent_seq or not self.audience.may_see(event):
+            return
+        try:
+            self.queue.put_nowait((event.seq, event.text))
+        except asyncio.QueueFull:
+            if self.catching_up:
+                self.lagged = True
+            else:
+                self.kick(CLOSE_SLOW, "too slow; resume to catch up")
+
+    def offer_ephemeral(self, text: str) -> None:
+        """Queue a momentary frame; dropped while catching up or when the queue is full."""
+        if not self.catching_up:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait((None, text))
+
+    def reply(self, text: str) -> None:
+        """Queue an answer to the client (pong, error) whatever the state."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait((None, text))
+
+    def kick(self, code: int, reason: str) -> None:
+        """Ask the socket's handler to close with ``code``."""
+        if self.kicked is None:
+            self.kicked = (code, reason)
+            self.kick_event.set()
+
+    def discard_queued(self) -> None:
+        """Forget queued frames (the table has them all) after falling behind."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+class Hub:
+    """This process's sockets, the one reader of the event table, and the presence heartbeat."""
+
+    def __init__(self, *, bus: MemoryBus, sessionmaker: async_sessionmaker[AsyncSession],
+                 read_sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
+                 node: str, ticket_inbox: TicketInbox) -> None:
+        self.bus, self.sessionmaker, self.settings = bus, sessionmaker, settings
+        # Reading the log never takes the write lock (SQLite), so it never waits for writers.
+        self.reader = read_sessionmaker
+        self.node = node
+        self.ticket_inbox = ticket_inbox
+        self.clients: dict[str, Client] = {}
+        self.last_seq = 0
+        self.ready = False
+        self._wake = asyncio.Event()
+        self._check_reset = False
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unlisten: list[Callable[[], None]] = []
+
+    @property
+    def grace(self) -> timedelta:
+        """How long a dropped socket keeps its user present."""
+        return timedelta(seconds=self.settings.presence_grace_seconds)
+
+    async def start(self) -> None:
+        """Listen to the bus and start the pump and the presence heartbeat."""
+        self._unlisten = [self.bus.listen(self._on_news),
+                          self.bus.listen_ephemeral(self._on_ephemeral)]
+        with contextlib.suppress(Exception):  # the pump retries if the database is not there yet
+            await self.catch_up()
+        self._tasks = [asyncio.create_task(self._pump(), name="hub-pump"),
+                       asyncio.create_task(self._presence(), name="hub-presence")]
+
+    async def stop(self) -> None:
+        """Stop listening and the background tasks."""
+        for unlisten in self._unlisten:
+            unlisten()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # ---- sockets ------------------------------------------------------------------------
+
+    async def join(self, *, user_id: int, name: str, audience: Audience) -> Client:
+        """Register a socket; from now on every event it may see reaches its queue."""
+        if not self.ready:
+            await self.catch_up()
+        client = Client(user_id=user_id, name=name, audience=audience, floor=self.last_seq,
+                        queue_size=self.settings.ws_queue_size)
+        self.clients[client.id] = client
+        return client
+
+    def leave(self, client: Client) -> None:
+        """Forget a socket."""
+        self.clients.pop(client.id, None)
+
+    async def replay(self, client: Client, after: int | None,
+                     send: Callable[[str], Awaitable[None]]) -> None:
+        """Send ``client`` what it missed after ``after`` (or since it joined), then let it go live.
+
+        Frames the hub queued meanwhile are deduplicated by seq when the writer drains the queue.
+        """
+        need_table = after is not None
+        cursor = client.floor if after is None else after
+        client.sent_seq = cursor
+        while need_table or client.lagged:
+            if client.lagged:
+                client.discard_queued()
+                client.lagged = False
+            cursor = await self._send_from_table(client, cursor, send)
+            need_table = False
+        client.catching_up = False
+
+    async def _send_from_table(self, client: Client, cursor: int,
+                               send: Callable[[str], Awaitable[None]]) -> int:
+        while True:
+            async with self.reader() as session:
+                if cursor > self.last_seq:  # a seq from before the log was reset, or made up
+                    cursor = client.sent_seq = min(cursor, (await service.seq_bounds(session))[1])
+                audience = (await service.audiences(session, [client.user_id])).get(client.user_id)
+                batch = await service.live_events_after(session, cursor, BATCH)
+            if audience is None or not audience.active:
+                client.kick(CLOSE_REVOKED, "account disabled")
+                return cursor
+            client.audience = audience
+            for event in batch:
+                if client.audience.may_see(event):
+                    await send(event.text)
+                cursor = client.sent_seq = event.seq
+            if len(batch) < BATCH:
+                return cursor
+
+    # ---- the pump -----------------------------------------------------------------------
+
+    def _on_news(self, seq: int) -> None:
+        if seq <= self.last_seq:
+            self._check_reset = True  # an echo, a reconnect, or a log that started over
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.event_poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("realtime: reading new events failed; retrying")
+                await asyncio.sleep(min(1.0, self.settings.event_poll_seconds))
+
+    async def catch_up(self) -> None:
+        """Read what was committed since the last look, once, and offer it to every socket."""
+        async with self._lock:
+            if not self.ready:
+                async with self.reader() as session:
+                    self.last_seq = (await service.seq_bounds(session))[1]
+                self.ready = True
+                return
+            while True:
+                async with self.reader() as session:
+                    if self._check_reset:
+                        self._check_reset = False
+                        await self._detect_reset(session)
+                    batch = await service.live_events_after(session, self.last_seq, BATCH)
+                    if batch and self.clients:
+                        await self._refresh_audiences(session)
+                await self._fan_out(batch)
+                if len(batch) < BATCH:
+                    return
+
+    async def _detect_reset(self, session: AsyncSession) -> None:
+        # Seqs never go back in a real log; an emptied one (tests, a restore) must not leave
+        # the hub waiting for seqs it already passed.
+        low, high = await service.seq_bounds(session)
+        if high < self.last_seq:
+            log.warning("realtime: event log went back from %s to %s", self.last_seq, high)
+            self.last_seq = max(low - 1, 0)
+
+    async def _refresh_audiences(self, session: AsyncSession) -> None:
+        # Membership and roles change; read them once per batch for all sockets together.
+        asked = {c.user_id for c in self.clients.values()}
+        fresh = await service.audiences(session, asked)
+        for client in list(self.clients.values()):
+            if client.user_id not in asked:
+                continue  # joined while we asked: its audience was read at the handshake
+            audience = fresh.get(client.user_id)
+            if audience is None or not audience.active:
+                client.audience = Audience(client.user_id, False)
+                client.kick(CLOSE_REVOKED, "account disabled")
+            else:
+                client.audience = audience
+
+    async def _fan_out(self, batch: list[LiveEvent]) -> None:
+        # In slices of half a queue, yielding between them: a writer whose socket keeps up
+        # empties its queue meanwhile, so only a socket that really stalls overflows.
+        step = max(1, self.settings.ws_queue_size // 2)
+        for start in range(0, len(batch), step):
+            if start:
+                await asyncio.sleep(0)
+            chunk = batch[start:start + step]
+            for client in list(self.clients.values()):
+                for event in chunk:
+                    client.offer(event)
+            self.last_seq = chunk[-1].seq
+
+    # ---- ephemeral frames ---------------------------------------------------------------
+
+    def publish_ephemeral(self, *, inbox_id: int | None, exclude_user: int | None, text: str) -> None:
+        """Send a momentary frame to every process's sockets that work ``inbox_id``."""
+        self.bus.publish_ephemeral({"inbox_id": inbox_id, "exclude_user": exclude_user, "text": text})
+
+    def _on_ephemeral(self, envelope: dict[str, Any]) -> None:
+        text, inbox_id, exclude = envelope.get("text"), envelope.get("inbox_id"), envelope.get("exclude_user")
+        if not isinstance(text, str) or not (inbox_id is None or isinstance(inbox_id, int)):
+            return
+        for client in list(self.clients.values()):
+            if client.user_id != exclude and client.audience.may_see_inbox(inbox_id):
+                client.offer_ephemeral(text)
+
+    # ---- presence -----------------------------------------------------------------------
+
+    def presence_interval(self) -> float:
+        """How often this process renews its sockets and sweeps lapsed ones."""
+        return min(10.0, max(0.05, self.settings.presence_grace_seconds / 3))
+
+    async def _presence(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence_interval())
+            started = time.monotonic()
+            try:
+                live = {c.id: (c.user_id, c.status) for c in self.clients.values() if c.registered}
+                async with self.sessionmaker() as session:
+                    await service.heartbeat_and_sweep(session, node=self.node, now=utcnow(),
+                                                      ttl=self.grace, live=live)
+                    await session.commit()
+            except Exception:
+                log.exception("realtime: presence heartbeat failed; retrying")
+            if time.monotonic() - started > self.presence_interval():
+                log.warning("realtime: presence heartbeat is slower than its interval")

@@ -1,0 +1,126 @@
+"""static/js/live.js in a real Chromium: cookie sign-in, resume across forced reconnects, send()."""
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.auth import service as auth
+from helpdesk.auth.models import Role
+from tests.conftest import SECRET, Staff, post_inbound
+from tests.realtime.conftest import (
+    REQUIRE_SERVICES,
+    ServerFactory,
+    committed_events,
+    open_socket,
+    settled,
+)
+
+CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless (never downloaded)."""
+    if not HAVE_CHROMIUM:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"no Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                   args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def test_live_js_resumes_across_reconnects_and_sends(
+        live_servers: ServerFactory, client_for, chromium: Browser, staff: Staff,
+        db: AsyncSession) -> None:
+    live = live_servers(ws_max_lifetime_seconds=1.0)  # the server cuts every socket each second
+    http = client_for(live)
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    context, page = await open_page(chromium, live.url,
+                                    auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
+    await page.wait_for_function("window.states.includes('open')")
+
+    for n in range(12):  # spread over several forced reconnects
+        assert (await post_inbound(http, f"js-{n}")).status_code == 201
+        await asyncio.sleep(0.25)
+    expected = [e.seq for e in await committed_events(db)]
+    await page.wait_for_function(
+        f"window.frames_seen.filter(f => f.seq !== undefined).length >= {len(expected)}",
+        timeout=20_000)
+    await asyncio.sleep(0.5)
+    frames = await page.evaluate("window.frames_seen.filter(f => f.seq !== undefined)")
+    assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db)]
+    assert all(set(f) == {"seq", "type", "at", "data"} for f in frames)
+    assert (await page.evaluate("window.states")).count("open") >= 2  # it did reconnect
+    assert await page.evaluate("sessionStorage.getItem('helpdesk.live.lastSeq')") == str(
+        frames[-1]["seq"])
+
+    await context.close()
+
+
+async def open_page(chromium: Browser, base_url: str, cookie: str | None):  # type: ignore[no-untyped-def]
+    """A same-origin page with live.js loaded, recording frames and states."""
+    context = await chromium.new_context()
+    if cookie:
+        await context.add_cookies([{"name": "helpdesk_session", "value": cookie, "url": base_url}])
+    page = await context.new_page()
+    await page.goto(f"{base_url}/healthz")
+    await page.evaluate("""() => {
+        window.frames_seen = [];
+        window.states = [];
+        document.addEventListener('helpdesk:event', (e) => window.frames_seen.push(e.detail));
+        document.addEventListener('helpdesk:live', (e) => window.states.push(e.detail.state));
+    }""")
+    await page.add_script_tag(url="/static/js/live.js")
+    return context, page
+
+
+async def test_live_js_send_reaches_the_other_operators(
+        live_servers: ServerFactory, client_for, chromium: Browser, staff: Staff) -> None:
+    live = live_servers()
+    ticket_id = (await post_inbound(client_for(live), "t-1")).json()["ticket_id"]
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    tanaka = await staff.create("tanaka", Role.operator, inboxes=["default"])
+    context, page = await open_page(chromium, live.url,
+                                    auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
+    await page.wait_for_function("window.states.includes('open')")
+    await page.wait_for_function(  # its own arrival, so the page is surely live
+        "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'sato')")
+    async with open_socket(live, Staff.token(tanaka), after=0) as other:
+        await settled(other)  # viewing and typing are momentary: only live sockets get them
+        assert await page.evaluate(f"window.helpdeskLive.viewing({ticket_id})") is True
+        assert await page.evaluate(
+            f"window.helpdeskLive.send({{type: 'typing', ticket_id: {ticket_id}}})") is True
+        kinds = []
+        async with asyncio.timeout(10):
+            while len(kinds) < 2:
+                frame = json.loads(await other.recv())
+                if frame["type"] in ("ticket.viewing", "ticket.typing"):
+                    assert frame["data"]["name"] == "sato"
+                    kinds.append(frame["type"])
+        assert kinds == ["ticket.viewing", "ticket.typing"]
+        # the page heard tanaka come online, as an ordinary event
+        await page.wait_for_function(
+            "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'tanaka')")
+    await context.close()
+
+
+async def test_live_js_stops_when_signed_out(live_servers: ServerFactory,
+                                             chromium: Browser) -> None:
+    live = live_servers()
+    context, page = await open_page(chromium, live.url, None)
+    await page.wait_for_function("window.states.includes('signed-out')")
+    await asyncio.sleep(1.5)  # long enough for a reconnect, had it tried
+    assert await page.evaluate("window.states") == ["open", "signed-out"]
+    await context.close()
