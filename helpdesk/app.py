@@ -18,6 +18,7 @@ from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.service import NOTIFY
 from helpdesk.tickets import api as tickets_api
+from helpdesk.web import pages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Helpdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
+    pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, customers_api, profiles_api, channels_api):
         app.include_router(module.router)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     inbound_token: str | None = None
 
     run_workers: bool = True
+    # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;
+    # empty means the vendored copy only.
+    htmx_cdn_url: str = "https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js"
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":

@@ -1,17 +1,20 @@
 """Every table model, imported in one place so Alembic and create_all see them all."""
 
+from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event
+from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
-from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
+from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
     "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
     "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
     "TicketTag", "User",
+    "IpRule", "ReplyTemplate", "TicketCount",
 ]

@@ -22,6 +22,7 @@ from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.tickets import counts  # noqa: F401  (keeps ticket_count current on every flush)
 from helpdesk.tickets.models import (
     Attachment,
     AttachmentPublic,
