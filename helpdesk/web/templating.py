@@ -15,25 +15,25 @@ from markupsafe import Markup
 from helpdesk.auth.models import User
 from helpdesk.config import Settings
 from helpdesk.tickets.models import Status
-from helpdesk.web import csrf, i18n
+from helpdesk.web import csrf, i18n, messages
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 HTMX_VERSION = "2.0.11"
 # The integrity of dist/htmx.min.js in the htmx.org npm package, the file vendored in static/vendor.
 HTMX_INTEGRITY = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
 
-STATUS_NAMES = {
-    Status.unhandled: "Unhandled", Status.in_progress: "In progress", Status.pending: "On hold",
-    Status.resolved: "Resolved", Status.no_action: "No action needed",
-}
-
-
 def status_label(status: str) -> str:
     """A status in the viewer's language (未対応 / Unhandled …)."""
-    try:
-        return i18n.gettext(STATUS_NAMES[Status(status)])
-    except ValueError:
-        return status
+    name = messages.STATUS_NAMES.get(str(status))
+    return i18n.gettext(name) if name else str(status)
+
+
+def translated_detail(status: int, detail: str) -> tuple[str, str | None]:
+    """An error's text for people: its translation, or the status's message plus the raw detail."""
+    text = i18n.gettext(detail)
+    if text != detail or i18n.current().language == "en":
+        return text, None
+    return i18n.gettext(messages.BY_STATUS.get(status, messages.BY_STATUS[400])), detail
 
 
 def sanitized(html: str | None) -> Markup:
@@ -62,8 +62,9 @@ def environment() -> Environment:
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(dt=i18n.format_dt, day=i18n.format_day, money=i18n.format_money,
                        number=i18n.format_number, status_label=status_label, sanitized=sanitized,
-                       isodt=datetime.fromisoformat)
-    env.globals.update(statuses=list(Status), languages=i18n.LANGUAGES)
+                       isodt=datetime.fromisoformat, t=i18n.gettext)
+    env.globals.update(statuses=list(Status), languages=i18n.LANGUAGES,
+                       translated_detail=translated_detail)
     env.globals["m"] = env.get_template("_macros.html").module
     return env
 
