@@ -200,7 +200,7 @@ async def update_ticket(
     try:
         locked = await service.lock_for_change(session, ticket.id, change.version)
     except Conflict:
-        await session.rollback()
+        await session.refresh(ticket)
         context = {**await _ticket_context(session, ticket, user, settings), "stale_controls": True}
         return templating.render(request, "ticket.html", context, user=user, block="controls",
                                  status=409)
@@ -250,7 +250,6 @@ async def reply(
     try:
         locked = await service.lock_for_change(session, ticket.id, composer_version)
     except Conflict:
-        await session.rollback()
         await session.refresh(ticket)
         context = {**await _ticket_context(session, ticket, user, settings), "conflict": True,
                    "draft": body, "internal": internal, "new_since": seen_message_id}

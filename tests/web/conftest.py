@@ -22,6 +22,7 @@ from helpdesk.app import create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
+from helpdesk.db import create_sessionmaker
 from helpdesk.realtime import service as events
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
@@ -125,6 +126,7 @@ class Tabs:
         """A new browser context, signed in as ``user`` through the session cookie."""
         context = await self.browser.new_context(viewport={"width": width, "height": height},
                                                  locale="ja-JP", timezone_id="Asia/Tokyo")
+        context.set_default_timeout(10_000)
         await context.route("**/*", _guard)
         await context.add_init_script(WATCH)
         if user is not None:
@@ -161,13 +163,39 @@ async def inbound(db: AsyncSession, key: str, *, body: str = "注文の件で質
     return result
 
 
-async def frames_after(db: AsyncSession, seq: int) -> list[dict[str, Any]]:
-    """Committed events after ``seq`` as socket frames (what /ws sends)."""
-    await db.rollback()
-    return [{"seq": e.seq, "type": e.type, "at": e.at.isoformat(), "data": e.data}
-            for e in await events.events_after(db, seq)]
+class Peek:
+    """Reads what the server committed, each read in its own short session.
+
+    Tests must not keep a transaction open while the server works: SQLite write transactions
+    begin IMMEDIATE here, and a read left open in the arranging session would block the server.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessions = create_sessionmaker(engine)
+
+    async def scalars(self, stmt: Any) -> list[Any]:
+        async with self.sessions() as session:
+            return list(await session.scalars(stmt))
+
+    async def scalar(self, stmt: Any) -> Any:
+        async with self.sessions() as session:
+            return await session.scalar(stmt)
+
+    async def get(self, model: type, ident: Any) -> Any:
+        async with self.sessions() as session:
+            return await session.get(model, ident)
+
+    async def frames_after(self, seq: int) -> list[dict[str, Any]]:
+        """Committed events after ``seq`` as socket frames (what /ws sends)."""
+        async with self.sessions() as session:
+            return [{"seq": e.seq, "type": e.type, "at": e.at.isoformat(), "data": e.data}
+                    for e in await events.events_after(session, seq)]
+
+    async def last_seq(self) -> int:
+        frames = await self.frames_after(0)
+        return frames[-1]["seq"] if frames else 0
 
 
-async def last_seq(db: AsyncSession) -> int:
-    frames = await frames_after(db, 0)
-    return frames[-1]["seq"] if frames else 0
+@pytest.fixture
+def peek(engine: AsyncEngine) -> Peek:
+    return Peek(engine)
