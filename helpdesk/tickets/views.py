@@ -105,8 +105,13 @@ async def inbox(
     """Tickets by status tab, with live counts, filters, search and keyset pagination."""
     query = _parse_query(status, view, inbox_id, channel, tag, q)
     context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
-    return templating.render(request, "inbox.html", context, user=user,
-                             block="rows" if cursor else None)
+    if cursor:
+        return templating.render(request, "inbox.html", context, user=user, block="rows")
+    target = request.headers.get("hx-target")
+    # Filters submit every field; the address bar gets the canonical, shorter form.
+    headers = {"HX-Push-Url": f"/inbox?{query.params()}"} if target == "inbox-main" else {}
+    return templating.render(request, "inbox.html", context, user=user, headers=headers,
+                             oob=["counts"] if target == "ticket-list" else ())
 
 
 # ---- the ticket page --------------------------------------------------------------------------

@@ -35,9 +35,12 @@
     }
   }
 
+  // Each target is its own request source, so refreshes of different parts never queue behind
+  // (and silently replace) one another.
   function refresh(url, target) {
-    if (window.htmx && document.querySelector(target)) {
-      return window.htmx.ajax("GET", url, { target: target, swap: "outerHTML" });
+    var el = document.querySelector(target);
+    if (window.htmx && el) {
+      return window.htmx.ajax("GET", url, { source: el, target: el, swap: "outerHTML" });
     }
     return Promise.resolve();
   }
@@ -79,7 +82,6 @@
   // ---- inbox: counts and list follow the socket ------------------------------------------
   function inboxPage() {
     var selected = null;
-    var known = null;
     function liveUrl() {
       var main = document.getElementById("inbox-main");
       return main ? main.dataset.liveUrl : null;
@@ -93,21 +95,20 @@
       row.focus({ preventScroll: false });
       selected = row.dataset.ticketId;
     }
+    function mark(known) {
+      rows().forEach(function (r) {
+        if (!known.has(r.dataset.ticketId)) r.classList.add("is-new");
+        if (r.dataset.ticketId === selected) r.classList.add("selected");
+      });
+    }
     var update = debounce(function () {
       var url = liveUrl();
       if (!url) return;
-      known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
-      refresh(url, "#counts");
-      refresh(url, "#ticket-list");
+      var known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
+      // One request: the list, with the counts out of band.
+      refresh(url, "#ticket-list").then(function () { mark(known); });
     }, 300);
     onEvent(function (frame) { if (isTicketEvent(frame.type)) update(); });
-    body.addEventListener("htmx:afterSwap", function () {
-      rows().forEach(function (r) {
-        if (known && !known.has(r.dataset.ticketId)) r.classList.add("is-new");
-        if (r.dataset.ticketId === selected) r.classList.add("selected");
-      });
-      known = null;
-    });
     return {
       move: function (step) {
         var all = rows();
