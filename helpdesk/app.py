@@ -33,6 +33,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.bus = bus
     app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    await pages.startup(app)
     try:
         yield
     finally:

@@ -23,10 +23,8 @@ async def _page(request: Request, session: SessionDep, admin: Admin, block: str 
     return templating.render(request, "admin/access.html", context, user=admin, block=block)
 
 
-def _reload(request: Request) -> None:
-    allow = getattr(request.app.state, "ip_allow", None)
-    if allow is not None:
-        allow.invalidate()
+async def _reload(request: Request) -> None:
+    await request.app.state.allow_list.load(request.app.state.sessionmaker)
 
 
 @router.get("/admin/access")
@@ -45,7 +43,7 @@ async def add_rule(
     audit.record(session, action="ip_rule.add", actor_id=admin.id, actor_email=admin.email,
                  target_type="ip_rule", target_id=rule.id, ip=_ip(request), network=rule.network)
     await session.commit()
-    _reload(request)
+    await _reload(request)
     return await _page(request, session, admin, "rule_list")
 
 
@@ -56,5 +54,5 @@ async def remove_rule(request: Request, session: SessionDep, admin: Admin, rule_
     audit.record(session, action="ip_rule.remove", actor_id=admin.id, actor_email=admin.email,
                  target_type="ip_rule", target_id=rule_id, ip=_ip(request))
     await session.commit()
-    _reload(request)
+    await _reload(request)
     return await _page(request, session, admin, "rule_list")

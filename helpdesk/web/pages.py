@@ -20,7 +20,7 @@ from helpdesk.tickets import views as tickets_views
 from helpdesk.web import i18n, templating
 from helpdesk.web import views as web_views
 from helpdesk.web.csrf import CSRFMiddleware
-from helpdesk.web.security import IpAllowMiddleware, SecurityHeadersMiddleware
+from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
 ROUTERS = (auth_views, tickets_views, customers_views, reports_views, routing_views,
            replies_views, access_views, audit_views, web_views)
@@ -52,9 +52,15 @@ async def _refuse_address(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+async def startup(app: FastAPI) -> None:
+    """Read what the middlewares need before the first request (the IP allow-list)."""
+    await app.state.allow_list.load(app.state.sessionmaker)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the page routers, the error renderer and the security middlewares."""
     app.state.html_error = html_error
+    app.state.allow_list = AllowList()
     i18n.translations("ja")  # read the catalogue at start, not on the first page
     for module in ROUTERS:
         app.include_router(module.router)

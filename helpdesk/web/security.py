@@ -1,8 +1,11 @@
 """Response headers that keep pages inert (CSP without inline scripts) and the IP allow-list."""
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.access import service as access
@@ -11,6 +14,7 @@ from helpdesk.config import Settings
 # Provider callbacks and the customer-facing chat must stay reachable from anywhere.
 PUBLIC_PREFIXES = ("/webhooks/", "/telephony/", "/api/inbound", "/chat/", "/static/", "/healthz")
 TWILIO_SOURCES = "https://*.twilio.com wss://*.twilio.com"
+Refuse = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -58,43 +62,52 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, sending)
 
 
-class IpAllowMiddleware:
-    """Refuses staff pages, the staff API and /ws to addresses outside the allow-list.
+class AllowList:
+    """The IP allow-list as this process knows it: loaded at start, re-read in the background
+    every ``ttl`` seconds (other workers may have changed it), at once after a change here.
 
-    The list is read from the database at most every ``ttl`` seconds per process, and at once
-    after this process changed it (``invalidate``).
+    Requests never wait for the database: a stale list is used while a fresh one is read.
     """
 
-    def __init__(self, app: ASGIApp, *, refuse: object, ttl: float = 5.0) -> None:
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self.networks: list[access.Network] = []
+        self.loaded_at = -1e9
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def load(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Read the list now."""
+        async with sessionmaker() as session:
+            self.networks = await access.networks(session)
+        self.loaded_at = time.monotonic()
+
+    def refresh_if_stale(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Start a background read when the list is older than ``ttl``."""
+        if time.monotonic() - self.loaded_at < self.ttl:
+            return
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self.load(sessionmaker))
+
+
+class IpAllowMiddleware:
+    """Refuses staff pages, the staff API and /ws to addresses outside the allow-list."""
+
+    def __init__(self, app: ASGIApp, *, refuse: Refuse) -> None:
         self.app = app
         self.refuse = refuse
-        self.ttl = ttl
-        self.loaded_at = -1e9
-        self.networks: list[access.Network] = []
-
-    def invalidate(self) -> None:
-        """Read the list afresh on the next request."""
-        self.loaded_at = -1e9
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
-        scope["app"].state.ip_allow = self
-        networks = await self._networks(scope)
+        state = scope["app"].state
+        allow_list: AllowList = state.allow_list
+        allow_list.refresh_if_stale(state.sessionmaker)
         client = scope.get("client")
-        if access.allows(networks, client[0] if client else None):
+        if access.allows(allow_list.networks, client[0] if client else None):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4403})
             return
-        await self.refuse(scope, receive, send)  # type: ignore[operator]
-
-    async def _networks(self, scope: Scope) -> list[access.Network]:
-        now = time.monotonic()
-        if now - self.loaded_at > self.ttl:
-            async with scope["app"].state.sessionmaker() as session:
-                self.networks = await access.networks(session)
-            self.loaded_at = now
-        return self.networks
+        await self.refuse(scope, receive, send)

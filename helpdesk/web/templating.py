@@ -1,6 +1,6 @@
 """Jinja2 pages: one template per page, htmx requests get a named block of it."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -9,7 +9,7 @@ from typing import Any
 import nh3
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Template, pass_context, select_autoescape
 from markupsafe import Markup
 
 from helpdesk.auth.models import User
@@ -52,6 +52,17 @@ def _no_remote_images(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+def _per_render(function: Callable[..., str]) -> Callable[..., str]:
+    """A filter Jinja must call at render time: its result depends on the viewer's language, so
+    it may not be folded into the compiled template as a constant."""
+
+    @pass_context
+    def filtered(_context: object, *args: Any, **kwargs: Any) -> str:
+        return function(*args, **kwargs)
+
+    return filtered
+
+
 @cache
 def environment() -> Environment:
     """The one template environment; gettext reads the locale of the render in progress."""
@@ -60,9 +71,10 @@ def environment() -> Environment:
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(dt=i18n.format_dt, day=i18n.format_day, money=i18n.format_money,
-                       number=i18n.format_number, status_label=status_label, sanitized=sanitized,
-                       isodt=datetime.fromisoformat, t=i18n.gettext)
+    env.filters.update(dt=_per_render(i18n.format_dt), day=_per_render(i18n.format_day),
+                       money=_per_render(i18n.format_money), number=_per_render(i18n.format_number),
+                       status_label=_per_render(status_label), t=_per_render(i18n.gettext),
+                       sanitized=sanitized, isodt=datetime.fromisoformat)
     env.globals.update(statuses=list(Status), languages=i18n.LANGUAGES,
                        translated_detail=translated_detail)
     env.globals["m"] = env.get_template("_macros.html").module
@@ -129,6 +141,10 @@ def render(
     html = render_string(request, name, context or {}, user=user, block=block, oob=oob)
     response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
     response.headers["Vary"] = "HX-Request, HX-Target"
+    if user is not None and request.cookies.get(i18n.LANG_COOKIE) != user.language:
+        # Error pages know no user: they read the language from this cookie.
+        response.set_cookie(i18n.LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax",
+                            httponly=True, path="/")
     return response
 
 
