@@ -13,8 +13,24 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "Counter", "Customer", "CustomerIdentity", "Event", "Inbox",
-    "InboxMember", "Message", "Order", "OrderItem", "OutboxItem", "SearchEntry", "Tag", "Ticket",
-    "TicketTag", "User",
-    "IpRule", "ReplyTemplate", "TicketCount",
+    "Attachment",
+    "AuditLog",
+    "Counter",
+    "Customer",
+    "CustomerIdentity",
+    "Event",
+    "Inbox",
+    "InboxMember",
+    "IpRule",
+    "Message",
+    "Order",
+    "OrderItem",
+    "OutboxItem",
+    "ReplyTemplate",
+    "SearchEntry",
+    "Tag",
+    "Ticket",
+    "TicketCount",
+    "TicketTag",
+    "User",
 ]

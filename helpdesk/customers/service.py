@@ -173,4 +173,4 @@ async def names(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int,
         return {}
     rows = await session.execute(
         select(col(Customer.id), col(Customer.name)).where(col(Customer.id).in_(wanted)))
-    return {customer_id: name for customer_id, name in rows.all()}
+    return {customer_id: name for customer_id, name in rows.all() if customer_id is not None}

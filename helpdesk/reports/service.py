@@ -78,7 +78,7 @@ async def _resolved_since(
     handled: dict[int, int] = defaultdict(int)
     durations: dict[int, list[float]] = defaultdict(list)
     for assignee, created, resolved in rows.all():
-        if assignee is not None:
+        if assignee is not None and resolved is not None:
             handled[assignee] += 1
             durations[assignee].append((resolved - created).total_seconds())
     return handled, durations
@@ -90,7 +90,7 @@ async def _first_responses_since(session: AsyncSession, since: datetime) -> dict
         .where(col(Ticket.first_response_at) >= since))
     found: dict[int, list[float]] = defaultdict(list)
     for assignee, created, responded in rows.all():
-        if assignee is not None:
+        if assignee is not None and responded is not None:
             found[assignee].append(max(0.0, (responded - created).total_seconds()))
     return found
 

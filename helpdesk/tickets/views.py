@@ -19,9 +19,9 @@ from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
+from helpdesk.routing.models import Inbox
 from helpdesk.tickets import counts, service
 from helpdesk.tickets.dependencies import CurrentTicket
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import (
     Attachment,
     Channel,

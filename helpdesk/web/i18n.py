@@ -35,7 +35,7 @@ class Locale:
         return zone(self.timezone)
 
 
-_current: ContextVar[Locale] = ContextVar("helpdesk_locale", default=Locale())
+_current: ContextVar[Locale | None] = ContextVar("helpdesk_locale", default=None)
 
 
 @cache
@@ -87,25 +87,25 @@ def activate(locale: Locale) -> None:
 
 
 def current() -> Locale:
-    """The locale being rendered."""
-    return _current.get()
+    """The locale being rendered (Japanese in Asia/Tokyo unless a render chose another)."""
+    return _current.get() or Locale()
 
 
 def gettext(message: str) -> str:
     """``message`` in the current language."""
-    return translations(_current.get().language).gettext(message)
+    return translations(current().language).gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form of a message in the current language."""
-    return translations(_current.get().language).ngettext(singular, plural, n)
+    return translations(current().language).ngettext(singular, plural, n)
 
 
 def format_dt(value: datetime | None, form: str = "short") -> str:
     """A UTC datetime shown in the viewer's zone and language."""
     if value is None:
         return ""
-    locale = _current.get()
+    locale = current()
     return format_datetime(value, form, tzinfo=locale.tz, locale=locale.language)
 
 
@@ -113,7 +113,7 @@ def format_day(value: datetime | None) -> str:
     """The date part only, in the viewer's zone."""
     if value is None:
         return ""
-    locale = _current.get()
+    locale = current()
     return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
 
 
@@ -121,11 +121,11 @@ def format_money(value: Decimal | int | float | None, currency: str = "JPY") -> 
     """An amount with its currency, as the viewer's language writes it."""
     if value is None:
         return ""
-    return format_currency(value, currency, locale=_current.get().language)
+    return format_currency(value, currency, locale=current().language)
 
 
 def format_number(value: Decimal | int | float | None) -> str:
     """A number with grouping."""
     if value is None:
         return ""
-    return format_decimal(value, locale=_current.get().language)
+    return format_decimal(value, locale=current().language)

@@ -5,7 +5,7 @@ a person may meet is listed here for extraction (``N_`` only marks, it translate
 """
 
 
-def N_(message: str) -> str:  # noqa: N802  (the conventional gettext marker name)
+def N_(message: str) -> str:
     """Mark ``message`` for extraction."""
     return message
 

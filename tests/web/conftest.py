@@ -32,6 +32,7 @@ CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 REQUIRE = os.environ.get("HELPDESK_TEST_REQUIRE_SERVICES") == "1"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 
 
@@ -63,7 +64,7 @@ async def web(web_server: LiveServer, engine: AsyncEngine) -> AsyncIterator[http
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless."""
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         message = f"no Chromium at {CHROMIUM} (set HELPDESK_TEST_CHROMIUM)"
         if REQUIRE:
             pytest.fail(message)
@@ -105,7 +106,8 @@ class Tab:
 
 WATCH = """
 window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+document.addEventListener('securitypolicyviolation',
+  e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
 """
 
 

@@ -37,7 +37,8 @@ async def test_counters_follow_ingest_claim_update_reply_and_reopen(
     kept = await assert_counters_match(db)
     assert kept[(1, sato.id, "in_progress")] == 1
 
-    locked = await tickets.lock_for_change(db, first.ticket_id, (await db.get(Ticket, first.ticket_id)).version)
+    version = (await db.get(Ticket, first.ticket_id)).version
+    locked = await tickets.lock_for_change(db, first.ticket_id, version)
     await tickets.update(db, locked, TicketUpdate(version=locked.version, status=Status.pending,
                                                   pending_reason="返信待ち", assignee_id=boss.id),
                          actor=boss)

@@ -68,7 +68,8 @@ async def test_customer_markup_is_inert_everywhere(
                                    "<a href=\"javascript:window.__xss='link'\">リンク</a>")
     # A row written by older code without sanitising must not run either.
     raw = Message(ticket_id=mail.ticket_id, direction="in", channel=Channel.email, body_text="",
-                  body_html="<img src=x onerror=\"window.__xss='raw'\"><svg onload=\"window.__xss='svg'\"></svg>")
+                  body_html="<img src=x onerror=\"window.__xss='raw'\">"
+                            "<svg onload=\"window.__xss='svg'\"></svg>")
     db.add(raw)
     await db.commit()
     chat = await inbound(db, "x2", name="チャット客", email="chat@example.jp", channel=Channel.chat,

@@ -4,7 +4,6 @@ import re
 from decimal import Decimal
 
 from playwright.async_api import expect
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +90,8 @@ async def test_reply_template_fills_customer_name_and_last_order(
     db.add(order)
     await db.flush()
     db.add(OrderItem(order_id=order.id, sku="CUP-203", name="有田焼 湯呑み", unit_price=Decimal(3500)))
-    db.add(ReplyTemplate(name="お詫び", body="{customer_name}様\nご注文 {last_order_number} の件、{unknown} 承知しました。"))
+    db.add(ReplyTemplate(name="お詫び",
+                         body="{customer_name}様\nご注文 {last_order_number} の件、{unknown} 承知しました。"))
     await db.commit()
     tab = await tabs.open(sato)
     await tab.goto(f"/tickets/{result.ticket_id}")
@@ -99,7 +99,8 @@ async def test_reply_template_fills_customer_name_and_last_order(
     await tab.page.select_option("#composer select[name=template_id]", label="お詫び")
     await expect(tab.page.locator("#reply-body")).to_have_value(re.compile("EC-9001"))
     text = await tab.page.input_value("#reply-body")
-    assert text == "いつもありがとうございます。\n\n佐藤 花子様\nご注文 EC-9001 の件、{unknown} 承知しました。"
+    assert text == ("いつもありがとうございます。\n\n"
+                    "佐藤 花子様\nご注文 EC-9001 の件、{unknown} 承知しました。")
     tab.assert_clean()
 
 
@@ -141,7 +142,8 @@ async def test_conflict_b_sees_a_live_and_b_stale_reply_is_not_sent(
     assert "ほかの人が返信しました" in await tab_b.page.inner_text("#conflict-alert")
     assert await tab_b.page.input_value("#reply-body") == "Bからの返信です"
     assert "Aからの返信です" in await tab_b.page.inner_text("#thread .msg.is-new")
-    assert [m.body_text for m in await messages_of(peek, result.ticket_id)] == ["至急お願いします", "Aからの返信です"]
+    sent = [m.body_text for m in await messages_of(peek, result.ticket_id)]
+    assert sent == ["至急お願いします", "Aからの返信です"]
     assert await tab_b.page.evaluate("window.__notReloaded") is True
 
     # Having read it, B sends again on purpose: now it goes out.
@@ -162,7 +164,8 @@ async def test_stale_controls_show_the_current_values(
     await tab.goto(f"/tickets/{result.ticket_id}")
     ticket = await db.get(Ticket, result.ticket_id)
     locked = await tickets.lock_for_change(db, ticket.id, ticket.version)
-    await tickets.update(db, locked, TicketUpdate(version=ticket.version, status=Status.no_action), actor=boss)
+    change = TicketUpdate(version=ticket.version, status=Status.no_action)
+    await tickets.update(db, locked, change, actor=boss)
     await db.commit()
     await tab.page.select_option("#status-select", "resolved")
     await tab.page.click("#controls button.primary")
@@ -172,7 +175,8 @@ async def test_stale_controls_show_the_current_values(
     tab.assert_clean()
 
 
-async def test_keyboard_r_focuses_reply_and_e_resolves(tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+async def test_keyboard_r_focuses_reply_and_e_resolves(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     result = await inbound(db, "t6")
     tab = await tabs.open(sato)
@@ -188,7 +192,8 @@ async def test_keyboard_r_focuses_reply_and_e_resolves(tabs: Tabs, staff: Staff,
     tab.assert_clean()
 
 
-async def test_other_operators_tickets_are_not_visible(tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+async def test_other_operators_tickets_are_not_visible(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
     outsider = await staff.create("outsider", Role.operator)
     result = await inbound(db, "t7")
     tab = await tabs.open(outsider)
