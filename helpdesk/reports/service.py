@@ -16,7 +16,7 @@ from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketPublic
 
 LOAD_STATUSES = (Status.unhandled, Status.in_progress, Status.pending)
-QUEUE_LIMIT = 30
+QUEUE_LIMIT = 12
 
 
 @dataclass

@@ -15,7 +15,7 @@ from helpdesk.replies.models import ReplyTemplate
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Message, Status, Ticket, TicketTag, TicketUpdate
 from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.web.conftest import Peek, Tabs, inbound, needs_live
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:
@@ -201,3 +201,27 @@ async def test_other_operators_tickets_are_not_visible(
     assert response is not None and response.status == 404
     assert "チケットが見つかりません" in await tab.page.inner_text("main")
     assert await peek.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+@needs_live
+async def test_two_operators_over_the_socket(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    """The same story with the real socket: presence, the live status and the refused reply."""
+    a = await staff.create("a", Role.operator, inboxes=["default"])
+    b = await staff.create("b", Role.operator, inboxes=["default"])
+    result = await inbound(db, "ws1", body="至急お願いします")
+    tab_b = await tabs.open(b)
+    await tab_b.goto(f"/tickets/{result.ticket_id}")
+    await tab_b.page.evaluate("window.__notReloaded = true")
+    tab_a = await tabs.open(a)
+    await tab_a.goto(f"/tickets/{result.ticket_id}")
+    await expect(tab_b.page.locator(f"#presence [data-user-id='{a.id}']")).to_contain_text("a")
+    await tab_a.page.select_option("#status-select", "pending")
+    await tab_a.page.fill("#controls input[name=pending_reason]", "確認中")
+    await tab_a.page.click("#controls button.primary")
+    await expect(tab_b.page.locator("#current-status")).to_contain_text("保留")
+    await tab_b.page.fill("#reply-body", "Bの返信")
+    await tab_b.page.click("#composer button[type=submit]")
+    await expect(tab_b.page.locator("#conflict-alert")).to_contain_text("ほかの人が返信しました")
+    assert [m.body_text for m in await messages_of(peek, result.ticket_id)] == ["至急お願いします"]
+    assert await tab_b.page.evaluate("window.__notReloaded") is True
