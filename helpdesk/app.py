@@ -31,6 +31,7 @@ from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import NOTIFY
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
+from helpdesk.web import pages
 from telephony import cti as telephony_cti
 from telephony import twilio as telephony_twilio
 
@@ -58,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
                         ticket_inbox=tickets.inbox_of)
     await app.state.hub.start()
+    await pages.startup(app)
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Senders by outbox kind; channels register theirs when the app starts (see lifespan).
     app.state.senders = SenderRegistry()
     install_error_handlers(app)
+    pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
                    shopify_channel, calls_api, realtime_api, telephony_twilio, telephony_cti):

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     outbox_backoff_seconds: float = 30.0
 
     run_workers: bool = True
+    # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;
+    # empty means the vendored copy only.
+    htmx_cdn_url: str = "https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js"
 
     # Realtime: the Redis channel prefix (several deployments may share one Redis), how long a
     # dropped connection keeps its user online, and the limits of one socket.

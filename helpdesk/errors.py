@@ -1,11 +1,18 @@
-"""One error base class and the handlers that render it (JSON for the API)."""
+"""One error base class and the handlers that render it: JSON for the API, and for pages a toast
+(htmx requests) or an error page (the renderer the web layer installs as ``app.state.html_error``).
+"""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# Machine-facing paths always answer JSON, whatever the client accepts.
+JSON_PREFIXES = ("/api/", "/webhooks/", "/telephony/", "/chat/", "/ws")
+HtmlError = Callable[[Request, int, str], Response]
 
 
 class HelpdeskError(Exception):
@@ -46,12 +53,29 @@ def _json(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
-async def _helpdesk_error(_: Request, exc: Exception) -> JSONResponse:
+def wants_html(request: Request) -> bool:
+    """Whether the failure should be shown to a person (a page or htmx) rather than as JSON."""
+    if request.url.path.startswith(JSON_PREFIXES) or request.url.path == "/api":
+        return False
+    if request.headers.get("hx-request") == "true":
+        return True
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, detail: str, **extra: Any) -> Response:
+    """The failure as JSON, or as the page layer renders it for people."""
+    html: HtmlError | None = getattr(request.app.state, "html_error", None)
+    if html is not None and wants_html(request):
+        return html(request, status, detail)
+    return _json(status, detail, **extra)
+
+
+async def _helpdesk_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HelpdeskError)
-    return _json(exc.status_code, exc.message, **exc.extra)
+    return error_response(request, exc.status_code, exc.message, **exc.extra)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
@@ -59,12 +83,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"] if part != "body")
-    return _json(422, f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return error_response(request, 422, detail, errors=errors)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return _json(exc.status_code, str(exc.detail))
+    return error_response(request, exc.status_code, str(exc.detail))
 
 
 def install_error_handlers(app: FastAPI) -> None:

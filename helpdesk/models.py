@@ -1,5 +1,6 @@
 """Every table model, imported in one place so Alembic and create_all see them all."""
 
+from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings
@@ -15,13 +16,15 @@ from helpdesk.customers.models import (
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
+from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
-from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketTag
+from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
-    "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "Message",
-    "Order", "OrderDelivery", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
-    "RfmBoundary", "SearchEntry", "Tag", "Ticket", "TicketTag", "User", "WebhookReceipt",
+    "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "IpRule",
+    "Message", "Order", "OrderDelivery", "OrderItem", "OutboxItem", "Presence",
+    "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
+    "TicketCount", "TicketTag", "User", "WebhookReceipt",
 ]

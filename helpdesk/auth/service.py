@@ -122,3 +122,19 @@ async def create_user(
         assert inbox.id is not None
         await routing.add_member(session, inbox_id=inbox.id, user_id=user.id)
     return user
+
+
+async def all_users(session: AsyncSession) -> list[User]:
+    """Every staff account, by name."""
+    return list(await session.scalars(select(User).order_by(col(User.name), col(User.id))))
+
+
+async def names(session: AsyncSession) -> dict[int, str]:
+    """Staff names by id (a few dozen rows: cheaper than joining on every list)."""
+    rows = await session.execute(select(col(User.id), col(User.name)))
+    return {user_id: name for user_id, name in rows.all() if user_id is not None}
+
+
+def unlock(user: User) -> None:
+    """Lift a lockout and forget the failures."""
+    user.locked_until, user.failed_logins = None, 0

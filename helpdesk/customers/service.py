@@ -384,3 +384,13 @@ def _absorb(survivor: Customer, other: Customer) -> None:
     survivor.tags = list(dict.fromkeys([*survivor.tags, *other.tags]))
     notes = [n for n in (survivor.note, other.note) if n]
     survivor.note = "\n".join(dict.fromkeys(notes)) or None
+
+
+async def names(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, str | None]:
+    """Customer names by id: one narrow query for a page of tickets."""
+    wanted = list(set(customer_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(col(Customer.id), col(Customer.name)).where(col(Customer.id).in_(wanted)))
+    return {customer_id: name for customer_id, name in rows.all() if customer_id is not None}

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -90,3 +90,52 @@ async def inbox_by_address(session: AsyncSession, addresses: Iterable[str]) -> I
     return await session.scalar(
         select(Inbox).where(func.lower(col(Inbox.email_address)).in_(wanted)).order_by(col(Inbox.id))
         .limit(1))
+
+
+async def all_inboxes(session: AsyncSession) -> list[Inbox]:
+    """Every inbox, by name."""
+    return list(await session.scalars(select(Inbox).order_by(col(Inbox.name))))
+
+
+async def inboxes_by_id(session: AsyncSession, ids: set[int] | None) -> list[Inbox]:
+    """The inboxes in ``ids`` (None: all), by name."""
+    stmt = select(Inbox).order_by(col(Inbox.name))
+    if ids is not None:
+        stmt = stmt.where(col(Inbox.id).in_(ids))
+    return list(await session.scalars(stmt))
+
+
+async def memberships(session: AsyncSession) -> dict[int, set[int]]:
+    """Each user's inbox ids."""
+    found: dict[int, set[int]] = {}
+    for inbox_id, user_id in (await session.execute(
+            select(col(InboxMember.inbox_id), col(InboxMember.user_id)))).all():
+        found.setdefault(user_id, set()).add(inbox_id)
+    return found
+
+
+async def set_memberships(session: AsyncSession, *, user_id: int, inbox_ids: set[int]) -> None:
+    """Make ``user_id`` a member of exactly ``inbox_ids``."""
+    known = set(await session.scalars(select(col(Inbox.id)).where(col(Inbox.id).in_(inbox_ids))))
+    if known != inbox_ids:
+        raise BadInput("inbox: no such inbox")
+    current = await inbox_ids_of(session, user_id)
+    for inbox_id in inbox_ids - current:
+        session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
+    if current - inbox_ids:
+        await session.execute(delete(InboxMember).where(
+            col(InboxMember.user_id) == user_id, col(InboxMember.inbox_id).in_(current - inbox_ids)))
+
+
+async def set_inbox_members(session: AsyncSession, *, inbox_id: int, user_ids: set[int]) -> None:
+    """Make exactly ``user_ids`` the members of ``inbox_id``."""
+    known = set(await session.scalars(select(col(User.id)).where(col(User.id).in_(user_ids))))
+    if known != user_ids:
+        raise BadInput("member: no such user")
+    current = set(await session.scalars(
+        select(col(InboxMember.user_id)).where(col(InboxMember.inbox_id) == inbox_id)))
+    for user_id in user_ids - current:
+        session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
+    if current - user_ids:
+        await session.execute(delete(InboxMember).where(
+            col(InboxMember.inbox_id) == inbox_id, col(InboxMember.user_id).in_(current - user_ids)))

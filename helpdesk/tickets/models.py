@@ -78,9 +78,24 @@ class Ticket(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class TicketCount(SQLModel, table=True):
+    """How many tickets each inbox holds per assignee (0 = nobody) and status.
+
+    Kept current in the transaction that changes a ticket (see counts.py), so inbox tabs and the
+    supervisor board read a handful of rows instead of counting tickets.
+    """
+
+    __tablename__ = "ticket_count"
+
+    inbox_id: int = Field(primary_key=True)
+    assignee_id: int = Field(primary_key=True)
+    status: str = Field(primary_key=True, max_length=20)
+    n: int = Field(default=0)
 
 
 class Message(SQLModel, table=True):

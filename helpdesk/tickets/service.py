@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import nh3
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -22,6 +22,7 @@ from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
     Attachment,
     AttachmentPublic,
@@ -560,15 +561,8 @@ def _publish_message(session: AsyncSession, ticket: Ticket, message: Message) ->
 
 
 async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
-    """Tickets per status among those ``user`` may see."""
-    stmt = select(col(Ticket.status), func.count()).group_by(Ticket.status)
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
-    counts = {status.value: 0 for status in Status}
-    for status, n in (await session.execute(stmt)).all():
-        counts[str(status)] = n
-    return counts
+    """Tickets per status among those ``user`` may see, from the kept counters (no COUNT)."""
+    return await counts.by_status(session, inbox_ids=await routing.visible_inbox_ids(session, user))
 
 
 async def lock(session: AsyncSession, ticket_id: int) -> Ticket | None:

@@ -1,0 +1,1 @@
+"""Where staff may sign in from: the IP allow-list."""

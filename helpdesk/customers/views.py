@@ -1,0 +1,68 @@
+"""Customer search, the customer page with order history, and the screen-pop card."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from helpdesk.audit import service as audit
+from helpdesk.auth import service as auth
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.customers import service
+from helpdesk.db import SessionDep
+from helpdesk.errors import NotFound
+from helpdesk.profiles import service as profiles
+from helpdesk.tickets import service as tickets
+from helpdesk.web import templating
+
+router = APIRouter(include_in_schema=False)
+Short = Annotated[str, Query(max_length=200)]
+
+
+@router.get("/customers")
+async def search(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep, q: Short = "",
+) -> Response:
+    """Find customers by name, kana, email, phone in any format, or order number."""
+    text = q.strip()
+    found = []
+    if text:
+        found = await service.find(session, q=text, region=settings.default_region, limit=50)
+    return templating.render(request, "customers.html", {"q": text, "customers": found}, user=user)
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(
+    request: Request, customer_id: int, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep,
+) -> Response:
+    """A customer's profile, purchase history, tickets and calls; the view is audited."""
+    profile = await profiles.profile(session, customer_id, viewer=user,
+                                     dormant_after_days=settings.dormant_after_days)
+    if profile is None:
+        raise NotFound("customer not found")
+    history, _ = await tickets.list_tickets(
+        session, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
+    audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id,
+                 ip=request.client.host if request.client else None)
+    await session.commit()
+    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(session)}
+    return templating.render(request, "customer.html", context, user=user)
+
+
+@router.get("/phone/card")
+async def screen_pop_card(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    customer_id: Annotated[int | None, Query()] = None, number: Short = "",
+) -> Response:
+    """The incoming-call card's body: the caller's profile and latest orders, or "new customer"."""
+    profile = None
+    if customer_id is None and number.strip():
+        matches = await service.find(session, phone=number, region=settings.default_region, limit=1)
+        customer_id = matches[0].id if matches else None
+    if customer_id is not None:
+        profile = await profiles.profile(session, customer_id, viewer=user,
+                                         dormant_after_days=settings.dormant_after_days)
+    return templating.render(request, "screen_pop.html", {"profile": profile, "number": number},
+                             user=user, block="card")

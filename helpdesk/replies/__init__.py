@@ -1,0 +1,1 @@
+"""Reply templates operators insert into the composer."""

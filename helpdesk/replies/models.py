@@ -1,0 +1,25 @@
+"""Reply templates: a name and a body with {variables}."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from helpdesk.db import UTCDateTime, utcnow
+
+
+class ReplyTemplate(SQLModel, table=True):
+    __tablename__ = "reply_template"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReplyTemplateForm(BaseModel):
+    name: str = PydanticField(min_length=1, max_length=120)
+    body: str = PydanticField(min_length=1, max_length=20_000)

@@ -1,0 +1,1 @@
+"""What supervisors watch: each operator's load and pace, the queue, live."""

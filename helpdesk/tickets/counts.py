@@ -1,0 +1,108 @@
+"""Per inbox, assignee and status ticket counters, kept in the transaction that moves a ticket.
+
+A flush hook sees every ticket that is added, deleted, or changes status, inbox or assignee,
+whichever code path did it, and applies the differences with one upsert per counter row. The
+rows are touched in a fixed order so two transactions never wait on each other in a circle.
+"""
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from helpdesk.tickets.models import Status, Ticket, TicketCount
+
+Key = tuple[int, int, str]
+NOBODY = 0
+_UPSERT = text(
+    "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) VALUES (:inbox, :assignee, :status, :d) "
+    "ON CONFLICT (inbox_id, assignee_id, status) DO UPDATE SET n = ticket_count.n + excluded.n"
+)
+
+
+def _key(inbox_id: Any, assignee_id: Any, status: Any) -> Key:
+    return int(inbox_id), int(assignee_id or NOBODY), str(status)
+
+
+def _before(ticket: Ticket) -> Key | None:
+    """The key the ticket was counted under before this flush, if its attributes changed."""
+    state = inspect(ticket)
+    old: list[Any] = []
+    changed = False
+    for name in ("inbox_id", "assignee_id", "status"):
+        history = state.attrs[name].history
+        changed = changed or history.has_changes()
+        value = history.deleted[0] if history.deleted else (
+            history.unchanged[0] if history.unchanged else getattr(ticket, name))
+        old.append(value)
+    return _key(*old) if changed else None
+
+
+def _deltas(session: Session) -> Tally[Key]:
+    tally: Tally[Key] = Tally()
+    for obj in session.new:
+        if isinstance(obj, Ticket):
+            tally[_key(obj.inbox_id, obj.assignee_id, obj.status)] += 1
+    for obj in session.dirty:
+        if isinstance(obj, Ticket) and (old := _before(obj)) is not None:
+            tally[old] -= 1
+            tally[_key(obj.inbox_id, obj.assignee_id, obj.status)] += 1
+    for obj in session.deleted:
+        if isinstance(obj, Ticket):
+            old = _before(obj) or _key(obj.inbox_id, obj.assignee_id, obj.status)
+            tally[old] -= 1
+    return tally
+
+
+def _apply(session: Session, _context: object, _instances: object) -> None:
+    tally = _deltas(session)
+    connection = session.connection()
+    for (inbox, assignee, status), delta in sorted(tally.items()):
+        if delta:
+            connection.execute(_UPSERT, {"inbox": inbox, "assignee": assignee, "status": status,
+                                         "d": delta})
+
+
+sa_event.listen(Session, "before_flush", _apply)
+
+
+async def by_status(
+    session: AsyncSession, *, inbox_ids: Iterable[int] | None, assignee_id: int | None = None,
+) -> dict[str, int]:
+    """Tickets per status in ``inbox_ids`` (None: all), optionally of one assignee (0: nobody)."""
+    stmt = select(col(TicketCount.status), func.sum(TicketCount.n)).group_by(col(TicketCount.status))
+    if inbox_ids is not None:
+        stmt = stmt.where(col(TicketCount.inbox_id).in_(list(inbox_ids)))
+    if assignee_id is not None:
+        stmt = stmt.where(col(TicketCount.assignee_id) == assignee_id)
+    counts = {status.value: 0 for status in Status}
+    for status, n in (await session.execute(stmt)).all():
+        counts[str(status)] = int(n or 0)
+    return counts
+
+
+async def by_assignee(session: AsyncSession) -> dict[int, dict[str, int]]:
+    """Each assignee's tickets per status, across every inbox (the supervisor's view)."""
+    stmt = (select(col(TicketCount.assignee_id), col(TicketCount.status), func.sum(TicketCount.n))
+            .where(col(TicketCount.assignee_id) != NOBODY)
+            .group_by(col(TicketCount.assignee_id), col(TicketCount.status)))
+    load: dict[int, dict[str, int]] = {}
+    for assignee, status, n in (await session.execute(stmt)).all():
+        load.setdefault(int(assignee), {s.value: 0 for s in Status})[str(status)] = int(n or 0)
+    return load
+
+
+async def unassigned_by_inbox(session: AsyncSession) -> dict[int, dict[str, int]]:
+    """Tickets nobody holds, per inbox and status (the queue)."""
+    stmt = (select(col(TicketCount.inbox_id), col(TicketCount.status), func.sum(TicketCount.n))
+            .where(col(TicketCount.assignee_id) == NOBODY)
+            .group_by(col(TicketCount.inbox_id), col(TicketCount.status)))
+    queue: dict[int, dict[str, int]] = {}
+    for inbox, status, n in (await session.execute(stmt)).all():
+        queue.setdefault(int(inbox), {s.value: 0 for s in Status})[str(status)] = int(n or 0)
+    return queue

@@ -1,0 +1,321 @@
+"""The inbox and ticket pages, and what operators do on them."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from helpdesk.auth import service as auth
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.models import User
+from helpdesk.customers import service as customers
+from helpdesk.db import SessionDep
+from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.profiles import service as profiles
+from helpdesk.replies import service as replies
+from helpdesk.routing import service as routing
+from helpdesk.routing.models import Inbox
+from helpdesk.tickets import counts, service
+from helpdesk.tickets.dependencies import CurrentTicket
+from helpdesk.tickets.models import (
+    Attachment,
+    Channel,
+    Message,
+    Priority,
+    Status,
+    Ticket,
+    TicketUpdate,
+)
+from helpdesk.web import i18n, templating
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+Short = Annotated[str, Query(max_length=200)]
+VIEWS = ("all", "mine", "unassigned")
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    """The inbox page's filters, parsed leniently from a form where empty means "any"."""
+
+    status: Status
+    view: str
+    inbox_id: int | None
+    channel: Channel | None
+    tag: str
+    q: str
+
+    def params(self, **changes: object) -> str:
+        """The query string of this view with ``changes`` applied."""
+        values: dict[str, object] = {"status": self.status.value, "view": self.view,
+                                     "inbox_id": self.inbox_id or "",
+                                     "channel": self.channel.value if self.channel else "",
+                                     "tag": self.tag, "q": self.q, **changes}
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str) -> InboxQuery:
+    try:
+        return InboxQuery(
+            status=Status(status or Status.unhandled), view=view if view in VIEWS else "all",
+            inbox_id=int(inbox_id) if inbox_id else None,
+            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip())
+    except ValueError:
+        raise BadInput("filter: not a valid value") from None
+
+
+async def _inbox_context(
+    session: AsyncSession, user: User, query: InboxQuery, cursor: str | None, region: str
+) -> dict[str, Any]:
+    assert user.id is not None
+    assignee = {"mine": "me", "unassigned": "none"}.get(query.view)
+    filters = service.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
+                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id)
+    items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
+                                                    limit=PAGE_SIZE, region=region)
+    visible = await routing.visible_inbox_ids(session, user)
+    inboxes = await routing.inboxes_by_id(session, visible)
+    scope = [i.id for i in inboxes if i.id is not None and query.inbox_id in (None, i.id)]
+    owner = {"mine": user.id, "unassigned": counts.NOBODY}.get(query.view)
+    return {
+        "query": query, "tickets": items, "next_cursor": next_cursor, "inboxes": inboxes,
+        "counts": await counts.by_status(session, inbox_ids=scope, assignee_id=owner),
+        "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
+        "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
+    }
+
+
+@router.get("/")
+async def home(request: Request, user: CurrentUser) -> Response:
+    """The inbox is the start page."""
+    return templating.redirect(request, "/inbox")
+
+
+@router.get("/inbox")
+async def inbox(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
+    tag: Short = "", q: Short = "", cursor: Short = "",
+) -> Response:
+    """Tickets by status tab, with live counts, filters, search and keyset pagination."""
+    query = _parse_query(status, view, inbox_id, channel, tag, q)
+    context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
+    if cursor:
+        return templating.render(request, "inbox.html", context, user=user, block="rows")
+    target = request.headers.get("hx-target")
+    # Filters submit every field; the address bar gets the canonical, shorter form.
+    headers = {"HX-Push-Url": f"/inbox?{query.params()}"} if target == "inbox-main" else {}
+    return templating.render(request, "inbox.html", context, user=user, headers=headers,
+                             oob=["counts"] if target == "ticket-list" else ())
+
+
+# ---- the ticket page --------------------------------------------------------------------------
+
+
+async def _assignable(session: AsyncSession, ticket: Ticket) -> list[User]:
+    members = await routing.memberships(session)
+    return [u for u in await auth.all_users(session) if u.is_active and (
+        u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))]
+
+
+async def _ticket_context(
+    session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep
+) -> dict[str, Any]:
+    detail = await service.detail(session, ticket)
+    profile = None
+    if ticket.customer_id is not None:
+        profile = await profiles.profile(session, ticket.customer_id, viewer=user,
+                                         dormant_after_days=settings.dormant_after_days)
+    inbox = await session.get(Inbox, ticket.inbox_id)
+    return {
+        "ticket": detail, "profile": profile, "inbox": inbox,
+        "assignable": await _assignable(session, ticket),
+        "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
+        "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
+        "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
+    }
+
+
+@router.get("/tickets/{ticket_id}")
+async def ticket_page(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, new_since: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """The whole thread, the composer, the controls and the customer panel.
+
+    ``new_since`` (a message id) highlights what arrived after it when the thread is refreshed live.
+    """
+    context = {**await _ticket_context(session, ticket, user, settings), "new_since": new_since}
+    return templating.render(request, "ticket.html", context, user=user)
+
+
+def _change_from_form(ticket: Ticket, tags_now: list[str], form: "ControlsForm") -> TicketUpdate:
+    """Only what the form actually changes, so the audit log and events say what happened."""
+    values: dict[str, Any] = {"version": form.version}
+    status = Status(form.status) if form.status else ticket.status
+    reason = form.pending_reason.strip() or None
+    if status != ticket.status or (status == Status.pending and reason != ticket.pending_reason):
+        values.update(status=status, pending_reason=reason)
+    assignee = int(form.assignee_id) if form.assignee_id else None
+    if assignee != ticket.assignee_id:
+        values["assignee_id"] = assignee
+    if form.priority and Priority(form.priority) != ticket.priority:
+        values["priority"] = Priority(form.priority)
+    tags = sorted({t.strip() for t in form.tags.replace("、", ",").split(",") if t.strip()})
+    if tags != sorted(tags_now):
+        values["tags"] = tags
+    return TicketUpdate.model_validate(values)
+
+
+@dataclass
+class ControlsForm:
+    version: int
+    composer_version: int | None
+    status: str
+    pending_reason: str
+    assignee_id: str
+    priority: str
+    tags: str
+
+
+@router.post("/tickets/{ticket_id}/update")
+async def update_ticket(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, version: Annotated[int, Form()],
+    composer_version: Annotated[int | None, Form()] = None,
+    status: Annotated[str, Form(max_length=20)] = "",
+    pending_reason: Annotated[str, Form(max_length=300)] = "",
+    assignee_id: Annotated[str, Form(max_length=20)] = "",
+    priority: Annotated[str, Form(max_length=10)] = "",
+    tags: Annotated[str, Form(max_length=3000)] = "",
+) -> Response:
+    """Status, assignee, priority, tags; a stale version shows the current state instead."""
+    form = ControlsForm(version, composer_version, status, pending_reason, assignee_id, priority, tags)
+    assert ticket.id is not None
+    try:
+        change = _change_from_form(ticket, (await service.tags_of(session, [ticket.id]))[ticket.id],
+                                   form)
+    except ValueError:
+        raise BadInput("a control has a value that is not offered") from None
+    try:
+        locked = await service.lock_for_change(session, ticket.id, change.version)
+    except Conflict:
+        await session.refresh(ticket)
+        context = {**await _ticket_context(session, ticket, user, settings), "stale_controls": True}
+        return templating.render(request, "ticket.html", context, user=user, block="controls",
+                                 status=409)
+    if change.model_fields_set - {"version"}:
+        await service.update(session, locked, change, actor=user)
+        await session.commit()
+    return await _after_own_change(request, session, ticket, user, settings, form.version,
+                                   form.composer_version)
+
+
+async def _after_own_change(
+    request: Request, session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep,
+    old_version: int, composer_version: int | None,
+) -> Response:
+    """The new controls; the composer's version follows when nothing else happened meanwhile."""
+    await session.refresh(ticket)
+    context = await _ticket_context(session, ticket, user, settings)
+    oob = ["composer_version"] if composer_version == old_version else []
+    return templating.render(request, "ticket.html", context, user=user, block="controls", oob=oob)
+
+
+@router.post("/tickets/{ticket_id}/claim")
+async def claim_ticket(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, composer_version: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Take the ticket; 409 (shown as a toast) when someone else holds it."""
+    assert ticket.id is not None
+    old_version = ticket.version
+    await service.claim(session, ticket.id, actor=user)
+    await session.commit()
+    return await _after_own_change(request, session, ticket, user, settings, old_version,
+                                   composer_version)
+
+
+@router.post("/tickets/{ticket_id}/reply")
+async def reply(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, body: Annotated[str, Form(max_length=100_000)],
+    composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
+    internal: Annotated[bool, Form()] = False,
+) -> Response:
+    """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown."""
+    if not body.strip():
+        raise BadInput("write something before sending")
+    assert ticket.id is not None
+    try:
+        locked = await service.lock_for_change(session, ticket.id, composer_version)
+    except Conflict:
+        await session.refresh(ticket)
+        context = {**await _ticket_context(session, ticket, user, settings), "conflict": True,
+                   "draft": body, "internal": internal, "new_since": seen_message_id}
+        return templating.render(request, "ticket.html", context, user=user, block="composer",
+                                 oob=["thread", "controls"], status=409)
+    await service.reply(session, locked, body=body, internal=internal, actor=user)
+    await session.commit()
+    await session.refresh(ticket)
+    context = await _ticket_context(session, ticket, user, settings)
+    return templating.render(request, "ticket.html", context, user=user, block="composer",
+                             oob=["thread", "controls"])
+
+
+@router.get("/tickets/{ticket_id}/template")
+async def insert_template(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    template_id: Annotated[str, Query(max_length=20)] = "",
+    body: Annotated[str, Query(max_length=100_000)] = "",
+) -> Response:
+    """The composer's text with a reply template filled in for this ticket's customer."""
+    text = body
+    if template_id:
+        template = await replies.get(session, _int(template_id))
+        filled = replies.fill(template.body, await _variables(session, ticket, user))
+        text = f"{body.rstrip()}\n\n{filled}" if body.strip() else filled
+    return templating.render(request, "ticket.html", {"draft": text}, user=user, block="reply_body")
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInput("not an id") from None
+
+
+async def _variables(session: AsyncSession, ticket: Ticket, user: User) -> dict[str, str]:
+    values = {"ticket_number": str(ticket.number), "operator_name": user.name,
+              "customer_name": "", "last_order_number": "", "last_order_date": "",
+              "last_order_total": ""}
+    if ticket.customer_id is not None:
+        names = await customers.names(session, [ticket.customer_id])
+        values["customer_name"] = names.get(ticket.customer_id) or ""
+        orders = await profiles.recent_orders(session, ticket.customer_id)
+        if orders:
+            values.update(last_order_number=orders[0].number,
+                          last_order_date=i18n.format_day(orders[0].ordered_at),
+                          last_order_total=i18n.format_money(orders[0].total, orders[0].currency))
+    return values
+
+
+@router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
+async def attachment(ticket: CurrentTicket, attachment_id: int, session: SessionDep) -> Response:
+    """An attachment as a download, never rendered inline (it came from a customer)."""
+    row = await session.get(Attachment, attachment_id)
+    if row is None or not await _belongs(session, row, ticket):
+        raise NotFound("attachment not found")
+    filename = row.filename.replace('"', "").replace("\r", "").replace("\n", "")
+    return Response(row.data, media_type="application/octet-stream", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
+
+
+async def _belongs(session: AsyncSession, row: Attachment, ticket: Ticket) -> bool:
+    owner = await session.scalar(select(col(Message.ticket_id)).where(col(Message.id) == row.message_id))
+    return owner == ticket.id

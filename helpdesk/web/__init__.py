@@ -1,0 +1,1 @@
+"""The HTML side: templates, languages, CSRF, security headers, and the page wiring."""

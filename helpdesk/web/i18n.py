@@ -1,0 +1,131 @@
+"""Languages and time zones of the pages: Babel catalogues, read once, chosen per request."""
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations, Translations
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGES = {"ja": "日本語", "en": "English"}
+DEFAULT_LANGUAGE = "ja"
+DEFAULT_TIMEZONE = "Asia/Tokyo"
+LANG_COOKIE = "helpdesk_lang"
+
+
+@dataclass(frozen=True)
+class Locale:
+    """What a page is rendered in: a language and a time zone."""
+
+    language: str = DEFAULT_LANGUAGE
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone object, UTC when the name is unknown."""
+        return zone(self.timezone)
+
+
+_current: ContextVar[Locale | None] = ContextVar("helpdesk_locale", default=None)
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    """The catalogue for ``language`` compiled in memory from its .po file."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return NullTranslations()
+    with path.open("rb") as source:
+        catalog = read_po(source, locale=language)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+@cache
+def zone(name: str) -> tzinfo:
+    """A time zone by IANA name; unknown names fall back to Asia/Tokyo."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+@cache
+def timezone_names() -> list[str]:
+    """Every IANA zone name, sorted, for the preferences form."""
+    return sorted(available_timezones())
+
+
+def language_or_default(value: str | None) -> str:
+    """``value`` when it is a language we have, else the default."""
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def from_accept_language(header: str | None) -> str:
+    """The first supported language a browser asks for."""
+    for part in (header or "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return DEFAULT_LANGUAGE
+
+
+def activate(locale: Locale) -> None:
+    """Make ``locale`` the one gettext and the formatters use in this context."""
+    _current.set(locale)
+
+
+def current() -> Locale:
+    """The locale being rendered (Japanese in Asia/Tokyo unless a render chose another)."""
+    return _current.get() or Locale()
+
+
+def gettext(message: str) -> str:
+    """``message`` in the current language."""
+    return translations(current().language).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural form of a message in the current language."""
+    return translations(current().language).ngettext(singular, plural, n)
+
+
+def format_dt(value: datetime | None, form: str = "short") -> str:
+    """A UTC datetime shown in the viewer's zone and language."""
+    if value is None:
+        return ""
+    locale = current()
+    return format_datetime(value, form, tzinfo=locale.tz, locale=locale.language)
+
+
+def format_day(value: datetime | None) -> str:
+    """The date part only, in the viewer's zone."""
+    if value is None:
+        return ""
+    locale = current()
+    return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
+
+
+def format_money(value: Decimal | int | float | None, currency: str = "JPY") -> str:
+    """An amount with its currency, as the viewer's language writes it."""
+    if value is None:
+        return ""
+    return format_currency(value, currency, locale=current().language)
+
+
+def format_number(value: Decimal | int | float | None) -> str:
+    """A number with grouping."""
+    if value is None:
+        return ""
+    return format_decimal(value, locale=current().language)

@@ -1,0 +1,311 @@
+// Page behaviour: live updates from the socket (live.js dispatches `helpdesk:event`), presence
+// indicators on tickets, keyboard shortcuts, toasts. Text shown to people comes from the
+// server-rendered page (data-* attributes and <template>s), so it is translated there.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var me = body.dataset.userId ? Number(body.dataset.userId) : null;
+  var page = body.dataset.page || "";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // JSON calls to the API with the session cookie carry the CSRF token like htmx requests do.
+  window.helpdeskFetch = function (url, options) {
+    options = options || {};
+    var headers = Object.assign({ "X-CSRF-Token": csrfToken(), Accept: "application/json" },
+      options.body ? { "Content-Type": "application/json" } : {}, options.headers || {});
+    return fetch(url, Object.assign({}, options, { headers: headers, credentials: "same-origin" }));
+  };
+
+  function debounce(fn, ms) {
+    var timer = null;
+    return function () {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+  }
+
+  function send(frame) {
+    if (window.helpdeskLive && typeof window.helpdeskLive.send === "function") {
+      try { window.helpdeskLive.send(frame); } catch (err) { /* the socket reconnects by itself */ }
+    }
+  }
+
+  // Each target is its own request source, so refreshes of different parts never queue behind
+  // (and silently replace) one another.
+  function refresh(url, target) {
+    var el = document.querySelector(target);
+    if (window.htmx && el) {
+      return window.htmx.ajax("GET", url, { source: el, target: el, swap: "outerHTML" });
+    }
+    return Promise.resolve();
+  }
+
+  var handlers = [];
+  function onEvent(fn) { handlers.push(fn); }
+  document.addEventListener("helpdesk:event", function (e) {
+    var frame = e.detail || {};
+    handlers.forEach(function (fn) {
+      try { fn(frame, frame.data || {}); } catch (err) { console.error(err); }
+    });
+  });
+  window.helpdeskOnEvent = onEvent;
+
+  // Selects that submit their form on change (the language switch).
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("[data-autosubmit]")) e.target.form.requestSubmit();
+  });
+  document.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
+
+  // Toasts leave after a while.
+  var toasts = document.getElementById("toasts");
+  if (toasts) {
+    new MutationObserver(function () {
+      Array.prototype.forEach.call(toasts.children, function (t) {
+        if (!t.dataset.timer) {
+          t.dataset.timer = "1";
+          setTimeout(function () { t.remove(); }, 8000);
+        }
+      });
+    }).observe(toasts, { childList: true });
+  }
+
+  function isTicketEvent(type) {
+    return type === "ticket.created" || type === "ticket.updated" || type === "ticket.assigned" ||
+      type === "message.created";
+  }
+
+  // ---- inbox: counts and list follow the socket ------------------------------------------
+  function inboxPage() {
+    var selected = null;
+    function liveUrl() {
+      var main = document.getElementById("inbox-main");
+      return main ? main.dataset.liveUrl : null;
+    }
+    function rows() { return Array.prototype.slice.call(document.querySelectorAll(".ticket-row")); }
+    function select(row) {
+      rows().forEach(function (r) { r.classList.remove("selected"); r.removeAttribute("aria-selected"); });
+      if (!row) return;
+      row.classList.add("selected");
+      row.setAttribute("aria-selected", "true");
+      row.focus({ preventScroll: false });
+      selected = row.dataset.ticketId;
+    }
+    function mark(known) {
+      rows().forEach(function (r) {
+        if (!known.has(r.dataset.ticketId)) r.classList.add("is-new");
+        if (r.dataset.ticketId === selected) r.classList.add("selected");
+      });
+    }
+    var update = debounce(function () {
+      var url = liveUrl();
+      if (!url) return;
+      var known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
+      // One request: the list, with the counts out of band.
+      refresh(url, "#ticket-list").then(function () { mark(known); });
+    }, 300);
+    onEvent(function (frame) { if (isTicketEvent(frame.type)) update(); });
+    return {
+      move: function (step) {
+        var all = rows();
+        if (!all.length) return;
+        var index = all.findIndex(function (r) { return r.dataset.ticketId === selected; });
+        select(all[Math.min(all.length - 1, Math.max(0, index + step))] || all[0]);
+      },
+      open: function () {
+        var row = document.querySelector(".ticket-row.selected");
+        if (row) window.location.href = "/tickets/" + row.dataset.ticketId;
+      },
+    };
+  }
+
+  // ---- ticket: live thread and controls, who else is here --------------------------------
+  function ticketPage() {
+    var root = document.getElementById("ticket-page");
+    var ticketId = Number(root.dataset.ticketId);
+    var others = new Map();
+
+    function controlsVersion() {
+      var controls = document.getElementById("controls");
+      return controls ? Number(controls.dataset.version) : 0;
+    }
+    function seen() {
+      var input = document.querySelector('#composer input[name="seen_message_id"]');
+      return input ? input.value : "0";
+    }
+    var refreshControls = debounce(function () { refresh("/tickets/" + ticketId, "#controls"); }, 150);
+    var refreshThread = debounce(function () {
+      refresh("/tickets/" + ticketId + "?new_since=" + seen(), "#thread");
+    }, 150);
+
+    onEvent(function (frame, data) {
+      if ((frame.type === "ticket.updated" || frame.type === "ticket.assigned") && data.ticket &&
+          data.ticket.id === ticketId && data.ticket.version > controlsVersion()) {
+        refreshControls();
+      } else if (frame.type === "message.created" && data.ticket_id === ticketId) {
+        refreshThread();
+      } else if ((frame.type === "ticket.viewing" || frame.type === "ticket.typing") &&
+                 Number(data.ticket_id) === ticketId) {
+        var who = data.user_id !== undefined ? data.user_id : (data.user && data.user.id);
+        if (who === undefined || Number(who) === me) return;
+        var name = data.user_name || data.name || (data.user && data.user.name) || "";
+        var entry = others.get(who) || { name: name, viewing: 0, typing: 0 };
+        entry.name = name || entry.name;
+        if (frame.type === "ticket.viewing") entry.viewing = Date.now() + 40000;
+        else { entry.typing = Date.now() + 6000; entry.viewing = Math.max(entry.viewing, Date.now() + 40000); }
+        others.set(who, entry);
+        drawPresence();
+      }
+    });
+
+    function drawPresence() {
+      var box = document.getElementById("presence");
+      if (!box) return;
+      var now = Date.now();
+      box.replaceChildren();
+      others.forEach(function (entry, who) {
+        if (entry.viewing < now && entry.typing < now) { others.delete(who); return; }
+        var typing = entry.typing >= now;
+        var chip = document.createElement("span");
+        chip.className = "presence-chip" + (typing ? " typing" : "");
+        chip.dataset.userId = String(who);
+        chip.textContent = (typing ? root.dataset.typingText : root.dataset.viewingText).replace("{name}", entry.name);
+        box.appendChild(chip);
+      });
+    }
+    setInterval(drawPresence, 1000);
+
+    function viewing() { if (!document.hidden) send({ type: "viewing", ticket_id: ticketId }); }
+    viewing();
+    setInterval(viewing, 15000);
+    document.addEventListener("visibilitychange", viewing);
+    document.addEventListener("helpdesk:connected", viewing);
+    var lastTyping = 0;
+    document.addEventListener("input", function (e) {
+      if (e.target.id !== "reply-body" || Date.now() - lastTyping < 3000) return;
+      lastTyping = Date.now();
+      send({ type: "typing", ticket_id: ticketId });
+    });
+    body.addEventListener("htmx:afterSwap", function () {
+      var fresh = document.querySelector(".msg.is-new");
+      if (fresh && document.getElementById("conflict-alert")) fresh.scrollIntoView({ block: "center" });
+    });
+    return {
+      reply: function () { var box = document.getElementById("reply-body"); if (box) box.focus(); },
+      resolve: function () {
+        var select = document.getElementById("status-select");
+        if (!select) return;
+        select.value = "resolved";
+        document.getElementById("controls").requestSubmit();
+      },
+    };
+  }
+
+  // ---- supervisor board: load, presence and calls live -----------------------------------
+  function boardPage() {
+    var root = document.getElementById("board");
+    var presence = new Map();
+    var calls = new Map();
+    var update = debounce(function () { refresh("/board", "#board-body").then(apply); }, 300);
+
+    function apply() {
+      document.querySelectorAll("[data-presence-user]").forEach(function (cell) {
+        var state = presence.get(Number(cell.dataset.presenceUser)) || "offline";
+        cell.textContent = root.dataset["presence" + state.charAt(0).toUpperCase() + state.slice(1)] || state;
+        cell.className = "presence-cell presence-" + state;
+      });
+      document.querySelectorAll("[data-call-user]").forEach(function (cell) {
+        var mine = Array.from(calls.values()).find(function (c) {
+          return c.operator_id === Number(cell.dataset.callUser) && c.state === "answered";
+        });
+        cell.textContent = mine ? (mine.from || "") : "—";
+      });
+      var list = document.getElementById("live-calls");
+      if (!list) return;
+      list.replaceChildren();
+      calls.forEach(function (call) {
+        var li = document.createElement("li");
+        li.className = "call-" + call.state;
+        li.textContent = (call.state === "ringing" ? root.dataset.callRinging : root.dataset.callAnswered) +
+          " · " + (call.from || "") + (call.queue ? " · " + call.queue : "");
+        list.appendChild(li);
+      });
+      if (!calls.size) {
+        var empty = document.createElement("li");
+        empty.className = "empty";
+        empty.textContent = list.dataset.empty;
+        list.appendChild(empty);
+      }
+    }
+    function setPresence(userId, status) { presence.set(Number(userId), status || "offline"); }
+    function track(call) {
+      if (!call || call.id === undefined) return;
+      if (call.state === "ended") calls.delete(call.id); else calls.set(call.id, call);
+    }
+
+    onEvent(function (frame, data) {
+      if (isTicketEvent(frame.type)) update();
+      if (frame.type === "presence.changed") { setPresence(data.user_id, data.status); apply(); }
+      if (frame.type.indexOf("call.") === 0) {
+        var call = data.call || data;
+        if (frame.type === "call.missed") call = Object.assign({}, call, { state: "ended" });
+        track(call);
+        apply();
+      }
+    });
+    window.helpdeskFetch("/api/presence").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
+      if (!body) return;
+      var items = Array.isArray(body) ? body : (body.items || Object.keys(body).map(function (k) {
+        return { user_id: k, status: body[k] };
+      }));
+      items.forEach(function (p) { setPresence(p.user_id, p.status); });
+      apply();
+    }).catch(function () {});
+    window.helpdeskFetch("/api/calls?limit=50").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
+      if (body && body.items) body.items.forEach(function (c) { if (c.state !== "ended") track(c); });
+      apply();
+    }).catch(function () {});
+    apply();
+    return {};
+  }
+
+  var current = {};
+  if (page === "inbox") current = inboxPage();
+  else if (page === "ticket") current = ticketPage();
+  else if (page === "board") current = boardPage();
+
+  // ---- keyboard shortcuts -----------------------------------------------------------------
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) {
+      if (e.key === "Escape") t.blur();
+      return;
+    }
+    var help = document.getElementById("shortcut-help");
+    if (help && help.open) return;
+    // Enter keeps its meaning on links and buttons; it opens a ticket only from a selected row.
+    if (e.key === "Enter" && !(t === body || (t.classList && t.classList.contains("ticket-row")))) return;
+    var act = {
+      j: function () { current.move && current.move(1); },
+      k: function () { current.move && current.move(-1); },
+      o: function () { current.open && current.open(); },
+      Enter: function () { current.open && current.open(); },
+      r: function () { current.reply && current.reply(); },
+      e: function () { current.resolve && current.resolve(); },
+      "/": function () {
+        var box = document.getElementById("search-box") || document.getElementById("customer-q");
+        if (box) box.focus();
+      },
+      "?": function () { if (help) help.showModal(); },
+    }[e.key];
+    if (act) {
+      e.preventDefault();
+      act();
+    }
+  });
+})();
