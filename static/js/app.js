@@ -183,7 +183,10 @@
     viewing();
     setInterval(viewing, 15000);
     document.addEventListener("visibilitychange", viewing);
-    document.addEventListener("helpdesk:connected", viewing);
+    // live.js says when the socket (re)opens: tell the others at once, not at the next beat.
+    document.addEventListener("helpdesk:live", function (e) {
+      if (e.detail && e.detail.state === "open") viewing();
+    });
     var lastTyping = 0;
     document.addEventListener("input", function (e) {
       if (e.target.id !== "reply-body" || Date.now() - lastTyping < 3000) return;
@@ -250,26 +253,22 @@
     onEvent(function (frame, data) {
       if (isTicketEvent(frame.type)) update();
       if (frame.type === "presence.changed") { setPresence(data.user_id, data.status); apply(); }
-      if (frame.type.indexOf("call.") === 0) {
-        var call = data.call || data;
+      if (frame.type.indexOf("call.") === 0 && data.call) {
+        var call = data.call;
         if (frame.type === "call.missed") call = Object.assign({}, call, { state: "ended" });
+        if (frame.type === "call.answered" && data.operator_id !== undefined && data.operator_id !== null) {
+          call = Object.assign({}, call, { state: "answered", operator_id: data.operator_id });
+        }
         track(call);
         apply();
       }
     });
-    window.helpdeskFetch("/api/presence").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
-      if (!body) return;
-      var items = Array.isArray(body) ? body : (body.items || Object.keys(body).map(function (k) {
-        return { user_id: k, status: body[k] };
-      }));
-      items.forEach(function (p) { setPresence(p.user_id, p.status); });
-      apply();
-    }).catch(function () {});
-    window.helpdeskFetch("/api/calls?limit=50").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
-      if (body && body.items) body.items.forEach(function (c) { if (c.state !== "ended") track(c); });
-      apply();
-    }).catch(function () {});
-    apply();
+    // The server rendered presence and calls in progress; events keep them current from here.
+    var state = document.getElementById("board-state");
+    var initial = {};
+    try { initial = JSON.parse(state ? state.textContent : "{}") || {}; } catch (err) { initial = {}; }
+    (initial.presence || []).forEach(function (p) { setPresence(p.user_id, p.status); });
+    (initial.calls || []).forEach(track);
     return {};
   }
 

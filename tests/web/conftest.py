@@ -18,7 +18,6 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.app import create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
@@ -26,7 +25,7 @@ from helpdesk.db import create_sessionmaker
 from helpdesk.realtime import service as events
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.conftest import ROOT, SECRET, LiveServer, make_settings
+from tests.conftest import SECRET, LiveServer, make_settings
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,17 +33,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 REQUIRE = os.environ.get("HELPDESK_TEST_REQUIRE_SERVICES") == "1"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
-
-
-def _has_socket_endpoint() -> bool:
-    app = create_app(make_settings("sqlite+aiosqlite:///:memory:"))
-    return any(getattr(route, "path", None) == "/ws" for route in app.routes)
-
-
-# The /ws endpoint and static/js/live.js come with the realtime part; the end-to-end socket
-# tests run as soon as both are present.
-LIVE = _has_socket_endpoint() and (ROOT / "static" / "js" / "live.js").exists()
-needs_live = pytest.mark.skipif(not LIVE, reason="needs the /ws endpoint and static/js/live.js")
 
 
 @pytest.fixture(scope="session")

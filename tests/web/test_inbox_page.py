@@ -8,7 +8,7 @@ from helpdesk.auth.models import Role
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
 from tests.conftest import Staff, inbound_body, post_inbound
-from tests.web.conftest import Peek, Tabs, inbound, needs_live
+from tests.web.conftest import Peek, Tabs, inbound
 
 
 async def count_of(tab, status: str) -> int:  # type: ignore[no-untyped-def]
@@ -108,7 +108,6 @@ async def test_inbound_message_appears_and_count_rises_without_reload(
     tab.assert_clean()
 
 
-@needs_live
 async def test_inbound_message_arrives_over_the_socket(
         tabs: Tabs, staff: Staff, web: httpx.AsyncClient) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])

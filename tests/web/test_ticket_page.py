@@ -15,7 +15,7 @@ from helpdesk.replies.models import ReplyTemplate
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Message, Status, Ticket, TicketTag, TicketUpdate
 from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound, needs_live
+from tests.web.conftest import Peek, Tabs, inbound
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:
@@ -203,7 +203,6 @@ async def test_other_operators_tickets_are_not_visible(
     assert await peek.scalar(select(func.count()).select_from(Customer)) == 1
 
 
-@needs_live
 async def test_two_operators_over_the_socket(
         tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
     """The same story with the real socket: presence, the live status and the refused reply."""
