@@ -3,7 +3,8 @@
 Builds a SQLite database with 100k customers (one phone each) and 1M orders (one item each) by bulk
 SQL, serves the app in this process (the embedded setup), and sends inbound calls from random known
 customers, in assorted Japanese spellings, at a fixed rate. Latency runs from just before the
-webhook request is sent until the bus is told the transaction holding ``call.ringing`` committed.
+webhook request is sent until the transaction holding ``call.ringing`` commits, and until the
+frame reaches the first offered operator's socket.
 
     .venv/bin/python -m bench.screen_pop [--customers 100000] [--orders-per-customer 10]
         [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db]
@@ -11,6 +12,7 @@ webhook request is sent until the bus is told the transaction holding ``call.rin
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import resource
@@ -23,9 +25,12 @@ from urllib.parse import urlencode
 
 import httpx
 import uvicorn
+import websockets
+from itsdangerous import URLSafeTimedSerializer
 from twilio.request_validator import RequestValidator
 
 from helpdesk.app import create_app
+from helpdesk.auth.service import TOKEN_SALT
 from helpdesk.config import Settings
 from helpdesk.migrations import run_upgrade
 
@@ -65,8 +70,6 @@ def build(path: Path, customers: int, per_customer: int) -> None:
                        "is_active, failed_logins, created_at) VALUES (?, ?, ?, 'operator', 'ja', "
                        "'Asia/Tokyo', 'x', 1, 0, ?)", (op, f"op{op}@example.jp", f"op{op}", now))
             db.execute("INSERT INTO inbox_member (inbox_id, user_id) VALUES (?, ?)", (sales, op))
-            db.execute("INSERT INTO user_presence (user_id, status, updated_at) VALUES (?, 'online', ?)",
-                       (op, now))
         db.executemany(
             "INSERT INTO customer (id, name, tags, orders_count, total_spent, first_order_at, "
             "last_order_at, rank, created_at, updated_at) VALUES (?, ?, '[]', ?, ?, ?, ?, 'A', ?, ?)",
@@ -103,6 +106,13 @@ async def run(path: Path, calls: int, rate: float, customers: int) -> None:
     port = server.servers[0].sockets[0].getsockname()[1]
     committed: dict[int, float] = {}
     app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+    # The operators' browsers: one socket each (this also makes them online for routing).
+    popped: dict[str, float] = {}
+    sockets = [await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws?token={issue_token(settings.secret_key, op)}", max_size=None)
+        for op in range(1, OPERATORS + 1)]
+    readers = [asyncio.create_task(_read_pops(ws, popped)) for ws in sockets]
+    await asyncio.sleep(settings.ws_resume_wait_seconds + 0.5)  # live, and presence recorded
     sent: dict[str, float] = {}
     round_trip: list[float] = []
     validator = RequestValidator(TOKEN)
@@ -136,11 +146,39 @@ async def run(path: Path, calls: int, rate: float, customers: int) -> None:
         elapsed = time.perf_counter() - began
         cpu = time.process_time() - cpu_began
     latencies = await _ringing_latencies(path, sent, committed)
+    await asyncio.sleep(0.5)
+    for task in readers:
+        task.cancel()
+    for ws in sockets:
+        await ws.close()
+    socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
     server.should_exit = True
     thread.join(timeout=10)
     _report(latencies, round_trip, calls, elapsed, rate)
+    assert len(socket_latencies) == calls, (len(socket_latencies), calls)
+    print(f"webhook -> call.ringing on the operator's socket: "
+          f"p50 {_ms(socket_latencies, .5):.2f} ms  p99 {_ms(socket_latencies, .99):.2f} ms  "
+          f"max {max(socket_latencies) * 1000:.2f} ms")
     print(f"CPU per call (server and load generator together) {cpu / calls * 1000:.2f} ms; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def issue_token(secret: str, user_id: int) -> str:
+    """A bearer token for an operator the bench inserted by SQL."""
+    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT).dumps({"uid": user_id})
+
+
+async def _read_pops(ws: websockets.ClientConnection, popped: dict[str, float]) -> None:
+    """Note when each call's ``call.ringing`` first reaches any operator's socket."""
+    async for raw in ws:
+        frame = json.loads(raw)
+        if frame.get("type") == "call.ringing":
+            popped.setdefault(frame["data"]["call"]["call_id"], time.perf_counter())
 
 
 async def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[int, float]) -> list[float]:

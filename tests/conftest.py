@@ -143,6 +143,17 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def begin_write(session: AsyncSession) -> None:
+    """End the session's transaction and begin one that holds SQLite's write lock from the start.
+
+    The ``db`` session begins DEFERRED so a test's reads never block the servers; but a deferred
+    transaction that read and then writes fails at once with SQLITE_BUSY when a server (its
+    presence heartbeat, say) committed in between. Helpers that write call this first.
+    """
+    await session.commit()
+    await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
 @dataclass
 class Staff:
     """Creates staff accounts and their bearer tokens."""
@@ -152,6 +163,7 @@ class Staff:
 
     async def create(self, name: str = "op", role: Role = Role.operator,
                      inboxes: list[str] | None = None) -> User:
+        await begin_write(self.session)
         user = await auth.create_user(self.session, email=f"{name}@example.com", name=name,
                                       role=role, password=PASSWORD, inboxes=inboxes)
         await self.session.commit()

@@ -31,7 +31,7 @@ from helpdesk.db import utcnow
 from helpdesk.realtime import service as realtime
 from helpdesk.realtime.models import Event
 from helpdesk.routing import service as routing
-from tests.conftest import LiveServer, Staff, free_port, make_settings
+from tests.conftest import LiveServer, Staff, begin_write, free_port, make_settings
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -160,6 +160,7 @@ class Floor:
 
 
 async def online(db: AsyncSession, *users: User) -> None:
+    await begin_write(db)
     for user in users:
         assert user.id is not None
         # A socket of a long-lived test node: no server's sweep lapses it during the test.
@@ -170,6 +171,7 @@ async def online(db: AsyncSession, *users: User) -> None:
 
 async def customer_with_orders(db: AsyncSession, phone: str = "+81312345678",
                                name: str = "山田 太郎", orders: int = 12) -> int:
+    await begin_write(db)
     customer = await customers.resolve(db, identities=[(IdentityKind.phone, phone)], name=name)
     assert customer.id is not None
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -189,6 +191,7 @@ async def customer_with_orders(db: AsyncSession, phone: str = "+81312345678",
 
 
 async def floor(db: AsyncSession, staff: Staff, *, sales_ops: int = 2) -> Floor:
+    await begin_write(db)
     await routing.create_inbox(db, name="sales", phone_number="050-1234-5678")
     await routing.create_inbox(db, name="support", phone_number="0120-000-111")
     await db.commit()
