@@ -13,12 +13,13 @@ from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.tickets.models import Ticket
-from tests.conftest import SECRET, LiveServer, Staff, make_settings
+from tests.conftest import SECRET, LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Tabs, inbound
 
 
 async def known_caller(db: AsyncSession) -> int:
     result = await inbound(db, "p1", name="高橋 陽菜", email="hina@example.jp", phone="03-1234-5678")
+    await begin_write(db)
     ticket = await db.get(Ticket, result.ticket_id)
     for n, (days, name) in enumerate([(30, "有機煎茶 100g"), (2, "抹茶どら焼き 6個入")]):
         order = Order(customer_id=ticket.customer_id, number=f"EC-77{n}", total=Decimal(1620),

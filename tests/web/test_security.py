@@ -13,7 +13,7 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.tickets.models import Channel, Message, Ticket
 from helpdesk.web.templating import HTMX_INTEGRITY, HTMX_VERSION
-from tests.conftest import ROOT, SECRET, LiveServer, Staff, make_settings
+from tests.conftest import ROOT, SECRET, LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Peek, Tabs, inbound
 
 
@@ -74,6 +74,7 @@ async def test_customer_markup_is_inert_everywhere(
     raw = Message(ticket_id=mail.ticket_id, direction="in", channel=Channel.email, body_text="",
                   body_html="<img src=x onerror=\"window.__xss='raw'\">"
                             "<svg onload=\"window.__xss='svg'\"></svg>")
+    await begin_write(db)
     db.add(raw)
     await db.commit()
     chat = await inbound(db, "x2", name="チャット客", email="chat@example.jp", channel=Channel.chat,
