@@ -103,4 +103,7 @@ async def test_generic_cti_new_call_pops_the_card(
         card = tab.page.locator(".pop-card")
         await expect(card.locator(".pop-name")).to_contain_text("高橋 陽菜")
         await expect(card.locator(".pop-order").first).to_contain_text("EC-771")
-        assert customer_id
+        # With a phone system configured, the caller log lists the call instead of a warning.
+        await tab.goto("/calls")
+        await expect(tab.page.locator(f"#call-rows a[href='/customers/{customer_id}']")).to_have_count(1)
+        assert await tab.page.inner_text("#call-status") == ""
