@@ -4,12 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access import service
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.web import templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 
@@ -18,17 +20,17 @@ def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def _page(request: Request, session: SessionDep, admin: Admin, block: str | None) -> Response:
+async def _page(request: Request, session: AsyncSession, admin: Admin, block: str | None) -> Response:
     context = {"rules": await service.rules(session), "your_ip": _ip(request)}
     return templating.render(request, "admin/access.html", context, user=admin, block=block)
 
 
 async def _reload(request: Request) -> None:
-    await request.app.state.allow_list.load(request.app.state.sessionmaker)
+    await request.app.state.allow_list.load(request.app.state.read_sessionmaker)
 
 
 @router.get("/admin/access")
-async def access_page(request: Request, session: SessionDep, admin: Admin) -> Response:
+async def access_page(request: Request, session: ReadSessionDep, admin: Admin) -> Response:
     """The addresses staff may use; empty means any."""
     return await _page(request, session, admin, None)
 
@@ -44,7 +46,8 @@ async def add_rule(
                  target_type="ip_rule", target_id=rule.id, ip=_ip(request), network=rule.network)
     await session.commit()
     await _reload(request)
-    return await _page(request, session, admin, "rule_list")
+    async with fresh_reader(request) as reader:
+        return await _page(request, reader, admin, "rule_list")
 
 
 @router.post("/admin/access/{rule_id}/delete")
@@ -55,4 +58,5 @@ async def remove_rule(request: Request, session: SessionDep, admin: Admin, rule_
                  target_type="ip_rule", target_id=rule_id, ip=_ip(request))
     await session.commit()
     await _reload(request)
-    return await _page(request, session, admin, "rule_list")
+    async with fresh_reader(request) as reader:
+        return await _page(request, reader, admin, "rule_list")

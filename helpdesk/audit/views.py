@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from helpdesk.audit import service
 from helpdesk.auth.dependencies import Admin
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep
 from helpdesk.web import templating
 
 router = APIRouter(include_in_schema=False)
@@ -15,7 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/admin/audit")
 async def audit_page(
-    request: Request, session: SessionDep, admin: Admin,
+    request: Request, session: ReadSessionDep, admin: Admin,
     before: Annotated[int | None, Query(ge=1)] = None,
     action: Annotated[str, Query(max_length=60)] = "",
     actor: Annotated[str, Query(max_length=254)] = "",

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service
@@ -16,10 +17,11 @@ from helpdesk.auth.dependencies import (
     user_id_from_credentials,
 )
 from helpdesk.auth.models import Role, User
-from helpdesk.db import SessionDep, utcnow
+from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import BadInput, HelpdeskError, NotFound
 from helpdesk.routing import service as routing
 from helpdesk.web import i18n, templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=1024)]
@@ -113,7 +115,11 @@ async def save_preferences(
     """Save language and time zone."""
     if language not in i18n.LANGUAGES or timezone not in i18n.timezone_names():
         raise BadInput("language or time zone: not offered")
-    user.language, user.timezone = language, timezone
+    # ``user`` belongs to the request's read session: change the row through the write session.
+    row = await session.get(User, user.id)
+    if row is None:
+        raise NotFound("user not found")
+    row.language, row.timezone = language, timezone
     await session.commit()
     response = templating.redirect(request, "/me")
     response.set_cookie(i18n.LANG_COOKIE, language, max_age=365 * 86400, samesite="lax",
@@ -124,14 +130,14 @@ async def save_preferences(
 # ---- admin: users ----------------------------------------------------------------------------
 
 
-async def _users_context(session: SessionDep) -> dict[str, object]:
+async def _users_context(session: AsyncSession) -> dict[str, object]:
     return {"users": await service.all_users(session), "inboxes": await routing.all_inboxes(session),
             "memberships": await routing.memberships(session), "roles": list(Role),
             "now": utcnow()}
 
 
 @router.get("/admin/users")
-async def users_page(request: Request, session: SessionDep, admin: Admin) -> Response:
+async def users_page(request: Request, session: ReadSessionDep, admin: Admin) -> Response:
     """Every staff account, with lockout state and inboxes."""
     return templating.render(request, "admin/users.html", await _users_context(session), user=admin)
 
@@ -147,8 +153,9 @@ async def create_user(
     audit.record(session, action="user.create", actor_id=admin.id, actor_email=admin.email,
                  target_type="user", target_id=user.id, ip=_ip(request), role=str(role))
     await session.commit()
-    return templating.render(request, "admin/users.html", {
-        **await _users_context(session), "notice": "User created"}, user=admin, block="users")
+    async with fresh_reader(request) as reader:
+        context = {**await _users_context(reader), "notice": "User created"}
+    return templating.render(request, "admin/users.html", context, user=admin, block="users")
 
 
 @router.post("/admin/users/{user_id}")
@@ -170,8 +177,9 @@ async def change_user(
                  target_type="user", target_id=user_id, ip=_ip(request), before=before,
                  role=str(role), active=active, inboxes=sorted(inbox or []))
     await session.commit()
-    return templating.render(request, "admin/users.html", {
-        **await _users_context(session), "notice": "Saved"}, user=admin, block="users")
+    async with fresh_reader(request) as reader:
+        context = {**await _users_context(reader), "notice": "Saved"}
+    return templating.render(request, "admin/users.html", context, user=admin, block="users")
 
 
 @router.post("/admin/users/{user_id}/unlock")
@@ -184,5 +192,6 @@ async def unlock_user(request: Request, session: SessionDep, admin: Admin, user_
     audit.record(session, action="user.unlock", actor_id=admin.id, actor_email=admin.email,
                  target_type="user", target_id=user_id, ip=_ip(request))
     await session.commit()
-    return templating.render(request, "admin/users.html", {
-        **await _users_context(session), "notice": "Unlocked"}, user=admin, block="users")
+    async with fresh_reader(request) as reader:
+        context = {**await _users_context(reader), "notice": "Unlocked"}
+    return templating.render(request, "admin/users.html", context, user=admin, block="users")

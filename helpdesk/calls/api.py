@@ -8,7 +8,7 @@ from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
 from helpdesk.calls import service
 from helpdesk.calls.models import CallIds, CallPage, CallPublic, CtiConfig, OutboundCall, WrapUp
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.tickets.models import MessagePublic
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["calls"])
 
 @router.get("/api/calls", response_model=CallPage)
 async def list_calls(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     done: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -83,7 +83,7 @@ async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: Current
 
 
 @router.get("/api/admin/cti", response_model=CtiConfig)
-async def get_cti(session: SessionDep, _: Admin) -> CtiConfig:
+async def get_cti(session: ReadSessionDep, _: Admin) -> CtiConfig:
     """The blocked caller ids, outbound routing table, default caller id and business hours."""
     return await service.cti_config(session)
 

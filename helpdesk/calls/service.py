@@ -478,6 +478,16 @@ async def list_calls(
     return [CallPublic.model_validate(c) for c in page], next_cursor
 
 
+async def current_calls(session: AsyncSession, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Calls ringing or in progress that the user may see, oldest first, shaped as in events."""
+    stmt = select(Call).where(col(Call.state) != CallState.ended)
+    visible = await routing.visible_inbox_ids(session, user)
+    if visible is not None:
+        stmt = stmt.where(col(Call.inbox_id).in_(visible))
+    rows = await session.scalars(stmt.order_by(col(Call.id)).limit(limit))
+    return [_public(call) for call in rows]
+
+
 def _decode_cursor(cursor: str) -> int:
     try:
         return int(base64.urlsafe_b64decode(cursor.encode()).decode())

@@ -9,7 +9,7 @@ from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.customers import service
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.tickets import service as tickets
@@ -21,7 +21,7 @@ Short = Annotated[str, Query(max_length=200)]
 
 @router.get("/customers")
 async def search(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep, q: Short = "",
+    request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep, q: Short = "",
 ) -> Response:
     """Find customers by name, kana, email, phone in any format, or order number."""
     text = q.strip()
@@ -33,27 +33,28 @@ async def search(
 
 @router.get("/customers/{customer_id}")
 async def customer_page(
-    request: Request, customer_id: int, session: SessionDep, user: CurrentUser,
-    settings: SettingsDep,
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep,
 ) -> Response:
     """A customer's profile, purchase history, tickets and calls; the view is audited."""
-    profile = await profiles.profile(session, customer_id, viewer=user,
+    profile = await profiles.profile(reader, customer_id, viewer=user,
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")
     history, _ = await tickets.list_tickets(
-        session, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
+        reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
+    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader)}
+    # Only the audit row goes through the write session: the write lock is held for one insert.
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
                  ip=request.client.host if request.client else None)
     await session.commit()
-    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(session)}
     return templating.render(request, "customer.html", context, user=user)
 
 
 @router.get("/phone/card")
 async def screen_pop_card(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     customer_id: Annotated[int | None, Query()] = None, number: Short = "",
 ) -> Response:
     """The incoming-call card's body: the caller's profile and latest orders, or "new customer"."""

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, user_id_from_credentials
 from helpdesk.auth.models import User
 from helpdesk.config import Settings
-from helpdesk.db import SessionDep, utcnow
+from helpdesk.db import ReadSessionDep, utcnow
 from helpdesk.realtime import service
 from helpdesk.realtime.hub import Client, Hub
 from helpdesk.realtime.models import PresencePublic, PresenceStatus
@@ -49,7 +49,7 @@ Close = tuple[int, str] | None  # how a socket's task wants it closed; None: the
 
 
 @router.get("/api/presence", response_model=list[PresencePublic])
-async def presence(session: SessionDep, user: CurrentUser) -> list[PresencePublic]:
+async def presence(session: ReadSessionDep, user: CurrentUser) -> list[PresencePublic]:
     """Every active staff member: online, away or offline, and since when."""
     return await service.presence_list(session)
 

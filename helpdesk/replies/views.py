@@ -5,14 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput
 from helpdesk.replies import service
 from helpdesk.replies.models import ReplyTemplateForm
 from helpdesk.web import templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 Name = Annotated[str, Form(max_length=120)]
@@ -26,13 +28,13 @@ def _form(name: str, body: str) -> ReplyTemplateForm:
         raise BadInput("name and body are required") from None
 
 
-async def _page(request: Request, session: SessionDep, admin: Admin, block: str | None) -> Response:
+async def _page(request: Request, session: AsyncSession, admin: Admin, block: str | None) -> Response:
     context = {"templates": await service.all_templates(session), "variables": service.VARIABLES}
     return templating.render(request, "admin/templates.html", context, user=admin, block=block)
 
 
 @router.get("/admin/templates")
-async def templates_page(request: Request, session: SessionDep, admin: Admin) -> Response:
+async def templates_page(request: Request, session: ReadSessionDep, admin: Admin) -> Response:
     """Every reply template, editable."""
     return await _page(request, session, admin, None)
 
@@ -46,7 +48,8 @@ async def create_template(
     audit.record(session, action="reply_template.create", actor_id=admin.id,
                  actor_email=admin.email, target_type="reply_template", target_id=template.id)
     await session.commit()
-    return await _page(request, session, admin, "template_list")
+    async with fresh_reader(request) as reader:
+        return await _page(request, reader, admin, "template_list")
 
 
 @router.post("/admin/templates/{template_id}")
@@ -58,7 +61,8 @@ async def update_template(
     audit.record(session, action="reply_template.update", actor_id=admin.id,
                  actor_email=admin.email, target_type="reply_template", target_id=template_id)
     await session.commit()
-    return await _page(request, session, admin, "template_list")
+    async with fresh_reader(request) as reader:
+        return await _page(request, reader, admin, "template_list")
 
 
 @router.post("/admin/templates/{template_id}/delete")
@@ -70,4 +74,5 @@ async def delete_template(
     audit.record(session, action="reply_template.delete", actor_id=admin.id,
                  actor_email=admin.email, target_type="reply_template", target_id=template_id)
     await session.commit()
-    return await _page(request, session, admin, "template_list")
+    async with fresh_reader(request) as reader:
+        return await _page(request, reader, admin, "template_list")

@@ -4,24 +4,36 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Supervisor
+from helpdesk.auth.models import User
+from helpdesk.calls import service as calls
 from helpdesk.customers import service as customers
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
+from helpdesk.realtime import service as realtime
 from helpdesk.reports import service
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket, TicketUpdate
 from helpdesk.web import i18n, templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 
 
-async def _context(session: SessionDep, zone_name: str) -> dict[str, object]:
-    board = await service.board(session, zone=i18n.zone(zone_name))
+async def _context(session: AsyncSession, user: User) -> dict[str, object]:
+    board = await service.board(session, zone=i18n.zone(user.timezone))
+    presence = {p.user_id: p.model_dump(mode="json") for p in await realtime.presence_list(session)}
+    current = await calls.current_calls(session, user)
     return {
+        "presence": presence, "calls": current,
+        # What the page's script starts from, then keeps up to date from the socket.
+        "live_state": {"presence": list(presence.values()), "calls": current},
+        "on_call": {c["operator_id"]: c for c in current
+                    if c["state"] == "answered" and c["operator_id"] is not None},
         "board": board, "chart": service.load_chart(board.operators),
         "inboxes": {i.id: i.name for i in await routing.all_inboxes(session)},
         "customer_names": await customers.names(
@@ -31,9 +43,9 @@ async def _context(session: SessionDep, zone_name: str) -> dict[str, object]:
 
 
 @router.get("/board")
-async def board_page(request: Request, session: SessionDep, user: Supervisor) -> Response:
+async def board_page(request: Request, session: ReadSessionDep, user: Supervisor) -> Response:
     """Everyone's work at a glance."""
-    return templating.render(request, "board.html", await _context(session, user.timezone), user=user)
+    return templating.render(request, "board.html", await _context(session, user), user=user)
 
 
 @router.post("/board/assign")
@@ -48,5 +60,6 @@ async def reassign(
     locked = await tickets.lock_for_change(session, ticket_id, version)
     await tickets.update(session, locked, TicketUpdate(version=version, assignee_id=target), actor=user)
     await session.commit()
-    return templating.render(request, "board.html", await _context(session, user.timezone), user=user,
-                             block="board_body")
+    async with fresh_reader(request) as reader:
+        context = await _context(reader, user)
+    return templating.render(request, "board.html", context, user=user, block="board_body")

@@ -5,22 +5,24 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Admin
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.routing import service
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.web import templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 
 
-async def _context(session: SessionDep) -> dict[str, object]:
+async def _context(session: AsyncSession) -> dict[str, object]:
     members: dict[int, set[int]] = {}
     for inbox_id, user_id in (await session.execute(
             select(col(InboxMember.inbox_id), col(InboxMember.user_id)))).all():
@@ -30,7 +32,7 @@ async def _context(session: SessionDep) -> dict[str, object]:
 
 
 @router.get("/admin/inboxes")
-async def inboxes_page(request: Request, session: SessionDep, admin: Admin) -> Response:
+async def inboxes_page(request: Request, session: ReadSessionDep, admin: Admin) -> Response:
     """Every inbox with its members."""
     return templating.render(request, "admin/inboxes.html", await _context(session), user=admin)
 
@@ -55,8 +57,9 @@ async def create_inbox(
     audit.record(session, action="inbox.create", actor_id=admin.id, actor_email=admin.email,
                  target_type="inbox", target_id=inbox.id)
     await session.commit()
-    return templating.render(request, "admin/inboxes.html", await _context(session), user=admin,
-                             block="inbox_list")
+    async with fresh_reader(request) as reader:
+        context = await _context(reader)
+    return templating.render(request, "admin/inboxes.html", context, user=admin, block="inbox_list")
 
 
 @router.post("/admin/inboxes/{inbox_id}/members")
@@ -71,5 +74,6 @@ async def set_members(
     audit.record(session, action="inbox.members", actor_id=admin.id, actor_email=admin.email,
                  target_type="inbox", target_id=inbox_id, members=sorted(member or []))
     await session.commit()
-    return templating.render(request, "admin/inboxes.html", await _context(session), user=admin,
-                             block="inbox_list")
+    async with fresh_reader(request) as reader:
+        context = await _context(reader)
+    return templating.render(request, "admin/inboxes.html", context, user=admin, block="inbox_list")

@@ -14,7 +14,7 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
@@ -32,6 +32,7 @@ from helpdesk.tickets.models import (
     TicketUpdate,
 )
 from helpdesk.web import i18n, templating
+from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -98,7 +99,7 @@ async def home(request: Request, user: CurrentUser) -> Response:
 
 @router.get("/inbox")
 async def inbox(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
     tag: Short = "", q: Short = "", cursor: Short = "",
 ) -> Response:
@@ -143,7 +144,7 @@ async def _ticket_context(
 
 @router.get("/tickets/{ticket_id}")
 async def ticket_page(
-    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    request: Request, ticket: CurrentTicket, session: ReadSessionDep, user: CurrentUser,
     settings: SettingsDep, new_since: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """The whole thread, the composer, the controls and the customer panel.
@@ -185,8 +186,8 @@ class ControlsForm:
 
 @router.post("/tickets/{ticket_id}/update")
 async def update_ticket(
-    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
-    settings: SettingsDep, version: Annotated[int, Form()],
+    request: Request, ticket: CurrentTicket, session: SessionDep, reader: ReadSessionDep,
+    user: CurrentUser, settings: SettingsDep, version: Annotated[int, Form()],
     composer_version: Annotated[int | None, Form()] = None,
     status: Annotated[str, Form(max_length=20)] = "",
     pending_reason: Annotated[str, Form(max_length=300)] = "",
@@ -198,31 +199,41 @@ async def update_ticket(
     form = ControlsForm(version, composer_version, status, pending_reason, assignee_id, priority, tags)
     assert ticket.id is not None
     try:
-        change = _change_from_form(ticket, (await service.tags_of(session, [ticket.id]))[ticket.id],
+        change = _change_from_form(ticket, (await service.tags_of(reader, [ticket.id]))[ticket.id],
                                    form)
     except ValueError:
         raise BadInput("a control has a value that is not offered") from None
     try:
         locked = await service.lock_for_change(session, ticket.id, change.version)
     except Conflict:
-        await session.refresh(ticket)
-        context = {**await _ticket_context(session, ticket, user, settings), "stale_controls": True}
+        await session.rollback()  # let go of the write lock before rendering
+        async with fresh_reader(request) as reader:
+            current = await _reload(reader, ticket.id)
+            context = {**await _ticket_context(reader, current, user, settings),
+                       "stale_controls": True}
         return templating.render(request, "ticket.html", context, user=user, block="controls",
                                  status=409)
     if change.model_fields_set - {"version"}:
         await service.update(session, locked, change, actor=user)
         await session.commit()
-    return await _after_own_change(request, session, ticket, user, settings, form.version,
+    return await _after_own_change(request, ticket.id, user, settings, form.version,
                                    form.composer_version)
 
 
+async def _reload(reader: AsyncSession, ticket_id: int) -> Ticket:
+    ticket = await reader.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound("ticket not found")
+    return ticket
+
+
 async def _after_own_change(
-    request: Request, session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep,
+    request: Request, ticket_id: int, user: User, settings: SettingsDep,
     old_version: int, composer_version: int | None,
 ) -> Response:
     """The new controls; the composer's version follows when nothing else happened meanwhile."""
-    await session.refresh(ticket)
-    context = await _ticket_context(session, ticket, user, settings)
+    async with fresh_reader(request) as reader:
+        context = await _ticket_context(reader, await _reload(reader, ticket_id), user, settings)
     oob = ["composer_version"] if composer_version == old_version else []
     return templating.render(request, "ticket.html", context, user=user, block="controls", oob=oob)
 
@@ -237,7 +248,7 @@ async def claim_ticket(
     old_version = ticket.version
     await service.claim(session, ticket.id, actor=user)
     await session.commit()
-    return await _after_own_change(request, session, ticket, user, settings, old_version,
+    return await _after_own_change(request, ticket.id, user, settings, old_version,
                                    composer_version)
 
 
@@ -255,22 +266,24 @@ async def reply(
     try:
         locked = await service.lock_for_change(session, ticket.id, composer_version)
     except Conflict:
-        await session.refresh(ticket)
-        context = {**await _ticket_context(session, ticket, user, settings), "conflict": True,
-                   "draft": body, "internal": internal, "new_since": seen_message_id}
+        await session.rollback()  # let go of the write lock before rendering
+        async with fresh_reader(request) as reader:
+            current = await _reload(reader, ticket.id)
+            context = {**await _ticket_context(reader, current, user, settings), "conflict": True,
+                       "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
     await service.reply(session, locked, body=body, internal=internal, actor=user)
     await session.commit()
-    await session.refresh(ticket)
-    context = await _ticket_context(session, ticket, user, settings)
+    async with fresh_reader(request) as reader:
+        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings)
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
 
 
 @router.get("/tickets/{ticket_id}/template")
 async def insert_template(
-    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    request: Request, ticket: CurrentTicket, session: ReadSessionDep, user: CurrentUser,
     template_id: Annotated[str, Query(max_length=20)] = "",
     body: Annotated[str, Query(max_length=100_000)] = "",
 ) -> Response:
@@ -306,7 +319,7 @@ async def _variables(session: AsyncSession, ticket: Ticket, user: User) -> dict[
 
 
 @router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
-async def attachment(ticket: CurrentTicket, attachment_id: int, session: SessionDep) -> Response:
+async def attachment(ticket: CurrentTicket, attachment_id: int, session: ReadSessionDep) -> Response:
     """An attachment as a download, never rendered inline (it came from a customer)."""
     row = await session.get(Attachment, attachment_id)
     if row is None or not await _belongs(session, row, ticket):

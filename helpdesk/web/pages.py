@@ -54,7 +54,7 @@ async def _refuse_address(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def startup(app: FastAPI) -> None:
     """Read what the middlewares need before the first request (the IP allow-list)."""
-    await app.state.allow_list.load(app.state.sessionmaker)
+    await app.state.allow_list.load(app.state.read_sessionmaker)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

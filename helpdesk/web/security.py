@@ -76,7 +76,8 @@ class AllowList:
         self._refreshing: asyncio.Task[None] | None = None
 
     async def load(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Read the list now."""
+        """Read the list now (``sessionmaker`` makes read sessions: this must never queue for,
+        or hold, SQLite's write lock, and may run while the caller holds a write session)."""
         async with sessionmaker() as session:
             self.networks = await access.networks(session)
         self.loaded_at = time.monotonic()
@@ -102,7 +103,7 @@ class IpAllowMiddleware:
             return
         state = scope["app"].state
         allow_list: AllowList = state.allow_list
-        allow_list.refresh_if_stale(state.sessionmaker)
+        allow_list.refresh_if_stale(state.read_sessionmaker)
         client = scope.get("client")
         if access.allows(allow_list.networks, client[0] if client else None):
             await self.app(scope, receive, send)

@@ -8,7 +8,7 @@ from sqlmodel import col
 
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
 from helpdesk.config import Settings
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep
 from helpdesk.tickets.models import Channel, Direction, Message
 from helpdesk.web import templating
 
@@ -16,15 +16,17 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/calls")
-async def calls_page(request: Request, user: CurrentUser) -> Response:
+async def calls_page(request: Request, user: CurrentUser, settings: SettingsDep) -> Response:
     """The caller log: missed calls first to mark done, and the wrap-up form."""
-    return templating.render(request, "calls.html", {}, user=user)
+    context = {"phone_connected": channel_setup(settings)["phone"]}
+    return templating.render(request, "calls.html", context, user=user)
 
 
 @router.get("/admin/cti")
-async def cti_page(request: Request, admin: Admin) -> Response:
+async def cti_page(request: Request, admin: Admin, settings: SettingsDep) -> Response:
     """Blocked caller ids and the outbound routing table."""
-    return templating.render(request, "admin/cti.html", {}, user=admin)
+    context = {"phone_connected": channel_setup(settings)["phone"]}
+    return templating.render(request, "admin/cti.html", context, user=admin)
 
 
 def channel_setup(settings: Settings) -> dict[str, bool]:
@@ -46,7 +48,7 @@ def channel_setup(settings: Settings) -> dict[str, bool]:
 
 @router.get("/admin/channels")
 async def channels_page(
-    request: Request, session: SessionDep, admin: Admin, settings: SettingsDep
+    request: Request, session: ReadSessionDep, admin: Admin, settings: SettingsDep
 ) -> Response:
     """Each channel: configured or not, and when it last brought a message in."""
     rows = await session.execute(

@@ -101,9 +101,22 @@
         if (r.dataset.ticketId === selected) r.classList.add("selected");
       });
     }
+    // Once further pages are loaded, a live refresh would drop them (and the reader's place):
+    // then only the counts follow, until the list is filtered or reloaded.
+    var paged = false;
+    body.addEventListener("htmx:beforeRequest", function (e) {
+      if (e.target.closest && e.target.closest(".more-row")) paged = true;
+    });
+    body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.target.id === "inbox-main") paged = false;
+    });
     var update = debounce(function () {
       var url = liveUrl();
       if (!url) return;
+      if (paged) {
+        refresh(url, "#counts");
+        return;
+      }
       var known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
       // One request: the list, with the counts out of band.
       refresh(url, "#ticket-list").then(function () { mark(known); });
@@ -137,22 +150,63 @@
       var input = document.querySelector('#composer input[name="seen_message_id"]');
       return input ? input.value : "0";
     }
-    var refreshControls = debounce(function () { refresh("/tickets/" + ticketId, "#controls"); }, 150);
-    var refreshThread = debounce(function () {
-      refresh("/tickets/" + ticketId + "?new_since=" + seen(), "#thread");
+    function shownMessage() {
+      var all = document.querySelectorAll("#thread [data-message-id]");
+      return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+    }
+    // Unsaved edits in the controls are not thrown away by someone else's change: saving them
+    // meets the version check, which shows the current values instead.
+    function edited(form) {
+      return Array.prototype.some.call(form ? form.elements : [], function (el) {
+        if (el.type === "hidden" || el.type === "submit" || el.type === "button") return false;
+        if (el.tagName === "SELECT") {
+          // A select with no option marked selected shows its first one.
+          var initial = Array.prototype.findIndex.call(el.options, function (o) { return o.defaultSelected; });
+          return el.selectedIndex !== Math.max(0, initial);
+        }
+        if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+        return el.value !== el.defaultValue;
+      });
+    }
+    // What the socket announced, applied once this page's own requests have settled: their
+    // responses bring the new state themselves, so they are not fetched twice (or raced).
+    var announced = { version: 0, message: 0 };
+    var asked = { version: 0, message: 0 };
+    var inFlight = 0;
+    root.addEventListener("htmx:beforeRequest", function () { inFlight += 1; });
+    root.addEventListener("htmx:afterRequest", function () {
+      inFlight = Math.max(0, inFlight - 1);
+      catchUp();
+    });
+    var catchUp = debounce(function () {
+      if (inFlight) return;
+      // Each announcement is fetched once: a failed fetch is not retried in a loop.
+      if (announced.version > controlsVersion() && announced.version > asked.version &&
+          !edited(document.getElementById("controls"))) {
+        asked.version = announced.version;
+        refresh("/tickets/" + ticketId, "#controls");
+      }
+      if (announced.message > shownMessage() && announced.message > asked.message) {
+        asked.message = announced.message;
+        refresh("/tickets/" + ticketId + "?new_since=" + seen(), "#thread");
+      }
     }, 150);
 
     onEvent(function (frame, data) {
       if ((frame.type === "ticket.updated" || frame.type === "ticket.assigned") && data.ticket &&
-          data.ticket.id === ticketId && data.ticket.version > controlsVersion()) {
-        refreshControls();
+          data.ticket.id === ticketId) {
+        announced.version = Math.max(announced.version, Number(data.ticket.version) || 0);
+        catchUp();
       } else if (frame.type === "message.created" && data.ticket_id === ticketId) {
-        refreshThread();
+        announced.message = Math.max(announced.message, Number(data.message_id) || 0);
+        announced.version = Math.max(announced.version, Number(data.ticket_version) || 0);
+        catchUp();
       } else if ((frame.type === "ticket.viewing" || frame.type === "ticket.typing") &&
                  Number(data.ticket_id) === ticketId) {
-        var who = data.user_id !== undefined ? data.user_id : (data.user && data.user.id);
-        if (who === undefined || Number(who) === me) return;
-        var name = data.user_name || data.name || (data.user && data.user.name) || "";
+        // data: {ticket_id, user_id, name}; the sender resends every few seconds while it holds.
+        var who = Number(data.user_id);
+        if (!who || who === me) return;
+        var name = data.name || "";
         var entry = others.get(who) || { name: name, viewing: 0, typing: 0 };
         entry.name = name || entry.name;
         if (frame.type === "ticket.viewing") entry.viewing = Date.now() + 40000;
@@ -183,7 +237,10 @@
     viewing();
     setInterval(viewing, 15000);
     document.addEventListener("visibilitychange", viewing);
-    document.addEventListener("helpdesk:connected", viewing);
+    // live.js says when the socket (re)opens: tell the others at once, not at the next beat.
+    document.addEventListener("helpdesk:live", function (e) {
+      if (e.detail && e.detail.state === "open") viewing();
+    });
     var lastTyping = 0;
     document.addEventListener("input", function (e) {
       if (e.target.id !== "reply-body" || Date.now() - lastTyping < 3000) return;
@@ -250,26 +307,22 @@
     onEvent(function (frame, data) {
       if (isTicketEvent(frame.type)) update();
       if (frame.type === "presence.changed") { setPresence(data.user_id, data.status); apply(); }
-      if (frame.type.indexOf("call.") === 0) {
-        var call = data.call || data;
+      if (frame.type.indexOf("call.") === 0 && data.call) {
+        var call = data.call;
         if (frame.type === "call.missed") call = Object.assign({}, call, { state: "ended" });
+        if (frame.type === "call.answered" && data.operator_id !== undefined && data.operator_id !== null) {
+          call = Object.assign({}, call, { state: "answered", operator_id: data.operator_id });
+        }
         track(call);
         apply();
       }
     });
-    window.helpdeskFetch("/api/presence").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
-      if (!body) return;
-      var items = Array.isArray(body) ? body : (body.items || Object.keys(body).map(function (k) {
-        return { user_id: k, status: body[k] };
-      }));
-      items.forEach(function (p) { setPresence(p.user_id, p.status); });
-      apply();
-    }).catch(function () {});
-    window.helpdeskFetch("/api/calls?limit=50").then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
-      if (body && body.items) body.items.forEach(function (c) { if (c.state !== "ended") track(c); });
-      apply();
-    }).catch(function () {});
-    apply();
+    // The server rendered presence and calls in progress; events keep them current from here.
+    var state = document.getElementById("board-state");
+    var initial = {};
+    try { initial = JSON.parse(state ? state.textContent : "{}") || {}; } catch (err) { initial = {}; }
+    (initial.presence || []).forEach(function (p) { setPresence(p.user_id, p.status); });
+    (initial.calls || []).forEach(track);
     return {};
   }
 

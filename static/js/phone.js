@@ -10,6 +10,7 @@
   var api = function (url, options) { return window.helpdeskFetch(url, options); };
   var device = null;
   var incoming = new Map(); // CallSid -> Twilio call
+  var TOKEN_URL = "/api/telephony/token"; // {token, identity, expires_in}
 
   function el(tag, text, className) {
     var node = document.createElement(tag);
@@ -21,7 +22,7 @@
   // ---- Twilio Voice SDK (only where an account is configured) ----------------------------
   function startTwilio() {
     if (body.dataset.twilio !== "on" || !window.Twilio || !window.Twilio.Device) return;
-    api("/api/calls/token").then(function (r) { return r.ok ? r.json() : null; }).then(function (grant) {
+    api(TOKEN_URL).then(function (r) { return r.ok ? r.json() : null; }).then(function (grant) {
       if (!grant || !grant.token) return;
       device = new window.Twilio.Device(grant.token, { closeProtection: true });
       device.on("incoming", function (call) {
@@ -31,7 +32,9 @@
         call.on("cancel", function () { incoming.delete(sid); });
       });
       device.on("tokenWillExpire", function () {
-        api("/api/calls/token").then(function (r) { return r.json(); }).then(function (g) { device.updateToken(g.token); });
+        api(TOKEN_URL).then(function (r) { return r.ok ? r.json() : null; }).then(function (g) {
+          if (g && g.token) device.updateToken(g.token);
+        });
       });
       device.register();
     }).catch(function () {});
@@ -40,19 +43,23 @@
   // ---- the incoming-call card -------------------------------------------------------------
   var cards = new Map(); // call id -> card element
 
-  function popCard(call, profile) {
+  // call.ringing data: {call, caller: {number, display, withheld, known, customer_id, name},
+  // profile | null}. The card's body is rendered by the server for this viewer.
+  function popCard(call, caller, profile) {
     var slot = document.getElementById("screen-pop");
     var template = document.getElementById("pop-template");
     if (!slot || !template || cards.has(call.id)) return;
+    caller = caller || {};
     var card = template.content.firstElementChild.cloneNode(true);
     card.dataset.callId = String(call.id);
-    card.querySelector(".pop-number").textContent = call.from || "";
+    var number = caller.number || call.from || "";
+    card.querySelector(".pop-number").textContent = caller.display || number;
     var target = card.querySelector(".pop-body");
     slot.appendChild(card);
     cards.set(call.id, card);
-    var customer = (profile && profile.id) || call.customer_id;
-    var url = "/phone/card?" + new URLSearchParams(customer ? { customer_id: customer, number: call.from || "" }
-      : { number: call.from || "" }).toString();
+    var customer = (profile && profile.id) || caller.customer_id || call.customer_id;
+    var query = customer ? { customer_id: customer, number: number } : { number: caller.withheld ? "" : number };
+    var url = "/phone/card?" + new URLSearchParams(query).toString();
     if (window.htmx) window.htmx.ajax("GET", url, { target: target, swap: "innerHTML" });
     var twilioCall = incoming.get(call.call_id);
     var answer = card.querySelector(".pop-answer");
@@ -95,12 +102,24 @@
     slot.appendChild(form);
   }
 
+  // call.answered data: {call, operator_id, open: {ticket_id} | {customer_id} | {new_ticket}}.
+  function answered(call, data) {
+    var operator = data.operator_id !== undefined && data.operator_id !== null ? data.operator_id : call.operator_id;
+    if (operator !== me) { closeCard(call.id); return; }
+    var card = cards.get(call.id);
+    if (!card) return;
+    card.classList.add("answered");
+    var open = data.open || {};
+    if (open.ticket_id) card.dataset.ticketId = String(open.ticket_id);
+    else if (open.customer_id) card.dataset.customerId = String(open.customer_id);
+  }
+
   if (window.helpdeskOnEvent) {
     window.helpdeskOnEvent(function (frame, data) {
       var call = data.call || null;
       if (!call) return;
-      if (frame.type === "call.ringing") popCard(call, data.profile || data.customer || null);
-      else if (frame.type === "call.answered" && call.operator_id !== me) closeCard(call.id);
+      if (frame.type === "call.ringing") popCard(call, data.caller || null, data.profile || null);
+      else if (frame.type === "call.answered") answered(call, data);
       else if (frame.type === "call.missed") closeCard(call.id);
       else if (frame.type === "call.ended") {
         closeCard(call.id);
@@ -112,7 +131,7 @@
   // ---- the caller log page ----------------------------------------------------------------
   function callLog() {
     var root = document.getElementById("call-log");
-    if (!root) return;
+    if (!root || !root.dataset.connected) return; // the page says the phone system is missing
     var rows = document.getElementById("call-rows");
     var status = document.getElementById("call-status");
     var shown = [];
@@ -187,7 +206,7 @@
   // ---- CTI settings page -------------------------------------------------------------------
   function ctiAdmin() {
     var form = document.getElementById("cti-form");
-    if (!form) return;
+    if (!form || !form.dataset.connected) return; // the page says the phone system is missing
     var rows = document.getElementById("routing-rows");
     var status = document.getElementById("cti-status");
     function route(dest, callerId) {

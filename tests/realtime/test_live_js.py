@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth import service as auth
@@ -23,6 +23,20 @@ from tests.realtime.conftest import (
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+async def until(page: Page, expression: str, *, seconds: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page.
+
+    Polled from here with ``evaluate`` (which the page's CSP does not govern): Playwright's
+    ``wait_for_function`` builds its predicate with ``new Function`` inside the page, and the
+    page's CSP rightly forbids eval.
+    """
+    for _ in range(int(seconds / 0.05)):
+        if await page.evaluate(expression):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still false after {seconds} s: {expression}")
 
 
 @pytest.fixture
@@ -49,15 +63,16 @@ async def test_live_js_resumes_across_reconnects_and_sends(
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     context, page = await open_page(chromium, live.url,
                                     auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
-    await page.wait_for_function("window.states.includes('open')")
+    await until(page, "window.states.includes('open')")
 
     for n in range(12):  # spread over several forced reconnects
         assert (await post_inbound(http, f"js-{n}")).status_code == 201
         await asyncio.sleep(0.25)
     expected = [e.seq for e in await committed_events(db)]
-    await page.wait_for_function(
+    await until(
+        page,
         f"window.frames_seen.filter(f => f.seq !== undefined).length >= {len(expected)}",
-        timeout=20_000)
+        seconds=20.0)
     await asyncio.sleep(0.5)
     frames = await page.evaluate("window.frames_seen.filter(f => f.seq !== undefined)")
     assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db)]
@@ -94,8 +109,8 @@ async def test_live_js_send_reaches_the_other_operators(
     tanaka = await staff.create("tanaka", Role.operator, inboxes=["default"])
     context, page = await open_page(chromium, live.url,
                                     auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
-    await page.wait_for_function("window.states.includes('open')")
-    await page.wait_for_function(  # its own arrival, so the page is surely live
+    await until(page, "window.states.includes('open')")
+    await until(page,   # its own arrival, so the page is surely live
         "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'sato')")
     async with open_socket(live, Staff.token(tanaka), after=0) as other:
         await settled(other)  # viewing and typing are momentary: only live sockets get them
@@ -111,7 +126,8 @@ async def test_live_js_send_reaches_the_other_operators(
                     kinds.append(frame["type"])
         assert kinds == ["ticket.viewing", "ticket.typing"]
         # the page heard tanaka come online, as an ordinary event
-        await page.wait_for_function(
+        await until(
+        page,
             "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'tanaka')")
     await context.close()
 
@@ -120,7 +136,7 @@ async def test_live_js_stops_when_signed_out(live_servers: ServerFactory,
                                              chromium: Browser) -> None:
     live = live_servers()
     context, page = await open_page(chromium, live.url, None)
-    await page.wait_for_function("window.states.includes('signed-out')")
+    await until(page, "window.states.includes('signed-out')")
     await asyncio.sleep(1.5)  # long enough for a reconnect, had it tried
     assert await page.evaluate("window.states") == ["open", "signed-out"]
     await context.close()

@@ -16,17 +16,17 @@ from typing import Any
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.app import create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
-from helpdesk.db import create_sessionmaker
+from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.realtime import service as events
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.conftest import ROOT, SECRET, LiveServer, make_settings
+from tests.conftest import SECRET, LiveServer, begin_write, make_settings, reset
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,22 +36,30 @@ HAVE_CHROMIUM = Path(CHROMIUM).exists()
 LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 
 
-def _has_socket_endpoint() -> bool:
-    app = create_app(make_settings("sqlite+aiosqlite:///:memory:"))
-    return any(getattr(route, "path", None) == "/ws" for route in app.routes)
-
-
-# The /ws endpoint and static/js/live.js come with the realtime part; the end-to-end socket
-# tests run as soon as both are present.
-LIVE = _has_socket_endpoint() and (ROOT / "static" / "js" / "live.js").exists()
-needs_live = pytest.mark.skipif(not LIVE, reason="needs the /ws endpoint and static/js/live.js")
-
-
 @pytest.fixture(scope="session")
 def web_server(database_url: str) -> Iterator[LiveServer]:
     """A server for the browser: htmx from the vendored copy only (no CDN outside the machine)."""
     with LiveServer(make_settings(database_url, htmx_cdn_url="")) as live:
         yield live
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the emptied test database, whose event seqs carry on from the last test.
+
+    The browser's servers live through the whole run, and their socket hubs remember the last
+    seq they passed on. Seqs never go back in a real log, so here the emptied log does not start
+    over either: it goes on from where the previous test left it.
+    """
+    eng = create_engine(database_url)
+    async with eng.connect() as conn:
+        high = await conn.scalar(text("SELECT value FROM counter WHERE name = 'event_seq'"))
+    await reset(eng)
+    async with eng.begin() as conn:
+        await conn.execute(text("UPDATE counter SET value = :v WHERE name = 'event_seq'"),
+                           {"v": int(high or 0)})
+    yield eng
+    await eng.dispose()
 
 
 @pytest.fixture
@@ -158,6 +166,7 @@ async def inbound(db: AsyncSession, key: str, *, body: str = "注文の件で質
                   channel: Channel = Channel.api, subject: str | None = None,
                   body_html: str | None = None, inbox: str = "default") -> IngestResult:
     """A message through the one ingest path, committed so the server sees it."""
+    await begin_write(db)
     result = await tickets.ingest(db, InboundMessage(
         channel=channel, external_id=key, sender=Sender(name=name, email=email, phone=phone),
         body_text=body, body_html=body_html, subject=subject, inbox=inbox))

@@ -11,12 +11,22 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, User
+from helpdesk.calls.models import Call, CallState
+from helpdesk.realtime import service as realtime
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
-from tests.conftest import INBOUND_HEADERS, SECRET, LiveServer, Staff, inbound_body, make_settings
-from tests.web.conftest import Peek, Tabs, inbound, needs_live
+from tests.conftest import (
+    INBOUND_HEADERS,
+    SECRET,
+    LiveServer,
+    Staff,
+    begin_write,
+    inbound_body,
+    make_settings,
+)
+from tests.web.conftest import Peek, Tabs, inbound
 
 
 def load_cell(tab, operator_id: int, status: str):  # type: ignore[no-untyped-def]
@@ -38,6 +48,7 @@ async def test_board_shows_load_changing_live_and_reassigns(
 
     # Someone assigns a ticket to sato elsewhere: the board follows from the events.
     seq = await peek.last_seq()
+    await begin_write(db)
     await tickets.claim(db, first.ticket_id, actor=sato)
     await db.commit()
     await tab.deliver(await peek.frames_after(seq))
@@ -60,9 +71,8 @@ async def test_board_shows_load_changing_live_and_reassigns(
     tab.assert_clean()
 
 
-@needs_live
 async def test_board_follows_an_assignment_over_the_socket(
-        tabs: Tabs, staff: Staff, db: AsyncSession, http: httpx.AsyncClient) -> None:
+        tabs: Tabs, staff: Staff, db: AsyncSession, http: httpx.AsyncClient, peek: Peek) -> None:
     boss = await staff.create("boss", Role.supervisor)
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     result = await inbound(db, "b3")
@@ -70,7 +80,8 @@ async def test_board_follows_an_assignment_over_the_socket(
     await tab.goto("/board")
     await tab.page.wait_for_timeout(500)
     response = await http.patch(f"/api/tickets/{result.ticket_id}", headers=Staff.headers(boss),
-                                json={"version": 2, "assignee_id": sato.id})
+                                json={"version": (await peek.get(Ticket, result.ticket_id)).version,
+                                      "assignee_id": sato.id})
     assert response.status_code == 200
     await expect(load_cell(tab, sato.id, "unhandled")).to_have_text("1")
 
@@ -157,6 +168,7 @@ async def test_ip_allow_list_guards_staff_pages_but_not_provider_callbacks(
         async with httpx.AsyncClient(base_url=live.url, cookies=cookie) as client:
             assert (await client.get("/inbox")).status_code == 200
             # Another admin elsewhere narrows the list to an office network.
+            await begin_write(db)
             db.add(IpRule(network="10.1.0.0/16", note="本社"))
             await db.commit()
             await db.execute(IpRule.__table__.delete().where(IpRule.network == "127.0.0.1/32"))
@@ -174,5 +186,54 @@ async def test_ip_allow_list_guards_staff_pages_but_not_provider_callbacks(
                                            headers={**INBOUND_HEADERS, "Idempotency-Key": "ip-1"})
             assert inbound_ok.status_code == 201
         assert await db.scalar(select(AuditLog.id).where(AuditLog.action == "ip_rule.add")) is not None
+        await begin_write(db)
         await db.execute(IpRule.__table__.delete())
         await db.commit()
+
+
+async def test_board_renders_presence_and_calls_in_progress_from_the_start(
+        tabs: Tabs, staff: Staff, db: AsyncSession) -> None:
+    boss = await staff.create("boss", Role.supervisor)
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    suzuki = await staff.create("suzuki", Role.operator, inboxes=["default"])
+    await begin_write(db)
+    db.add(Call(provider="cti", call_id="board-1", direction="in", from_number="+81312345678",
+                to_number="+81300000000", state=CallState.answered, inbox_id=1,
+                operator_id=suzuki.id))
+    db.add(Call(provider="cti", call_id="board-2", direction="in", from_number="+819011112222",
+                to_number="+81300000000", state=CallState.ringing, inbox_id=1))
+    db.add(Call(provider="cti", call_id="board-3", direction="in", from_number="+819033334444",
+                to_number="+81300000000", state=CallState.ended, inbox_id=1))
+    await db.commit()
+    operator = await tabs.open(sato)
+    await operator.goto("/inbox")  # sato's page opens a socket: sato is online
+    for _ in range(50):
+        if any(p["status"] == "online" for p in await presence_of(db, sato.id)):
+            break
+        await operator.page.wait_for_timeout(100)
+    tab = await tabs.open(boss)
+    await tab.goto("/board")
+    # Rendered by the server: no frame has been delivered to this page.
+    assert await tab.page.inner_text(f"[data-presence-user='{sato.id}']") == "オンライン"
+    assert await tab.page.inner_text(f"[data-presence-user='{suzuki.id}']") == "オフライン"
+    assert await tab.page.inner_text(f"[data-call-user='{suzuki.id}']") == "+81312345678"
+    calls = tab.page.locator("#live-calls li")
+    assert await calls.count() == 2
+    assert "+819011112222" in await tab.page.inner_text("#live-calls")
+    assert "+819033334444" not in await tab.page.inner_text("#live-calls")
+    # Then the socket keeps it current.
+    await tab.deliver([{"type": "call.ended", "data": {"call": {
+        "id": (await call_pk(db, "board-2")), "state": "ended", "from": "+819011112222"}}}])
+    await expect(calls).to_have_count(1)
+    tab.assert_clean()
+
+
+async def presence_of(db: AsyncSession, user_id: int) -> list[dict[str, object]]:
+    await db.commit()  # a fresh snapshot
+    rows = await realtime.presence_list(db)
+    return [p.model_dump() for p in rows if p.user_id == user_id]
+
+
+async def call_pk(db: AsyncSession, call_id: str) -> int:
+    await db.commit()
+    return int(await db.scalar(select(Call.id).where(Call.call_id == call_id)))

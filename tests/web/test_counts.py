@@ -8,7 +8,7 @@ from helpdesk.auth.models import Role
 from helpdesk.tickets import counts
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketCount, TicketUpdate
-from tests.conftest import Staff, post_inbound
+from tests.conftest import Staff, begin_write, post_inbound
 from tests.web.conftest import inbound
 
 
@@ -32,11 +32,13 @@ async def test_counters_follow_ingest_claim_update_reply_and_reopen(
     await post_inbound(http, "m3")  # a third message through the real API, same customer thread
     assert (await assert_counters_match(db))[(1, 0, "unhandled")] == 2
 
+    await begin_write(db)
     await tickets.claim(db, first.ticket_id, actor=sato)
     await db.commit()
     kept = await assert_counters_match(db)
     assert kept[(1, sato.id, "in_progress")] == 1
 
+    await begin_write(db)
     version = (await db.get(Ticket, first.ticket_id)).version
     locked = await tickets.lock_for_change(db, first.ticket_id, version)
     await tickets.update(db, locked, TicketUpdate(version=locked.version, status=Status.pending,
@@ -49,6 +51,7 @@ async def test_counters_follow_ingest_claim_update_reply_and_reopen(
     kept = await assert_counters_match(db)
     assert kept[(1, boss.id, "unhandled")] == 1
 
+    await begin_write(db)
     ticket = await db.get(Ticket, first.ticket_id)
     await tickets.reply(db, ticket, body="確認します", internal=False, actor=boss)
     await db.commit()
@@ -60,6 +63,7 @@ async def test_reading_counts_by_scope(db: AsyncSession, staff: Staff) -> None:
     for n in range(3):
         await inbound(db, f"k{n}", email=f"c{n}@example.jp")
     result = await inbound(db, "k9", email="c9@example.jp")
+    await begin_write(db)
     await tickets.claim(db, result.ticket_id, actor=sato)
     await db.commit()
     assert (await counts.by_status(db, inbox_ids=[1]))["unhandled"] == 3

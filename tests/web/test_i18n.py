@@ -18,7 +18,7 @@ from helpdesk.db import utcnow
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff
+from tests.conftest import PASSWORD, ROOT, Staff, begin_write
 from tests.web.conftest import Tab, Tabs, inbound
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
@@ -95,6 +95,7 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
     mail = await inbound(db, "i1", name="佐藤 花子", email="hanako@example.jp", phone="090-1111-2222",
                          channel=Channel.email, subject="配送について", body="届きません",
                          body_html="<p>届きません</p>")
+    await begin_write(db)
     ticket = await db.get(Ticket, mail.ticket_id)
     order = Order(customer_id=ticket.customer_id, number="EC-1", ordered_at=utcnow(), total=Decimal(1200))
     db.add(order)
@@ -128,6 +129,7 @@ async def test_every_page_is_fully_translated(
     await anonymous.page.wait_for_selector("#login-error")
     await check(anonymous, language, "/login locked")
 
+    await begin_write(staff.session)
     admin = (await staff.session.get(type(staff.made[0]), ids["admin"]))
     admin.language = language
     await staff.session.commit()
@@ -147,6 +149,7 @@ async def test_every_page_is_fully_translated(
     other = await inbound(db, "i3", name="佐藤 花子", email="hanako@example.jp", channel=Channel.email,
                           body="追伸です")
     assert other.ticket_id != ids["ticket"]  # email threads by reference only
+    await begin_write(db)
     ticket = await db.get(Ticket, ids["ticket"])
     await tickets.reply(db, ticket, body="先に返信", internal=False, actor=staff.made[1])
     await db.commit()

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
-from tests.conftest import Staff, inbound_body, post_inbound
-from tests.web.conftest import Peek, Tabs, inbound, needs_live
+from tests.conftest import Staff, begin_write, inbound_body, post_inbound
+from tests.web.conftest import Peek, Tabs, inbound
 
 
 async def count_of(tab, status: str) -> int:  # type: ignore[no-untyped-def]
@@ -21,6 +21,7 @@ async def test_tabs_counts_filters_and_search(tabs: Tabs, staff: Staff, db: Asyn
     await inbound(db, "b", body="領収書をください", name="小林 結衣", email="k@example.jp",
                   channel=Channel.chat)
     third = await inbound(db, "c", body="返品したい", name="加藤 蓮", email="c@example.jp")
+    await begin_write(db)
     ticket = await db.get(Ticket, third.ticket_id)
     await tickets.update(db, ticket, TicketUpdate(version=ticket.version, status=Status.pending,
                                                   pending_reason="確認中", tags=["返品"],
@@ -60,6 +61,7 @@ async def test_tabs_counts_filters_and_search(tabs: Tabs, staff: Staff, db: Asyn
 
 async def test_keyset_pages_and_j_k_enter(tabs: Tabs, staff: Staff, db: AsyncSession) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    await begin_write(db)
     for n in range(53):
         await tickets.ingest(db, _message(n))
     await db.commit()
@@ -108,7 +110,6 @@ async def test_inbound_message_appears_and_count_rises_without_reload(
     tab.assert_clean()
 
 
-@needs_live
 async def test_inbound_message_arrives_over_the_socket(
         tabs: Tabs, staff: Staff, web: httpx.AsyncClient) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])

@@ -14,8 +14,8 @@ from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Message, Status, Ticket, TicketTag, TicketUpdate
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound, needs_live
+from tests.conftest import Staff, begin_write
+from tests.web.conftest import Peek, Tabs, inbound
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:
@@ -85,6 +85,7 @@ async def test_reply_template_fills_customer_name_and_last_order(
         tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     result = await inbound(db, "t3", name="佐藤 花子")
+    await begin_write(db)
     ticket = await db.get(Ticket, result.ticket_id)
     order = Order(customer_id=ticket.customer_id, number="EC-9001", ordered_at=utcnow(), total=Decimal(3500))
     db.add(order)
@@ -117,7 +118,7 @@ async def test_conflict_b_sees_a_live_and_b_stale_reply_is_not_sent(
 
     # A is viewing and typing (the ephemeral frames /ws relays): B sees who.
     await tab_b.deliver([{"type": "ticket.viewing", "data": {"ticket_id": result.ticket_id,
-                                                             "user_id": a.id, "user_name": "a"}}])
+                                                             "user_id": a.id, "name": "a"}}])
     await tab_b.page.wait_for_selector(f"#presence .presence-chip[data-user-id='{a.id}']")
     assert "aさんが閲覧中" in await tab_b.page.inner_text("#presence")
 
@@ -162,6 +163,7 @@ async def test_stale_controls_show_the_current_values(
     result = await inbound(db, "t5")
     tab = await tabs.open(sato)
     await tab.goto(f"/tickets/{result.ticket_id}")
+    await begin_write(db)
     ticket = await db.get(Ticket, result.ticket_id)
     locked = await tickets.lock_for_change(db, ticket.id, ticket.version)
     change = TicketUpdate(version=ticket.version, status=Status.no_action)
@@ -203,7 +205,6 @@ async def test_other_operators_tickets_are_not_visible(
     assert await peek.scalar(select(func.count()).select_from(Customer)) == 1
 
 
-@needs_live
 async def test_two_operators_over_the_socket(
         tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
     """The same story with the real socket: presence, the live status and the refused reply."""
