@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from helpdesk import logs
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured app; nothing connects until the lifespan starts."""
     app = FastAPI(title="Helpdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings or get_settings()
+    logs.install()
     # Senders by outbox kind; channels register theirs when the app starts (see lifespan).
     app.state.senders = SenderRegistry()
     install_error_handlers(app)
