@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.db import utcnow
-from tests.conftest import PASSWORD, Staff
+from tests.conftest import PASSWORD, Staff, begin_write
 
 
 async def actions(db: AsyncSession) -> list[str]:
@@ -53,6 +53,7 @@ async def test_five_failures_lock_the_account_for_fifteen_minutes(
     logged = await actions(db)
     assert logged.count("login.failed") == 5
     assert "account.locked" in logged and logged[-1] == "login.locked"
+    await begin_write(db)
     user = await db.scalar(select(User).where(User.email == "op@example.com")
                            .execution_options(populate_existing=True))
     assert user is not None and user.locked_until is not None
@@ -89,6 +90,7 @@ async def test_token_of_a_deactivated_user_stops_working(http: httpx.AsyncClient
                                                          db: AsyncSession) -> None:
     op = await staff.create("op")
     assert (await http.get("/api/auth/me", headers=Staff.headers(op))).status_code == 200
+    await begin_write(db)
     user = await db.get(User, op.id, populate_existing=True)
     assert user is not None
     user.is_active = False

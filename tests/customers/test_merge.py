@@ -44,6 +44,7 @@ async def test_merge_keeps_every_order_ticket_call_and_identity(
         http: httpx.AsyncClient, db: AsyncSession, staff: Staff, engine: AsyncEngine) -> None:
     boss = Staff.headers(await staff.create("boss", Role.supervisor))
     keep, gone = await _two_customers(http, db)
+    await begin_write(db)
     db.add_all([Call(provider="cti", call_id="CA1", direction="in", inbox_id=1, customer_id=gone),
                 Call(provider="cti", call_id="CA2", direction="in", inbox_id=1, customer_id=keep)])
     await db.commit()

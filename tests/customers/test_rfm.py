@@ -13,7 +13,7 @@ from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, IncomingOrder, RfmBoundary
 from helpdesk.db import utcnow
 from helpdesk.profiles import service as profiles
-from tests.conftest import Staff
+from tests.conftest import Staff, begin_write
 
 # Customer i has 10-i orders; spends TOTALS[i] thousand yen; last ordered DAYS[i] days ago.
 TOTALS = [3, 1, 4, 10, 5, 9, 2, 6, 8, 7]
@@ -36,6 +36,7 @@ def _orders(i: int, now: datetime) -> list[IncomingOrder]:
 
 
 async def _crafted(db: AsyncSession) -> list[int]:
+    await begin_write(db)
     now = utcnow()
     result = await bulk.import_orders(db, [o for i in range(10) for o in _orders(i, now)], region="JP")
     await customers.refresh_aggregates(db, result.touched)
@@ -84,6 +85,7 @@ async def test_scores_and_ranks_over_all_customers(db: AsyncSession) -> None:
 async def test_a_new_order_rescores_one_customer_against_the_stored_cuts(db: AsyncSession) -> None:
     ids = await _crafted(db)
     before = {b.metric: (b.cuts, b.computed_at) for b in await db.scalars(select(RfmBoundary))}
+    await begin_write(db)
     outcome = await customers.record_order(db, IncomingOrder(
         source="shopify", number="#NEW", external_id="1", ordered_at=utcnow(), total=Decimal(1000),
         email="c9@example.jp"))
@@ -104,6 +106,7 @@ async def test_dormant_after_the_configured_days(db: AsyncSession, staff: Staff,
     boss = await staff.create("boss", Role.supervisor)
     headers = Staff.headers(boss)
     now = utcnow()
+    await begin_write(db)
     for email, days in (("sleepy@example.jp", 181), ("awake@example.jp", 179)):
         await customers.record_order(db, IncomingOrder(
             source="csv", number=email, ordered_at=now - timedelta(days=days), total=Decimal(500),
