@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 
@@ -75,9 +76,24 @@ def phone_display(e164: str, region: str = "JP") -> str:
 
 
 def phone_search_forms(e164: str, region: str = "JP") -> list[str]:
-    """The spellings of a number worth indexing for partial search: E.164 and national digits."""
-    national = re.sub(r"\D", "", phone_display(e164, region))
-    return [e164, national]
+    """The spellings of a number worth indexing for partial search: E.164 and national digits.
+
+    The digits are those of ``phone_display`` (national prefix and number inside the region, the
+    country code and number outside), built from the country code alone: formatting with
+    phonenumbers costs ~0.1 ms, which an import of 100,000 customers pays 100,000 times.
+    """
+    code, prefix = _dialling(region)
+    if e164.startswith(code):
+        return [e164, prefix + e164[len(code):]]
+    return [e164, e164.lstrip("+")]
+
+
+@lru_cache(maxsize=64)
+def _dialling(region: str) -> tuple[str, str]:
+    """A region's ``+country code`` and national (trunk) prefix, such as ("+81", "0")."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    code = phonenumbers.country_code_for_region(region)
+    return f"+{code}", (metadata.national_prefix or "") if metadata else ""
 
 
 _HIRAGANA = "".join(chr(c) for c in range(0x3041, 0x3097))

@@ -1,5 +1,7 @@
 """Normalising emails, Japanese phone numbers and names."""
 
+import re
+
 import pytest
 
 from helpdesk import normalize
@@ -40,3 +42,10 @@ def test_names_fold_width_and_spaces() -> None:
 
 def test_display_format() -> None:
     assert normalize.phone_display("+81312345678") == "03-1234-5678"
+
+
+@pytest.mark.parametrize("e164", ["+819012345678", "+81312345678", "+81120123456", "+442071234567"])
+def test_search_forms_are_the_digits_people_type(e164: str) -> None:
+    """E.164 and the digits of the displayed form, so partial searches by either spelling hit."""
+    digits = re.sub(r"\D", "", normalize.phone_display(e164))
+    assert normalize.phone_search_forms(e164) == [e164, digits]

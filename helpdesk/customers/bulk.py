@@ -20,12 +20,10 @@ from helpdesk.customers.models import (
     table_of,
 )
 from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, Identity
-from helpdesk.db import dialect_of, utcnow
+from helpdesk.db import dialect_of, insert_many, utcnow
 from helpdesk.search import service as search
-from helpdesk.search.models import SearchEntry
 
 IDENTITY = table_of(CustomerIdentity)
-SEARCH = table_of(SearchEntry)
 
 
 @dataclass
@@ -35,7 +33,7 @@ class BatchResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    touched: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)  # changed orders: recount these customers
 
 
 @dataclass
@@ -103,7 +101,7 @@ async def _resolve(
     owners = {identity: c if c > 0 else new_ids[-c - 1] for identity, c in claims.items()}
     if owners:
         now = utcnow()
-        await session.execute(insert(IDENTITY), [
+        await insert_many(session, IDENTITY, [
             {"customer_id": c, "kind": str(kind), "value": value, "created_at": now}
             for (kind, value), c in owners.items()])
     attached = set(owners.values()) - set(new_ids)
@@ -135,7 +133,7 @@ async def insert_returning_ids(
         return list(result.scalars().all())
     start = int(await session.scalar(select(func.max(table.c.id))) or 0)
     ids = list(range(start + 1, start + 1 + len(rows)))
-    await session.execute(insert(table), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    await insert_many(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
     return ids
 
 
@@ -235,10 +233,8 @@ async def _insert_orders(
         return
     ids = await insert_returning_ids(session, ORDER, rows)
     await _insert_items(session, zip(ids, orders, strict=True))
-    await search.add_many(session, [("order", order_id, row["number"], row["customer_id"])
-                                    for order_id, row in zip(ids, rows, strict=True)])
+    await service.add_purchases(session, rows)
     result.created += len(ids)
-    result.touched.update(row["customer_id"] for row in rows)
 
 
 async def _update_orders(
@@ -256,10 +252,6 @@ async def _update_orders(
         await session.execute(delete(ORDER_ITEM).where(
             ORDER_ITEM.c.order_id.in_(order_ids[start:start + CHUNK])))
     await _insert_items(session, ((order_id, order) for order_id, order, _ in changed))
-    await session.execute(
-        update(SEARCH).where(SEARCH.c.kind == "order", SEARCH.c.ref_id == bindparam("b_id"))
-        .values(customer_id=bindparam("customer")),
-        [{"b_id": order_id, "customer": row["customer_id"]} for order_id, _, row in changed])
     result.updated += len(changed)
 
 
@@ -267,6 +259,5 @@ async def _insert_items(session: AsyncSession, pairs: Any) -> None:
     items = [{"order_id": order_id, "sku": i.sku[:64], "name": i.name[:300],
               "quantity": i.quantity, "unit_price": i.unit_price}
              for order_id, order in pairs for i in order.items]
-    if items:
-        await session.execute(insert(ORDER_ITEM), items)
+    await insert_many(session, ORDER_ITEM, items)
 

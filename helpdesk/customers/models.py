@@ -73,6 +73,8 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "number"),
         Index("ix_order_customer_ordered", "customer_id", "ordered_at"),
+        # Operators search customers by order number (with or without its "#").
+        Index("ix_order_number", "number"),
         # The platform's own id (Shopify order id) makes webhook upserts idempotent.
         Index("uq_order_source_external_id", "source", "external_id", unique=True),
     )

@@ -2,11 +2,13 @@
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Table, delete, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -24,7 +26,7 @@ from helpdesk.customers.models import (
     OrderLine,
     table_of,
 )
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import dialect_of, execute_many, serialize_on, utcnow
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.search import service as search
 
@@ -62,8 +64,8 @@ async def resolve(
     """
     for kind, value in sorted(identities):
         await serialize_on(session, f"identity:{kind}:{value}")
-    owners = await _owners_of(session, identities)
-    owner_id = next((owners[i] for i in identities if i in owners), None)
+    owned = await owners(session, identities)
+    owner_id = next((owned[i] for i in identities if i in owned), None)
     customer = await session.get(Customer, owner_id) if owner_id is not None else None
     changed = customer is None
     if customer is None:
@@ -74,7 +76,7 @@ async def resolve(
         customer.name = normalize.name(name)
         changed = True
     assert customer.id is not None
-    missing = [i for i in dict.fromkeys(identities) if i not in owners]
+    missing = [i for i in dict.fromkeys(identities) if i not in owned]
     if missing:
         session.add_all(CustomerIdentity(customer_id=customer.id, kind=kind, value=value)
                         for kind, value in missing)
@@ -82,20 +84,6 @@ async def resolve(
     if changed or missing:
         await reindex(session, customer, region=region)
     return customer
-
-
-async def _owners_of(session: AsyncSession, identities: Sequence[Identity]) -> dict[Identity, int]:
-    """Which customer owns each identity, in one query."""
-    if not identities:
-        return {}
-    rows = await session.execute(
-        select(col(CustomerIdentity.kind), col(CustomerIdentity.value),
-               col(CustomerIdentity.customer_id))
-        .where(col(CustomerIdentity.value).in_([value for _, value in identities]))
-    )
-    wanted = set(identities)
-    found = {(IdentityKind(kind), value): owner for kind, value, owner in rows.all()}
-    return {identity: owner for identity, owner in found.items() if identity in wanted}
 
 
 async def reindex(session: AsyncSession, customer: Customer, *, region: str = "JP") -> None:
@@ -177,11 +165,19 @@ async def find(
         stmt = stmt.where(col(Customer.id).in_(_owners(IdentityKind.email, normalize.email(email))))
     if q:
         hits = search.matching(dialect_of(session), q, region).subquery()
-        stmt = stmt.where(col(Customer.id).in_(select(hits.c.customer_id)))
+        stmt = stmt.where(or_(col(Customer.id).in_(select(hits.c.customer_id)),
+                              col(Customer.id).in_(with_order_number(q))))
     ids = [i for i in await session.scalars(stmt.order_by(col(Customer.id).desc()).limit(limit))
            if i is not None]
     found = await summaries(session, ids)
     return [found[i] for i in ids if i in found]
+
+
+def with_order_number(query: str) -> Select[tuple[int]]:
+    """The customers with an order of that number, typed with or without its leading "#"."""
+    number = normalize.nfkc(query)
+    forms = {number, number.lstrip("#"), "#" + number.lstrip("#")}
+    return select(ORDER.c.customer_id).where(ORDER.c.number.in_(sorted(forms)))
 
 
 def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
@@ -197,18 +193,20 @@ async def customer_id_by_phone(session: AsyncSession, e164: str) -> int | None:
 
 async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, int]:
     """Which customer owns each identity, in one query per few thousand identities."""
-    wanted = set(identities)
+    by_kind: dict[IdentityKind, list[str]] = defaultdict(list)
+    for kind, value in set(identities):
+        by_kind[kind].append(value)
     found: dict[Identity, int] = {}
-    values = sorted({value for _, value in wanted})
-    for start in range(0, len(values), CHUNK):
-        rows = await session.execute(
-            select(col(CustomerIdentity.kind), col(CustomerIdentity.value),
-                   col(CustomerIdentity.customer_id))
-            .where(col(CustomerIdentity.value).in_(values[start:start + CHUNK])))
-        for kind, value, customer_id in rows.all():
-            key = (IdentityKind(kind), value)
-            if key in wanted:
-                found[key] = customer_id
+    for kind, values in by_kind.items():
+        values.sort()
+        for start in range(0, len(values), CHUNK):
+            # kind first: the unique (kind, value) index serves the lookup only when both are
+            # given; on value alone every identity row would be scanned.
+            rows = await session.execute(
+                select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id))
+                .where(col(CustomerIdentity.kind) == kind,
+                       col(CustomerIdentity.value).in_(values[start:start + CHUNK])))
+            found.update(((kind, value), customer_id) for value, customer_id in rows.all())
     return found
 
 
@@ -219,6 +217,16 @@ CHUNK = 2000
 CUSTOMER = table_of(Customer)
 ORDER = table_of(Order)
 ORDER_ITEM = table_of(OrderItem)
+_FIRST = bindparam("first", type_=CUSTOMER.c.first_order_at.type)
+_LAST = bindparam("last", type_=CUSTOMER.c.last_order_at.type)
+_ADD_PURCHASES = update(CUSTOMER).where(CUSTOMER.c.id == bindparam("b_id")).values(
+    orders_count=CUSTOMER.c.orders_count + bindparam("n"),
+    total_spent=CUSTOMER.c.total_spent + bindparam("spent", type_=CUSTOMER.c.total_spent.type),
+    first_order_at=case((or_(CUSTOMER.c.first_order_at.is_(None), CUSTOMER.c.first_order_at > _FIRST),
+                         _FIRST), else_=CUSTOMER.c.first_order_at),
+    last_order_at=case((or_(CUSTOMER.c.last_order_at.is_(None), CUSTOMER.c.last_order_at < _LAST),
+                        _LAST), else_=CUSTOMER.c.last_order_at),
+    updated_at=bindparam("now", type_=CUSTOMER.c.updated_at.type))
 
 
 async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int]) -> None:
@@ -238,6 +246,36 @@ async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int])
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == agg.c.customer_id).values(
             orders_count=agg.c.n, total_spent=agg.c.spent, first_order_at=agg.c.first,
             last_order_at=agg.c.last))
+
+
+async def add_purchases(session: AsyncSession, orders: Iterable[Mapping[str, Any]]) -> None:
+    """Count newly inserted orders into their customers' aggregates without rereading orders.
+
+    Imports add thousands of orders a batch; recounting every touched customer's whole history
+    each batch would make an import slower the more orders the shop has.
+    """
+    added: dict[int, _Purchases] = {}
+    for order in orders:
+        if order["status"] in NOT_PURCHASES:
+            continue
+        when, total = order["ordered_at"], order["total"]
+        seen = added.get(order["customer_id"])
+        if seen is None:
+            added[order["customer_id"]] = _Purchases(1, total, when, when)
+        else:
+            added[order["customer_id"]] = _Purchases(
+                seen.orders + 1, seen.spent + total, min(seen.first, when), max(seen.last, when))
+    if added:
+        await execute_many(session, _ADD_PURCHASES, [
+            {"b_id": customer_id, "n": p.orders, "spent": p.spent, "first": p.first, "last": p.last,
+             "now": utcnow()} for customer_id, p in sorted(added.items())])
+
+
+class _Purchases(NamedTuple):
+    orders: int
+    spent: Decimal
+    first: datetime
+    last: datetime
 
 
 def order_digest(order: IncomingOrder) -> str:
@@ -290,8 +328,6 @@ async def record_order(
     await session.flush()
     assert order.id is not None
     await _replace_items(session, order.id, incoming.items)
-    await search.replace(session, kind="order", ref_id=order.id, customer_id=customer_id,
-                         text_=order.number)
     await refresh_aggregates(session, touched)
     await rfm.rescore(session, touched, dormant_after_days=dormant_after_days)
     return OrderOutcome(order.id, customer_id, "updated" if existing else "created")

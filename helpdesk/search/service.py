@@ -4,12 +4,13 @@ import re
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, delete, insert, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Table, delete, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from helpdesk import normalize
+from helpdesk.db import insert_many
 from helpdesk.search.models import SearchEntry
 
 MAX_TEXT = 20_000
@@ -39,8 +40,7 @@ async def add_many(session: AsyncSession, entries: Sequence[SearchRow]) -> None:
              "customer_id": customer_id}
             for kind, ref_id, text_, customer_id in entries
             if (folded := normalize.nfkc(text_)[:MAX_TEXT])]
-    if rows:
-        await session.execute(insert(_TABLE), rows)
+    await insert_many(session, _TABLE, rows)
 
 
 async def remove_many(session: AsyncSession, *, kind: str, ref_ids: Sequence[int]) -> None:

@@ -293,6 +293,7 @@ def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region
         stmt = stmt.where(or_(
             col(Ticket.id).in_(select(hits.c.ticket_id).where(hits.c.ticket_id.is_not(None))),
             col(Ticket.customer_id).in_(select(hits.c.customer_id).where(hits.c.ticket_id.is_(None))),
+            col(Ticket.customer_id).in_(customers.with_order_number(filters.q)),
         ))
     return stmt
 

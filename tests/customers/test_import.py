@@ -176,3 +176,30 @@ async def test_cli_imports_with_a_summary(database_url: str, engine: object) -> 
     code, output = await _cli(env, "import", "customers", str(DATA / "customers_sjis.csv"),
                               "--map", "nonsense")
     assert code == 1 and "bad mapping" in output
+
+
+SHOPIFY_HEADER = "Name,Email,Financial Status,Currency,Total,Created at,Lineitem quantity," \
+                 "Lineitem name,Lineitem price,Lineitem sku\n"
+
+
+async def test_orders_imported_later_add_to_the_stored_totals(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    """Totals kept by adding each batch's new orders equal a recount of every order."""
+    headers = await _supervisor(staff)
+    first = SHOPIFY_HEADER + "#1,hana@example.jp,paid,JPY,1000,2024-03-01 10:00:00 +0900,1,茶,1000,T1\n"
+    later = SHOPIFY_HEADER + (
+        "#2,hana@example.jp,paid,JPY,500,2023-01-01 10:00:00 +0900,1,茶,500,T1\n"
+        "#3,hana@example.jp,voided,JPY,9999,2025-01-01 10:00:00 +0900,1,壺,9999,T9\n"
+        "#4,hana@example.jp,paid,JPY,700,2024-06-01 10:00:00 +0900,1,菓子,700,T2\n"
+        "#5,ken@example.jp,paid,JPY,300,2024-02-01 10:00:00 +0900,1,菓子,300,T2\n")
+    for body in (first, later):
+        response = await upload(http, headers, "orders", "orders.csv", content=body.encode())
+        assert response.status_code == 200, response.text
+    hana = await _customer_by_email(db, "hana@example.jp")
+    profile = (await http.get(f"/api/customers/{hana}", headers=headers)).json()
+    assert (profile["orders_count"], profile["total_spent"]) == (3, "2200.00")
+    assert profile["first_order_at"].startswith("2023-01-01T01:00:00")
+    assert profile["last_order_at"].startswith("2024-06-01T01:00:00")
+    ken = await _customer_by_email(db, "ken@example.jp")
+    profile = (await http.get(f"/api/customers/{ken}", headers=headers)).json()
+    assert (profile["orders_count"], profile["total_spent"]) == (1, "300.00")
