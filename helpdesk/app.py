@@ -30,6 +30,7 @@ from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import NOTIFY
+from helpdesk.retention import tasks as retention
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
 from helpdesk.web import pages
@@ -64,7 +65,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
-                http=http, listen=bus.listen):
+                http=http, listen=bus.listen), retention.running(
+                sessionmaker=app.state.sessionmaker, settings=settings):
             yield
     finally:
         await http.aclose()

@@ -3,7 +3,7 @@
 from functools import cached_property
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"
@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     ws_max_lifetime_seconds: float = 3600.0
     ws_queue_size: int = 256
     ws_resume_wait_seconds: float = 1.0
+
+    # Retention: realtime events and sent or failed outbox items older than this are deleted (a
+    # socket resuming from before them is told to resync); delivery receipts are kept well past
+    # the providers' retry windows (Shopify retries for 48 hours). Deleted in batches this big,
+    # a pass this often.
+    event_retention_days: int = Field(default=30, ge=1)
+    receipt_retention_days: int = Field(default=30, ge=7)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":

@@ -248,9 +248,19 @@ async def serialize_on(session: AsyncSession, key: str) -> None:
     """
     if dialect_of(session) != "postgresql":
         return
-    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
-                            signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(key)})
+
+
+async def try_serialize_on(session: AsyncSession, key: str) -> bool:
+    """Like ``serialize_on``, but False at once when another transaction holds ``key``."""
+    if dialect_of(session) != "postgresql":
+        return True
+    taken = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(key)})
+    return bool(taken)
+
+
+def _lock_key(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
@@ -269,6 +279,21 @@ async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
         )
         return count
     return int(value)
+
+
+async def raise_counter(session: AsyncSession, name: str, value: int) -> None:
+    """Set a named counter to ``value`` unless it is already higher (it never goes back)."""
+    params = {"name": name, "v": value}
+    await session.execute(text(
+        "INSERT INTO counter (name, value) VALUES (:name, :v) ON CONFLICT (name) DO NOTHING"), params)
+    await session.execute(text(
+        "UPDATE counter SET value = :v WHERE name = :name AND value < :v"), params)
+
+
+async def read_counter(session: AsyncSession, name: str) -> int:
+    """A named counter's value; 0 when it was never set."""
+    value = await session.scalar(text("SELECT value FROM counter WHERE name = :name"), {"name": name})
+    return int(value or 0)
 
 
 class Counter(SQLModel, table=True):

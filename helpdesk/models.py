@@ -4,18 +4,18 @@ from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings
-from helpdesk.channels.models import ChatVisitor, ImapCursor, WebhookReceipt
+from helpdesk.channels.models import ChatVisitor, ImapCursor
 from helpdesk.customers.models import (
     Customer,
     CustomerIdentity,
     Order,
-    OrderDelivery,
     OrderItem,
     RfmBoundary,
 )
 from helpdesk.db import Counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
+from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
@@ -23,8 +23,8 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCoun
 
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
-    "Customer", "CustomerIdentity", "Event", "ImapCursor", "Inbox", "InboxMember", "IpRule",
-    "Message", "Order", "OrderDelivery", "OrderItem", "OutboxItem", "Presence",
+    "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
+    "InboxMember", "IpRule", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
     "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
-    "TicketCount", "TicketTag", "User", "WebhookReceipt",
+    "TicketCount", "TicketTag", "User",
 ]

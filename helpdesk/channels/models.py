@@ -1,23 +1,14 @@
-"""What the channel adapters remember: provider deliveries seen, mailbox progress, chat visitors."""
+"""What the channel adapters remember: mailbox progress and chat visitors.
+
+Provider deliveries already handled are core: ``helpdesk.receipts``.
+"""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, UniqueConstraint
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from helpdesk.db import UTCDateTime, utcnow
-
-
-class WebhookReceipt(SQLModel, table=True):
-    """A provider event already handled that made no message (a LINE follow, say): retries skip it."""
-
-    __tablename__ = "webhook_receipt"
-    __table_args__ = (UniqueConstraint("provider", "event_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    provider: str = Field(max_length=20)
-    event_id: str = Field(max_length=255)
-    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ImapCursor(SQLModel, table=True):

@@ -20,6 +20,7 @@ from helpdesk.customers import service as customers
 from helpdesk.customers.models import IncomingOrder, OrderLine
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
+from helpdesk.receipts import service as receipts
 
 router = APIRouter(tags=["channels"])
 SOURCE = "shopify"
@@ -125,7 +126,7 @@ async def shopify_orders(
     verify(settings.shopify_webhook_secret, body, x_shopify_hmac_sha256)
     incoming = parse(body)
     delivery = x_shopify_event_id or x_shopify_webhook_id
-    if delivery and not await customers.record_delivery(session, source=SOURCE, delivery_id=delivery):
+    if delivery and not await receipts.first_delivery(session, provider=SOURCE, delivery_id=delivery):
         return WebhookResult(duplicate=True)
     outcome = await customers.record_order(session, incoming, region=settings.default_region,
                                            dormant_after_days=settings.dormant_after_days)

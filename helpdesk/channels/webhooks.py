@@ -1,4 +1,4 @@
-"""What every provider webhook shares: signature checks on the raw body, receipts for retries."""
+"""What every provider webhook shares: signature checks on the raw body, a name cache, the HTTP client."""
 
 import base64
 import hashlib
@@ -9,12 +9,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from helpdesk.channels.models import WebhookReceipt
-from helpdesk.db import serialize_on
 from helpdesk.errors import BadInput
 
 
@@ -44,21 +39,6 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadInput("the body must be a JSON object")
     return payload
-
-
-async def first_receipt(session: AsyncSession, provider: str, event_id: str) -> bool:
-    """Record that ``event_id`` was handled; False when it already was (a retry).
-
-    Serialised per event, so concurrent deliveries of one event find each other.
-    """
-    await serialize_on(session, f"receipt:{provider}:{event_id}")
-    seen = await session.scalar(select(col(WebhookReceipt.id)).where(
-        col(WebhookReceipt.provider) == provider, col(WebhookReceipt.event_id) == event_id))
-    if seen is not None:
-        return False
-    session.add(WebhookReceipt(provider=provider, event_id=event_id[:255]))
-    await session.flush()
-    return True
 
 
 class TTLCache:

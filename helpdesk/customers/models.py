@@ -125,18 +125,6 @@ class CustomerPage(SQLModel):
     items: list[CustomerSummary]
 
 
-class OrderDelivery(SQLModel, table=True):
-    """A webhook delivery already handled (Shopify event or webhook id), so a retry is a no-op."""
-
-    __tablename__ = "order_delivery"
-    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=20)
-    delivery_id: str = Field(max_length=100)
-    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
 class RfmBoundary(SQLModel, table=True):
     """The quintile cuts of one RFM metric over all customers with orders, refreshed in bulk.
 

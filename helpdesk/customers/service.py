@@ -21,7 +21,6 @@ from helpdesk.customers.models import (
     IdentityKind,
     IncomingOrder,
     Order,
-    OrderDelivery,
     OrderItem,
     OrderLine,
     table_of,
@@ -284,18 +283,6 @@ def order_digest(order: IncomingOrder) -> str:
              order.status, f"{order.total:.2f}", order.currency]
     parts.extend(f"{i.sku}\x1f{i.name}\x1f{i.quantity}\x1f{i.unit_price:.2f}" for i in order.items)
     return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
-
-
-async def record_delivery(session: AsyncSession, *, source: str, delivery_id: str) -> bool:
-    """Remember a webhook delivery; False when it was already handled (a provider retry)."""
-    await serialize_on(session, f"delivery:{source}:{delivery_id}")
-    seen = await session.scalar(select(col(OrderDelivery.id)).where(
-        col(OrderDelivery.source) == source, col(OrderDelivery.delivery_id) == delivery_id))
-    if seen is not None:
-        return False
-    session.add(OrderDelivery(source=source, delivery_id=delivery_id))
-    await session.flush()
-    return True
 
 
 @dataclass(frozen=True)

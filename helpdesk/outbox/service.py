@@ -2,10 +2,13 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.config import Settings
 from helpdesk.outbox.models import OutboxItem
@@ -18,6 +21,27 @@ def enqueue(
     item = OutboxItem(kind=kind, message_id=message_id, payload=payload)
     session.add(item)
     return item
+
+
+DONE_STATES = ("sent", "failed")
+
+
+async def prune_done(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` sent or failed items whose last attempt ended before ``before``.
+
+    The newest item always stays: SQLite hands a deleted highest id out again, and the id is
+    in the idempotency key providers remember.
+    """
+    newest = select(func.max(OutboxItem.id)).scalar_subquery()
+    ids = list(await session.scalars(
+        select(col(OutboxItem.id))
+        .where(col(OutboxItem.state).in_(DONE_STATES), col(OutboxItem.next_attempt_at) < before,
+               col(OutboxItem.id) < newest)
+        .order_by(col(OutboxItem.next_attempt_at)).limit(limit)))
+    if not ids:
+        return 0
+    await session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
+    return len(ids)
 
 
 # ---- senders: how a kind of outbox item leaves ------------------------------------------------

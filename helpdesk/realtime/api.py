@@ -1,7 +1,9 @@
 """The live socket (``/ws``) and who is online (``GET /api/presence``).
 
 Protocol (server → client): events ``{"seq", "type", "at", "data"}``; frames that are not stored
-carry no seq: ``ticket.viewing``, ``ticket.typing``, ``ping``, ``pong``, ``error``.
+carry no seq: ``ticket.viewing``, ``ticket.typing``, ``ping``, ``pong``, ``error``, and
+``resync`` ``{"after": seq}`` when events after the resumed seq were deleted by retention (the
+client refetches what it shows and goes on from ``after``).
 Client → server: ``resume`` (first frame, or ``?after=`` on the URL), ``viewing``, ``typing``,
 ``presence``, ``ping``, ``pong``. Close codes: 4401 not signed in, 4403 account disabled,
 4408 silent for two pings, 4429 too slow, 4000 lifetime reached (reconnect and resume).

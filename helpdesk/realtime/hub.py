@@ -170,16 +170,31 @@ class Hub:
                     cursor = client.sent_seq = min(cursor, (await service.seq_bounds(session))[1])
                 audience = (await service.audiences(session, [client.user_id])).get(client.user_id)
                 batch = await service.live_events_after(session, cursor, BATCH)
+                # Read after the batch: a prune that committed in between is seen here.
+                pruned = await service.pruned_through(session)
             if audience is None or not audience.active:
                 client.kick(CLOSE_REVOKED, "account disabled")
                 return cursor
             client.audience = audience
+            if cursor < pruned:
+                cursor = await self._resync(client, max(client.floor, pruned), send)
+                continue
             for event in batch:
                 if client.audience.may_see(event):
                     await send(event.text)
                 cursor = client.sent_seq = event.seq
             if len(batch) < BATCH:
                 return cursor
+
+    async def _resync(self, client: Client, cursor: int,
+                      send: Callable[[str], Awaitable[None]]) -> int:
+        """Events after the client's seq were deleted by retention: it must refetch its state.
+
+        It is told so, with the seq it goes on from; everything after that is still in the log.
+        """
+        client.sent_seq = cursor
+        await send(service.ephemeral_text("resync", {"after": cursor}))
+        return cursor
 
     # ---- the pump -----------------------------------------------------------------------
 

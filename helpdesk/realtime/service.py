@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from helpdesk.auth.models import User
-from helpdesk.db import Counter, serialize_on, utcnow
+from helpdesk.db import Counter, raise_counter, read_counter, serialize_on, utcnow
 from helpdesk.realtime.models import (
     Event,
     Presence,
@@ -26,6 +26,7 @@ from helpdesk.realtime.models import (
 from helpdesk.routing import service as routing
 
 PENDING = "helpdesk.pending_events"
+PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention
 COMMITTED_SEQ = "helpdesk.committed_seq"
 NOTIFY = "helpdesk.notify"
 
@@ -139,6 +140,34 @@ async def seq_bounds(session: AsyncSession) -> tuple[int, int]:
     """The lowest and highest seq in the log, (0, 0) when it is empty."""
     low, high = (await session.execute(select(func.min(Event.seq), func.max(Event.seq)))).one()
     return int(low or 0), int(high or 0)
+
+
+async def pruned_through(session: AsyncSession) -> int:
+    """The highest seq retention deleted (0: none): a resume from before it has missed events."""
+    return await read_counter(session, PRUNED)
+
+
+async def prune_events(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events recorded before ``before``; how many went.
+
+    Only a leading run of the log goes (by seq, on its primary key), so everything after the
+    recorded watermark is still there; the newest event always stays, so the log's highest seq
+    never goes back.
+    """
+    newest = select(func.max(Event.seq)).scalar_subquery()
+    rows = (await session.execute(
+        select(col(Event.seq), col(Event.at)).where(col(Event.seq) < newest)
+        .order_by(col(Event.seq)).limit(limit))).all()
+    cut = None
+    for seq, at in rows:
+        if at >= before:
+            break
+        cut = seq
+    if cut is None:
+        return 0
+    result = await session.execute(delete(Event).where(col(Event.seq) <= cut))
+    await raise_counter(session, PRUNED, cut)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def ephemeral_text(type: str, data: dict[str, Any]) -> str:

@@ -241,6 +241,13 @@
     document.addEventListener("helpdesk:live", function (e) {
       if (e.detail && e.detail.state === "open") viewing();
     });
+    // Changes were missed while the socket was away (live.js): fetch the thread and, unless
+    // they are being edited, the controls, rather than reloading over an unsaved reply.
+    document.addEventListener("helpdesk:resync", function (e) {
+      e.preventDefault();
+      refresh("/tickets/" + ticketId + "?new_since=" + seen(), "#thread");
+      if (!edited(document.getElementById("controls"))) refresh("/tickets/" + ticketId, "#controls");
+    });
     var lastTyping = 0;
     document.addEventListener("input", function (e) {
       if (e.target.id !== "reply-body" || Date.now() - lastTyping < 3000) return;

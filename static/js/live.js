@@ -6,6 +6,10 @@
  *   momentary frames (ticket.viewing, ticket.typing; no seq).
  * - The last seq seen is kept in sessionStorage; after a drop it reconnects with backoff and
  *   resumes from there, so nothing is missed or repeated (also across page reloads in a tab).
+ * - When the events after that seq are no longer kept (the tab slept past the retention time),
+ *   the server answers {type: "resync", data: {after}}: the seq goes on from `after`, and a
+ *   cancelable "helpdesk:resync" event is dispatched on `document`; unless a page handles it
+ *   (preventDefault, then refetches what it shows), the page is reloaded.
  * - Presence: "online" while the tab is visible, "away" after it has been hidden a while,
  *   repeated as a heartbeat.
  * - `window.helpdeskLive.send(obj)` sends a frame, e.g. {type: "viewing", ticket_id: 42};
@@ -91,7 +95,23 @@
     if (typeof frame.seq === "number") {
       rememberSeq(frame.seq); // the server sends each seq once, in order: resume from here
     }
+    if (frame.type === "resync") {
+      resync(frame);
+      return;
+    }
     document.dispatchEvent(new CustomEvent("helpdesk:event", {detail: frame}));
+  }
+
+  // What the page shows may be missing changes the server no longer has as events.
+  function resync(frame) {
+    var after = frame.data && frame.data.after;
+    if (typeof after === "number") {
+      rememberSeq(after); // before reloading, so the reloaded page does not resync again
+    }
+    var event = new CustomEvent("helpdesk:resync", {detail: frame, cancelable: true});
+    if (document.dispatchEvent(event)) {
+      location.reload();
+    }
   }
 
   function onOpen() {

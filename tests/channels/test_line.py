@@ -6,9 +6,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.channels.models import WebhookReceipt
 from helpdesk.customers.models import Customer, CustomerIdentity
 from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.tickets.models import Message, Ticket
 from tests.channels.conftest import count, fetch, get, line_message, line_signature, post_line, reply
 from tests.channels.fakes import FakeLine
@@ -92,7 +92,7 @@ async def test_follow_and_unfollow_mark_the_customer_once(
     await asyncio.gather(*(post_line(chttp, unfollow) for _ in range(3)))
     customer = (await fetch(db, select(Customer)))[0]
     assert customer.name == "フォロー 太郎" and customer.tags == ["LINEブロック"]
-    assert await count(db, WebhookReceipt) == 2
+    assert await count(db, DeliveryReceipt) == 2
     assert await count(db, Message) == 0
 
 

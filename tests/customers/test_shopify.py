@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.customers.models import Customer, Order, OrderDelivery, OrderItem
+from helpdesk.customers.models import Customer, Order, OrderItem
+from helpdesk.receipts.models import DeliveryReceipt
 from tests.conftest import LiveServer, make_settings
 
 SECRET = "shpss_test_webhook_secret"
@@ -100,7 +101,7 @@ async def test_wrong_or_missing_hmac_is_401_and_stores_nothing(shop: httpx.Async
         assert response.json() == {"detail": "invalid Shopify HMAC"}
     assert await count(db, Order) == 0
     assert await count(db, Customer) == 0
-    assert await count(db, OrderDelivery) == 0
+    assert await count(db, DeliveryReceipt) == 0
 
 
 async def test_the_same_delivery_twice_is_one_order(shop: httpx.AsyncClient, db: AsyncSession) -> None:
@@ -110,7 +111,7 @@ async def test_the_same_delivery_twice_is_one_order(shop: httpx.AsyncClient, db:
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert await count(db, Order) == 1
     assert await count(db, OrderItem) == 1
-    assert await count(db, OrderDelivery) == 1
+    assert await count(db, DeliveryReceipt) == 1
 
 
 async def test_concurrent_retries_and_new_delivery_ids_still_make_one_order(
@@ -155,7 +156,7 @@ async def test_hostile_bodies_with_a_valid_hmac_are_422_and_store_nothing(
     huge = json.dumps(order_payload(note="x" * (11 * 1024 * 1024))).encode()
     assert (await deliver(shop, huge)).status_code == 413
     assert await count(db, Order) == 0
-    assert await count(db, OrderDelivery) == 0
+    assert await count(db, DeliveryReceipt) == 0
 
 
 async def test_unset_secret_means_404(http: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,8 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
+from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.realtime import service as events
 from helpdesk.realtime.models import Event
 from helpdesk.realtime.service import LiveEvent
+from helpdesk.retention import tasks as retention
 from tests.conftest import LiveServer, free_port, make_settings
 
 REQUIRE_SERVICES = os.environ.get("HELPDESK_TEST_REQUIRE_SERVICES") == "1"
@@ -200,6 +204,15 @@ async def committed_events(db: AsyncSession, after: int = 0) -> list[LiveEvent]:
     events = [LiveEvent(*row) for row in rows.all()]
     await db.rollback()
     return events
+
+
+async def prune_all_but_the_newest(database_url: str, engine: AsyncEngine) -> int:
+    """Run retention as if a month had passed; returns the seq it pruned through."""
+    sessionmaker = create_sessionmaker(engine)
+    await retention.prune_all(sessionmaker, make_settings(database_url),
+                              now=utcnow() + timedelta(days=31))
+    async with sessionmaker() as session:
+        return await events.pruned_through(session)
 
 
 async def settled(ws: ClientConnection) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
@@ -18,6 +18,7 @@ from tests.realtime.conftest import (
     ServerFactory,
     committed_events,
     open_socket,
+    prune_all_but_the_newest,
     settled,
 )
 
@@ -139,4 +140,59 @@ async def test_live_js_stops_when_signed_out(live_servers: ServerFactory,
     await until(page, "window.states.includes('signed-out')")
     await asyncio.sleep(1.5)  # long enough for a reconnect, had it tried
     assert await page.evaluate("window.states") == ["open", "signed-out"]
+    await context.close()
+
+
+async def test_live_js_resyncs_when_the_events_it_missed_were_pruned(
+        live_servers: ServerFactory, client_for, chromium: Browser, staff: Staff,
+        db: AsyncSession, database_url: str, engine: AsyncEngine) -> None:
+    live = live_servers()
+    http = client_for(live)
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    cookie = auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)
+    for n in range(3):
+        assert (await post_inbound(http, f"old-{n}")).status_code == 201
+    first = (await committed_events(db))[0].seq
+    pruned = await prune_all_but_the_newest(database_url, engine)
+
+    # A tab that last saw `first` a month ago, on a page that refetches by itself.
+    context = await chromium.new_context()
+    await context.add_cookies([{"name": "helpdesk_session", "value": cookie, "url": live.url}])
+    page = await context.new_page()
+    await page.goto(f"{live.url}/healthz")
+    await page.evaluate(f"""() => {{
+        sessionStorage.setItem('helpdesk.live.lastSeq', '{first}');
+        window.resyncs = [];
+        window.frames_seen = [];
+        document.addEventListener('helpdesk:resync', (e) => {{
+            window.resyncs.push(e.detail);
+            e.preventDefault();
+        }});
+        document.addEventListener('helpdesk:event', (e) => window.frames_seen.push(e.detail));
+    }}""")
+    await page.add_script_tag(url="/static/js/live.js")
+    await until(page, "window.resyncs.length === 1")
+    after = await page.evaluate("window.resyncs[0].data.after")
+    assert after >= pruned
+    assert await page.evaluate("window.frames_seen.filter(f => f.type === 'resync').length") == 0
+    assert (await post_inbound(http, "new")).status_code == 201
+    await until(page, "window.frames_seen.some(f => f.type === 'message.created')")
+    seqs = await page.evaluate("window.frames_seen.filter(f => f.seq !== undefined).map(f => f.seq)")
+    assert seqs and min(seqs) > after
+    await context.close()
+
+    # Nobody handles it: the page reloads, and the tab resumes from `after` from then on.
+    context = await chromium.new_context()
+    await context.add_cookies([{"name": "helpdesk_session", "value": cookie, "url": live.url}])
+    page = await context.new_page()
+    await page.goto(f"{live.url}/healthz")
+    await page.evaluate(f"""() => {{
+        sessionStorage.setItem('helpdesk.live.lastSeq', '{first}');
+        window.before_reload = true;
+    }}""")
+    async with page.expect_navigation(timeout=10_000):
+        await page.add_script_tag(url="/static/js/live.js")
+    assert await page.evaluate("window.before_reload === undefined")
+    stored = int(await page.evaluate("sessionStorage.getItem('helpdesk.live.lastSeq')"))
+    assert stored >= pruned
     await context.close()

@@ -6,7 +6,7 @@ import socket
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -20,6 +20,7 @@ from tests.realtime.conftest import (
     frames_until,
     next_frame,
     open_socket,
+    prune_all_but_the_newest,
     quiet,
     until,
     ws_url,
@@ -262,3 +263,31 @@ async def test_a_slow_socket_is_dropped_without_holding_up_the_others(
                                   and f[-1]["data"]["n"] == sent - 1, wait=30)
     resumed = [f["data"]["n"] for f in got + rest if f["type"] == "bulk.test"]
     assert resumed == list(range(sent))  # and on resume it gets the rest, nothing twice
+
+
+async def test_resume_from_a_pruned_seq_is_told_to_resync_and_goes_on_without_a_gap(
+        server: LiveServer, staff: Staff, http: httpx.AsyncClient, db: AsyncSession,
+        database_url: str, engine: AsyncEngine) -> None:
+    token = Staff.token(await staff.create("boss", Role.supervisor))
+    for n in range(3):
+        assert (await post_inbound(http, f"old-{n}")).status_code == 201
+    first = (await committed_events(db))[0].seq
+    pruned = await prune_all_but_the_newest(database_url, engine)
+    assert pruned > first and [e.seq for e in await committed_events(db)] == [pruned + 1]
+
+    async with open_socket(server, token) as ws:
+        await ws.send(json.dumps({"type": "resume", "after": first}))
+        resync = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert resync["type"] == "resync" and "seq" not in resync
+        after = resync["data"]["after"]
+        assert after >= pruned
+        assert (await post_inbound(http, "new")).status_code == 201
+        total = (await committed_events(db))[-1].seq
+        frames = await frames_until(ws, lambda f: bool(f) and f[-1]["seq"] >= total)
+        frames += await quiet(ws, 0.5)
+        assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db, after)]
+
+    # From the watermark on, everything is still there: a plain replay, no resync.
+    async with open_socket(server, token, after=pruned) as ws:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert frame["seq"] == pruned + 1

@@ -226,3 +226,30 @@ async def test_two_operators_over_the_socket(
     await expect(tab_b.page.locator("#conflict-alert")).to_contain_text("ほかの人が返信しました")
     assert [m.body_text for m in await messages_of(peek, result.ticket_id)] == ["至急お願いします"]
     assert await tab_b.page.evaluate("window.__notReloaded") is True
+
+
+async def test_a_resync_refetches_the_thread_and_keeps_the_unsaved_reply(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    a = await staff.create("a", Role.operator, inboxes=["default"])
+    b = await staff.create("b", Role.operator, inboxes=["default"])
+    result = await inbound(db, "t-resync")
+    tab_a, tab_b = await tabs.open(a), await tabs.open(b)
+    await tab_a.goto(f"/tickets/{result.ticket_id}")
+    await tab_b.goto(f"/tickets/{result.ticket_id}")
+    await tab_b.page.evaluate("window.__notReloaded = true")
+    await tab_b.page.fill("#reply-body", "書きかけの返信")
+    await tab_a.page.fill("#reply-body", "Aからの返信です")
+    await tab_a.page.click("#composer button[type=submit]")
+    await tab_a.page.wait_for_selector("#thread .msg-out")
+
+    # The events of A's reply were pruned before B's socket came back: live.js says resync.
+    handled = await tab_b.page.evaluate(
+        "!document.dispatchEvent(new CustomEvent('helpdesk:resync', "
+        "{cancelable: true, detail: {type: 'resync', data: {after: 1}}}))")
+    assert handled is True  # the page refetches instead of reloading
+    await tab_b.page.wait_for_selector("#thread .msg-out")
+    assert "Aからの返信です" in await tab_b.page.inner_text("#thread")
+    assert await tab_b.page.input_value("#reply-body") == "書きかけの返信"
+    assert await tab_b.page.evaluate("window.__notReloaded") is True
+    tab_a.assert_clean()
+    tab_b.assert_clean()

@@ -12,6 +12,7 @@ from helpdesk.channels import webhooks
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.outbox.service import OutboundContext, SendError
+from helpdesk.receipts import service as receipts
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 
@@ -104,7 +105,7 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
     event_id = event.get("webhookEventId")
     if kind not in ("follow", "unfollow") or not user_id or not isinstance(event_id, str):
         return
-    if not await webhooks.first_receipt(session, "line", event_id):
+    if not await receipts.first_delivery(session, provider="line", delivery_id=event_id):
         return
     customer = await customers.resolve(session, identities=customers.identities_of(line_id=user_id),
                                        name=name, region=settings.default_region)
