@@ -1,14 +1,14 @@
 """orders found by number through their own index rather than the search index
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 """
 from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
