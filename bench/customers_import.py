@@ -14,6 +14,7 @@ import asyncio
 import csv
 import random
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=5000)
     parser.add_argument("--database-url")
     parser.add_argument("--keep", help="write the CSVs and database here and keep them")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time bare sqlite3 inserts of the same rows (no application work)")
     args = parser.parse_args()
     rng = random.Random(42)
     work = Path(args.keep or tempfile.mkdtemp(prefix="helpdesk-bench-"))
@@ -133,6 +136,8 @@ def main() -> None:
           f"in {time.perf_counter() - started:.1f}s -> {work}")
     run_upgrade(url)
     asyncio.run(measure(url, work, args.customers, order_rows, args.lookups, rng))
+    if args.floor:
+        floor(work / "floor.db", args.customers, args.orders)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
@@ -150,6 +155,42 @@ async def measure(url: str, work: Path, customers: int, order_rows: int, count: 
     print(f"profile by phone ({count} lookups): p50 {pct(timings, 0.5):.2f} ms, "
           f"p99 {pct(timings, 0.99):.2f} ms, mean {statistics.mean(timings) * 1000:.2f} ms")
     await engine.dispose()
+
+
+def floor(path: Path, customers: int, orders: int) -> None:
+    """The same orders and items through sqlite3's executemany, tuples built in advance.
+
+    What SQLite alone costs for this schema (every index and the foreign keys) on this machine:
+    the ceiling any importer written over it can reach.
+    """
+    run_upgrade(f"sqlite+aiosqlite:///{path}")
+    con = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "cache_size=-65536"):
+        con.execute(f"PRAGMA {pragma}")
+    now = "2026-01-01 00:00:00.000000"
+    con.executemany("INSERT INTO customer (id, tags, orders_count, total_spent, created_at, updated_at)"
+                    " VALUES (?, '[]', 0, 0, ?, ?)", ((i + 1, now, now) for i in range(customers)))
+    rng = random.Random(7)
+    batches = []
+    for start in range(0, orders, 5000):
+        ids = range(start + 1, min(start + 5001, orders + 1))
+        batches.append((
+            [(i, rng.randrange(1, customers + 1), "shopify", f"#{100000 + i}", str(5_000_000 + i),
+              f"2024-01-01 00:{i % 60:02d}:00.000000", "paid", 1200.0, "JPY", "0" * 32) for i in ids],
+            [(i, "TEA-001", "有機煎茶 100g", 1, 1200.0) for i in ids]))
+    started = time.perf_counter()
+    for order_rows, item_rows in batches:
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany('INSERT INTO "order" (id, customer_id, source, number, external_id, '
+                        "ordered_at, status, total, currency, digest) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        order_rows)
+        con.executemany("INSERT INTO order_item (order_id, sku, name, quantity, unit_price) "
+                        "VALUES (?,?,?,?,?)", item_rows)
+        con.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    print(f"floor: {orders} orders and their items by bare executemany in {elapsed:.1f}s = "
+          f"{orders / elapsed:,.0f} orders/s")
+    con.close()
 
 
 if __name__ == "__main__":
