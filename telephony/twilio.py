@@ -31,9 +31,9 @@ from twilio.twiml.voice_response import VoiceResponse
 from helpdesk import normalize
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.calls import service as calls
-from helpdesk.calls.models import CallDirection, Routed
+from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
@@ -46,6 +46,7 @@ PROGRESS = {"queued", "initiated", "ringing"}
 MAX_FIELDS = 200
 TOKEN_TTL = 3600
 XML = "text/xml"
+WAIT_POLL_SECONDS = 5  # how soon a queued caller notices a freed operator
 
 
 # ---- verification -------------------------------------------------------------------------
@@ -146,8 +147,13 @@ def _inbound_twiml(ringing: calls.Ringing, settings: Settings) -> VoiceResponse:
         for user_id in call.offered_user_ids:
             dial.client(calls.client_identity(user_id), status_callback=status_url,
                         status_callback_event="answered")
-    else:
+    elif call.state == CallState.ringing:
+        # The wait URL answers <Leave> once an operator is free; the caller then goes on to
+        # the next verb, which offers the call to whoever is free at that moment.
         response.enqueue(ringing.inbox_name, wait_url=_url(settings, "/telephony/twilio/wait"))
+        response.redirect(_url(settings, "/telephony/twilio/offer"))
+    else:
+        response.hangup()
     return response
 
 
@@ -174,12 +180,34 @@ async def _browser_call(
 
 
 @router.post("/telephony/twilio/wait", response_class=Response)
-async def wait(form: TwilioForm) -> Response:
-    """What a queued caller hears while waiting (Twilio repeats it)."""
+async def wait(form: TwilioForm, session: ReadSessionDep) -> Response:
+    """What a queued caller hears while waiting; Twilio asks again each time it has played.
+
+    Once an operator is free the caller leaves the queue (``<Leave>``) for the offer below.
+    """
     response = VoiceResponse()
-    response.say("ただいま電話が混み合っております。このままお待ちください。", language="ja-JP")
-    response.pause(length=15)
+    if await calls.operator_free_for(session, PROVIDER, _required(form, "CallSid")):
+        response.leave()
+        return _xml(response)
+    if _optional_int(form, "QueueTime") in (None, 0):
+        response.say("ただいま電話が混み合っております。このままお待ちください。", language="ja-JP")
+    response.pause(length=WAIT_POLL_SECONDS)
     return _xml(response)
+
+
+@router.post("/telephony/twilio/offer", response_class=Response,
+             responses={200: {"content": {XML: {}}, "description": "TwiML"}})
+async def offer(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
+    """A caller who left the queue: ring the operators free now, or queue again."""
+    ringing = await calls.offer_queued(session, PROVIDER, _required(form, "CallSid"),
+                                       options=calls.options_from(settings))
+    if ringing is None:
+        response = VoiceResponse()
+        response.hangup()
+        return _xml(response)
+    twiml = _inbound_twiml(ringing, settings)
+    await session.commit()
+    return _xml(twiml)
 
 
 # ---- status callbacks ---------------------------------------------------------------------

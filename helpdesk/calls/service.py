@@ -264,6 +264,38 @@ def caller_card(call: Call, profile: dict[str, Any] | None, region: str) -> dict
             "name": profile["name"] if profile else None}
 
 
+async def operator_free_for(session: AsyncSession, provider: str, call_id: str) -> bool:
+    """Whether a call waiting in its inbox's queue could be offered to someone right now."""
+    call = await _call_by_provider_id(session, provider, call_id)
+    return (call is not None and _waiting(call)
+            and bool(await choose_operators(session, call.inbox_id, limit=1)))
+
+
+async def offer_queued(
+    session: AsyncSession, provider: str, call_id: str, *, options: CallOptions
+) -> Ringing | None:
+    """Offer a caller who left the queue to the operators free now, popping their screens.
+
+    Nobody free any more (another caller was quicker) leaves the call queued. None when the
+    call is unknown; a call already offered is answered as it was (a retried request).
+    """
+    call = await _locked(session, provider, call_id)
+    if call is None:
+        return None
+    if _waiting(call):
+        call.offered_user_ids = await choose_operators(session, call.inbox_id,
+                                                       limit=options.ring_group)
+        if call.offered_user_ids:
+            call.routed = Routed.dial
+            await _announce_ring(session, call, options)
+    inbox = await session.get(Inbox, call.inbox_id)
+    return Ringing(call, False, inbox.name if inbox else "default", await cti_config(session))
+
+
+def _waiting(call: Call) -> bool:
+    return call.state == CallState.ringing and call.routed == Routed.queue
+
+
 async def answer(
     session: AsyncSession, provider: str, call_id: str, *, key: str, operator_id: int | None = None,
     answered_by: str | None = None, sequence: int | None = None, at: datetime | None = None,

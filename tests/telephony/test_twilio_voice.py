@@ -167,3 +167,50 @@ async def test_unknown_called_number_rings_the_default_inbox(
     dial = root.find("Dial")
     assert dial is not None and [c.text for c in dial.findall("Client")] == [f"op-{default_op.id}"]
     assert SALES_NUMBER != "+81300000000"
+
+
+async def test_a_queued_caller_leaves_the_queue_for_the_operator_who_frees_up(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff, sales_ops=1)
+    operator = f.sales_ops[0]
+    twiml(await twilio_post(tel, VOICE, voice_params("CA-first", "0311112222")))
+    await twilio_post(tel, "/telephony/twilio/status", {
+        "CallSid": "CA-first-leg", "ParentCallSid": "CA-first", "CallStatus": "in-progress",
+        "To": f"client:op-{operator.id}"})
+    root = twiml(await twilio_post(tel, VOICE, voice_params("CA-waiting", "0322223333")))
+    redirect = root.find("Redirect")
+    assert root.find("Enqueue") is not None and redirect is not None
+    assert redirect.text == "https://helpdesk.example.jp/telephony/twilio/offer"
+
+    still_busy = twiml(await twilio_post(tel, "/telephony/twilio/wait",
+                                         {"CallSid": "CA-waiting", "QueueTime": "20"}))
+    assert still_busy.find("Leave") is None and still_busy.find("Pause") is not None
+    assert still_busy.find("Say") is None  # the greeting is said once, not every loop
+
+    await twilio_post(tel, "/telephony/twilio/status", status_params("CA-first", "completed", 3,
+                                                                      CallDuration="40"))
+    freed = twiml(await twilio_post(tel, "/telephony/twilio/wait",
+                                    {"CallSid": "CA-waiting", "QueueTime": "25"}))
+    assert freed.find("Leave") is not None
+
+    offered = twiml(await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-waiting"}))
+    dial = offered.find("Dial")
+    assert dial is not None and [c.text for c in dial.findall("Client")] == [f"op-{operator.id}"]
+    again = twiml(await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-waiting"}))
+    assert ET.tostring(again) == ET.tostring(offered)  # a retried request rings no one twice
+    rings = [e for e in await events_of(db, "call.ringing")
+             if e.data["call"]["call_id"] == "CA-waiting"]
+    assert [e.user_ids for e in rings] == [[], [operator.id]]
+
+
+async def test_offer_for_an_unknown_or_ended_call_hangs_up(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff, sales_ops=0)
+    unknown = twiml(await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-nobody"}))
+    assert unknown.find("Hangup") is not None and unknown.find("Dial") is None
+    twiml(await twilio_post(tel, VOICE, voice_params("CA-gone", "0311112222")))
+    await twilio_post(tel, "/telephony/twilio/status", status_params("CA-gone", "canceled", 2))
+    gone = twiml(await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-gone"}))
+    assert gone.find("Hangup") is not None and gone.find("Enqueue") is None
+    forged = await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-gone"}, sign=None)
+    assert forged.status_code == 403
