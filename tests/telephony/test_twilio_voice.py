@@ -214,3 +214,6 @@ async def test_offer_for_an_unknown_or_ended_call_hangs_up(
     assert gone.find("Hangup") is not None and gone.find("Enqueue") is None
     forged = await twilio_post(tel, "/telephony/twilio/offer", {"CallSid": "CA-gone"}, sign=None)
     assert forged.status_code == 403
+    for path in ("/telephony/twilio/offer", "/telephony/twilio/wait"):
+        nameless = await twilio_post(tel, path, {"QueueTime": "3"})
+        assert nameless.status_code == 422 and "CallSid" in nameless.json()["detail"]
