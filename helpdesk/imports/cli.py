@@ -32,7 +32,7 @@ def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
         with path.open("rb") as stream, _progress(console) as progress:
             bar = progress.add_task(f"{kind} {path.name}", total=path.stat().st_size)
             summary = asyncio.run(_import(settings, stream, Kind(kind), options,
-                                          lambda: progress.update(bar, completed=stream.tell())))
+                                          lambda done: progress.update(bar, completed=done)))
             progress.update(bar, completed=path.stat().st_size)
     except BadInput as exc:
         console.print(f"[red]error:[/red] {exc.message}")
@@ -42,7 +42,7 @@ def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
 
 
 async def _import(settings: Settings, stream: BinaryIO, kind: Kind, options: tasks.ImportOptions,
-                  progress: Callable[[], None]) -> ImportSummary:
+                  progress: Callable[[int], None]) -> ImportSummary:
     engine = create_engine(settings.database_url)
     try:
         return await tasks.import_file(create_sessionmaker(engine), stream, kind=kind,

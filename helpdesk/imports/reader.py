@@ -3,7 +3,7 @@
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -44,7 +44,13 @@ def detect_encoding(stream: BinaryIO) -> str:
 class CsvFile:
     encoding: str
     header: list[str]
-    rows: Iterator[tuple[int, list[str]]]  # (line number, cells)
+    rows: Generator[tuple[int, list[str]], None, None]  # (line number, cells)
+    text: io.TextIOWrapper
+
+    def release(self) -> None:
+        """Hand the binary stream back unclosed when the rows will not be read here."""
+        self.rows.close()
+        self.text.detach()
 
 
 def open_csv(stream: BinaryIO) -> CsvFile:
@@ -58,10 +64,10 @@ def open_csv(stream: BinaryIO) -> CsvFile:
         raise BadInput(f"the file is not readable CSV ({exc})") from exc
     if not header or not any(cell.strip() for cell in header):
         raise BadInput("the file is empty or has no header row")
-    return CsvFile(encoding=encoding, header=header, rows=_rows(reader, text))
+    return CsvFile(encoding=encoding, header=header, rows=_rows(reader, text), text=text)
 
 
-def _rows(reader: Any, text: io.TextIOWrapper) -> Iterator[tuple[int, list[str]]]:
+def _rows(reader: Any, text: io.TextIOWrapper) -> Generator[tuple[int, list[str]], None, None]:
     try:
         yield from _cells(reader)
     finally:

@@ -1,8 +1,13 @@
 """The import job: read a file batch by batch, write each batch and commit it, then re-rank."""
 
 import asyncio
-from collections.abc import Callable, Iterator
+import contextlib
+import multiprocessing
+import os
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, BinaryIO, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -25,6 +30,8 @@ class ImportOptions:
     region: str = "JP"
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
+    # Files on disk at least this big are parsed in a child process (see _batches_from_process).
+    parse_process_min_bytes: int = 16 << 20
 
 
 async def import_file(
@@ -33,42 +40,142 @@ async def import_file(
     *,
     kind: Kind,
     options: ImportOptions,
-    progress: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import a customers or orders CSV; each batch is committed, so a re-run resumes cheaply."""
+    """Import a customers or orders CSV; each batch is committed, so a re-run resumes cheaply.
+
+    ``progress`` is told how many bytes of the file have been read after each batch.
+    """
     csv_file = reader.open_csv(stream)
-    layout = layouts.detect(kind, csv_file.header, options.mapping)
-    _require_columns(kind, layout)
-    if options.source:
-        layout.source = options.source[:20]
+    layout = _layout(kind, csv_file.header, options)
     summary = ImportSummary(kind=kind, layout=layout.name, encoding=csv_file.encoding,
                             source=layout.source if kind == Kind.orders else "")
-    if kind == Kind.customers:
-        batches: Iterator[list[Any]] = service.customer_batches(
-            csv_file.rows, layout, summary, options.region)
+    path = _big_file_path(stream, options.parse_process_min_bytes)
+    batches: AsyncGenerator[tuple[list[Any], int], None]
+    if path is not None:
+        csv_file.release()  # the child reads the file itself
+        batches = _batches_from_process(path, kind, options, summary)
     else:
-        batches = service.order_batches(csv_file.rows, layout, summary, options.region,
-                                        ZoneInfo(options.timezone))
-    # Parsing the next batch (Python, in a thread) overlaps writing this one (SQLite and the
-    # network release the GIL), which keeps both cores busy.
-    upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches))
-    while (batch := await upcoming) is not None:
-        upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches))
-        # A session per batch: other writers (webhooks, operators) get their turn in between.
-        async with sessionmaker() as session:
-            await _write(session, kind, batch, summary, options)
-            await session.commit()
-        if progress:
-            progress()
+        batches = _batches_from_thread(stream, _parse(kind, csv_file, layout, summary, options))
+    async with contextlib.aclosing(batches):
+        async for batch, position in batches:
+            # A session per batch: other writers (webhooks, operators) get their turn between.
+            async with sessionmaker() as session:
+                await _write(session, kind, batch, summary, options)
+                await session.commit()
+            if progress:
+                progress(position)
     async with sessionmaker() as session:
         await rfm.refresh(session, dormant_after_days=options.dormant_after_days)
         await session.commit()
     return summary
 
 
-def _next(batches: Iterator[T]) -> T | None:
-    # CSV parsing is CPU work: it runs in a thread so the event loop keeps serving requests.
-    return next(batches, None)
+def _layout(kind: Kind, header: list[str], options: ImportOptions) -> layouts.Layout:
+    layout = layouts.detect(kind, header, options.mapping)
+    _require_columns(kind, layout)
+    if options.source:
+        layout.source = options.source[:20]
+    return layout
+
+
+def _parse(kind: Kind, csv_file: reader.CsvFile, layout: layouts.Layout, summary: ImportSummary,
+           options: ImportOptions) -> Iterator[list[Any]]:
+    if kind == Kind.customers:
+        return service.customer_batches(csv_file.rows, layout, summary, options.region)
+    return service.order_batches(csv_file.rows, layout, summary, options.region,
+                                 ZoneInfo(options.timezone))
+
+
+async def _batches_from_thread(
+    stream: BinaryIO, batches: Iterator[list[Any]]
+) -> AsyncGenerator[tuple[list[Any], int], None]:
+    # Parsing the next batch (Python, in a thread) overlaps writing this one (SQLite releases
+    # the GIL while it works).
+    upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches, stream))
+    while (item := await upcoming) is not None:
+        upcoming = asyncio.ensure_future(asyncio.to_thread(_next, batches, stream))
+        yield item
+
+
+def _next(batches: Iterator[T], stream: BinaryIO) -> tuple[T, int] | None:
+    batch = next(batches, None)
+    return None if batch is None else (batch, stream.tell())
+
+
+def _big_file_path(stream: BinaryIO, min_bytes: int) -> str | None:
+    """The path of the file behind ``stream`` when it is on disk and at least ``min_bytes``."""
+    name = getattr(stream, "name", None)
+    if isinstance(name, str) and os.path.isfile(name) and os.path.getsize(name) >= min_bytes:
+        return name
+    return None
+
+
+async def _batches_from_process(
+    path: str, kind: Kind, options: ImportOptions, summary: ImportSummary
+) -> AsyncGenerator[tuple[list[Any], int], None]:
+    """Batches parsed by a child process, one batch ahead of the writes.
+
+    Parsing and normalising cost about as much Python as writing does; in a thread the two
+    take turns on the GIL, in a child process they run on two cores at once. The child's
+    counts and problems are copied into ``summary`` at the end.
+    """
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_parse_in_child, args=(path, kind, options, sending),
+                            daemon=True, name="helpdesk-import-parser")
+    child.start()
+    sending.close()
+    upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving))
+    try:
+        while (message := await upcoming)[0] == "batch":
+            upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving))
+            yield message[1], message[2]
+        if message[0] == "error":
+            raise BadInput(message[1])
+        done: ImportSummary = message[1]
+        summary.rows, summary.skipped = done.rows, done.skipped
+        summary.problems, summary.problems_truncated = done.problems, done.problems_truncated
+    finally:
+        # Stopped early (a write failed): the child may be blocked sending; killing it ends the
+        # pipe, which also ends the receive still waiting in its thread.
+        await asyncio.to_thread(_stop, child)
+        await upcoming
+        receiving.close()
+
+
+def _receive(connection: Connection) -> tuple[Any, ...]:
+    try:
+        message: tuple[Any, ...] = connection.recv()
+    except EOFError:
+        return ("error", "the import's parser stopped unexpectedly")
+    return message
+
+
+def _stop(child: BaseProcess) -> None:
+    child.join(timeout=1)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _parse_in_child(path: str, kind: Kind, options: ImportOptions, connection: Connection) -> None:
+    """The child's whole life: parse ``path`` and send ("batch", rows, position) messages,
+    then ("done", summary) or ("error", reason)."""
+    try:
+        with open(path, "rb") as stream:
+            csv_file = reader.open_csv(stream)
+            layout = _layout(kind, csv_file.header, options)
+            summary = ImportSummary(kind=kind)
+            for batch in _parse(kind, csv_file, layout, summary, options):
+                connection.send(("batch", batch, stream.tell()))
+            connection.send(("done", summary))
+    except BadInput as exc:
+        connection.send(("error", exc.message))
+    except BrokenPipeError:
+        pass  # the parent stopped listening (it failed or was cancelled)
+    finally:
+        connection.close()
 
 
 def _require_columns(kind: Kind, layout: layouts.Layout) -> None:

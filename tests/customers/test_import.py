@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Customer, CustomerIdentity, Order
+from helpdesk.db import create_sessionmaker
+from helpdesk.errors import BadInput
+from helpdesk.imports import tasks
+from helpdesk.imports.layouts import Kind
+from helpdesk.imports.models import ImportSummary
 from tests.conftest import ROOT, Staff
 from tests.customers.helpers import DATA, snapshot, upload
 
@@ -203,3 +209,44 @@ async def test_orders_imported_later_add_to_the_stored_totals(
     ken = await _customer_by_email(db, "ken@example.jp")
     profile = (await http.get(f"/api/customers/{ken}", headers=headers)).json()
     assert (profile["orders_count"], profile["total_spent"]) == (1, "300.00")
+
+
+async def _import_path(engine: AsyncEngine, path: Path, kind: Kind, *,
+                       in_child: bool) -> ImportSummary:
+    options = tasks.ImportOptions(parse_process_min_bytes=0 if in_child else 1 << 40)
+    positions: list[int] = []
+    with path.open("rb") as stream:
+        summary = await tasks.import_file(create_sessionmaker(engine), stream, kind=kind,
+                                          options=options, progress=positions.append)
+        assert not stream.closed  # the caller's stream is handed back open
+    assert positions and positions[-1] == size_of(path)
+    return summary
+
+
+def size_of(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def test_a_file_parsed_in_a_child_process_imports_like_one_parsed_here(
+        engine: AsyncEngine, db: AsyncSession) -> None:
+    """Large files on disk are parsed by a child process: same rows, problems and results."""
+    await _import_path(engine, DATA / "customers_sjis.csv", Kind.customers, in_child=True)
+    summary = await _import_path(engine, DATA / "orders_bad_rows.csv", Kind.orders, in_child=True)
+    assert (summary.rows, summary.created, summary.skipped) == (9, 2, 6)
+    assert [(p.line, p.reason) for p in summary.problems][:2] == [
+        (3, "no order number"), (4, "bad date '2025/13/45'")]
+    again = await _import_path(engine, DATA / "orders_bad_rows.csv", Kind.orders, in_child=False)
+    assert (again.rows, again.created, again.unchanged, again.skipped) == (9, 0, 2, 6)
+    await db.rollback()
+    assert set(await db.scalars(select(Order.number))) == {"A-1", "A-5"}
+    await db.rollback()
+
+
+async def test_a_line_the_child_cannot_read_is_reported_by_number(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    broken = tmp_path / "orders.csv"
+    too_long = "x" * ((1 << 20) + 1)  # over the CSV reader's field size limit
+    broken.write_text(SHOPIFY_HEADER + "#1,a@example.jp,paid,JPY,100,2024-01-01,1,茶,100,T\n"
+                      + f"#2,b@example.jp,paid,JPY,100,2024-01-01,1,{too_long},100,T\n")
+    with pytest.raises(BadInput, match="line 3: field larger than field limit"):
+        await _import_path(engine, broken, Kind.orders, in_child=True)
