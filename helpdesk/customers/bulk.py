@@ -222,7 +222,8 @@ def _order_row(order: IncomingOrder, customer_id: int) -> dict[str, Any]:
     return {"customer_id": customer_id, "source": order.source, "number": order.number,
             "external_id": order.external_id, "ordered_at": order.ordered_at,
             "status": order.status[:40], "total": order.total, "currency": order.currency[:3],
-            "remote_updated_at": order.remote_updated_at, "digest": service.order_digest(order)}
+            "remote_updated_at": order.remote_updated_at,
+            "digest": order.digest or service.order_digest(order)}
 
 
 async def _insert_orders(

@@ -168,6 +168,8 @@ class IncomingOrder:
     phone: str | None = None
     name: str | None = None
     name_kana: str | None = None
+    # The fingerprint of the above, when the parser already took it (see order_digest).
+    digest: str | None = None
 
 
 @dataclass(slots=True)

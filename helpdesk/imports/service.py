@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from helpdesk import normalize
+from helpdesk.customers import service as customers
 from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.imports.layouts import Layout
 from helpdesk.imports.models import ImportSummary, RowProblem
@@ -214,6 +215,8 @@ class _OrderGrouper:
     def take(self) -> list[IncomingOrder]:
         """The orders gathered so far (called only where a new order number begins)."""
         orders = list(self.orders.values())
+        for order in orders:  # here, so a parser in another process does this work too
+            order.digest = customers.order_digest(order)
         self.orders.clear()
         self.summed.clear()
         return orders
