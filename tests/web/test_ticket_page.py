@@ -275,8 +275,8 @@ async def test_a_photo_fetched_after_the_message_appears_in_the_open_thread(
     await tickets.add_late_content(db, message_id=result.message_id, attachments=[
         InboundAttachment(filename="line-image-1.jpg", content_type="image/jpeg", data=b"\xff\xd8jpeg")])
     await db.commit()
-    frames = await peek.frames_after(seq)
-    assert [f["type"] for f in frames] == ["message.updated"]
+    frames = [f for f in await peek.frames_after(seq) if f["type"] == "message.updated"]
+    assert [f["data"]["message_id"] for f in frames] == [result.message_id]
     await tab.deliver(frames)
     link = tab.page.locator(f"#message-{result.message_id} .attachments a")
     await expect(link).to_have_text("line-image-1.jpg")
