@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base: str = "https://api.line.me"
+    # LINE serves what users send (photos, videos, audio, files) from its own domain.
+    line_data_api_base: str = "https://api-data.line.me"
     meta_app_secret: str | None = None
     meta_verify_token: str | None = None
     meta_api_base: str = "https://graph.facebook.com"
@@ -58,6 +60,12 @@ class Settings(BaseSettings):
     # Outbox: attempts before a message is marked failed; the first retry's delay (it doubles).
     outbox_max_attempts: int = 5
     outbox_backoff_seconds: float = 30.0
+    # Media users send (LINE photos…) is downloaded after the webhook answers: at most this big
+    # (larger is not stored; the message says so), tried this often, first retry after this
+    # delay (it doubles; LINE answers 202 while a video or audio is still being prepared).
+    media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    media_fetch_max_attempts: int = Field(default=8, ge=1)
+    media_fetch_backoff_seconds: float = Field(default=5.0, gt=0)
 
     run_workers: bool = True
     # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;

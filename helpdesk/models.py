@@ -4,7 +4,7 @@ from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings
-from helpdesk.channels.models import ChatVisitor, ImapCursor
+from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
 from helpdesk.customers.models import (
     Customer,
     CustomerIdentity,
@@ -24,7 +24,7 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCoun
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
-    "InboxMember", "IpRule", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
+    "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
     "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
     "TicketCount", "TicketTag", "User",
 ]

@@ -1,4 +1,4 @@
-"""What the channel adapters remember: mailbox progress and chat visitors.
+"""What the channel adapters remember: mailbox progress, chat visitors, media to download.
 
 Provider deliveries already handled are core: ``helpdesk.receipts``.
 """
@@ -31,4 +31,28 @@ class ChatVisitor(SQLModel, table=True):
     online_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Left when nobody was online: replies go there while the visitor is away.
     email: str | None = Field(default=None, max_length=254)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MediaFetch(SQLModel, table=True):
+    """Content a provider holds for an inbound message (a LINE photo), still to be downloaded.
+
+    Written in the transaction that ingests the message, so an acknowledged webhook never loses
+    it. A worker downloads it later and attaches it to the message (or gives up and notes that
+    on the message); either way the row is then deleted: what is here is what is still to do.
+    """
+
+    __tablename__ = "media_fetch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", unique=True, ondelete="CASCADE")
+    provider: str = Field(max_length=20)
+    # The provider's id for the content (LINE's message id), its kind, its name when it has one.
+    media_id: str = Field(max_length=255)
+    kind: str = Field(max_length=20)
+    filename: str | None = Field(default=None, max_length=255)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=1000)
+    # Due then; a worker that claims the row pushes it past its lease, so a crash only delays it.
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

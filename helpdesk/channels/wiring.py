@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.channels import media
 from helpdesk.channels.chat import api as chat_api
 from helpdesk.channels.chat import service as chat
 from helpdesk.channels.email import api as email_api
@@ -19,6 +20,8 @@ from helpdesk.config import Settings
 from helpdesk.outbox.service import SenderRegistry
 
 ROUTERS: list[APIRouter] = [email_api.router, line_api.router, meta_api.router, chat_api.router]
+# How each provider's media (queued in media_fetch by its webhook) is downloaded.
+FETCHERS: dict[str, media.Fetcher] = {"line": line.fetch_content}
 
 
 def register_senders(registry: SenderRegistry,
@@ -34,7 +37,7 @@ def register_senders(registry: SenderRegistry,
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
-    """The chat hub, the SMTP listener (``SMTP_LISTEN``) and IMAP polling, for the app's life."""
+    """The chat hub, the SMTP listener, IMAP polling and media downloads, for the app's life."""
     settings: Settings = app.state.settings
     sessionmaker = app.state.sessionmaker
     hub = chat.ChatHub(sessionmaker)
@@ -46,7 +49,9 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     if settings.imap_url and settings.run_workers:
         tasks.append(asyncio.create_task(email.run_imap_poller(sessionmaker, settings, stop)))
     try:
-        yield
+        async with media.running(sessionmaker=sessionmaker, fetchers=FETCHERS, settings=settings,
+                                 http=app.state.http, listen=app.state.bus.listen):
+            yield
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -28,6 +28,7 @@ from helpdesk.tickets.models import (
     AttachmentPublic,
     Channel,
     Direction,
+    InboundAttachment,
     InboundMessage,
     IngestResult,
     Message,
@@ -205,11 +206,41 @@ def _store_attachments(session: AsyncSession, message_id: int, inbound: InboundM
     for item in inbound.attachments:
         if len(item.data) > MAX_ATTACHMENT_BYTES:
             continue
-        session.add(Attachment(
-            message_id=message_id, filename=item.filename[:255],
-            content_type=item.content_type[:127], size=len(item.data),
-            content_id=item.content_id, data=item.data,
-        ))
+        session.add(_attachment_row(message_id, item))
+
+
+def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
+    return Attachment(
+        message_id=message_id, filename=item.filename[:255],
+        content_type=item.content_type[:127], size=len(item.data),
+        content_id=item.content_id, data=item.data,
+    )
+
+
+async def add_late_content(
+    session: AsyncSession, *, message_id: int, attachments: list[InboundAttachment],
+    note: str | None = None,
+) -> bool:
+    """Attach content fetched after ingest (a LINE photo) to a message, or note why it is missing.
+
+    The caller decides how big is acceptable. Operators are told with ``message.updated``.
+    False when the message no longer exists.
+    """
+    message = await session.get(Message, message_id)
+    if message is None:
+        return False
+    session.add_all(_attachment_row(message_id, item) for item in attachments)
+    if note:
+        message.body_text = f"{message.body_text}\n{note}" if message.body_text else note
+    await session.flush()
+    inbox_id = await inbox_of(session, message.ticket_id)
+    shown = (await _attachments_of(session, [message_id])).get(message_id, [])
+    events.record(session, type="message.updated", inbox_id=inbox_id, data={
+        "ticket_id": message.ticket_id, "message_id": message.id, "channel": message.channel,
+        "direction": message.direction, "delivery_status": message.delivery_status, "error": None,
+        "attachments": [a.model_dump() for a in shown], "preview": message.body_text[:140],
+    })
+    return True
 
 
 def _touch(ticket: Ticket) -> None:

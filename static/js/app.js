@@ -170,8 +170,9 @@
     }
     // What the socket announced, applied once this page's own requests have settled: their
     // responses bring the new state themselves, so they are not fetched twice (or raced).
-    var announced = { version: 0, message: 0 };
-    var asked = { version: 0, message: 0 };
+    // ``changed`` counts message.updated events (a delivery status, a photo fetched late).
+    var announced = { version: 0, message: 0, changed: 0 };
+    var asked = { version: 0, message: 0, changed: 0 };
     var inFlight = 0;
     root.addEventListener("htmx:beforeRequest", function () { inFlight += 1; });
     root.addEventListener("htmx:afterRequest", function () {
@@ -186,8 +187,10 @@
         asked.version = announced.version;
         refresh("/tickets/" + ticketId, "#controls");
       }
-      if (announced.message > shownMessage() && announced.message > asked.message) {
-        asked.message = announced.message;
+      var newMessage = announced.message > shownMessage() && announced.message > asked.message;
+      if (newMessage || announced.changed > asked.changed) {
+        asked.message = Math.max(asked.message, announced.message);
+        asked.changed = announced.changed;
         refresh("/tickets/" + ticketId + "?new_since=" + seen(), "#thread");
       }
     }, 150);
@@ -200,6 +203,9 @@
       } else if (frame.type === "message.created" && data.ticket_id === ticketId) {
         announced.message = Math.max(announced.message, Number(data.message_id) || 0);
         announced.version = Math.max(announced.version, Number(data.ticket_version) || 0);
+        catchUp();
+      } else if (frame.type === "message.updated" && data.ticket_id === ticketId) {
+        announced.changed += 1;
         catchUp();
       } else if ((frame.type === "ticket.viewing" || frame.type === "ticket.typing") &&
                  Number(data.ticket_id) === ticketId) {

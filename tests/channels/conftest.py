@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels import wiring
+from helpdesk.channels.media import FetchOptions, MediaWorker
 from helpdesk.config import Settings
 from helpdesk.db import create_sessionmaker
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
-from tests.channels.fakes import FakeLine, FakeMeta, FakeSMTP
+from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
 from tests.conftest import LiveServer, Staff, free_port, make_settings
 
 LINE_SECRET = "line-channel-secret-for-tests"
@@ -37,6 +38,12 @@ def fake_line() -> Iterator[FakeLine]:
 
 
 @pytest.fixture(scope="session")
+def fake_line_data() -> Iterator[FakeLineData]:
+    with FakeLineData(LINE_TOKEN) as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
 def fake_meta() -> Iterator[FakeMeta]:
     with FakeMeta(META_TOKEN) as fake:
         yield fake  # type: ignore[misc]
@@ -50,11 +57,11 @@ def fake_smtp() -> Iterator[FakeSMTP]:
 
 @pytest.fixture(autouse=True)
 def _clean_fakes(request: pytest.FixtureRequest) -> None:
-    for name in ("fake_line", "fake_meta", "fake_smtp"):
+    for name in ("fake_line", "fake_line_data", "fake_meta", "fake_smtp"):
         if name in request.fixturenames:
             fake = request.getfixturevalue(name)
             fake.fail_next = 0
-            for attr in ("requests", "pushed", "sent", "messages"):
+            for attr in ("requests", "pushed", "sent", "messages", "contents", "profiles"):
                 if hasattr(fake, attr):
                     getattr(fake, attr).clear()
             if hasattr(fake, "accepted_keys"):
@@ -63,10 +70,12 @@ def _clean_fakes(request: pytest.FixtureRequest) -> None:
 
 
 def channel_settings(database_url: str, fake_line: FakeLine, fake_meta: FakeMeta,
-                     fake_smtp: FakeSMTP, **overrides: object) -> Settings:
+                     fake_smtp: FakeSMTP, fake_line_data: FakeLineData,
+                     **overrides: object) -> Settings:
     values: dict[str, object] = {
         "line_channel_secret": LINE_SECRET, "line_channel_access_token": LINE_TOKEN,
-        "line_api_base": fake_line.url, "meta_app_secret": META_SECRET,
+        "line_api_base": fake_line.url, "line_data_api_base": fake_line_data.url,
+        "meta_app_secret": META_SECRET,
         "meta_verify_token": META_VERIFY, "meta_access_token": META_TOKEN,
         "meta_api_base": fake_meta.url, "smtp_url": f"smtp://127.0.0.1:{fake_smtp.port}",
         "mail_from": "support@shop.example",
@@ -77,9 +86,10 @@ def channel_settings(database_url: str, fake_line: FakeLine, fake_meta: FakeMeta
 
 @pytest.fixture(scope="session")
 def channel_server(database_url: str, fake_line: FakeLine, fake_meta: FakeMeta,
-                   fake_smtp: FakeSMTP) -> Iterator[LiveServer]:
+                   fake_smtp: FakeSMTP, fake_line_data: FakeLineData) -> Iterator[LiveServer]:
     """Every provider configured; workers off, so tests drive the outbox themselves."""
-    with LiveServer(channel_settings(database_url, fake_line, fake_meta, fake_smtp)) as live:
+    with LiveServer(channel_settings(database_url, fake_line, fake_meta, fake_smtp,
+                                     fake_line_data)) as live:
         yield live
 
 
@@ -91,11 +101,12 @@ async def chttp(channel_server: LiveServer, engine: AsyncEngine) -> AsyncIterato
 
 @pytest.fixture
 async def live_server(database_url: str, fake_line: FakeLine, fake_meta: FakeMeta,
-                      fake_smtp: FakeSMTP, engine: AsyncEngine) -> AsyncIterator[LiveServer]:
+                      fake_smtp: FakeSMTP, fake_line_data: FakeLineData,
+                      engine: AsyncEngine) -> AsyncIterator[LiveServer]:
     """A server running its own workers and SMTP listener, as in production (one per test)."""
-    settings = channel_settings(database_url, fake_line, fake_meta, fake_smtp, run_workers=True,
-                                smtp_listen=f"127.0.0.1:{free_port()}",
-                                outbox_backoff_seconds=0.2)
+    settings = channel_settings(database_url, fake_line, fake_meta, fake_smtp, fake_line_data,
+                                run_workers=True, smtp_listen=f"127.0.0.1:{free_port()}",
+                                outbox_backoff_seconds=0.2, media_fetch_backoff_seconds=0.2)
     live = LiveServer(settings)
     await asyncio.to_thread(live.__enter__)
     try:
@@ -113,6 +124,16 @@ async def worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterat
     async with httpx.AsyncClient(timeout=10) as client:
         yield OutboxWorker(sessionmaker, registry, channel_server.settings, client,
                            WorkerOptions(max_attempts=3, backoff=timedelta(seconds=10)))
+
+
+@pytest.fixture
+async def media_worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterator[MediaWorker]:
+    """The media download worker, driven by the test one pass at a time."""
+    sessionmaker = create_sessionmaker(engine)
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield MediaWorker(sessionmaker, wiring.FETCHERS, channel_server.settings, client,
+                          FetchOptions(max_attempts=3, backoff=timedelta(seconds=10),
+                                       max_bytes=1024 * 1024))
 
 
 @pytest.fixture

@@ -128,6 +128,43 @@ class FakeLine(ThreadedHTTP):
             headers={"x-line-request-id": request_id})
 
 
+@dataclass
+class Content:
+    """What FakeLineData serves for one message id: answers to give first, then the bytes."""
+
+    data: bytes
+    content_type: str = "image/jpeg"
+    before: list[int] = field(default_factory=list)  # statuses answered first (202, 500…)
+
+
+class FakeLineData(ThreadedHTTP):
+    """LINE's content API (api-data.line.me): what users sent, 202 while still being prepared."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+        self.contents: dict[str, Content] = {}
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/v2/bot/message/{message_id}/content", self.content)
+
+    def fetches(self, message_id: str) -> int:
+        return sum(1 for r in self.requests if r.path == f"/v2/bot/message/{message_id}/content")
+
+    async def content(self, request: web.Request) -> web.StreamResponse:
+        await self.record(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"message": "Authentication failed"}, status=401)
+        found = self.contents.get(request.match_info["message_id"])
+        if found is None:
+            return web.json_response({"message": "Not found"}, status=404)
+        if found.before:
+            status = found.before.pop(0)
+            return web.Response(status=status) if status == 202 else web.json_response(
+                {"message": "error"}, status=status)
+        return web.Response(body=found.data, content_type=found.content_type)
+
+
 class FakeMeta(ThreadedHTTP):
     """The Graph API's Send API (Messenger, Instagram) and WhatsApp Cloud API."""
 
@@ -135,9 +172,25 @@ class FakeMeta(ThreadedHTTP):
         super().__init__()
         self.token = token
         self.sent: list[Recorded] = []
+        self.profiles: dict[str, dict[str, str]] = {}  # user id → the fields the Graph API has
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{account}/messages", self.handle_messages)
+        app.router.add_get("/{version}/{user_id}", self.profile)
+
+    async def profile(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        found = self.profiles.get(request.match_info["user_id"])
+        if request.headers.get("Authorization") != f"Bearer {self.token}" or found is None:
+            return web.json_response({"error": {"message": "Unsupported get request.",
+                                                "type": "GraphMethodException", "code": 100}},
+                                     status=400)
+        if self.failing():
+            return web.json_response({"error": {"message": "An unexpected error has occurred.",
+                                                "type": "OAuthException", "code": 2}}, status=500)
+        wanted = request.query.get("fields", "").split(",")
+        return web.json_response({"id": request.match_info["user_id"],
+                                  **{k: v for k, v in found.items() if k in wanted}})
 
     async def handle_messages(self, request: web.Request) -> web.Response:
         item = await self.record(request)

@@ -113,3 +113,59 @@ async def test_replies_go_through_the_send_api_and_the_cloud_api(
     outbound = await fetch(db, select(Message).where(Message.direction == "out").order_by(Message.id))
     assert [(m.delivery_status, m.external_id) for m in outbound] == [
         ("sent", "m_OUT1"), ("sent", "wamid.OUT2")]
+
+
+async def test_messenger_and_instagram_senders_are_named_from_their_profiles(
+        chttp: httpx.AsyncClient, db: AsyncSession, fake_meta: FakeMeta) -> None:
+    fake_meta.profiles["5550000000000001"] = {"first_name": "Taro", "last_name": "Yamada",
+                                              "name": "Taro Yamada"}
+    fake_meta.profiles["17841455500000002"] = {"username": "hanako_shop"}
+    fake_meta.profiles["17841455500000003"] = {"name": "鈴木 花子", "username": "hanako.s"}
+    responses = [
+        await post_meta(chttp, messenger("m_NAME1", "名前つき", sender="5550000000000001")),
+        await post_meta(chttp, messenger("m_NAME2", "ユーザー名だけ", obj="instagram",
+                                         sender="17841455500000002", account="17841400000000099")),
+        await post_meta(chttp, messenger("m_NAME3", "名前あり", obj="instagram",
+                                         sender="17841455500000003", account="17841400000000099")),
+        await post_meta(chttp, messenger("m_NAME4", "二通目", sender="5550000000000001")),
+    ]
+    assert [r.json()["received"] for r in responses] == [1, 1, 1, 1]
+    names = {i.value: c.name for c, i in (await fetch_pairs(db))}
+    assert names == {"messenger:5550000000000001": "Taro Yamada",
+                     "instagram:17841455500000002": "hanako_shop",
+                     "instagram:17841455500000003": "鈴木 花子"}
+    authors = sorted(m.author or "" for m in await fetch(db, select(Message)))
+    assert authors == ["Taro Yamada", "Taro Yamada", "hanako_shop", "鈴木 花子"]
+    lookups = [r for r in fake_meta.requests if r.method == "GET"]
+    assert [(r.path, r.headers["Authorization"]) for r in lookups] == [
+        ("/v21.0/5550000000000001", "Bearer meta-page-access-token"),
+        ("/v21.0/17841455500000002", "Bearer meta-page-access-token"),
+        ("/v21.0/17841455500000003", "Bearer meta-page-access-token"),
+    ]  # the second Messenger message is named from the cache
+
+
+async def test_a_failing_graph_api_never_blocks_a_message(
+        chttp: httpx.AsyncClient, db: AsyncSession, fake_meta: FakeMeta) -> None:
+    fake_meta.profiles["5550000000000009"] = {"name": "Later Known"}
+    fake_meta.fail_next = 1
+    first = await post_meta(chttp, messenger("m_FAIL1", "最初", sender="5550000000000009"))
+    unknown = await post_meta(chttp, messenger("m_FAIL2", "不明", sender="5550000000000010"))
+    assert [first.json()["received"], unknown.json()["received"]] == [1, 1]
+    assert sorted(m.body_text for m in await fetch(db, select(Message))) == ["不明", "最初"]
+    assert all(c.name is None for c, _ in await fetch_pairs(db))
+    # A server error is not remembered: the next message from them is named (and so are they).
+    await post_meta(chttp, messenger("m_FAIL3", "二通目", sender="5550000000000009"))
+    names = {i.value: c.name for c, i in await fetch_pairs(db)}
+    assert names["messenger:5550000000000009"] == "Later Known"
+    assert names["messenger:5550000000000010"] is None
+
+
+async def fetch_pairs(db: AsyncSession) -> list[tuple[Customer, CustomerIdentity]]:
+    """Every customer with each of their Meta identities."""
+    await db.rollback()
+    rows = (await db.execute(select(Customer, CustomerIdentity)
+                             .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+                             .where(CustomerIdentity.kind == "meta"))).all()
+    db.expunge_all()
+    await db.rollback()
+    return [(c, i) for c, i in rows]

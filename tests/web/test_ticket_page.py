@@ -13,7 +13,15 @@ from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Message, Status, Ticket, TicketTag, TicketUpdate
+from helpdesk.tickets.models import (
+    Channel,
+    InboundAttachment,
+    Message,
+    Status,
+    Ticket,
+    TicketTag,
+    TicketUpdate,
+)
 from tests.conftest import Staff, begin_write
 from tests.web.conftest import Peek, Tabs, inbound
 
@@ -253,3 +261,24 @@ async def test_a_resync_refetches_the_thread_and_keeps_the_unsaved_reply(
     assert await tab_b.page.evaluate("window.__notReloaded") is True
     tab_a.assert_clean()
     tab_b.assert_clean()
+
+
+async def test_a_photo_fetched_after_the_message_appears_in_the_open_thread(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    result = await inbound(db, "t-photo", body="[画像]", channel=Channel.line, email=None)
+    tab = await tabs.open(sato)
+    await tab.goto(f"/tickets/{result.ticket_id}")
+    await tab.page.evaluate("window.__notReloaded = true")
+    seq = await peek.last_seq()
+    await begin_write(db)
+    await tickets.add_late_content(db, message_id=result.message_id, attachments=[
+        InboundAttachment(filename="line-image-1.jpg", content_type="image/jpeg", data=b"\xff\xd8jpeg")])
+    await db.commit()
+    frames = [f for f in await peek.frames_after(seq) if f["type"] == "message.updated"]
+    assert [f["data"]["message_id"] for f in frames] == [result.message_id]
+    await tab.deliver(frames)
+    link = tab.page.locator(f"#message-{result.message_id} .attachments a")
+    await expect(link).to_have_text("line-image-1.jpg")
+    assert await tab.page.evaluate("window.__notReloaded") is True
+    tab.assert_clean()

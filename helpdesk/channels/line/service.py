@@ -4,17 +4,18 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.channels import webhooks
+from helpdesk.channels import media, webhooks
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.outbox.service import OutboundContext, SendError
 from helpdesk.receipts import service as receipts
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Channel, InboundMessage, Sender
+from helpdesk.tickets.models import Channel, InboundAttachment, InboundMessage, Sender
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ BLOCKED_TAG = "LINEブロック"
 _names = webhooks.TTLCache()
 
 # What operators see for messages that are not text.
+# What users send that LINE keeps for a while and the helpdesk downloads as an attachment.
+MEDIA_KINDS = ("image", "video", "audio", "file")
 _PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
                  "location": "[位置情報]", "sticker": "[スタンプ]"}
 
@@ -66,9 +69,37 @@ def message_text(message: dict[str, Any]) -> str:
     label = _PLACEHOLDERS.get(kind, f"[{kind or 'メッセージ'}]")
     if kind == "file" and message.get("fileName"):
         return f"{label} {message['fileName']}"
+    external = _external_url(message)
+    if external:
+        return f"{label} {external}"
     if kind == "location":
         return " ".join(str(p) for p in (label, message.get("title"), message.get("address")) if p)
     return label
+
+
+def _external_url(message: dict[str, Any]) -> str | None:
+    """Where content held by another provider is (``contentProvider.type: external``)."""
+    provider = message.get("contentProvider")
+    if not isinstance(provider, dict) or provider.get("type") != "external":
+        return None
+    url = provider.get("originalContentUrl")
+    return url if isinstance(url, str) and url.startswith("https://") else None
+
+
+def media_of(message: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """(content id, kind, file name) of content to download from LINE; None for anything else.
+
+    Content another provider holds (``external``) is not downloaded: the message shows its
+    link, so the server never fetches an address a message named.
+    """
+    kind, content_id = message.get("type"), message.get("id")
+    if kind not in MEDIA_KINDS or not isinstance(content_id, str) or not content_id:
+        return None
+    provider = message.get("contentProvider")
+    if isinstance(provider, dict) and provider.get("type", "line") != "line":
+        return None
+    name = message.get("fileName")
+    return content_id, str(kind), name if isinstance(name, str) and name else None
 
 
 def to_inbound(event: dict[str, Any], *, name: str | None) -> InboundMessage | None:
@@ -97,9 +128,15 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
     kind = event.get("type")
     if kind == "message":
         inbound = to_inbound(event, name=name)
-        if inbound is not None:
-            await tickets.ingest(session, inbound, options=tickets.IngestOptions(
-                region=settings.default_region))
+        if inbound is None:
+            return
+        result = await tickets.ingest(session, inbound, options=tickets.IngestOptions(
+            region=settings.default_region))
+        found = media_of(event["message"])
+        if found is not None and not result.duplicate:  # a redelivery fetches nothing again
+            content_id, kind, filename = found
+            media.enqueue(session, message_id=result.message_id, provider="line",
+                          media_id=content_id, kind=kind, filename=filename)
         return
     user_id, _ = source_ids(event)
     event_id = event.get("webhookEventId")
@@ -111,6 +148,20 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
                                        name=name, region=settings.default_region)
     tags = [t for t in customer.tags if t != BLOCKED_TAG]
     customer.tags = [*tags, BLOCKED_TAG] if kind == "unfollow" else tags
+
+
+async def fetch_content(item: media.Pending, settings: Settings, http: httpx.AsyncClient,
+                        max_bytes: int) -> InboundAttachment:
+    """Download what a user sent from LINE's content API (202 means: not ready, try later)."""
+    if not settings.line_channel_access_token:
+        raise media.FetchError("LINE_CHANNEL_ACCESS_TOKEN is not configured")
+    base = settings.line_data_api_base.rstrip("/")
+    data, content_type = await media.download(
+        http, f"{base}/v2/bot/message/{quote(item.media_id, safe='')}/content",
+        headers={"Authorization": f"Bearer {settings.line_channel_access_token}"},
+        max_bytes=max_bytes)
+    return InboundAttachment(filename=media.filename_for(item, content_type),
+                             content_type=content_type, data=data)
 
 
 def _chunks(text: str) -> list[str]:

@@ -48,8 +48,9 @@ async def verified_body(
 @router.post("/webhooks/meta")
 async def meta_webhook(
     body: Annotated[bytes, Depends(verified_body)], session: SessionDep, settings: SettingsDep,
+    http: webhooks.HttpDep,
 ) -> dict[str, Any]:
     """Ingest the messages of a delivery; Meta delivers at least once, message ids dedupe."""
     payload = webhooks.json_object(body)
-    received = await service.ingest_payload(session, payload, settings=settings)
+    received = await service.ingest_payload(session, payload, settings=settings, http=http)
     return {"received": received}

@@ -4,18 +4,26 @@ A thread's ``conversation_key`` records where to answer: ``meta:<platform>:<acco
 the account being the Page, Instagram account or WhatsApp phone number id that was written to.
 """
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.channels import webhooks
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, SendError
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 
+log = logging.getLogger(__name__)
+
+NAME_TIMEOUT_SECONDS = 3.0  # Meta waits for the webhook's answer; a name is not worth more
+_names = webhooks.TTLCache()
 MAX_TEXT = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 _PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
                  "document": "[ファイル]", "sticker": "[スタンプ]", "location": "[位置情報]"}
@@ -104,12 +112,72 @@ def _dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+# ---- sender names ------------------------------------------------------------------------------
+
+# The Graph API fields that name a sender, per platform (a Page-scoped or Instagram-scoped id).
+PROFILE_FIELDS = {"messenger": "first_name,last_name,name", "instagram": "name,username"}
+
+
+async def sender_name(http: httpx.AsyncClient, settings: Settings, platform: str,
+                      user_id: str) -> str | None:
+    """A Messenger or Instagram sender's name from the Graph API (None when it cannot be had).
+
+    Cached like LINE display names; a slow or failing Graph API only costs the name.
+    """
+    key = f"{platform}:{user_id}"
+    found, name = _names.get(key)
+    if found:
+        return name
+    fields = PROFILE_FIELDS.get(platform)
+    if fields is None or not settings.meta_access_token:
+        return None
+    url = f"{settings.meta_api_base.rstrip('/')}/{settings.meta_graph_version}/{quote(user_id, safe='')}"
+    try:
+        response = await http.get(url, params={"fields": fields}, timeout=NAME_TIMEOUT_SECONDS,
+                                  headers={"Authorization": f"Bearer {settings.meta_access_token}"})
+        profile = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("Graph profile of %s unavailable: %s", key, exc)
+        return None
+    if response.status_code >= 500:
+        return None  # worth asking again next time
+    name = _profile_name(profile) if isinstance(profile, dict) else None
+    _names.put(key, name)
+    return name
+
+
+def _profile_name(profile: dict[str, Any]) -> str | None:
+    name = _str(profile.get("name"))
+    if name:
+        return name
+    parts = [p for p in (_str(profile.get("first_name")), _str(profile.get("last_name"))) if p]
+    return " ".join(parts) or _str(profile.get("username"))
+
+
+async def with_names(http: httpx.AsyncClient, settings: Settings,
+                     messages: list[InboundMessage]) -> list[InboundMessage]:
+    """The messages, Messenger and Instagram senders named from their profiles where possible."""
+    named: list[InboundMessage] = []
+    for inbound in messages:
+        platform, _, user_id = (inbound.sender.meta_id or "").partition(":")
+        if inbound.sender.name is None and user_id:
+            name = await sender_name(http, settings, platform, user_id)
+            if name:
+                inbound = inbound.model_copy(
+                    update={"sender": inbound.sender.model_copy(update={"name": name})})
+        named.append(inbound)
+    return named
+
+
 async def ingest_payload(session: AsyncSession, payload: dict[str, Any], *,
-                         settings: Settings) -> int:
+                         settings: Settings, http: httpx.AsyncClient | None = None) -> int:
     """Ingest every message in a webhook payload, committing each; returns how many were new."""
     new = 0
     options = tickets.IngestOptions(region=settings.default_region)
-    for inbound in [*messaging_events(payload), *whatsapp_events(payload)]:
+    messages = [*messaging_events(payload), *whatsapp_events(payload)]
+    if http is not None:
+        messages = await with_names(http, settings, messages)
+    for inbound in messages:
         result = await tickets.ingest(session, inbound, options=options)
         await session.commit()
         new += not result.duplicate

@@ -1,0 +1,250 @@
+"""Downloading what customers send (LINE photos, videos, audio, files) after the webhook answered.
+
+A webhook only records what is to be fetched (``media_fetch``, in the transaction that ingests
+the message), so it answers fast and a crash loses nothing it acknowledged. The worker here:
+
+1. *Claims* due rows in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+   counting the attempt and pushing ``next_attempt_at`` past a lease: a process that dies while
+   downloading only delays the row.
+2. *Downloads* outside any transaction, through the provider's fetcher, at most
+   ``HELPDESK_MEDIA_MAX_BYTES``.
+3. *Records* in one transaction: the attachment on the message and a ``message.updated`` event,
+   and the row deleted. A provider that is not ready (LINE's 202 while a video is prepared) or
+   down is tried again with exponential backoff; a refusal (404: gone), content over the cap or
+   the last attempt leaves the placeholder text with a note saying why, and the row deleted.
+"""
+
+import asyncio
+import logging
+import mimetypes
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from helpdesk.channels.models import MediaFetch
+from helpdesk.config import Settings
+from helpdesk.db import dialect_of, utcnow
+from helpdesk.outbox.tasks import wake_on_commit
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import InboundAttachment
+
+log = logging.getLogger(__name__)
+
+NOT_FETCHED = "（内容を取得できませんでした）"
+
+
+def too_large_note(max_bytes: int) -> str:
+    """What the message says when its content was over the cap."""
+    return f"（{max_bytes / 1024 / 1024:g} MiB を超えるため保存していません）"
+
+
+class FetchError(Exception):
+    """A download that failed; ``permanent`` ones are not tried again and leave ``note``."""
+
+    def __init__(self, message: str, *, permanent: bool = False, note: str = NOT_FETCHED) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.note = note
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One claimed row, as a fetcher needs it."""
+
+    id: int
+    message_id: int
+    provider: str
+    media_id: str
+    kind: str
+    filename: str | None
+    attempt: int
+
+
+# A fetcher downloads one item's content (at most max_bytes) or raises FetchError.
+Fetcher = Callable[[Pending, Settings, httpx.AsyncClient, int], Awaitable[InboundAttachment]]
+
+
+def enqueue(session: AsyncSession, *, message_id: int, provider: str, media_id: str, kind: str,
+            filename: str | None = None) -> None:
+    """Add a download to the current transaction (the one that ingested the message)."""
+    session.add(MediaFetch(message_id=message_id, provider=provider, media_id=media_id[:255],
+                           kind=kind[:20], filename=filename[:255] if filename else None))
+
+
+async def download(http: httpx.AsyncClient, url: str, *, headers: Mapping[str, str],
+                   max_bytes: int) -> tuple[bytes, str]:
+    """(body, content type) of a GET, read at most ``max_bytes`` far; FetchError otherwise."""
+    try:
+        async with http.stream("GET", url, headers=headers) as response:
+            _check_status(response)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"{declared} bytes is over the cap", permanent=True,
+                                 note=too_large_note(max_bytes))
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise FetchError("over the cap", permanent=True, note=too_large_note(max_bytes))
+            kind = response.headers.get("content-type", "").split(";")[0].strip()
+            return bytes(body), kind or "application/octet-stream"
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    if status == 202:
+        raise FetchError("202: the content is still being prepared")
+    raise FetchError(f"answered {status}",
+                     permanent=400 <= status < 500 and status not in (401, 403, 408, 429))
+
+
+def filename_for(item: Pending, content_type: str) -> str:
+    """The file's own name, or one made of the provider, its id and the type's extension."""
+    if item.filename:
+        return item.filename
+    extension = mimetypes.guess_extension(content_type) or ""
+    return f"{item.provider}-{item.kind}-{item.media_id}{extension}"
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    max_attempts: int = 8
+    backoff: timedelta = timedelta(seconds=5)
+    max_backoff: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 5
+    poll_seconds: float = 5.0
+    max_bytes: int = 20 * 1024 * 1024
+
+    def delay(self, attempt: int) -> timedelta:
+        """How long to wait after failed attempt number ``attempt`` (1, 2, 4, 8… × backoff)."""
+        return min(self.backoff * (2 ** max(attempt - 1, 0)), self.max_backoff)
+
+
+@dataclass
+class MediaWorker:
+    """Downloads pending media through the fetcher of its provider; ``run_once`` is one pass."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    fetchers: Mapping[str, Fetcher]
+    settings: Settings
+    http: httpx.AsyncClient
+    options: FetchOptions = FetchOptions()
+
+    async def run_once(self, *, now: datetime | None = None) -> int:
+        """Claim what is due and try each once; returns how many were tried."""
+        now = now or utcnow()
+        claimed = await self._claim(now)
+        for item in claimed:
+            await self._fetch(item, now)
+        return len(claimed)
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        """Work until ``stop`` is set; ``wake`` (set after commits) cuts the idle wait short."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once() > 0
+            except Exception:  # the loop must outlive a database hiccup
+                log.exception("media fetch pass failed")
+                busy = False
+            if busy:
+                continue
+            wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=self.options.poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _claim(self, now: datetime) -> list[Pending]:
+        async with self.sessionmaker() as session:
+            stmt = (select(MediaFetch).where(col(MediaFetch.next_attempt_at) <= now,
+                                             col(MediaFetch.provider).in_(list(self.fetchers)))
+                    .order_by(col(MediaFetch.next_attempt_at), col(MediaFetch.id))
+                    .limit(self.options.batch))
+            if dialect_of(session) == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            claimed = [Pending(id=r.id or 0, message_id=r.message_id, provider=r.provider,
+                               media_id=r.media_id, kind=r.kind, filename=r.filename,
+                               attempt=r.attempts + 1) for r in await session.scalars(stmt)]
+            if not claimed:
+                return []
+            await session.execute(
+                update(MediaFetch).where(col(MediaFetch.id).in_([c.id for c in claimed]))
+                .values(attempts=col(MediaFetch.attempts) + 1, next_attempt_at=now + self.options.lease))
+            await session.commit()
+        return claimed
+
+    async def _fetch(self, item: Pending, now: datetime) -> None:
+        try:
+            fetched = await self.fetchers[item.provider](
+                item, self.settings, self.http, self.options.max_bytes)
+        except Exception as exc:  # any failure is recorded on the row and retried
+            error = exc if isinstance(exc, FetchError) else FetchError(f"{type(exc).__name__}: {exc}")
+            log.warning("media fetch %s (%s %s) attempt %s failed: %s",
+                        item.id, item.provider, item.media_id, item.attempt, error)
+            await self._record_failure(item, error, now=now)
+        else:
+            await self._finish(item, [fetched], note=None)
+
+    async def _record_failure(self, item: Pending, error: FetchError, *, now: datetime) -> None:
+        if error.permanent or item.attempt >= self.options.max_attempts:
+            await self._finish(item, [], note=error.note)
+            return
+        async with self.sessionmaker() as session:
+            await session.execute(
+                update(MediaFetch)
+                .where(col(MediaFetch.id) == item.id, col(MediaFetch.attempts) == item.attempt)
+                .values(last_error=str(error)[:1000],
+                        next_attempt_at=now + self.options.delay(item.attempt)))
+            await session.commit()
+
+    async def _finish(self, item: Pending, attachments: list[InboundAttachment],
+                      note: str | None) -> None:
+        """Attach or note, and delete the row, together; unless another process took it over."""
+        async with self.sessionmaker() as session:
+            result = await session.execute(
+                delete(MediaFetch)
+                .where(col(MediaFetch.id) == item.id, col(MediaFetch.attempts) == item.attempt))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return
+            await tickets.add_late_content(session, message_id=item.message_id,
+                                           attachments=attachments, note=note)
+            await session.commit()
+
+
+@asynccontextmanager
+async def running(*, sessionmaker: async_sessionmaker[AsyncSession], fetchers: Mapping[str, Fetcher],
+                  settings: Settings, http: httpx.AsyncClient,
+                  listen: Callable[[Callable[[int], None]], Callable[[], None]]) -> AsyncIterator[None]:
+    """Run the worker for the app's life when ``settings.run_workers`` (tests drive it instead)."""
+    if not settings.run_workers:
+        yield
+        return
+    worker = MediaWorker(sessionmaker, fetchers, settings, http, options_from(settings))
+    stop, wake = asyncio.Event(), asyncio.Event()
+    unlisten = wake_on_commit(listen, wake)
+    task = asyncio.create_task(worker.run(stop, wake))
+    try:
+        yield
+    finally:
+        stop.set()
+        unlisten()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def options_from(settings: Settings) -> FetchOptions:
+    """The worker's limits as configured."""
+    return FetchOptions(max_attempts=settings.media_fetch_max_attempts,
+                        backoff=timedelta(seconds=settings.media_fetch_backoff_seconds),
+                        max_bytes=settings.media_max_bytes)
