@@ -1,13 +1,16 @@
-"""Screen-pop latency: signed Twilio voice webhook → committed ``call.ringing`` event.
+"""Screen-pop latency: signed Twilio voice webhook → ``call.ringing`` on the operator's socket.
 
 Builds a SQLite database with 100k customers (one phone each) and 1M orders (one item each) by bulk
-SQL, serves the app in this process (the embedded setup), and sends inbound calls from random known
-customers, in assorted Japanese spellings, at a fixed rate. Latency runs from just before the
-webhook request is sent until the transaction holding ``call.ringing`` commits, and until the
-frame reaches the first offered operator's socket.
+SQL, then serves the app with uvicorn in a process of its own (the embedded setup: one server
+process, SQLite), while this process is the load generator: it holds the five operators' sockets
+and sends inbound calls from random known customers, in assorted Japanese spellings, at a fixed
+rate (open loop). Latency runs from just before the webhook request is sent until the transaction
+holding ``call.ringing`` commits (noted by the server process on the shared monotonic clock), and
+until the frame reaches the first offered operator's socket. CPU per call is the server process's
+own, read from /proc.
 
     .venv/bin/python -m bench.screen_pop [--customers 100000] [--orders-per-customer 10]
-        [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db]
+        [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db] [--reuse] [--py-spy out.svg]
 """
 
 import argparse
@@ -15,9 +18,12 @@ import asyncio
 import json
 import os
 import random
-import resource
+import shutil
+import signal
+import socket
 import sqlite3
-import threading
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,20 +98,40 @@ def build(path: Path, customers: int, per_customer: int) -> None:
           f"in {time.perf_counter() - started:.1f} s")
 
 
-async def run(path: Path, calls: int, rate: float, customers: int) -> None:
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}",  # type: ignore[call-arg]
-                        public_url=PUBLIC_URL, twilio_auth_token=TOKEN, run_workers=False)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    committed: dict[int, float] = {}
-    app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -> None:
+    """Serve in a subprocess, drive it from here, and report."""
+    settings = bench_settings(path)
+    port = free_port()
+    commits = path.with_suffix(".commits.json")
+    commits.unlink(missing_ok=True)
+    server = subprocess.Popen([sys.executable, "-m", "bench.screen_pop", "--serve", str(port),
+                               "--db", str(path), "--commits", str(commits)])
+    try:
+        _wait_healthy(port)
+        result = asyncio.run(_drive(settings, port, server.pid, calls, rate, customers, spy))
+        server.send_signal(signal.SIGINT)  # the server writes its commit times as it stops
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    sent, popped, round_trip, elapsed, cpu, peak_rss = result
+    latencies = _ringing_latencies(path, sent, json.loads(commits.read_text()))
+    socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
+    assert len(latencies) == calls, (len(latencies), calls)
+    assert len(socket_latencies) == calls, (len(socket_latencies), calls)
+    print(f"calls {calls} at {rate:g}/s offered, {calls / elapsed:.1f}/s achieved")
+    print(_line("webhook -> committed call.ringing    ", latencies))
+    print(_line("webhook -> call.ringing on the socket", socket_latencies))
+    print(_line("webhook round trip (TwiML back)      ", round_trip))
+    print(f"server CPU per call {cpu / calls * 1000:.2f} ms; server peak RSS {peak_rss:.0f} MiB; "
+          f"load generator CPU {time.process_time() * 1000 / calls:.2f} ms per call (whole run); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+async def _drive(settings: Settings, port: int, pid: int, calls: int, rate: float, customers: int,
+                 spy: Path | None) -> tuple[dict[str, float], dict[str, float], list[float], float,
+                                            float, float]:
+    """Open the operators' sockets, send the calls at a fixed rate, note every arrival."""
     # The operators' browsers: one socket each (this also makes them online for routing).
     popped: dict[str, float] = {}
     sockets = [await websockets.connect(
@@ -115,52 +141,127 @@ async def run(path: Path, calls: int, rate: float, customers: int) -> None:
     await asyncio.sleep(settings.ws_resume_wait_seconds + 0.5)  # live, and presence recorded
     sent: dict[str, float] = {}
     round_trip: list[float] = []
-    validator = RequestValidator(TOKEN)
     rng = random.Random(7)
     run_id = int(time.time())
+    validator = RequestValidator(TOKEN)
 
-    async def one(client: httpx.AsyncClient, n: int) -> None:
+    def request(n: int) -> tuple[str, str, dict[str, str]]:
+        """A signed webhook, prepared before the clock starts."""
         sid = f"CA{run_id:010d}{n:022d}"
         params = {"CallSid": sid, "From": spell(phone_of(rng.randint(1, customers)), n), "To": SALES,
                   "CallStatus": "ringing", "Direction": "inbound"}
         headers = {"X-Twilio-Signature": validator.compute_signature(
             PUBLIC_URL + "/telephony/twilio/voice", params),
             "Content-Type": "application/x-www-form-urlencoded"}
-        body = urlencode(params)
+        return sid, urlencode(params), headers
+
+    async def one(client: httpx.AsyncClient, prepared: tuple[str, str, dict[str, str]]) -> None:
+        sid, body, headers = prepared
         sent[sid] = time.perf_counter()
         response = await client.post("/telephony/twilio/voice", content=body, headers=headers)
         round_trip.append(time.perf_counter() - sent[sid])
         assert response.status_code == 200 and "<Client " in response.text, response.text
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        for n in range(20):  # warm up connections and caches
-            await one(client, 10_000_000 + n)
+        for n in range(50):  # warm up connections and caches
+            await one(client, request(10_000_000 + n))
+        await asyncio.sleep(0.5)
         sent.clear()
         round_trip.clear()
-        began, cpu_began = time.perf_counter(), time.process_time()
+        prepared = [request(n) for n in range(calls)]
+        spying = _spy(pid, spy)
+        cpu_began, began = server_cpu(pid), time.perf_counter()
         tasks = []
         for n in range(calls):
             await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(client, n)))
+            tasks.append(asyncio.create_task(one(client, prepared[n])))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
-        cpu = time.process_time() - cpu_began
-    latencies = await _ringing_latencies(path, sent, committed)
-    await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the last frames reach the sockets
+        cpu = server_cpu(pid) - cpu_began
+        if spying is not None:
+            spying.send_signal(signal.SIGINT)
+            spying.wait(timeout=60)
     for task in readers:
         task.cancel()
     for ws in sockets:
         await ws.close()
-    socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
-    server.should_exit = True
-    thread.join(timeout=10)
-    _report(latencies, round_trip, calls, elapsed, rate)
-    assert len(socket_latencies) == calls, (len(socket_latencies), calls)
-    print(f"webhook -> call.ringing on the operator's socket: "
-          f"p50 {_ms(socket_latencies, .5):.2f} ms  p99 {_ms(socket_latencies, .99):.2f} ms  "
-          f"max {max(socket_latencies) * 1000:.2f} ms")
-    print(f"CPU per call (server and load generator together) {cpu / calls * 1000:.2f} ms; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return sent, popped, round_trip, elapsed, cpu, peak_rss_mib(pid)
+
+
+def bench_settings(path: Path) -> Settings:
+    """The server's settings, also used by the generator for the socket tokens."""
+    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}",
+                    public_url=PUBLIC_URL, twilio_auth_token=TOKEN, run_workers=False)
+
+
+def serve(path: Path, port: int, commits: Path) -> None:
+    """The server process: the app under uvicorn, noting when each event seq commits."""
+    app = create_app(bench_settings(path))
+    committed: dict[int, float] = {}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+
+    async def main() -> None:
+        serving = asyncio.create_task(server.serve())
+        for _ in range(6000):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.01)
+        app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+        await serving
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:  # uvicorn hands the stopping signal on once it has shut down
+        pass
+    finally:
+        commits.write_text(json.dumps(committed))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(port: int) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def server_cpu(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _spy(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """Sample the server with py-spy while the calls run, when asked to."""
+    if out is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    kind = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+                             "--output", str(out), "--format", kind])
+
+
+def _line(name: str, values: list[float]) -> str:
+    return (f"{name}: p50 {_ms(values, .5):6.2f} ms  p99 {_ms(values, .99):6.2f} ms  "
+            f"max {max(values) * 1000:6.2f} ms")
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -176,33 +277,20 @@ def issue_token(secret: str, user_id: int) -> str:
 async def _read_pops(ws: websockets.ClientConnection, popped: dict[str, float]) -> None:
     """Note when each call's ``call.ringing`` first reaches any operator's socket."""
     async for raw in ws:
-        frame = json.loads(raw)
-        if frame.get("type") == "call.ringing":
-            popped.setdefault(frame["data"]["call"]["call_id"], time.perf_counter())
+        at = time.perf_counter()
+        if '"call.ringing"' in raw:
+            frame = json.loads(raw)
+            if frame.get("type") == "call.ringing":
+                popped.setdefault(frame["data"]["call"]["call_id"], at)
 
 
-async def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[int, float]) -> list[float]:
+def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[str, float]) -> list[float]:
     db = sqlite3.connect(path)
     rows = db.execute("SELECT seq, json_extract(data, '$.call.call_id') FROM event "
                       "WHERE type = 'call.ringing'").fetchall()
     db.close()
-    return [committed[seq] - sent[sid] for seq, sid in rows if sid in sent and seq in committed]
-
-
-def _report(latencies: list[float], round_trip: list[float], calls: int, elapsed: float,
-            rate: float) -> None:
-    def ms(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    assert len(latencies) == calls, (len(latencies), calls)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"calls {calls} at {rate:g}/s offered, {calls / elapsed:.1f}/s achieved")
-    print(f"webhook -> committed call.ringing: p50 {ms(latencies, .5):.2f} ms  "
-          f"p99 {ms(latencies, .99):.2f} ms  max {max(latencies) * 1000:.2f} ms")
-    print(f"webhook round trip (TwiML back):   p50 {ms(round_trip, .5):.2f} ms  "
-          f"p99 {ms(round_trip, .99):.2f} ms")
-    print(f"peak RSS {rss:.0f} MiB")
+    return [committed[str(seq)] - sent[sid] for seq, sid in rows
+            if sid in sent and str(seq) in committed]
 
 
 def main() -> None:
@@ -213,10 +301,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench_screen_pop.db"))
     parser.add_argument("--reuse", action="store_true", help="keep an already built database")
+    parser.add_argument("--py-spy", type=Path, help="sample the server into this flame graph")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process's port
+    parser.add_argument("--commits", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.db, args.serve, args.commits)
+        return
     if not (args.reuse and args.db.exists()):
         build(args.db, args.customers, args.orders_per_customer)
-    asyncio.run(run(args.db, args.calls, args.rate, args.customers))
+    run(args.db, args.calls, args.rate, args.customers, args.py_spy)
 
 
 if __name__ == "__main__":

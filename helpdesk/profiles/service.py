@@ -1,12 +1,16 @@
-"""Assembling a customer's profile from customers, orders and tickets in a bounded query count."""
+"""Assembling a customer's profile from customers, orders and tickets in a bounded query count.
 
+This is the screen pop's hot path: every statement is built once at import (values are bound
+parameters), rows come back as plain tuples, and no ORM object is made per row.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
@@ -31,37 +35,46 @@ OPEN_TICKETS = 20
 RECENT_CALLS = 10
 CUSTOMER, ORDER, ORDER_ITEM = customers.CUSTOMER, customers.ORDER, customers.ORDER_ITEM
 IDENTITY = table_of(CustomerIdentity)
+TICKET, CALL = table_of(Ticket), table_of(Call)
 _COLUMNS = [CUSTOMER.c[name] for name in (
-    "name", "name_kana", "tags", "orders_count", "total_spent", "first_order_at", "last_order_at",
-    "recency_score", "frequency_score", "monetary_score")]
+    "id", "name", "name_kana", "tags", "orders_count", "total_spent", "first_order_at",
+    "last_order_at", "recency_score", "frequency_score", "monetary_score")]
 
 
-async def profile(
-    session: AsyncSession, customer_id: int, *, viewer: User | None = None,
-    inbox_ids: set[int] | None = None, dormant_after_days: int = 180,
-) -> Profile | None:
-    """The whole profile, or None when there is no such customer: a fixed handful of queries.
-
-    Open tickets and calls are those ``viewer`` may see or, without a viewer, those in
-    ``inbox_ids`` (None: all).
-    """
-    return await _assemble(session, CUSTOMER.c.id == customer_id, Audience(viewer, inbox_ids),
-                           dormant_after_days)
+def _customer_where(condition: Any) -> Select[Any]:
+    # The customer and all their identities in one round trip (one row per identity).
+    return (select(*_COLUMNS, IDENTITY.c.kind, IDENTITY.c.value)
+            .select_from(CUSTOMER.outerjoin(IDENTITY, IDENTITY.c.customer_id == CUSTOMER.c.id))
+            .where(condition).order_by(IDENTITY.c.id))
 
 
-async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
-    dormant_after_days: int = 180,
-) -> Profile | None:
-    """The profile of whoever owns a phone number (any spelling), found by the identity index."""
-    e164 = normalize.phone(phone, region)
-    if e164 is None:
-        return None
-    owner = (select(IDENTITY.c.customer_id)
-             .where(IDENTITY.c.kind == IdentityKind.phone.value, IDENTITY.c.value == e164)
-             .scalar_subquery())
-    return await _assemble(session, CUSTOMER.c.id == owner, Audience(viewer, None),
-                           dormant_after_days)
+_BY_ID = _customer_where(CUSTOMER.c.id == bindparam("customer_id"))
+_BY_PHONE = _customer_where(CUSTOMER.c.id == (
+    select(IDENTITY.c.customer_id)
+    .where(IDENTITY.c.kind == IdentityKind.phone.value, IDENTITY.c.value == bindparam("e164"))
+    .scalar_subquery()))
+_LATEST_ORDERS = (select(ORDER.c.id, ORDER.c.number, ORDER.c.ordered_at, ORDER.c.status, ORDER.c.total,
+                         ORDER.c.currency)
+                  .where(ORDER.c.customer_id == bindparam("customer_id"))
+                  .order_by(ORDER.c.ordered_at.desc(), ORDER.c.id.desc()).limit(RECENT_ORDERS)
+                  .subquery())
+_ORDERS = (select(_LATEST_ORDERS, ORDER_ITEM.c.sku, ORDER_ITEM.c.name.label("item_name"),
+                  ORDER_ITEM.c.quantity, ORDER_ITEM.c.unit_price)
+           .select_from(_LATEST_ORDERS.outerjoin(ORDER_ITEM, ORDER_ITEM.c.order_id == _LATEST_ORDERS.c.id))
+           .order_by(_LATEST_ORDERS.c.ordered_at.desc(), _LATEST_ORDERS.c.id.desc(), ORDER_ITEM.c.id))
+_TICKET_FIELDS = [name for name in TicketPublic.model_fields if name != "tags"]
+_OPEN_TICKETS = (select(*[TICKET.c[name] for name in _TICKET_FIELDS])
+                 .where(TICKET.c.customer_id == bindparam("customer_id"),
+                        TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
+                 .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS))
+_OPEN_TICKETS_IN = _OPEN_TICKETS.where(TICKET.c.inbox_id.in_(bindparam("inbox_ids", expanding=True)))
+_CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_number", "state", "cause",
+                "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
+                "started_at", "answered_at", "ended_at", "recording_url"]
+_RECENT_CALLS = (select(*[CALL.c[name] for name in _CALL_FIELDS])
+                 .where(CALL.c.customer_id == bindparam("customer_id"))
+                 .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS))
+_RECENT_CALLS_IN = _RECENT_CALLS.where(CALL.c.inbox_id.in_(bindparam("inbox_ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -77,37 +90,83 @@ class Audience:
         return await routing.visible_inbox_ids(session, self.viewer)
 
 
-async def _assemble(
-    session: AsyncSession, which: ColumnElement[bool], audience: "Audience",
-    dormant_after_days: int,
+@dataclass(frozen=True)
+class CustomerRows:
+    """A customer's row, once per identity: what a profile starts from."""
+
+    rows: Sequence[Row[Any]]
+
+    @property
+    def id(self) -> int:
+        """The customer's id."""
+        return int(self.rows[0].id)
+
+
+async def customer_rows(session: AsyncSession, customer_id: int) -> CustomerRows | None:
+    """The customer with their identities (one indexed query), or None."""
+    rows = (await session.execute(_BY_ID, {"customer_id": customer_id})).all()
+    return CustomerRows(rows) if rows else None
+
+
+async def customer_rows_by_phone(session: AsyncSession, e164: str) -> CustomerRows | None:
+    """Whoever owns a normalised phone number, with their identities (one indexed query)."""
+    rows = (await session.execute(_BY_PHONE, {"e164": e164})).all()
+    return CustomerRows(rows) if rows else None
+
+
+async def profile(
+    session: AsyncSession, customer_id: int, *, viewer: User | None = None,
+    inbox_ids: set[int] | None = None, dormant_after_days: int = 180,
 ) -> Profile | None:
-    # The customer and all their identities in one round trip (one row per identity).
-    rows = (await session.execute(
-        select(CUSTOMER.c.id, *_COLUMNS, IDENTITY.c.kind, IDENTITY.c.value)
-        .select_from(CUSTOMER.outerjoin(IDENTITY, IDENTITY.c.customer_id == CUSTOMER.c.id))
-        .where(which).order_by(IDENTITY.c.id))).all()
-    if not rows:
+    """The whole profile, or None when there is no such customer: a fixed handful of queries.
+
+    Open tickets and calls are those ``viewer`` may see or, without a viewer, those in
+    ``inbox_ids`` (None: all).
+    """
+    found = await customer_rows(session, customer_id)
+    if found is None:
         return None
-    c = rows[0]._mapping
+    return await complete(session, found, Audience(viewer, inbox_ids), dormant_after_days)
+
+
+async def profile_by_phone(
+    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
+    dormant_after_days: int = 180,
+) -> Profile | None:
+    """The profile of whoever owns a phone number (any spelling), found by the identity index."""
+    e164 = normalize.phone(phone, region)
+    if e164 is None:
+        return None
+    found = await customer_rows_by_phone(session, e164)
+    if found is None:
+        return None
+    return await complete(session, found, Audience(viewer, None), dormant_after_days)
+
+
+async def complete(
+    session: AsyncSession, found: CustomerRows, audience: Audience, dormant_after_days: int
+) -> Profile:
+    """The profile of a customer already read: orders, open tickets and calls added."""
+    c = found.rows[0]
+    customer_id = found.id
     visible = await audience.visible(session)
-    customer_id: int = c["id"]
-    identities = [(r.kind, r.value) for r in rows if r.kind is not None]
+    identities = [(r.kind, r.value) for r in found.rows if r.kind is not None]
     now = utcnow()
-    scores = ((c["recency_score"], c["frequency_score"], c["monetary_score"])
-              if c["recency_score"] is not None else None)
-    count, spent, last = c["orders_count"], c["total_spent"], c["last_order_at"]
+    scores = ((c.recency_score, c.frequency_score, c.monetary_score)
+              if c.recency_score is not None else None)
+    count, spent, last = c.orders_count, c.total_spent, c.last_order_at
     average = spent / count if count else Decimal(0)
     return Profile(
-        id=customer_id, name=c["name"], name_kana=c["name_kana"],
-        emails=[v for k, v in identities if k == "email"],
-        phones=[v for k, v in identities if k == "phone"],
-        line_ids=[v for k, v in identities if k == "line"], tags=c["tags"],
+        id=customer_id, name=c.name, name_kana=c.name_kana,
+        emails=[v for k, v in identities if k == IdentityKind.email],
+        phones=[v for k, v in identities if k == IdentityKind.phone],
+        line_ids=[v for k, v in identities if k == IdentityKind.line], tags=c.tags,
         rank=rfm.rank_label(scores, orders_count=count, last_order_at=last, now=now,
                             dormant_after_days=dormant_after_days),
-        recency_score=c["recency_score"], frequency_score=c["frequency_score"],
-        monetary_score=c["monetary_score"], ltv=spent, orders_count=count, total_spent=spent,
+        recency_score=c.recency_score, frequency_score=c.frequency_score,
+        monetary_score=c.monetary_score, ltv=spent, orders_count=count, total_spent=spent,
         average_order_value=average.quantize(Decimal("1.00")),
-        first_order_at=c["first_order_at"], last_order_at=last,
+        first_order_at=c.first_order_at, last_order_at=last,
         dormant=rfm.is_dormant(last, now=now, dormant_after_days=dormant_after_days),
         orders=await recent_orders(session, customer_id),
         open_tickets=await _open_tickets(session, customer_id, visible),
@@ -117,16 +176,7 @@ async def _assemble(
 
 async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPublic]:
     """The latest orders with their items, in one query."""
-    latest = (select(ORDER.c.id, ORDER.c.number, ORDER.c.ordered_at, ORDER.c.status,
-                     ORDER.c.total, ORDER.c.currency)
-              .where(ORDER.c.customer_id == customer_id)
-              .order_by(ORDER.c.ordered_at.desc(), ORDER.c.id.desc()).limit(RECENT_ORDERS)
-              .subquery())
-    rows = await session.execute(
-        select(latest, ORDER_ITEM.c.sku, ORDER_ITEM.c.name.label("item_name"),
-               ORDER_ITEM.c.quantity, ORDER_ITEM.c.unit_price)
-        .select_from(latest.outerjoin(ORDER_ITEM, ORDER_ITEM.c.order_id == latest.c.id))
-        .order_by(latest.c.ordered_at.desc(), latest.c.id.desc(), ORDER_ITEM.c.id))
+    rows = await session.execute(_ORDERS, {"customer_id": customer_id})
     orders: dict[int, OrderPublic] = {}
     for order_id, number, ordered_at, status, total, currency, sku, name, qty, price in rows.all():
         order = orders.get(order_id)
@@ -142,23 +192,25 @@ async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPu
 async def _open_tickets(
     session: AsyncSession, customer_id: int, visible: set[int] | None
 ) -> list[TicketPublic]:
-    stmt = select(Ticket).where(col(Ticket.customer_id) == customer_id,
-                                col(Ticket.status).in_(tickets.OPEN_STATUSES))
+    params: dict[str, Any] = {"customer_id": customer_id}
     if visible is not None:
-        stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
-    rows = list(await session.scalars(
-        stmt.order_by(col(Ticket.updated_at).desc()).limit(OPEN_TICKETS)))
-    return await tickets.publics(session, rows) if rows else []
+        params["inbox_ids"] = sorted(visible)
+    rows = (await session.execute(_OPEN_TICKETS if visible is None else _OPEN_TICKETS_IN,
+                                  params)).all()
+    if not rows:
+        return []
+    tags = await tickets.tags_of(session, [row.id for row in rows])
+    return [TicketPublic.model_validate({**row._mapping, "tags": tags.get(row.id, [])})
+            for row in rows]
 
 
 async def recent_calls(
     session: AsyncSession, customer_id: int, visible: set[int] | None = None
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
-    stmt = select(Call).where(col(Call.customer_id) == customer_id)
+    params: dict[str, Any] = {"customer_id": customer_id}
     if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    rows = await session.scalars(
-        stmt.order_by(col(Call.started_at).desc(), col(Call.id).desc()).limit(RECENT_CALLS)
-    )
-    return [CallPublic.model_validate(c).model_dump(mode="json", by_alias=True) for c in rows]
+        params["inbox_ids"] = sorted(visible)
+    rows = await session.execute(_RECENT_CALLS if visible is None else _RECENT_CALLS_IN, params)
+    return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True)
+            for row in rows.all()]

@@ -40,7 +40,7 @@ def record(
     broadcast: bool = False,
 ) -> None:
     """Queue an event; it gets its ``seq`` and is written when the transaction commits."""
-    event = Event(seq=0, type=type, data=data, inbox_id=inbox_id,
+    event = Event(seq=0, type=type, at=utcnow(), data=data, inbox_id=inbox_id,
                   user_ids=list(user_ids) if user_ids is not None else None, broadcast=broadcast)
     session.info.setdefault(PENDING, []).append(event)
 
@@ -304,12 +304,17 @@ async def _restore_connections(
     return users
 
 
-async def online_among(session: AsyncSession, candidates: Select[Any] | None = None) -> list[int]:
-    """The users online now, among ``candidates`` (a select of user ids) when given."""
+def online_query(candidates: Select[Any] | None = None) -> Select[int]:
+    """A select of the users online now, among ``candidates`` (a select of user ids) when given."""
     stmt = select(col(Presence.user_id)).where(col(Presence.status) == PresenceStatus.online)
     if candidates is not None:
         stmt = stmt.where(col(Presence.user_id).in_(candidates))
-    return list(await session.scalars(stmt.order_by(col(Presence.user_id))))
+    return stmt
+
+
+async def online_among(session: AsyncSession, candidates: Select[Any] | None = None) -> list[int]:
+    """The users online now, among ``candidates`` (a select of user ids) when given."""
+    return list(await session.scalars(online_query(candidates).order_by(col(Presence.user_id))))
 
 
 async def presence_list(session: AsyncSession) -> list[PresencePublic]:
