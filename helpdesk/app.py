@@ -29,7 +29,7 @@ from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
-from helpdesk.realtime.service import NOTIFY
+from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
 from helpdesk.web import pages
@@ -49,7 +49,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await bus.start()
     app.state.engine = engine
     app.state.bus = bus
-    app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    local_events = LocalEvents()
+    app.state.sessionmaker = create_sessionmaker(
+        engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local_events.add})
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
     channels.register_senders(app.state.senders, app.state.sessionmaker)
@@ -58,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
-                        ticket_inbox=tickets.inbox_of)
+                        ticket_inbox=tickets.inbox_of, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
     try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, bindparam, func, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,6 +44,7 @@ from helpdesk.routing.models import Inbox
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, MessagePublic, Sender, Ticket, TicketUpdate
 
+CALL: Table = Call.__table__  # type: ignore[attr-defined]
 # Hang-up causes that mean the call went somewhere else rather than being missed.
 NOT_MISSED_CAUSES = {"forwarded"}
 VOICEMAIL = "voicemail"
@@ -112,13 +113,13 @@ async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
 def _free_operators_query() -> Select[Any]:
     # Online active members of the inbox, each with whether they are on a call and when they
     # last answered one: both single index probes per operator, however long their history.
-    on_call = (select(col(Call.id)).where(col(Call.state) == CallState.answered,
-                                          col(Call.operator_id) == col(User.id))
-               .limit(1).correlate(User).scalar_subquery())
-    last = (select(func.max(col(Call.answered_at))).where(col(Call.operator_id) == col(User.id))
-            .correlate(User).scalar_subquery())
+    on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
+                                       CALL.c.operator_id == routing.USER.c.id)
+               .limit(1).correlate(routing.USER).scalar_subquery())
+    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
+            .correlate(routing.USER).scalar_subquery())
     online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(col(User.id), on_call, last).where(col(User.id).in_(online))
+    return select(routing.USER.c.id, on_call, last).where(routing.USER.c.id.in_(online))
 
 
 _FREE_OPERATORS = _free_operators_query()
@@ -167,7 +168,7 @@ class _CachedConfig:
 # Per database: the settings as last read. The row's ``updated_at`` is read on every use, so an
 # edit made by any process is seen by the next call everywhere.
 _config_cache: dict[str, _CachedConfig] = {}
-CTI_SETTINGS = CtiSettings.__table__  # type: ignore[attr-defined]
+CTI_SETTINGS: Table = CtiSettings.__table__  # type: ignore[attr-defined]
 _CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1)
 
 
@@ -180,13 +181,13 @@ async def _cti_settings(session: AsyncSession, region: str) -> _CachedConfig:
     """The CTI settings, parsed once per change of the row (checked with one indexed read)."""
     key = f"{session.get_bind().engine.url}|{region}"
     version = await session.scalar(_CONFIG_VERSION)
+    if version is None:  # never saved: the defaults
+        return _CachedConfig(datetime.min, CtiConfig(), BlockedCallers(frozenset(), frozenset()))
     cached = _config_cache.get(key)
-    if version is not None and cached is not None and cached.updated_at == version:
+    if cached is not None and cached.updated_at == version:
         return cached
     row = await session.get(CtiSettings, 1, populate_existing=True)
-    if row is None:
-        config = CtiConfig()
-        return _CachedConfig(datetime.min, config, BlockedCallers.of(config, region))
+    assert row is not None
     config = CtiConfig.model_validate({
         "blocked_caller_ids": row.blocked_caller_ids, "routing_table": row.routing_table,
         "default_caller_id": row.default_caller_id, "business_hours": row.business_hours})
@@ -283,8 +284,8 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     return Ringing(call, True, inbox.name, settings.config)
 
 
-_CALL_BY_PROVIDER_ID = select(col(Call.id)).where(col(Call.provider) == bindparam("provider"),
-                                                  col(Call.call_id) == bindparam("call_id"))
+_CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
+                                               CALL.c.call_id == bindparam("call_id"))
 
 
 async def _route(

@@ -111,10 +111,15 @@ async def inbox_for_number(session: AsyncSession, number: str | None, *, region:
     return inbox
 
 
-def active_members(inbox_id: int | ColumnElement[int]) -> Select[int]:
+MEMBER: Table = InboxMember.__table__  # type: ignore[attr-defined]
+USER: Table = User.__table__  # type: ignore[attr-defined]
+
+
+def active_members(inbox_id: int | ColumnElement[int]) -> Select[tuple[int]]:
     """A subquery of the active users who work ``inbox_id`` (a value or a bound parameter)."""
-    return (select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
-            .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True)))
+    # Table columns, not ORM attributes: the statements this goes into stay plain Core.
+    return (select(MEMBER.c.user_id).join(USER, USER.c.id == MEMBER.c.user_id)
+            .where(MEMBER.c.inbox_id == inbox_id, USER.c.is_active.is_(True)))
 
 
 async def inbox_by_address(session: AsyncSession, addresses: Iterable[str]) -> Inbox | None:
