@@ -15,6 +15,7 @@ own, read from /proc.
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -59,7 +60,7 @@ def spell(e164: str, style: int) -> str:
 
 
 def build(path: Path, customers: int, per_customer: int) -> None:
-    """Migrate, then bulk insert staff, customers, identities, orders and items."""
+    """Migrate, then bulk insert staff, customers, identities, orders and items, and tickets."""
     if path.exists():
         path.unlink()
     run_upgrade(f"sqlite+aiosqlite:///{path}")
@@ -92,6 +93,13 @@ def build(path: Path, customers: int, per_customer: int) -> None:
         db.executemany(
             "INSERT INTO order_item (order_id, sku, name, quantity, unit_price) VALUES (?, ?, ?, 1, 5000)",
             ((o, f"SKU{o % 997}", f"商品{o % 997}") for o in range(1, customers * per_customer + 1)))
+        # Open tickets in the called inbox for one customer in five: the pop lists them.
+        db.executemany(
+            "INSERT INTO ticket (id, number, subject, status, priority, channel, inbox_id, "
+            "customer_id, token, version, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'normal', 'phone', ?, ?, ?, 1, ?, ?)",
+            ((t, t, f"問い合わせ{t}", ("unhandled", "in_progress", "pending", "resolved")[t % 4], sales,
+              t * 5 % customers + 1, f"bench-{t:08d}", now, now) for t in range(1, customers // 5 + 1)))
     db.execute("ANALYZE")
     db.close()
     print(f"built {customers:,} customers, {customers * per_customer:,} orders and items "
@@ -114,8 +122,10 @@ def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -
     finally:
         if server.poll() is None:
             server.kill()
-    sent, popped, round_trip, elapsed, cpu, peak_rss = result
-    latencies = _ringing_latencies(path, sent, json.loads(commits.read_text()))
+    sent, popped, round_trip, elapsed, cpu, generator_cpu, peak_rss = result
+    noted = json.loads(commits.read_text())
+    latencies = _ringing_latencies(path, sent, noted["commits"])
+    pauses = noted["gc"]
     socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
     assert len(latencies) == calls, (len(latencies), calls)
     assert len(socket_latencies) == calls, (len(socket_latencies), calls)
@@ -124,13 +134,16 @@ def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -
     print(_line("webhook -> call.ringing on the socket", socket_latencies))
     print(_line("webhook round trip (TwiML back)      ", round_trip))
     print(f"server CPU per call {cpu / calls * 1000:.2f} ms; server peak RSS {peak_rss:.0f} MiB; "
-          f"load generator CPU {time.process_time() * 1000 / calls:.2f} ms per call (whole run); "
+          f"load generator CPU {generator_cpu * 1000 / calls:.2f} ms per call; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    by_generation = [[ms for gen, ms in pauses if gen == g] for g in range(3)]
+    print("server garbage collections (whole run): " + ", ".join(
+        f"gen{g} {len(p)} (max {max(p, default=0) * 1000:.1f} ms)" for g, p in enumerate(by_generation)))
 
 
 async def _drive(settings: Settings, port: int, pid: int, calls: int, rate: float, customers: int,
                  spy: Path | None) -> tuple[dict[str, float], dict[str, float], list[float], float,
-                                            float, float]:
+                                            float, float, float]:
     """Open the operators' sockets, send the calls at a fixed rate, note every arrival."""
     # The operators' browsers: one socket each (this also makes them online for routing).
     popped: dict[str, float] = {}
@@ -145,48 +158,94 @@ async def _drive(settings: Settings, port: int, pid: int, calls: int, rate: floa
     run_id = int(time.time())
     validator = RequestValidator(TOKEN)
 
-    def request(n: int) -> tuple[str, str, dict[str, str]]:
-        """A signed webhook, prepared before the clock starts."""
+    def request(n: int) -> tuple[str, bytes]:
+        """A signed webhook as the bytes on the wire, prepared before the clock starts."""
         sid = f"CA{run_id:010d}{n:022d}"
         params = {"CallSid": sid, "From": spell(phone_of(rng.randint(1, customers)), n), "To": SALES,
                   "CallStatus": "ringing", "Direction": "inbound"}
-        headers = {"X-Twilio-Signature": validator.compute_signature(
-            PUBLIC_URL + "/telephony/twilio/voice", params),
-            "Content-Type": "application/x-www-form-urlencoded"}
-        return sid, urlencode(params), headers
+        signature = validator.compute_signature(PUBLIC_URL + "/telephony/twilio/voice", params)
+        body = urlencode(params).encode()
+        head = (f"POST /telephony/twilio/voice HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"X-Twilio-Signature: {signature}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        return sid, head.encode() + body
 
-    async def one(client: httpx.AsyncClient, prepared: tuple[str, str, dict[str, str]]) -> None:
-        sid, body, headers = prepared
+    pool = ConnectionPool(port)
+
+    async def one(prepared: tuple[str, bytes]) -> None:
+        sid, wire = prepared
         sent[sid] = time.perf_counter()
-        response = await client.post("/telephony/twilio/voice", content=body, headers=headers)
+        status, text = await pool.send(wire)
         round_trip.append(time.perf_counter() - sent[sid])
-        assert response.status_code == 200 and "<Client " in response.text, response.text
+        assert status == 200 and "<Client " in text, text
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        for n in range(50):  # warm up connections and caches
-            await one(client, request(10_000_000 + n))
-        await asyncio.sleep(0.5)
-        sent.clear()
-        round_trip.clear()
-        prepared = [request(n) for n in range(calls)]
-        spying = _spy(pid, spy)
-        cpu_began, began = server_cpu(pid), time.perf_counter()
-        tasks = []
-        for n in range(calls):
-            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(client, prepared[n])))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
-        await asyncio.sleep(0.5)  # the last frames reach the sockets
-        cpu = server_cpu(pid) - cpu_began
-        if spying is not None:
-            spying.send_signal(signal.SIGINT)
-            spying.wait(timeout=60)
+    for n in range(50):  # warm up connections and caches
+        await one(request(10_000_000 + n))
+    await asyncio.sleep(0.5)
+    sent.clear()
+    round_trip.clear()
+    prepared = [request(n) for n in range(calls)]
+    spying = _spy(pid, spy)
+    cpu_began, began, own_cpu = server_cpu(pid), time.perf_counter(), time.process_time()
+    tasks = []
+    for n in range(calls):
+        await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(prepared[n])))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    await asyncio.sleep(0.5)  # the last frames reach the sockets
+    cpu = server_cpu(pid) - cpu_began
+    generator_cpu = time.process_time() - own_cpu
+    if spying is not None:
+        spying.send_signal(signal.SIGINT)
+        spying.wait(timeout=60)
+    pool.close()
     for task in readers:
         task.cancel()
     for ws in sockets:
         await ws.close()
-    return sent, popped, round_trip, elapsed, cpu, peak_rss_mib(pid)
+    return sent, popped, round_trip, elapsed, cpu, generator_cpu, peak_rss_mib(pid)
+
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections to the server, one request at a time on each.
+
+    A plain socket client: the generator's own CPU per request stays far below the server's.
+    """
+
+    IDLE_SECONDS = 2.0  # well inside the server's keep-alive timeout (5 s)
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.all: list[asyncio.StreamWriter] = []
+
+    async def send(self, wire: bytes) -> tuple[int, str]:
+        """Send one request; its status and body."""
+        while self.idle and self.idle[0][0] < time.monotonic() - self.IDLE_SECONDS:
+            self.idle.pop(0)[2].close()  # the server may be closing it: do not race it
+        if self.idle:
+            _, reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.all.append(writer)
+        writer.write(wire)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+        self.idle.append((time.monotonic(), reader, writer))
+        return status, body.decode()
+
+    def close(self) -> None:
+        """Close every connection."""
+        for writer in self.all:
+            writer.close()
 
 
 def bench_settings(path: Path) -> Settings:
@@ -196,9 +255,19 @@ def bench_settings(path: Path) -> Settings:
 
 
 def serve(path: Path, port: int, commits: Path) -> None:
-    """The server process: the app under uvicorn, noting when each event seq commits."""
+    """The server process: the app under uvicorn, noting when each event seq commits and how
+    long each garbage collection paused it."""
     app = create_app(bench_settings(path))
     committed: dict[int, float] = {}
+    pauses: list[tuple[int, float]] = []
+    started: dict[str, float] = {}
+
+    def collecting(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started["at"] = time.perf_counter()
+        elif "at" in started:
+            pauses.append((info["generation"], time.perf_counter() - started.pop("at")))
+
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
 
     async def main() -> None:
@@ -208,6 +277,7 @@ def serve(path: Path, port: int, commits: Path) -> None:
                 break
             await asyncio.sleep(0.01)
         app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+        gc.callbacks.append(collecting)
         await serving
 
     try:
@@ -215,7 +285,7 @@ def serve(path: Path, port: int, commits: Path) -> None:
     except KeyboardInterrupt:  # uvicorn hands the stopping signal on once it has shut down
         pass
     finally:
-        commits.write_text(json.dumps(committed))
+        commits.write_text(json.dumps({"commits": committed, "gc": pauses}))
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,6 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         ticket_inbox=tickets.inbox_of, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
+    # Everything built so far (modules, the app, compiled statements) lives as long as the
+    # process: keep it out of the collector's full passes, which otherwise stall requests.
+    gc.freeze()
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Row, Select, bindparam, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize
@@ -66,14 +66,19 @@ _OPEN_TICKETS = (select(*[TICKET.c[name] for name in _TICKET_FIELDS])
                  .where(TICKET.c.customer_id == bindparam("customer_id"),
                         TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
                  .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS))
-_OPEN_TICKETS_IN = _OPEN_TICKETS.where(TICKET.c.inbox_id.in_(bindparam("inbox_ids", expanding=True)))
+# ``inbox_id + 0``: the inbox is only a filter here. Without it SQLite, lacking statistics, picks
+# the (inbox_id, status) index and walks every open ticket of the inbox (16 ms at 37k) instead of
+# the customer's few.
+_OPEN_TICKETS_IN = _OPEN_TICKETS.where(
+    (TICKET.c.inbox_id + literal_column("0")).in_(bindparam("inbox_ids", expanding=True)))
 _CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_number", "state", "cause",
                 "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
                 "started_at", "answered_at", "ended_at", "recording_url"]
 _RECENT_CALLS = (select(*[CALL.c[name] for name in _CALL_FIELDS])
                  .where(CALL.c.customer_id == bindparam("customer_id"))
                  .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS))
-_RECENT_CALLS_IN = _RECENT_CALLS.where(CALL.c.inbox_id.in_(bindparam("inbox_ids", expanding=True)))
+_RECENT_CALLS_IN = _RECENT_CALLS.where(
+    (CALL.c.inbox_id + literal_column("0")).in_(bindparam("inbox_ids", expanding=True)))
 
 
 @dataclass(frozen=True)
