@@ -115,7 +115,7 @@ def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -
     server = subprocess.Popen([sys.executable, "-m", "bench.screen_pop", "--serve", str(port),
                                "--db", str(path), "--commits", str(commits)])
     try:
-        _wait_healthy(port)
+        wait_healthy(port)
         result = asyncio.run(_drive(settings, port, server.pid, calls, rate, customers, spy))
         server.send_signal(signal.SIGINT)  # the server writes its commit times as it stops
         server.wait(timeout=60)
@@ -130,9 +130,9 @@ def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -
     assert len(latencies) == calls, (len(latencies), calls)
     assert len(socket_latencies) == calls, (len(socket_latencies), calls)
     print(f"calls {calls} at {rate:g}/s offered, {calls / elapsed:.1f}/s achieved")
-    print(_line("webhook -> committed call.ringing    ", latencies))
-    print(_line("webhook -> call.ringing on the socket", socket_latencies))
-    print(_line("webhook round trip (TwiML back)      ", round_trip))
+    print(latency_line("webhook -> committed call.ringing    ", latencies))
+    print(latency_line("webhook -> call.ringing on the socket", socket_latencies))
+    print(latency_line("webhook round trip (TwiML back)      ", round_trip))
     print(f"server CPU per call {cpu / calls * 1000:.2f} ms; server peak RSS {peak_rss:.0f} MiB; "
           f"load generator CPU {generator_cpu * 1000 / calls:.2f} ms per call; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -294,7 +294,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(port: int) -> None:
+def wait_healthy(port: int) -> None:
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
@@ -329,7 +329,7 @@ def _spy(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
                              "--output", str(out), "--format", kind])
 
 
-def _line(name: str, values: list[float]) -> str:
+def latency_line(name: str, values: list[float]) -> str:
     return (f"{name}: p50 {_ms(values, .5):6.2f} ms  p99 {_ms(values, .99):6.2f} ms  "
             f"max {max(values) * 1000:6.2f} ms")
 

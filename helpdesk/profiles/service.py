@@ -62,23 +62,33 @@ _ORDERS = (select(_LATEST_ORDERS, ORDER_ITEM.c.sku, ORDER_ITEM.c.name.label("ite
            .select_from(_LATEST_ORDERS.outerjoin(ORDER_ITEM, ORDER_ITEM.c.order_id == _LATEST_ORDERS.c.id))
            .order_by(_LATEST_ORDERS.c.ordered_at.desc(), _LATEST_ORDERS.c.id.desc(), ORDER_ITEM.c.id))
 _TICKET_FIELDS = [name for name in TicketPublic.model_fields if name != "tags"]
-_OPEN_TICKETS = (select(*[TICKET.c[name] for name in _TICKET_FIELDS])
-                 .where(TICKET.c.customer_id == bindparam("customer_id"),
-                        TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
-                 .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS))
-# ``inbox_id + 0``: the inbox is only a filter here. Without it SQLite, lacking statistics, picks
-# the (inbox_id, status) index and walks every open ticket of the inbox (16 ms at 37k) instead of
-# the customer's few.
-_OPEN_TICKETS_IN = _OPEN_TICKETS.where(
-    (TICKET.c.inbox_id + literal_column("0")).in_(bindparam("inbox_ids", expanding=True)))
 _CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_number", "state", "cause",
                 "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
                 "started_at", "answered_at", "ended_at", "recording_url"]
-_RECENT_CALLS = (select(*[CALL.c[name] for name in _CALL_FIELDS])
-                 .where(CALL.c.customer_id == bindparam("customer_id"))
-                 .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS))
-_RECENT_CALLS_IN = _RECENT_CALLS.where(
-    (CALL.c.inbox_id + literal_column("0")).in_(bindparam("inbox_ids", expanding=True)))
+# The inboxes whose work a viewer sees, as a subquery (no separate round trip).
+_VIEWER_INBOXES = select(routing.MEMBER.c.inbox_id).where(routing.MEMBER.c.user_id == bindparam("viewer_id"))
+
+
+def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:
+    """``stmt`` for everyone, for a set of inboxes, and for a viewer's inboxes.
+
+    ``inbox_id + 0``: the inbox is only a filter here. Without it SQLite, lacking statistics,
+    picks an index led by the inbox and walks, say, every open ticket of the inbox (16 ms at 37k)
+    instead of the customer's few.
+    """
+    inbox = inbox_id + literal_column("0")
+    return {"all": stmt, "inboxes": stmt.where(inbox.in_(bindparam("inbox_ids", expanding=True))),
+            "viewer": stmt.where(inbox.in_(_VIEWER_INBOXES))}
+
+
+_OPEN_TICKETS = _scoped(
+    select(*[TICKET.c[name] for name in _TICKET_FIELDS])
+    .where(TICKET.c.customer_id == bindparam("customer_id"),
+           TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
+    .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id)
+_RECENT_CALLS = _scoped(
+    select(*[CALL.c[name] for name in _CALL_FIELDS]).where(CALL.c.customer_id == bindparam("customer_id"))
+    .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS), CALL.c.inbox_id)
 
 
 @dataclass(frozen=True)
@@ -88,10 +98,15 @@ class Audience:
     viewer: User | None
     inbox_ids: set[int] | None
 
-    async def visible(self, session: AsyncSession) -> set[int] | None:
-        if self.viewer is None:
-            return self.inbox_ids
-        return await routing.visible_inbox_ids(session, self.viewer)
+    def scope(self) -> tuple[str, dict[str, Any]]:
+        """Which variant of a scoped statement applies, and its parameters."""
+        if self.viewer is not None:
+            if self.viewer.sees_everything:
+                return "all", {}
+            return "viewer", {"viewer_id": self.viewer.id}
+        if self.inbox_ids is None:
+            return "all", {}
+        return "inboxes", {"inbox_ids": sorted(self.inbox_ids)}
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,7 @@ async def complete(
     """The profile of a customer already read: orders, open tickets and calls added."""
     c = found.rows[0]
     customer_id = found.id
-    visible = await audience.visible(session)
+    scope = audience.scope()
     identities = [(r.kind, r.value) for r in found.rows if r.kind is not None]
     now = utcnow()
     scores = ((c.recency_score, c.frequency_score, c.monetary_score)
@@ -173,8 +188,8 @@ async def complete(
         first_order_at=c.first_order_at, last_order_at=last,
         dormant=rfm.is_dormant(last, now=now, dormant_after_days=dormant_after_days),
         orders=await _recent_orders(session, customer_id),  # type: ignore[arg-type]
-        open_tickets=await _open_tickets(session, customer_id, visible),
-        recent_calls=await recent_calls(session, customer_id, visible),
+        open_tickets=await _open_tickets(session, customer_id, scope),
+        recent_calls=await _recent_calls(session, customer_id, scope),
     )
 
 
@@ -198,13 +213,10 @@ async def _recent_orders(session: AsyncSession, customer_id: int) -> list[dict[s
 
 
 async def _open_tickets(
-    session: AsyncSession, customer_id: int, visible: set[int] | None
+    session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[TicketPublic]:
-    params: dict[str, Any] = {"customer_id": customer_id}
-    if visible is not None:
-        params["inbox_ids"] = sorted(visible)
-    rows = (await session.execute(_OPEN_TICKETS if visible is None else _OPEN_TICKETS_IN,
-                                  params)).all()
+    variant, params = scope
+    rows = (await session.execute(_OPEN_TICKETS[variant], {"customer_id": customer_id, **params})).all()
     if not rows:
         return []
     tags = await tickets.tags_of(session, [row.id for row in rows])
@@ -212,14 +224,17 @@ async def _open_tickets(
             for row in rows]
 
 
-
 async def recent_calls(
     session: AsyncSession, customer_id: int, visible: set[int] | None = None
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
-    params: dict[str, Any] = {"customer_id": customer_id}
-    if visible is not None:
-        params["inbox_ids"] = sorted(visible)
-    rows = await session.execute(_RECENT_CALLS if visible is None else _RECENT_CALLS_IN, params)
+    return await _recent_calls(session, customer_id, Audience(None, visible).scope())
+
+
+async def _recent_calls(
+    session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    variant, params = scope
+    rows = await session.execute(_RECENT_CALLS[variant], {"customer_id": customer_id, **params})
     return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True)
             for row in rows.all()]
