@@ -1,23 +1,30 @@
-"""Screen-pop latency: signed Twilio voice webhook → committed ``call.ringing`` event.
+"""Screen-pop latency: signed Twilio voice webhook → ``call.ringing`` on the operator's socket.
 
 Builds a SQLite database with 100k customers (one phone each) and 1M orders (one item each) by bulk
-SQL, serves the app in this process (the embedded setup), and sends inbound calls from random known
-customers, in assorted Japanese spellings, at a fixed rate. Latency runs from just before the
-webhook request is sent until the transaction holding ``call.ringing`` commits, and until the
-frame reaches the first offered operator's socket.
+SQL, then serves the app with uvicorn in a process of its own (the embedded setup: one server
+process, SQLite), while this process is the load generator: it holds the five operators' sockets
+and sends inbound calls from random known customers, in assorted Japanese spellings, at a fixed
+rate (open loop). Latency runs from just before the webhook request is sent until the transaction
+holding ``call.ringing`` commits (noted by the server process on the shared monotonic clock), and
+until the frame reaches the first offered operator's socket. CPU per call is the server process's
+own, read from /proc.
 
     .venv/bin/python -m bench.screen_pop [--customers 100000] [--orders-per-customer 10]
-        [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db]
+        [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db] [--reuse] [--py-spy out.svg]
 """
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
-import resource
+import shutil
+import signal
+import socket
 import sqlite3
-import threading
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +60,7 @@ def spell(e164: str, style: int) -> str:
 
 
 def build(path: Path, customers: int, per_customer: int) -> None:
-    """Migrate, then bulk insert staff, customers, identities, orders and items."""
+    """Migrate, then bulk insert staff, customers, identities, orders and items, and tickets."""
     if path.exists():
         path.unlink()
     run_upgrade(f"sqlite+aiosqlite:///{path}")
@@ -86,26 +93,58 @@ def build(path: Path, customers: int, per_customer: int) -> None:
         db.executemany(
             "INSERT INTO order_item (order_id, sku, name, quantity, unit_price) VALUES (?, ?, ?, 1, 5000)",
             ((o, f"SKU{o % 997}", f"商品{o % 997}") for o in range(1, customers * per_customer + 1)))
+        # Open tickets in the called inbox for one customer in five: the pop lists them.
+        db.executemany(
+            "INSERT INTO ticket (id, number, subject, status, priority, channel, inbox_id, "
+            "customer_id, token, version, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'normal', 'phone', ?, ?, ?, 1, ?, ?)",
+            ((t, t, f"問い合わせ{t}", ("unhandled", "in_progress", "pending", "resolved")[t % 4], sales,
+              t * 5 % customers + 1, f"bench-{t:08d}", now, now) for t in range(1, customers // 5 + 1)))
     db.execute("ANALYZE")
     db.close()
     print(f"built {customers:,} customers, {customers * per_customer:,} orders and items "
           f"in {time.perf_counter() - started:.1f} s")
 
 
-async def run(path: Path, calls: int, rate: float, customers: int) -> None:
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}",  # type: ignore[call-arg]
-                        public_url=PUBLIC_URL, twilio_auth_token=TOKEN, run_workers=False)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    committed: dict[int, float] = {}
-    app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -> None:
+    """Serve in a subprocess, drive it from here, and report."""
+    settings = bench_settings(path)
+    port = free_port()
+    commits = path.with_suffix(".commits.json")
+    commits.unlink(missing_ok=True)
+    server = subprocess.Popen([sys.executable, "-m", "bench.screen_pop", "--serve", str(port),
+                               "--db", str(path), "--commits", str(commits)])
+    try:
+        wait_healthy(port)
+        result = asyncio.run(_drive(settings, port, server.pid, calls, rate, customers, spy))
+        server.send_signal(signal.SIGINT)  # the server writes its commit times as it stops
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    sent, popped, round_trip, elapsed, cpu, generator_cpu, peak_rss = result
+    noted = json.loads(commits.read_text())
+    latencies = _ringing_latencies(path, sent, noted["commits"])
+    pauses = noted["gc"]
+    socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
+    assert len(latencies) == calls, (len(latencies), calls)
+    assert len(socket_latencies) == calls, (len(socket_latencies), calls)
+    print(f"calls {calls} at {rate:g}/s offered, {calls / elapsed:.1f}/s achieved")
+    print(latency_line("webhook -> committed call.ringing    ", latencies))
+    print(latency_line("webhook -> call.ringing on the socket", socket_latencies))
+    print(latency_line("webhook round trip (TwiML back)      ", round_trip))
+    print(f"server CPU per call {cpu / calls * 1000:.2f} ms; server peak RSS {peak_rss:.0f} MiB; "
+          f"load generator CPU {generator_cpu * 1000 / calls:.2f} ms per call; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    by_generation = [[ms for gen, ms in pauses if gen == g] for g in range(3)]
+    print("server garbage collections (whole run): " + ", ".join(
+        f"gen{g} {len(p)} (max {max(p, default=0) * 1000:.1f} ms)" for g, p in enumerate(by_generation)))
+
+
+async def _drive(settings: Settings, port: int, pid: int, calls: int, rate: float, customers: int,
+                 spy: Path | None) -> tuple[dict[str, float], dict[str, float], list[float], float,
+                                            float, float, float]:
+    """Open the operators' sockets, send the calls at a fixed rate, note every arrival."""
     # The operators' browsers: one socket each (this also makes them online for routing).
     popped: dict[str, float] = {}
     sockets = [await websockets.connect(
@@ -115,52 +154,184 @@ async def run(path: Path, calls: int, rate: float, customers: int) -> None:
     await asyncio.sleep(settings.ws_resume_wait_seconds + 0.5)  # live, and presence recorded
     sent: dict[str, float] = {}
     round_trip: list[float] = []
-    validator = RequestValidator(TOKEN)
     rng = random.Random(7)
     run_id = int(time.time())
+    validator = RequestValidator(TOKEN)
 
-    async def one(client: httpx.AsyncClient, n: int) -> None:
+    def request(n: int) -> tuple[str, bytes]:
+        """A signed webhook as the bytes on the wire, prepared before the clock starts."""
         sid = f"CA{run_id:010d}{n:022d}"
         params = {"CallSid": sid, "From": spell(phone_of(rng.randint(1, customers)), n), "To": SALES,
                   "CallStatus": "ringing", "Direction": "inbound"}
-        headers = {"X-Twilio-Signature": validator.compute_signature(
-            PUBLIC_URL + "/telephony/twilio/voice", params),
-            "Content-Type": "application/x-www-form-urlencoded"}
-        body = urlencode(params)
-        sent[sid] = time.perf_counter()
-        response = await client.post("/telephony/twilio/voice", content=body, headers=headers)
-        round_trip.append(time.perf_counter() - sent[sid])
-        assert response.status_code == 200 and "<Client " in response.text, response.text
+        signature = validator.compute_signature(PUBLIC_URL + "/telephony/twilio/voice", params)
+        body = urlencode(params).encode()
+        head = (f"POST /telephony/twilio/voice HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"X-Twilio-Signature: {signature}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        return sid, head.encode() + body
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        for n in range(20):  # warm up connections and caches
-            await one(client, 10_000_000 + n)
-        sent.clear()
-        round_trip.clear()
-        began, cpu_began = time.perf_counter(), time.process_time()
-        tasks = []
-        for n in range(calls):
-            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(client, n)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
-        cpu = time.process_time() - cpu_began
-    latencies = await _ringing_latencies(path, sent, committed)
+    pool = ConnectionPool(port)
+
+    async def one(prepared: tuple[str, bytes]) -> None:
+        sid, wire = prepared
+        sent[sid] = time.perf_counter()
+        status, text = await pool.send(wire)
+        round_trip.append(time.perf_counter() - sent[sid])
+        assert status == 200 and "<Client " in text, text
+
+    for n in range(50):  # warm up connections and caches
+        await one(request(10_000_000 + n))
     await asyncio.sleep(0.5)
+    sent.clear()
+    round_trip.clear()
+    prepared = [request(n) for n in range(calls)]
+    spying = _spy(pid, spy)
+    cpu_began, began, own_cpu = server_cpu(pid), time.perf_counter(), time.process_time()
+    tasks = []
+    for n in range(calls):
+        await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(prepared[n])))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    await asyncio.sleep(0.5)  # the last frames reach the sockets
+    cpu = server_cpu(pid) - cpu_began
+    generator_cpu = time.process_time() - own_cpu
+    if spying is not None:
+        spying.send_signal(signal.SIGINT)
+        spying.wait(timeout=60)
+    pool.close()
     for task in readers:
         task.cancel()
     for ws in sockets:
         await ws.close()
-    socket_latencies = [popped[sid] - at for sid, at in sent.items() if sid in popped]
-    server.should_exit = True
-    thread.join(timeout=10)
-    _report(latencies, round_trip, calls, elapsed, rate)
-    assert len(socket_latencies) == calls, (len(socket_latencies), calls)
-    print(f"webhook -> call.ringing on the operator's socket: "
-          f"p50 {_ms(socket_latencies, .5):.2f} ms  p99 {_ms(socket_latencies, .99):.2f} ms  "
-          f"max {max(socket_latencies) * 1000:.2f} ms")
-    print(f"CPU per call (server and load generator together) {cpu / calls * 1000:.2f} ms; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return sent, popped, round_trip, elapsed, cpu, generator_cpu, peak_rss_mib(pid)
+
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections to the server, one request at a time on each.
+
+    A plain socket client: the generator's own CPU per request stays far below the server's.
+    """
+
+    IDLE_SECONDS = 2.0  # well inside the server's keep-alive timeout (5 s)
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.all: list[asyncio.StreamWriter] = []
+
+    async def send(self, wire: bytes) -> tuple[int, str]:
+        """Send one request; its status and body."""
+        while self.idle and self.idle[0][0] < time.monotonic() - self.IDLE_SECONDS:
+            self.idle.pop(0)[2].close()  # the server may be closing it: do not race it
+        if self.idle:
+            _, reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.all.append(writer)
+        writer.write(wire)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+        self.idle.append((time.monotonic(), reader, writer))
+        return status, body.decode()
+
+    def close(self) -> None:
+        """Close every connection."""
+        for writer in self.all:
+            writer.close()
+
+
+def bench_settings(path: Path) -> Settings:
+    """The server's settings, also used by the generator for the socket tokens."""
+    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}",
+                    public_url=PUBLIC_URL, twilio_auth_token=TOKEN, run_workers=False)
+
+
+def serve(path: Path, port: int, commits: Path) -> None:
+    """The server process: the app under uvicorn, noting when each event seq commits and how
+    long each garbage collection paused it."""
+    app = create_app(bench_settings(path))
+    committed: dict[int, float] = {}
+    pauses: list[tuple[int, float]] = []
+    started: dict[str, float] = {}
+
+    def collecting(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started["at"] = time.perf_counter()
+        elif "at" in started:
+            pauses.append((info["generation"], time.perf_counter() - started.pop("at")))
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+
+    async def main() -> None:
+        serving = asyncio.create_task(server.serve())
+        for _ in range(6000):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.01)
+        app.state.bus.listen(lambda seq: committed.setdefault(seq, time.perf_counter()))
+        gc.callbacks.append(collecting)
+        await serving
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:  # uvicorn hands the stopping signal on once it has shut down
+        pass
+    finally:
+        commits.write_text(json.dumps({"commits": committed, "gc": pauses}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(port: int) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def server_cpu(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _spy(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """Sample the server with py-spy while the calls run, when asked to."""
+    if out is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    kind = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+                             "--output", str(out), "--format", kind])
+
+
+def latency_line(name: str, values: list[float]) -> str:
+    return (f"{name}: p50 {_ms(values, .5):6.2f} ms  p99 {_ms(values, .99):6.2f} ms  "
+            f"max {max(values) * 1000:6.2f} ms")
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -176,33 +347,20 @@ def issue_token(secret: str, user_id: int) -> str:
 async def _read_pops(ws: websockets.ClientConnection, popped: dict[str, float]) -> None:
     """Note when each call's ``call.ringing`` first reaches any operator's socket."""
     async for raw in ws:
-        frame = json.loads(raw)
-        if frame.get("type") == "call.ringing":
-            popped.setdefault(frame["data"]["call"]["call_id"], time.perf_counter())
+        at = time.perf_counter()
+        if '"call.ringing"' in raw:
+            frame = json.loads(raw)
+            if frame.get("type") == "call.ringing":
+                popped.setdefault(frame["data"]["call"]["call_id"], at)
 
 
-async def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[int, float]) -> list[float]:
+def _ringing_latencies(path: Path, sent: dict[str, float], committed: dict[str, float]) -> list[float]:
     db = sqlite3.connect(path)
     rows = db.execute("SELECT seq, json_extract(data, '$.call.call_id') FROM event "
                       "WHERE type = 'call.ringing'").fetchall()
     db.close()
-    return [committed[seq] - sent[sid] for seq, sid in rows if sid in sent and seq in committed]
-
-
-def _report(latencies: list[float], round_trip: list[float], calls: int, elapsed: float,
-            rate: float) -> None:
-    def ms(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    assert len(latencies) == calls, (len(latencies), calls)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"calls {calls} at {rate:g}/s offered, {calls / elapsed:.1f}/s achieved")
-    print(f"webhook -> committed call.ringing: p50 {ms(latencies, .5):.2f} ms  "
-          f"p99 {ms(latencies, .99):.2f} ms  max {max(latencies) * 1000:.2f} ms")
-    print(f"webhook round trip (TwiML back):   p50 {ms(round_trip, .5):.2f} ms  "
-          f"p99 {ms(round_trip, .99):.2f} ms")
-    print(f"peak RSS {rss:.0f} MiB")
+    return [committed[str(seq)] - sent[sid] for seq, sid in rows
+            if sid in sent and str(seq) in committed]
 
 
 def main() -> None:
@@ -213,10 +371,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench_screen_pop.db"))
     parser.add_argument("--reuse", action="store_true", help="keep an already built database")
+    parser.add_argument("--py-spy", type=Path, help="sample the server into this flame graph")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process's port
+    parser.add_argument("--commits", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.db, args.serve, args.commits)
+        return
     if not (args.reuse and args.db.exists()):
         build(args.db, args.customers, args.orders_per_customer)
-    asyncio.run(run(args.db, args.calls, args.rate, args.customers))
+    run(args.db, args.calls, args.rate, args.customers, args.py_spy)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
-from helpdesk.realtime.service import NOTIFY
+from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
 from helpdesk.retention import tasks as retention
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
@@ -50,7 +51,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await bus.start()
     app.state.engine = engine
     app.state.bus = bus
-    app.state.sessionmaker = create_sessionmaker(engine, info={NOTIFY: bus.notify})
+    local_events = LocalEvents()
+    app.state.sessionmaker = create_sessionmaker(
+        engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local_events.add})
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
     channels.register_senders(app.state.senders, app.state.sessionmaker)
@@ -59,9 +62,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
-                        ticket_inbox=tickets.inbox_of)
+                        ticket_inbox=tickets.inbox_of, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
+    # Everything built so far (modules, the app, compiled statements) lives as long as the
+    # process: keep it out of the collector's full passes, which otherwise stall requests.
+    gc.freeze()
     try:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,

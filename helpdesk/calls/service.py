@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,6 +44,7 @@ from helpdesk.routing.models import Inbox
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, MessagePublic, Sender, Ticket, TicketUpdate
 
+CALL: Table = Call.__table__  # type: ignore[attr-defined]
 # Hang-up causes that mean the call went somewhere else rather than being missed.
 NOT_MISSED_CAUSES = {"forwarded"}
 VOICEMAIL = "voicemail"
@@ -109,18 +110,24 @@ async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
     return await events.online_among(session, routing.active_members(inbox_id))
 
 
+def _free_operators_query() -> Select[Any]:
+    # Online active members of the inbox, each with whether they are on a call and when they
+    # last answered one: both single index probes per operator, however long their history.
+    on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
+                                       CALL.c.operator_id == routing.USER.c.id)
+               .limit(1).correlate(routing.USER).scalar_subquery())
+    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
+            .correlate(routing.USER).scalar_subquery())
+    online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
+    return select(routing.USER.c.id, on_call, last).where(routing.USER.c.id.in_(online))
+
+
+_FREE_OPERATORS = _free_operators_query()
+
+
 async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:
     """Online members of the inbox not on a call, longest since their last answered call first."""
-    online = await online_member_ids(session, inbox_id)
-    if not online:
-        return []
-    # Per operator, both lookups are single index probes, however long their call history.
-    on_call = (select(col(Call.id)).where(col(Call.state) == CallState.answered,
-                                          col(Call.operator_id) == col(User.id))
-               .limit(1).correlate(User).scalar_subquery())
-    last = (select(func.max(col(Call.answered_at))).where(col(Call.operator_id) == col(User.id))
-            .correlate(User).scalar_subquery())
-    rows = await session.execute(select(col(User.id), on_call, last).where(col(User.id).in_(online)))
+    rows = await session.execute(_FREE_OPERATORS, {"inbox_id": inbox_id})
     never = datetime.min.replace(tzinfo=UTC)
     free = [(_aware(at) or never, uid) for uid, busy, at in rows.all() if busy is None and uid is not None]
     return [uid for _, uid in sorted(free)][:limit]
@@ -148,14 +155,45 @@ def is_open(hours: BusinessHours | None, *, tz: str, now: datetime | None = None
 # ---- CTI settings -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _CachedConfig:
+    """The parsed settings row of one database as of one ``updated_at``, with its blocked list
+    normalised once (a long list would otherwise be parsed again on every call)."""
+
+    updated_at: datetime
+    config: CtiConfig
+    blocked: "BlockedCallers"
+
+
+# Per database: the settings as last read. The row's ``updated_at`` is read on every use, so an
+# edit made by any process is seen by the next call everywhere.
+_config_cache: dict[str, _CachedConfig] = {}
+CTI_SETTINGS: Table = CtiSettings.__table__  # type: ignore[attr-defined]
+_CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1)
+
+
 async def cti_config(session: AsyncSession) -> CtiConfig:
     """The admin-edited blocked list, routing table, default caller id and business hours."""
-    row = await session.get(CtiSettings, 1)
-    if row is None:
-        return CtiConfig()
-    return CtiConfig.model_validate({
+    return (await _cti_settings(session, "JP")).config
+
+
+async def _cti_settings(session: AsyncSession, region: str) -> _CachedConfig:
+    """The CTI settings, parsed once per change of the row (checked with one indexed read)."""
+    key = f"{session.get_bind().engine.url}|{region}"
+    version = await session.scalar(_CONFIG_VERSION)
+    if version is None:  # never saved: the defaults
+        return _CachedConfig(datetime.min, CtiConfig(), BlockedCallers(frozenset(), frozenset()))
+    cached = _config_cache.get(key)
+    if cached is not None and cached.updated_at == version:
+        return cached
+    row = await session.get(CtiSettings, 1, populate_existing=True)
+    assert row is not None
+    config = CtiConfig.model_validate({
         "blocked_caller_ids": row.blocked_caller_ids, "routing_table": row.routing_table,
         "default_caller_id": row.default_caller_id, "business_hours": row.business_hours})
+    cached = _CachedConfig(row.updated_at, config, BlockedCallers.of(config, region))
+    _config_cache[key] = cached
+    return cached
 
 
 async def save_cti_config(session: AsyncSession, config: CtiConfig) -> CtiConfig:
@@ -171,14 +209,29 @@ async def save_cti_config(session: AsyncSession, config: CtiConfig) -> CtiConfig
     return config
 
 
+@dataclass(frozen=True)
+class BlockedCallers:
+    """The blocked list, each entry normalised once: as E.164 where it parses, and NFKC."""
+
+    e164: frozenset[str]
+    folded: frozenset[str]
+
+    @classmethod
+    def of(cls, config: CtiConfig, region: str) -> "BlockedCallers":
+        """The blocked list of ``config``, read with ``region``'s numbering."""
+        numbers = {normalize.phone(item, region) for item in config.blocked_caller_ids}
+        return cls(frozenset(n for n in numbers if n is not None),
+                   frozenset(normalize.nfkc(item) for item in config.blocked_caller_ids))
+
+    def match(self, caller: str, *, region: str) -> bool:
+        """Whether the caller id is on the list (compared as E.164 when both parse)."""
+        e164 = normalize.phone(caller, region)
+        return (e164 is not None and e164 in self.e164) or normalize.nfkc(caller) in self.folded
+
+
 def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
     """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
-    e164 = normalize.phone(caller, region)
-    for item in config.blocked_caller_ids:
-        blocked = normalize.phone(item, region)
-        if (e164 is not None and blocked == e164) or normalize.nfkc(item) == normalize.nfkc(caller):
-            return True
-    return False
+    return BlockedCallers.of(config, region).match(caller, region=region)
 
 
 def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
@@ -196,44 +249,53 @@ def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
 async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Ringing:
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
-    config = await cti_config(session)
-    existing = await _call_by_provider_id(session, new.provider, new.call_id)
-    if existing is not None:
-        inbox = await session.get(Inbox, existing.inbox_id)
-        return Ringing(existing, False, inbox.name if inbox else "default", config)
+    settings = await _cti_settings(session, options.region)
+    existing_id = await session.scalar(_CALL_BY_PROVIDER_ID, {"provider": new.provider,
+                                                              "call_id": new.call_id})
+    if existing_id is not None:
+        existing = await session.get(Call, existing_id)
+        assert existing is not None
+        known = await session.get(Inbox, existing.inbox_id)
+        return Ringing(existing, False, known.name if known else "default", settings.config)
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
-    inbox = await routing.inbox_for_number(session, new.to if inbound else new.from_,
-                                           region=options.region)
+    inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
+                                               region=options.region)
     e164 = normalize.phone(caller, options.region)
-    assert inbox.id is not None
+    # The caller's customer row (with identities) is read once: for the call and for the pop.
+    customer = await profiles.customer_rows_by_phone(session, e164) if e164 else None
     call = Call(
         provider=new.provider, call_id=new.call_id, direction=new.direction,
         from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
         inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
-        customer_id=await customers.customer_id_by_phone(session, e164) if e164 else None,
+        customer_id=customer.id if customer is not None else None,
         queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
         user_label=new.user_label[:500] if new.user_label else None,
+        offered_user_ids=[], started_at=utcnow(),  # given, not defaulted: defaults cost per field
     )
     if inbound:
-        await _route(session, call, new, config, options)
+        await _route(session, call, new, settings, options)
     session.add(call)
     await session.flush()
     assert call.id is not None
-    session.add(CallEvent(call_ref=call.id, key="ring"))
+    session.add(CallEvent(call_ref=call.id, key="ring", at=utcnow()))
     if inbound and call.routed != Routed.rejected:
-        await _announce_ring(session, call, options)
-    return Ringing(call, True, inbox.name, config)
+        await _announce_ring(session, call, customer, options)
+    return Ringing(call, True, inbox.name, settings.config)
+
+
+_CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
+                                               CALL.c.call_id == bindparam("call_id"))
 
 
 async def _route(
-    session: AsyncSession, call: Call, new: Ring, config: CtiConfig, options: CallOptions
+    session: AsyncSession, call: Call, new: Ring, settings: _CachedConfig, options: CallOptions
 ) -> None:
-    if is_blocked(config, new.from_, region=options.region):
+    if settings.blocked.match(new.from_, region=options.region):
         call.routed, call.state, call.cause = Routed.rejected, CallState.ended, "blocked"
         call.ended_at, call.done = utcnow(), True
         return
-    if new.route and not is_open(config.business_hours, tz=options.timezone):
+    if new.route and not is_open(settings.config.business_hours, tz=options.timezone):
         call.routed, call.voicemail = Routed.voicemail, True
         return
     call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group)
@@ -241,12 +303,13 @@ async def _route(
         call.routed = Routed.dial if call.offered_user_ids else Routed.queue
 
 
-async def _announce_ring(session: AsyncSession, call: Call, options: CallOptions) -> None:
+async def _announce_ring(session: AsyncSession, call: Call, customer: profiles.CustomerRows | None,
+                         options: CallOptions) -> None:
     profile = None
-    if call.customer_id is not None:
-        found = await profiles.profile(session, call.customer_id, inbox_ids={call.inbox_id},
-                                       dormant_after_days=options.dormant_after_days)
-        profile = found.model_dump(mode="json") if found else None
+    if customer is not None:
+        found = await profiles.complete(session, customer, profiles.Audience(None, {call.inbox_id}),
+                                        options.dormant_after_days)
+        profile = found.model_dump(mode="json")
     events.record(session, type="call.ringing", user_ids=call.offered_user_ids, data={
         "call": _public(call), "caller": caller_card(call, profile, options.region),
         "profile": profile,
@@ -287,7 +350,9 @@ async def offer_queued(
                                                        limit=options.ring_group)
         if call.offered_user_ids:
             call.routed = Routed.dial
-            await _announce_ring(session, call, options)
+            customer = (await profiles.customer_rows(session, call.customer_id)
+                        if call.customer_id is not None else None)
+            await _announce_ring(session, call, customer, options)
     inbox = await session.get(Inbox, call.inbox_id)
     return Ringing(call, False, inbox.name if inbox else "default", await cti_config(session))
 

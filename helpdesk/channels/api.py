@@ -32,7 +32,7 @@ class ApiInbound(BaseModel):
     inbox: str = Field(default="default", max_length=80)
 
 
-def inbound_token_required(
+async def inbound_token_required(
     settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """401 unless the caller presents ``INBOUND_TOKEN``; 404 when none is configured."""

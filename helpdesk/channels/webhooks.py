@@ -63,7 +63,7 @@ class TTLCache:
         self._items[key] = (time.monotonic() + self.ttl, value)
 
 
-def http_client(request: Request) -> httpx.AsyncClient:
+async def http_client(request: Request) -> httpx.AsyncClient:
     """The app's shared HTTP client for provider APIs (built in the lifespan)."""
     client: httpx.AsyncClient = request.app.state.http
     return client

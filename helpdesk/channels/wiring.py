@@ -40,7 +40,7 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     """The chat hub, the SMTP listener, IMAP polling and media downloads, for the app's life."""
     settings: Settings = app.state.settings
     sessionmaker = app.state.sessionmaker
-    hub = chat.ChatHub(sessionmaker)
+    hub = chat.ChatHub(sessionmaker, app.state.read_sessionmaker)
     await hub.start(app.state.bus.listen)
     app.state.chat_hub = hub
     stop = asyncio.Event()

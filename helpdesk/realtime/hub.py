@@ -17,7 +17,7 @@ from helpdesk.db import utcnow
 from helpdesk.realtime import service
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.models import PresenceStatus
-from helpdesk.realtime.service import Audience, LiveEvent
+from helpdesk.realtime.service import Audience, LiveEvent, LocalEvents
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,10 @@ class Hub:
 
     def __init__(self, *, bus: MemoryBus, sessionmaker: async_sessionmaker[AsyncSession],
                  read_sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
-                 node: str, ticket_inbox: TicketInbox) -> None:
+                 node: str, ticket_inbox: TicketInbox, local: LocalEvents | None = None) -> None:
         self.bus, self.sessionmaker, self.settings = bus, sessionmaker, settings
+        # What this process committed itself: fanned out without reading the log back.
+        self.local = local or LocalEvents()
         # Reading the log never takes the write lock (SQLite), so it never waits for writers.
         self.reader = read_sessionmaker
         self.node = node
@@ -224,14 +226,19 @@ class Hub:
                 self.ready = True
                 return
             while True:
+                # This process's own commits are at hand; the log is read for anything else.
+                local = [] if self._check_reset else self.local.run_after(self.last_seq, BATCH)
                 async with self.reader() as session:
                     if self._check_reset:
                         self._check_reset = False
                         await self._detect_reset(session)
-                    batch = await service.live_events_after(session, self.last_seq, BATCH)
+                    batch = local or await service.live_events_after(session, self.last_seq, BATCH)
                     if batch and self.clients:
                         await self._refresh_audiences(session)
                 await self._fan_out(batch)
+                self.local.forget_through(self.last_seq)
+                if local and self.last_seq < self.bus.latest_seq:
+                    continue  # someone else committed after our run: read on from the log
                 if len(batch) < BATCH:
                     return
 
@@ -241,6 +248,7 @@ class Hub:
         low, high = await service.seq_bounds(session)
         if high < self.last_seq:
             log.warning("realtime: event log went back from %s to %s", self.last_seq, high)
+            self.local.clear()
             self.last_seq = max(low - 1, 0)
 
     async def _refresh_audiences(self, session: AsyncSession) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import BigInteger, Select, Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -27,8 +27,15 @@ from helpdesk.routing import service as routing
 
 PENDING = "helpdesk.pending_events"
 PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention
-COMMITTED_SEQ = "helpdesk.committed_seq"
+COMMITTED = "helpdesk.committed_events"
 NOTIFY = "helpdesk.notify"
+# Called after a commit with the events it wrote (this process's hub then need not read them back).
+COMMITTED_EVENTS = "helpdesk.committed_events_sink"
+EVENT: Table = Event.__table__  # type: ignore[attr-defined]
+_INSERT_EVENTS = insert(EVENT)
+_TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
+              .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
+              .returning(col(Counter.value)))
 
 
 def record(
@@ -41,8 +48,8 @@ def record(
     broadcast: bool = False,
 ) -> None:
     """Queue an event; it gets its ``seq`` and is written when the transaction commits."""
-    event = Event(seq=0, type=type, data=data, inbox_id=inbox_id,
-                  user_ids=list(user_ids) if user_ids is not None else None, broadcast=broadcast)
+    event = {"seq": 0, "type": type, "at": utcnow(), "data": data, "inbox_id": inbox_id,
+             "user_ids": list(user_ids) if user_ids is not None else None, "broadcast": broadcast}
     session.info.setdefault(PENDING, []).append(event)
 
 
@@ -180,33 +187,69 @@ def ephemeral_text(type: str, data: dict[str, Any]) -> str:
 
 
 def _assign_seqs(session: Session) -> None:
-    pending: list[Event] = session.info.pop(PENDING, [])
+    pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
     if not pending:
         return
+    # Plain statements on the connection: no ORM objects or bookkeeping for the log's rows.
+    connection = session.connection()
     # The counter row stays locked until commit, so a later seq never commits before an earlier.
-    counter = session.execute(
-        update(Counter)
-        .where(col(Counter.name) == "event_seq")
-        .values(value=col(Counter.value) + len(pending))
-        .returning(col(Counter.value))
-    ).scalar_one()
+    counter = connection.execute(_TAKE_SEQS, {"count": len(pending)}).scalar_one()
     first = counter - len(pending) + 1
     for offset, event in enumerate(pending):
-        event.seq = first + offset
-    session.add_all(pending)
-    session.info[COMMITTED_SEQ] = counter
+        event["seq"] = first + offset
+    connection.execute(_INSERT_EVENTS, pending)
+    session.info[COMMITTED] = pending
 
 
 def _after_commit(session: Session) -> None:
-    seq = session.info.pop(COMMITTED_SEQ, None)
+    committed: list[dict[str, Any]] | None = session.info.pop(COMMITTED, None)
+    if not committed:
+        return
+    sink: Callable[[list[LiveEvent]], None] | None = session.info.get(COMMITTED_EVENTS)
+    if sink is not None:
+        sink([LiveEvent(**event) for event in committed])
     notify: Callable[[int], None] | None = session.info.get(NOTIFY)
-    if seq is not None and notify is not None:
-        notify(seq)
+    if notify is not None:
+        notify(committed[-1]["seq"])
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING, None)
-    session.info.pop(COMMITTED_SEQ, None)
+    session.info.pop(COMMITTED, None)
+
+
+class LocalEvents:
+    """The events this process committed lately, by seq, so its hub can fan them out without
+    reading them back from the log. Only a run that continues exactly where the hub stopped is
+    used; anything else (another process's commit in between) sends the hub to the table."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self.size = size
+        self._events: dict[int, LiveEvent] = {}
+
+    def add(self, events: Iterable[LiveEvent]) -> None:
+        """Keep ``events`` (called after their commit)."""
+        for event in events:
+            self._events[event.seq] = event
+        while len(self._events) > self.size:
+            del self._events[next(iter(self._events))]
+
+    def forget_through(self, seq: int) -> None:
+        """Drop what the hub has fanned out (everything up to ``seq``)."""
+        while self._events and next(iter(self._events)) <= seq:
+            del self._events[next(iter(self._events))]
+
+    def clear(self) -> None:
+        """Drop everything (the log went back: these seqs may be reused)."""
+        self._events.clear()
+
+    def run_after(self, seq: int, limit: int) -> list[LiveEvent]:
+        """The events seq+1, seq+2, … as far as they are known here, at most ``limit``."""
+        run: list[LiveEvent] = []
+        while len(run) < limit and (event := self._events.get(seq + 1)) is not None:
+            run.append(event)
+            seq += 1
+        return run
 
 
 sa_event.listen(Session, "before_commit", _assign_seqs)
@@ -333,12 +376,20 @@ async def _restore_connections(
     return users
 
 
+PRESENCE: Table = Presence.__table__  # type: ignore[attr-defined]
+
+
+def online_query(candidates: Select[Any] | None = None) -> Select[tuple[int]]:
+    """A select of the users online now, among ``candidates`` (a select of user ids) when given."""
+    stmt = select(PRESENCE.c.user_id).where(PRESENCE.c.status == PresenceStatus.online.value)
+    if candidates is not None:
+        stmt = stmt.where(PRESENCE.c.user_id.in_(candidates))
+    return stmt
+
+
 async def online_among(session: AsyncSession, candidates: Select[Any] | None = None) -> list[int]:
     """The users online now, among ``candidates`` (a select of user ids) when given."""
-    stmt = select(col(Presence.user_id)).where(col(Presence.status) == PresenceStatus.online)
-    if candidates is not None:
-        stmt = stmt.where(col(Presence.user_id).in_(candidates))
-    return list(await session.scalars(stmt.order_by(col(Presence.user_id))))
+    return list(await session.scalars(online_query(candidates).order_by(PRESENCE.c.user_id)))
 
 
 async def presence_list(session: AsyncSession) -> list[PresencePublic]:

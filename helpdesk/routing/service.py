@@ -1,8 +1,10 @@
 """Inboxes and who works them."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -65,21 +67,59 @@ async def create_inbox(
     return inbox
 
 
+@dataclass(frozen=True)
+class InboxRef:
+    """An inbox's id and name: all a phone call needs to know of it."""
+
+    id: int
+    name: str
+
+
+INBOX: Table = Inbox.__table__  # type: ignore[attr-defined]
+_NUMBERED_OR_DEFAULT = (select(INBOX.c.id, INBOX.c.name, INBOX.c.phone_number)
+                        .where(or_(INBOX.c.phone_number.is_not(None), INBOX.c.name == "default"))
+                        .order_by(INBOX.c.id))
+
+
+@lru_cache(maxsize=1024)
+def _stored_number(number: str | None, region: str) -> str | None:
+    # Inboxes' own numbers repeat on every call: normalise each spelling once per process.
+    return normalize.phone(number, region)
+
+
+async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
+                               region: str = "JP") -> InboxRef:
+    """The inbox whose phone number is ``number`` (any spelling), else ``default``, in one query."""
+    wanted = normalize.phone(number, region)
+    fallback = None
+    for inbox_id, name, phone_number in (await session.execute(_NUMBERED_OR_DEFAULT)).all():
+        if wanted is not None and phone_number is not None and \
+                _stored_number(phone_number, region) == wanted:
+            return InboxRef(inbox_id, name)
+        if name == "default":
+            fallback = InboxRef(inbox_id, name)
+    if fallback is None:
+        raise BadInput("unknown inbox: default")
+    return fallback
+
+
 async def inbox_for_number(session: AsyncSession, number: str | None, *, region: str = "JP") -> Inbox:
     """The inbox whose phone number is ``number`` (any spelling), else the ``default`` inbox."""
-    wanted = normalize.phone(number, region)
-    if wanted is not None:
-        numbered = await session.scalars(select(Inbox).where(col(Inbox.phone_number).is_not(None)))
-        for inbox in numbered:
-            if normalize.phone(inbox.phone_number, region) == wanted:
-                return inbox
-    return await inbox_by_name(session, "default")
+    found = await inbox_ref_for_number(session, number, region=region)
+    inbox = await session.get(Inbox, found.id)
+    assert inbox is not None
+    return inbox
 
 
-def active_members(inbox_id: int) -> Select[int]:
-    """A subquery of the active users who work ``inbox_id``."""
-    return (select(col(InboxMember.user_id)).join(User, col(User.id) == InboxMember.user_id)
-            .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True)))
+MEMBER: Table = InboxMember.__table__  # type: ignore[attr-defined]
+USER: Table = User.__table__  # type: ignore[attr-defined]
+
+
+def active_members(inbox_id: int | ColumnElement[int]) -> Select[tuple[int]]:
+    """A subquery of the active users who work ``inbox_id`` (a value or a bound parameter)."""
+    # Table columns, not ORM attributes: the statements this goes into stay plain Core.
+    return (select(MEMBER.c.user_id).join(USER, USER.c.id == MEMBER.c.user_id)
+            .where(MEMBER.c.inbox_id == inbox_id, USER.c.is_active.is_(True)))
 
 
 async def inbox_by_address(session: AsyncSession, addresses: Iterable[str]) -> Inbox | None:

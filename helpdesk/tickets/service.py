@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import nh3
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -349,12 +349,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise BadInput("cursor is not valid") from None
 
 
+_TAGS_OF = (select(col(TicketTag.ticket_id), col(Tag.name)).join(Tag, col(Tag.id) == TicketTag.tag_id)
+            .where(col(TicketTag.ticket_id).in_(bindparam("ticket_ids", expanding=True)))
+            .order_by(col(Tag.name)))
+
+
 async def tags_of(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, list[str]]:
     """Tag names per ticket, one query for the lot."""
-    rows = await session.execute(
-        select(col(TicketTag.ticket_id), col(Tag.name)).join(Tag, col(Tag.id) == TicketTag.tag_id)
-        .where(col(TicketTag.ticket_id).in_(list(ticket_ids))).order_by(col(Tag.name))
-    )
+    rows = await session.execute(_TAGS_OF, {"ticket_ids": list(ticket_ids)})
     found: dict[int, list[str]] = defaultdict(list)
     for ticket_id, name in rows.all():
         found[ticket_id].append(name)

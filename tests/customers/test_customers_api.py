@@ -54,6 +54,9 @@ async def test_profile_shape_and_audit(http: httpx.AsyncClient, staff: Staff,
                          "ltv", "orders_count", "total_spent", "first_order_at", "last_order_at",
                          "dormant", "orders", "open_tickets", "recent_calls"}
     assert [t["id"] for t in body["open_tickets"]] == [ticket["id"]]
+    outsider = await staff.create("outsider", inboxes=[])  # works no inbox: sees none of its tickets
+    hidden = await http.get(f"/api/customers/{ticket['customer_id']}", headers=Staff.headers(outsider))
+    assert hidden.status_code == 200 and hidden.json()["open_tickets"] == []
     await db.rollback()
     audit = await db.scalar(select(AuditLog).where(AuditLog.action == "customer.view"))
     assert audit is not None and audit.target_id == str(ticket["customer_id"])

@@ -1,14 +1,16 @@
 """POST /telephony/cti/{token}: the Zammad-compatible generic CTI protocol, rule by rule."""
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.auth.models import Role
-from helpdesk.calls.models import Call
+from helpdesk.calls.models import Call, CtiSettings
+from helpdesk.db import utcnow
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
+from tests.conftest import Staff, begin_write
 from tests.telephony.fixtures import CTI_TOKEN, count, cti_post, events_of, floor
 
 SALES = "0501234567"
@@ -137,6 +139,25 @@ async def test_blocked_caller_is_rejected_busy(tel: httpx.AsyncClient, db: Async
     assert call.cause == "blocked" and call.done is True
     assert await events_of(db, "call.ringing") == []
     assert (await cti_post(tel, new_call("c8", caller="0399990001"))).json() == {}
+
+
+async def test_settings_edits_reach_the_very_next_call_whoever_made_them(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    await floor(db, staff)
+    await admin_sets(tel, staff, blocked_caller_ids=["0399990001"])
+    assert (await cti_post(tel, new_call("e1", caller="0399990000"))).json() == {}  # settings read
+
+    # An admin blocks the caller: the next call from them is turned away.
+    await admin_sets(tel, staff, blocked_caller_ids=["0399990000"])
+    assert (await cti_post(tel, new_call("e2", caller="0399990000"))).json() == {
+        "action": "reject", "reason": "busy"}
+
+    # Another server process saves the settings (same row, new updated_at): seen here at once.
+    await begin_write(db)
+    await db.execute(update(CtiSettings).where(col(CtiSettings.id) == 1)
+                     .values(blocked_caller_ids=[], updated_at=utcnow()))
+    await db.commit()
+    assert (await cti_post(tel, new_call("e3", caller="0399990000"))).json() == {}
 
 
 async def test_outbound_calls_get_caller_ids_from_the_routing_table_or_default(
