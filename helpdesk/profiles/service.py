@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, literal_column, select
+from sqlalchemy import Result, Row, Select, bindparam, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize
@@ -121,15 +121,23 @@ class CustomerRows:
         return int(self.rows[0].id)
 
 
+async def _core(
+    session: AsyncSession, stmt: Select[Any], params: dict[str, Any]
+) -> Result[tuple[Any, ...]]:
+    # On the session's connection, past the ORM's execution layer (these are Core statements):
+    # about a third of each statement's cost on this path.
+    return await (await session.connection()).execute(stmt, params)
+
+
 async def customer_rows(session: AsyncSession, customer_id: int) -> CustomerRows | None:
     """The customer with their identities (one indexed query), or None."""
-    rows = (await session.execute(_BY_ID, {"customer_id": customer_id})).all()
+    rows = (await _core(session, _BY_ID, {"customer_id": customer_id})).all()
     return CustomerRows(rows) if rows else None
 
 
 async def customer_rows_by_phone(session: AsyncSession, e164: str) -> CustomerRows | None:
     """Whoever owns a normalised phone number, with their identities (one indexed query)."""
-    rows = (await session.execute(_BY_PHONE, {"e164": e164})).all()
+    rows = (await _core(session, _BY_PHONE, {"e164": e164})).all()
     return CustomerRows(rows) if rows else None
 
 
@@ -200,9 +208,11 @@ async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPu
 
 async def _recent_orders(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
     # Plain dicts: the Profile validates them in one pass (a model per row costs more).
-    rows = await session.execute(_ORDERS, {"customer_id": customer_id})
+    rows = await _core(session, _ORDERS, {"customer_id": customer_id})
     orders: dict[int, dict[str, Any]] = {}
-    for order_id, number, ordered_at, status, total, currency, sku, name, qty, price in rows.all():
+    for row in rows.all():
+        values: Sequence[Any] = row
+        order_id, number, ordered_at, status, total, currency, sku, name, qty, price = values
         order = orders.get(order_id)
         if order is None:
             order = orders[order_id] = {"number": number, "ordered_at": ordered_at, "status": status,
@@ -216,7 +226,7 @@ async def _open_tickets(
     session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[TicketPublic]:
     variant, params = scope
-    rows = (await session.execute(_OPEN_TICKETS[variant], {"customer_id": customer_id, **params})).all()
+    rows = (await _core(session, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})).all()
     if not rows:
         return []
     tags = await tickets.tags_of(session, [row.id for row in rows])
@@ -235,6 +245,6 @@ async def _recent_calls(
     session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     variant, params = scope
-    rows = await session.execute(_RECENT_CALLS[variant], {"customer_id": customer_id, **params})
+    rows = await _core(session, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
     return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True)
             for row in rows.all()]
