@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Result, Row, Select, bindparam, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Select, bindparam, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
@@ -27,7 +27,7 @@ from helpdesk.db import utcnow
 from helpdesk.profiles.models import Profile
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Ticket, TicketPublic
+from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 
 RECENT_ORDERS = 10
 OPEN_TICKETS = 20
@@ -35,6 +35,7 @@ RECENT_CALLS = 10
 CUSTOMER, ORDER, ORDER_ITEM = customers.CUSTOMER, customers.ORDER, customers.ORDER_ITEM
 IDENTITY = table_of(CustomerIdentity)
 TICKET, CALL = table_of(Ticket), table_of(Call)
+TAG, TICKET_TAG = table_of(Tag), table_of(TicketTag)
 _COLUMNS = [CUSTOMER.c[name] for name in (
     "id", "name", "name_kana", "tags", "orders_count", "total_spent", "first_order_at",
     "last_order_at", "recency_score", "frequency_score", "monetary_score")]
@@ -81,8 +82,13 @@ def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:
             "viewer": stmt.where(inbox.in_(_VIEWER_INBOXES))}
 
 
+_TAG_SEPARATOR = "\x1f"
+_TAG_NAMES = (select(func.aggregate_strings(TAG.c.name, _TAG_SEPARATOR))
+              .select_from(TICKET_TAG.join(TAG, TAG.c.id == TICKET_TAG.c.tag_id))
+              .where(TICKET_TAG.c.ticket_id == TICKET.c.id).correlate(TICKET)
+              .scalar_subquery().label("tag_names"))
 _OPEN_TICKETS = _scoped(
-    select(*[TICKET.c[name] for name in _TICKET_FIELDS])
+    select(*[TICKET.c[name] for name in _TICKET_FIELDS], _TAG_NAMES)
     .where(TICKET.c.customer_id == bindparam("customer_id"),
            TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
     .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id)
@@ -121,23 +127,23 @@ class CustomerRows:
         return int(self.rows[0].id)
 
 
-async def _core(
-    session: AsyncSession, stmt: Select[Any], params: dict[str, Any]
-) -> Result[tuple[Any, ...]]:
-    # On the session's connection, past the ORM's execution layer (these are Core statements):
-    # about a third of each statement's cost on this path.
-    return await (await session.connection()).execute(stmt, params)
+async def _rows(
+    connection: AsyncConnection, stmt: Select[Any], params: dict[str, Any]
+) -> Sequence[Row[Any]]:
+    # Core statements on the session's connection, past the ORM's execution layer: about a
+    # third of each statement's cost on this path. Callers fetch the connection once.
+    return (await connection.execute(stmt, params)).all()
 
 
 async def customer_rows(session: AsyncSession, customer_id: int) -> CustomerRows | None:
     """The customer with their identities (one indexed query), or None."""
-    rows = (await _core(session, _BY_ID, {"customer_id": customer_id})).all()
+    rows = await _rows(await session.connection(), _BY_ID, {"customer_id": customer_id})
     return CustomerRows(rows) if rows else None
 
 
 async def customer_rows_by_phone(session: AsyncSession, e164: str) -> CustomerRows | None:
     """Whoever owns a normalised phone number, with their identities (one indexed query)."""
-    rows = (await _core(session, _BY_PHONE, {"e164": e164})).all()
+    rows = await _rows(await session.connection(), _BY_PHONE, {"e164": e164})
     return CustomerRows(rows) if rows else None
 
 
@@ -177,6 +183,7 @@ async def complete(
     c = found.rows[0]
     customer_id = found.id
     scope = audience.scope()
+    connection = await session.connection()
     identities = [(r.kind, r.value) for r in found.rows if r.kind is not None]
     now = utcnow()
     scores = ((c.recency_score, c.frequency_score, c.monetary_score)
@@ -195,22 +202,22 @@ async def complete(
         average_order_value=average.quantize(Decimal("1.00")),
         first_order_at=c.first_order_at, last_order_at=last,
         dormant=rfm.is_dormant(last, now=now, dormant_after_days=dormant_after_days),
-        orders=await _recent_orders(session, customer_id),  # type: ignore[arg-type]
-        open_tickets=await _open_tickets(session, customer_id, scope),
-        recent_calls=await _recent_calls(session, customer_id, scope),
+        orders=await _recent_orders(connection, customer_id),  # type: ignore[arg-type]
+        open_tickets=await _open_tickets(connection, customer_id, scope),
+        recent_calls=await _recent_calls(connection, customer_id, scope),
     )
 
 
 async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPublic]:
     """The latest orders with their items, in one query."""
-    return [OrderPublic.model_validate(order) for order in await _recent_orders(session, customer_id)]
+    orders = await _recent_orders(await session.connection(), customer_id)
+    return [OrderPublic.model_validate(order) for order in orders]
 
 
-async def _recent_orders(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+async def _recent_orders(connection: AsyncConnection, customer_id: int) -> list[dict[str, Any]]:
     # Plain dicts: the Profile validates them in one pass (a model per row costs more).
-    rows = await _core(session, _ORDERS, {"customer_id": customer_id})
     orders: dict[int, dict[str, Any]] = {}
-    for row in rows.all():
+    for row in await _rows(connection, _ORDERS, {"customer_id": customer_id}):
         values: Sequence[Any] = row
         order_id, number, ordered_at, status, total, currency, sku, name, qty, price = values
         order = orders.get(order_id)
@@ -223,28 +230,29 @@ async def _recent_orders(session: AsyncSession, customer_id: int) -> list[dict[s
 
 
 async def _open_tickets(
-    session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
+    connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[TicketPublic]:
     variant, params = scope
-    rows = (await _core(session, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})).all()
-    if not rows:
-        return []
-    tags = await tickets.tags_of(session, [row.id for row in rows])
-    return [TicketPublic.model_validate({**row._mapping, "tags": tags.get(row.id, [])})
-            for row in rows]
+    rows = await _rows(connection, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
+    # Tags come with each ticket (a correlated subquery) rather than in a statement of their own.
+    return [TicketPublic.model_validate({**row._mapping, "tags": _tags(row.tag_names)}) for row in rows]
+
+
+def _tags(joined: str | None) -> list[str]:
+    return sorted(joined.split(_TAG_SEPARATOR)) if joined else []
 
 
 async def recent_calls(
     session: AsyncSession, customer_id: int, visible: set[int] | None = None
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
-    return await _recent_calls(session, customer_id, Audience(None, visible).scope())
+    return await _recent_calls(await session.connection(), customer_id,
+                               Audience(None, visible).scope())
 
 
 async def _recent_calls(
-    session: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
+    connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     variant, params = scope
-    rows = await _core(session, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
-    return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True)
-            for row in rows.all()]
+    rows = await _rows(connection, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
+    return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]

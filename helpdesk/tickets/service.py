@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import nh3
 from sqlalchemy import and_, bindparam, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from helpdesk import normalize
@@ -354,8 +354,10 @@ _TAGS_OF = (select(col(TicketTag.ticket_id), col(Tag.name)).join(Tag, col(Tag.id
             .order_by(col(Tag.name)))
 
 
-async def tags_of(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Tag names per ticket, one query for the lot."""
+async def tags_of(
+    session: AsyncSession | AsyncConnection, ticket_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """Tag names per ticket, one query for the lot (on a session, or its connection)."""
     rows = await session.execute(_TAGS_OF, {"ticket_ids": list(ticket_ids)})
     found: dict[int, list[str]] = defaultdict(list)
     for ticket_id, name in rows.all():

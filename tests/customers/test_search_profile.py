@@ -12,7 +12,7 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.db import create_sessionmaker
 from helpdesk.profiles import service as profiles
-from tests.conftest import Staff
+from tests.conftest import Staff, inbound_body, post_inbound
 from tests.customers.helpers import upload
 
 CONTRACT_KEYS = {"id", "name", "name_kana", "emails", "phones", "line_ids", "tags", "rank", "ltv",
@@ -98,3 +98,18 @@ async def test_profile_by_phone_is_a_bounded_number_of_queries(
     assert found == 4, statements
     assert unknown == 1
     assert len(statements) == 1  # a withheld number costs no query
+
+
+async def test_profile_open_tickets_carry_their_tags(http: httpx.AsyncClient, staff: Staff) -> None:
+    op = await staff.create("op", inboxes=["default"])
+    headers = Staff.headers(op)
+    created = await post_inbound(http, "tags-1", inbound_body(
+        name="山田 花子", email="hana@example.jp", phone="090-3333-4444"))
+    ticket_id = created.json()["ticket_id"]
+    version = (await http.get(f"/api/tickets/{ticket_id}", headers=headers)).json()["version"]
+    tagged = await http.patch(f"/api/tickets/{ticket_id}", headers=headers,
+                              json={"version": version, "tags": ["返品", "VIP", "急ぎ"]})
+    assert tagged.status_code == 200, tagged.text
+    profile = (await http.get("/api/customers/by-phone", params={"phone": "09033334444"},
+                              headers=headers)).json()
+    assert [t["tags"] for t in profile["open_tickets"]] == [sorted(["返品", "VIP", "急ぎ"])]
