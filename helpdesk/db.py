@@ -139,6 +139,15 @@ def create_sessionmaker(
 WRITE_QUEUE = "helpdesk.sqlite_write_queue"
 
 
+def readers_like(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Read-only sessions on the same engine: on SQLite they neither queue nor lock for writing.
+
+    Background workers look with these whether anything is due before they take a write
+    session; woken after every commit, they would otherwise queue once per commit.
+    """
+    return create_sessionmaker(sessionmaker.kw["bind"], read_only=True)
+
+
 class QueuedWriterSession(AsyncSession):
     """A SQLite write session that waits its turn on the event loop.
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -29,7 +30,7 @@ from sqlmodel import col
 
 from helpdesk.channels.models import MediaFetch
 from helpdesk.config import Settings
-from helpdesk.db import dialect_of, utcnow
+from helpdesk.db import dialect_of, readers_like, utcnow
 from helpdesk.outbox.tasks import wake_on_commit
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import InboundAttachment
@@ -141,6 +142,10 @@ class MediaWorker:
     http: httpx.AsyncClient
     options: FetchOptions = FetchOptions()
 
+    @cached_property
+    def readers(self) -> async_sessionmaker[AsyncSession]:
+        return readers_like(self.sessionmaker)
+
     async def run_once(self, *, now: datetime | None = None) -> int:
         """Claim what is due and try each once; returns how many were tried."""
         now = now or utcnow()
@@ -167,9 +172,12 @@ class MediaWorker:
                 waiter.cancel()
 
     async def _claim(self, now: datetime) -> list[Pending]:
+        due = (col(MediaFetch.next_attempt_at) <= now, col(MediaFetch.provider).in_(list(self.fetchers)))
+        async with self.readers() as reader:
+            if await reader.scalar(select(col(MediaFetch.id)).where(*due).limit(1)) is None:
+                return []
         async with self.sessionmaker() as session:
-            stmt = (select(MediaFetch).where(col(MediaFetch.next_attempt_at) <= now,
-                                             col(MediaFetch.provider).in_(list(self.fetchers)))
+            stmt = (select(MediaFetch).where(*due)
                     .order_by(col(MediaFetch.next_attempt_at), col(MediaFetch.id))
                     .limit(self.options.batch))
             if dialect_of(session) == "postgresql":

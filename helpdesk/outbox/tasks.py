@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -30,7 +31,7 @@ from sqlmodel import col
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer
-from helpdesk.db import dialect_of, utcnow
+from helpdesk.db import dialect_of, readers_like, utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, SenderRegistry, SendError
 from helpdesk.realtime import service as events
@@ -75,6 +76,10 @@ class OutboxWorker:
     http: httpx.AsyncClient
     options: WorkerOptions = WorkerOptions()
 
+    @cached_property
+    def readers(self) -> async_sessionmaker[AsyncSession]:
+        return readers_like(self.sessionmaker)
+
     async def run_once(self, *, now: datetime | None = None) -> int:
         """Claim what is due and try each once; returns how many items were tried."""
         now = now or utcnow()
@@ -104,12 +109,16 @@ class OutboxWorker:
         kinds = self.registry.kinds()
         if not kinds:
             return []
+        due = (col(OutboxItem.state).in_(DUE_STATES), col(OutboxItem.next_attempt_at) <= now,
+               col(OutboxItem.kind).in_(kinds))
+        async with self.readers() as reader:
+            if await reader.scalar(select(col(OutboxItem.id)).where(*due).limit(1)) is None:
+                return []
         async with self.sessionmaker() as session:
             stmt = (
                 select(col(OutboxItem.id), col(OutboxItem.kind), col(OutboxItem.message_id),
                        col(OutboxItem.payload), col(OutboxItem.attempts))
-                .where(col(OutboxItem.state).in_(DUE_STATES), col(OutboxItem.next_attempt_at) <= now,
-                       col(OutboxItem.kind).in_(kinds))
+                .where(*due)
                 .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
                 .limit(self.options.batch)
             )

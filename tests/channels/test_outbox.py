@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.db import utcnow
+from helpdesk.channels.media import MediaWorker
+from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker
@@ -169,3 +170,13 @@ async def test_registry_picks_the_sender_that_accepts_the_item() -> None:
         assert sender is not None
         await sender(context(key))
     assert calls == ["cloud", "twilio"]
+
+
+async def test_idle_workers_do_not_wait_for_the_write_lock(
+        worker: OutboxWorker, media_worker: MediaWorker, engine: AsyncEngine) -> None:
+    """Woken after every commit, a worker with nothing due must not queue behind writers."""
+    async with create_sessionmaker(engine)() as writer:
+        await writer.connection()  # BEGIN IMMEDIATE: this session now holds the write lock
+        counts = await asyncio.wait_for(
+            asyncio.gather(worker.run_once(), media_worker.run_once()), timeout=2)
+    assert counts == [0, 0]
