@@ -14,7 +14,6 @@ the message), so it answers fast and a crash loses nothing it acknowledged. The 
    the last attempt leaves the placeholder text with a note saying why, and the row deleted.
 """
 
-import asyncio
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,7 +30,7 @@ from sqlmodel import col
 from helpdesk.channels.models import MediaFetch
 from helpdesk.config import Settings
 from helpdesk.db import dialect_of, readers_like, utcnow
-from helpdesk.outbox.tasks import wake_on_commit
+from helpdesk.outbox.tasks import Listen, in_background
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import InboundAttachment
 
@@ -154,23 +153,6 @@ class MediaWorker:
             await self._fetch(item, now)
         return len(claimed)
 
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """Work until ``stop`` is set; ``wake`` (set after commits) cuts the idle wait short."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once() > 0
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("media fetch pass failed")
-                busy = False
-            if busy:
-                continue
-            wake.clear()
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            await asyncio.wait(waiters, timeout=self.options.poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-
     async def _claim(self, now: datetime) -> list[Pending]:
         due = (col(MediaFetch.next_attempt_at) <= now, col(MediaFetch.provider).in_(list(self.fetchers)))
         async with self.readers() as reader:
@@ -233,22 +215,15 @@ class MediaWorker:
 
 @asynccontextmanager
 async def running(*, sessionmaker: async_sessionmaker[AsyncSession], fetchers: Mapping[str, Fetcher],
-                  settings: Settings, http: httpx.AsyncClient,
-                  listen: Callable[[Callable[[int], None]], Callable[[], None]]) -> AsyncIterator[None]:
+                  settings: Settings, http: httpx.AsyncClient, listen: Listen) -> AsyncIterator[None]:
     """Run the worker for the app's life when ``settings.run_workers`` (tests drive it instead)."""
     if not settings.run_workers:
         yield
         return
     worker = MediaWorker(sessionmaker, fetchers, settings, http, options_from(settings))
-    stop, wake = asyncio.Event(), asyncio.Event()
-    unlisten = wake_on_commit(listen, wake)
-    task = asyncio.create_task(worker.run(stop, wake))
-    try:
+    async with in_background(worker.run_once, listen, poll_seconds=worker.options.poll_seconds,
+                             name="media fetch"):
         yield
-    finally:
-        stop.set()
-        unlisten()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def options_from(settings: Settings) -> FetchOptions:

@@ -16,7 +16,7 @@ retry key, the email Message-ID) drop the repeat.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,23 +87,6 @@ class OutboxWorker:
         for item in claimed:
             await self._deliver(item, now)
         return len(claimed)
-
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """Work until ``stop`` is set; ``wake`` (set after commits) cuts the idle wait short."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once() > 0
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("outbox pass failed")
-                busy = False
-            if busy:
-                continue
-            wake.clear()
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            await asyncio.wait(waiters, timeout=self.options.poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
 
     async def _claim(self, now: datetime) -> list[Claimed]:
         kinds = self.registry.kinds()
@@ -257,16 +240,51 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
     )
 
 
-def wake_on_commit(listen: Callable[[Callable[[int], None]], Callable[[], None]],
-                   wake: asyncio.Event) -> Callable[[], None]:
+Listen = Callable[[Callable[[int], None]], Callable[[], None]]
+
+
+def wake_on_commit(listen: Listen, wake: asyncio.Event) -> Callable[[], None]:
     """Set ``wake`` whenever the bus reports a commit; returns the unsubscribe function."""
     return listen(lambda _seq: wake.set())
 
 
+async def work_until_stopped(run_once: Callable[[], Awaitable[int]], stop: asyncio.Event,
+                             wake: asyncio.Event, *, poll_seconds: float, name: str) -> None:
+    """Run passes while they find work, else wait for a commit (``wake``), ``stop`` or the poll."""
+    while not stop.is_set():
+        try:
+            busy = await run_once() > 0
+        except Exception:  # the loop must outlive a database hiccup
+            log.exception("%s pass failed", name)
+            busy = False
+        if busy:
+            continue
+        wake.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+        await asyncio.wait(waiters, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@asynccontextmanager
+async def in_background(run_once: Callable[[], Awaitable[int]], listen: Listen, *,
+                        poll_seconds: float, name: str) -> AsyncIterator[None]:
+    """Work through ``run_once`` passes for the life of the block, woken by each commit."""
+    stop, wake = asyncio.Event(), asyncio.Event()
+    unlisten = wake_on_commit(listen, wake)
+    task = asyncio.create_task(work_until_stopped(run_once, stop, wake,
+                                                  poll_seconds=poll_seconds, name=name))
+    try:
+        yield
+    finally:
+        stop.set()
+        unlisten()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 @asynccontextmanager
 async def running(*, sessionmaker: async_sessionmaker[AsyncSession], registry: SenderRegistry,
-                  settings: Settings, http: httpx.AsyncClient,
-                  listen: Callable[[Callable[[int], None]], Callable[[], None]]) -> AsyncIterator[None]:
+                  settings: Settings, http: httpx.AsyncClient, listen: Listen) -> AsyncIterator[None]:
     """Run the worker for the app's life when ``settings.run_workers`` (tests drive it instead)."""
     if not settings.run_workers:
         yield
@@ -274,12 +292,6 @@ async def running(*, sessionmaker: async_sessionmaker[AsyncSession], registry: S
     worker = OutboxWorker(sessionmaker, registry, settings, http, WorkerOptions(
         max_attempts=settings.outbox_max_attempts,
         backoff=timedelta(seconds=settings.outbox_backoff_seconds)))
-    stop, wake = asyncio.Event(), asyncio.Event()
-    unlisten = wake_on_commit(listen, wake)
-    task = asyncio.create_task(worker.run(stop, wake))
-    try:
+    async with in_background(worker.run_once, listen, poll_seconds=worker.options.poll_seconds,
+                             name="outbox"):
         yield
-    finally:
-        stop.set()
-        unlisten()
-        await asyncio.gather(task, return_exceptions=True)
