@@ -11,10 +11,12 @@ own, read from /proc.
 
     .venv/bin/python -m bench.screen_pop [--customers 100000] [--orders-per-customer 10]
         [--rate 20] [--calls 400] [--db /tmp/bench_screen_pop.db] [--reuse] [--py-spy out.svg]
+        [--cprofile out.prof]
 """
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
@@ -42,6 +44,7 @@ from helpdesk.config import Settings
 from helpdesk.migrations import run_upgrade
 
 TOKEN = "bench-twilio-auth-token"
+PROFILE_TO = "BENCH_SCREEN_POP_CPROFILE"
 PUBLIC_URL = "https://helpdesk.example.jp"
 SALES = "+815012345678"
 OPERATORS = 5
@@ -280,11 +283,18 @@ def serve(path: Path, port: int, commits: Path) -> None:
         gc.callbacks.append(collecting)
         await serving
 
+    profile_to = os.environ.get(PROFILE_TO)
+    profiler = cProfile.Profile() if profile_to else None
+    if profiler is not None:
+        profiler.enable()
     try:
         asyncio.run(main())
     except KeyboardInterrupt:  # uvicorn hands the stopping signal on once it has shut down
         pass
     finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile_to))
         commits.write_text(json.dumps({"commits": committed, "gc": pauses}))
 
 
@@ -372,9 +382,12 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench_screen_pop.db"))
     parser.add_argument("--reuse", action="store_true", help="keep an already built database")
     parser.add_argument("--py-spy", type=Path, help="sample the server into this flame graph")
+    parser.add_argument("--cprofile", type=Path, help="profile the server (cProfile) into this file")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process's port
     parser.add_argument("--commits", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cprofile:
+        os.environ[PROFILE_TO] = str(args.cprofile)  # read by the server process
     if args.serve:
         serve(args.db, args.serve, args.commits)
         return

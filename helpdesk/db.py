@@ -216,14 +216,15 @@ async def execute_many(
     connection = await session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     order = compiled.positiontup or []
-    processors = [_fast_processor(compiled.binds[name].type, connection.dialect) for name in order]
+    processors = [fast_bind_processor(compiled.binds[name].type, connection.dialect) for name in order]
     await connection.exec_driver_sql(compiled.string, [
         tuple(value if process is None or value is None else process(value)
               for process, value in zip(processors, map(row.__getitem__, order), strict=True))
         for row in rows])
 
 
-def _fast_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+def fast_bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What turns a value of ``type_`` into the driver's (None: it goes as it is)."""
     if isinstance(type_, UTCDateTime):
         # SQLite's DateTime storage format, written by C methods rather than SQLAlchemy's
         # generic formatter (a third of an import's parameter time went there).

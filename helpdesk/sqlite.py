@@ -41,6 +41,11 @@ class InlineConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size)
         self._tx = _InlineQueue()  # type: ignore[assignment]
 
+    @property
+    def sqlite3_connection(self) -> sqlite3.Connection:
+        """The driver's connection, for statements run without SQLAlchemy (helpdesk.prepared)."""
+        return self._conn
+
     def __await__(self) -> Generator[Any, None, "InlineConnection"]:
         return self._connect().__await__()  # type: ignore[return-value]
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, literal_column, select
+from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from helpdesk import normalize
+from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
 from helpdesk.customers import rfm
@@ -119,31 +119,23 @@ class Audience:
 class CustomerRows:
     """A customer's row, once per identity: what a profile starts from."""
 
-    rows: Sequence[Row[Any]]
+    rows: Sequence[tuple[Any, ...]]  # _COLUMNS, then the identity's kind and value
 
     @property
     def id(self) -> int:
         """The customer's id."""
-        return int(self.rows[0].id)
-
-
-async def _rows(
-    connection: AsyncConnection, stmt: Select[Any], params: dict[str, Any]
-) -> Sequence[Row[Any]]:
-    # Core statements on the session's connection, past the ORM's execution layer: about a
-    # third of each statement's cost on this path. Callers fetch the connection once.
-    return (await connection.execute(stmt, params)).all()
+        return int(self.rows[0][0])
 
 
 async def customer_rows(session: AsyncSession, customer_id: int) -> CustomerRows | None:
     """The customer with their identities (one indexed query), or None."""
-    rows = await _rows(await session.connection(), _BY_ID, {"customer_id": customer_id})
+    rows = await prepared.rows(session, _BY_ID, {"customer_id": customer_id})
     return CustomerRows(rows) if rows else None
 
 
 async def customer_rows_by_phone(session: AsyncSession, e164: str) -> CustomerRows | None:
     """Whoever owns a normalised phone number, with their identities (one indexed query)."""
-    rows = await _rows(await session.connection(), _BY_PHONE, {"e164": e164})
+    rows = await prepared.rows(session, _BY_PHONE, {"e164": e164})
     return CustomerRows(rows) if rows else None
 
 
@@ -180,27 +172,25 @@ async def complete(
     session: AsyncSession, found: CustomerRows, audience: Audience, dormant_after_days: int
 ) -> Profile:
     """The profile of a customer already read: orders, open tickets and calls added."""
-    c = found.rows[0]
-    customer_id = found.id
+    (customer_id, name, kana, tags, count, spent, first, last, recency, frequency, monetary,
+     *_) = found.rows[0]
     scope = audience.scope()
     connection = await session.connection()
-    identities = [(r.kind, r.value) for r in found.rows if r.kind is not None]
+    identities = [(r[-2], r[-1]) for r in found.rows if r[-2] is not None]
     now = utcnow()
-    scores = ((c.recency_score, c.frequency_score, c.monetary_score)
-              if c.recency_score is not None else None)
-    count, spent, last = c.orders_count, c.total_spent, c.last_order_at
+    scores = (recency, frequency, monetary) if recency is not None else None
     average = spent / count if count else Decimal(0)
     return Profile(
-        id=customer_id, name=c.name, name_kana=c.name_kana,
+        id=customer_id, name=name, name_kana=kana,
         emails=[v for k, v in identities if k == IdentityKind.email],
         phones=[v for k, v in identities if k == IdentityKind.phone],
-        line_ids=[v for k, v in identities if k == IdentityKind.line], tags=c.tags,
+        line_ids=[v for k, v in identities if k == IdentityKind.line], tags=tags,
         rank=rfm.rank_label(scores, orders_count=count, last_order_at=last, now=now,
                             dormant_after_days=dormant_after_days),
-        recency_score=c.recency_score, frequency_score=c.frequency_score,
-        monetary_score=c.monetary_score, ltv=spent, orders_count=count, total_spent=spent,
+        recency_score=recency, frequency_score=frequency,
+        monetary_score=monetary, ltv=spent, orders_count=count, total_spent=spent,
         average_order_value=average.quantize(Decimal("1.00")),
-        first_order_at=c.first_order_at, last_order_at=last,
+        first_order_at=first, last_order_at=last,
         dormant=rfm.is_dormant(last, now=now, dormant_after_days=dormant_after_days),
         orders=await _recent_orders(connection, customer_id),  # type: ignore[arg-type]
         open_tickets=await _open_tickets(connection, customer_id, scope),
@@ -217,9 +207,8 @@ async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPu
 async def _recent_orders(connection: AsyncConnection, customer_id: int) -> list[dict[str, Any]]:
     # Plain dicts: the Profile validates them in one pass (a model per row costs more).
     orders: dict[int, dict[str, Any]] = {}
-    for row in await _rows(connection, _ORDERS, {"customer_id": customer_id}):
-        values: Sequence[Any] = row
-        order_id, number, ordered_at, status, total, currency, sku, name, qty, price = values
+    for row in await prepared.rows(connection, _ORDERS, {"customer_id": customer_id}):
+        order_id, number, ordered_at, status, total, currency, sku, name, qty, price = row
         order = orders.get(order_id)
         if order is None:
             order = orders[order_id] = {"number": number, "ordered_at": ordered_at, "status": status,
@@ -233,9 +222,10 @@ async def _open_tickets(
     connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[TicketPublic]:
     variant, params = scope
-    rows = await _rows(connection, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
+    rows = await prepared.rows(connection, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
     # Tags come with each ticket (a correlated subquery) rather than in a statement of their own.
-    return [TicketPublic.model_validate({**row._mapping, "tags": _tags(row.tag_names)}) for row in rows]
+    return [TicketPublic.model_validate({**dict(zip(_TICKET_FIELDS, row, strict=False)),
+                                         "tags": _tags(row[-1])}) for row in rows]
 
 
 def _tags(joined: str | None) -> list[str]:
@@ -254,5 +244,6 @@ async def _recent_calls(
     connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     variant, params = scope
-    rows = await _rows(connection, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
-    return [CallPublic.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
+    rows = await prepared.rows(connection, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
+    return [CallPublic.model_validate(dict(zip(_CALL_FIELDS, row, strict=True))).model_dump(
+        mode="json", by_alias=True) for row in rows]

@@ -1,0 +1,187 @@
+"""Hot-path statements run straight on SQLite's driver, compiled once.
+
+A Core statement through SQLAlchemy's async engine costs about 100 µs of Python on a small VM
+(execution context, greenlet hop, result wrapping), several times what SQLite needs for an
+indexed lookup. The screen pop and the profile run a dozen such statements per call, so on
+SQLite they go through ``rows``/``execute`` instead: the statement is compiled once, each call
+binds its values through the columns' own processors and runs on the session's connection (in
+its transaction), and rows come back as plain tuples with the columns' result processors
+applied. Other databases take SQLAlchemy's usual path and get the same tuples.
+
+Only statements built once at import belong here (they are cached by identity).
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from helpdesk.db import UTCDateTime, fast_bind_processor
+
+Processor = Callable[[Any], Any]
+_POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One ``?`` (or an expanding list of them) in the compiled SQL."""
+
+    name: str
+    process: Processor | None
+    fixed: bool  # its value was given when the statement was built
+    value: Any
+    expanding: bool  # an IN list given per call: one ``?`` per item
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled for SQLite, ready to bind and run."""
+
+    statement: Executable
+    sql: str
+    slots: tuple[_Slot, ...]
+    results: tuple[Processor | None, ...]
+    keys: tuple[str, ...]
+
+    def bind(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL (IN lists spelled out) and its positional values for ``params``."""
+        values: list[Any] = []
+        sql = self.sql
+        for slot in self.slots:
+            value = params[slot.name] if not slot.fixed or slot.name in params else slot.value
+            if slot.expanding:
+                items = list(value)
+                if not items:
+                    raise _NeedsSqlAlchemy  # SQLAlchemy's empty-IN rendering
+                sql = sql.replace(f"__[POSTCOMPILE_{slot.name}]", ", ".join("?" * len(items)), 1)
+                values.extend(_processed(slot.process, item) for item in items)
+            else:
+                values.append(_processed(slot.process, value))
+        return sql, values
+
+    def shape(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows with each column's result processor applied."""
+        if not any(self.results):
+            return rows
+        processors = self.results
+        return [tuple(value if process is None or value is None else process(value)
+                      for process, value in zip(processors, row, strict=True)) for row in rows]
+
+
+class _NeedsSqlAlchemy(Exception):
+    """This statement or these values are left to SQLAlchemy's own path."""
+
+
+def _processed(process: Processor | None, value: Any) -> Any:
+    return value if process is None or value is None else process(value)
+
+
+_cache: dict[int, Prepared | None] = {}
+
+
+def prepare(statement: Executable, dialect: Dialect) -> Prepared | None:
+    """``statement`` compiled for SQLite once (None: SQLAlchemy must run it)."""
+    key = id(statement)
+    if key in _cache:
+        found = _cache[key]
+        if found is None or found.statement is statement:
+            return found
+    try:
+        prepared: Prepared | None = _compile(statement, dialect)
+    except _NeedsSqlAlchemy:
+        prepared = None
+    _cache[key] = prepared
+    return prepared
+
+
+def _compile(statement: Executable, dialect: Dialect) -> Prepared:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    assert isinstance(compiled, SQLCompiler)
+    sql = compiled.string
+    slots: list[_Slot] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        process = fast_bind_processor(bind.type, dialect)
+        fixed = not bind.required  # a literal, a LIMIT: given when the statement was built
+        token = f"__[POSTCOMPILE_{name}]"
+        if token in sql and fixed:
+            # A literal IN list or a literal rendered at execution: bound as plain values now.
+            items = list(bind.value or ()) if bind.expanding else [bind.value]
+            sql = sql.replace(token, ", ".join("?" * len(items)), 1)
+            slots.extend(_Slot(name, process, True, item, False) for item in items)
+        else:
+            slots.append(_Slot(name, process, fixed, bind.value, bind.expanding))
+    left = {m.group(1) for m in _POSTCOMPILE.finditer(sql)} - {s.name for s in slots if s.expanding}
+    if left:
+        raise _NeedsSqlAlchemy(left)
+    columns = compiled._result_columns
+    results = tuple(_result_processor(column.type, dialect) for column in columns)
+    return Prepared(statement, sql, tuple(slots), results, tuple(c.keyname for c in columns))
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Processor | None:
+    if isinstance(type_, UTCDateTime):
+        return _utc_from_sqlite
+    processor: Processor | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    return processor
+
+
+def _utc_from_sqlite(value: Any) -> Any:
+    # SQLite's DATETIME text as UTCDateTime reads it, by C methods rather than a regex.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def rows(
+    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
+) -> Sequence[tuple[Any, ...]]:
+    """All rows of ``statement`` as tuples, in ``on``'s transaction."""
+    connection = await on.connection() if isinstance(on, AsyncSession) else on
+    params = params or {}
+    prepared = prepare(statement, connection.dialect) if connection.dialect.name == "sqlite" else None
+    if prepared is not None:
+        try:
+            sql, values = prepared.bind(params)
+        except _NeedsSqlAlchemy:
+            pass
+        else:
+            return prepared.shape(_run(connection, sql, values))
+    return (await connection.execute(statement, params)).all()
+
+
+async def first(
+    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of ``statement``, or None."""
+    found = await rows(on, statement, params)
+    return found[0] if found else None
+
+
+async def scalar(
+    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
+) -> Any:
+    """The first column of the first row, or None."""
+    row = await first(on, statement, params)
+    return row[0] if row is not None else None
+
+
+def _run(connection: AsyncConnection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    sync = connection.sync_connection
+    assert sync is not None
+    driver = sync.connection.driver_connection  # helpdesk.sqlite.InlineConnection
+    raw = driver.sqlite3_connection  # type: ignore[union-attr]
+    cursor = raw.cursor()
+    if sync._has_events or sync.engine._has_events:  # listeners, such as tests counting queries
+        sync.dispatch.before_cursor_execute(sync, cursor, sql, values, None, False)
+    try:
+        cursor.execute(sql, values)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
