@@ -12,12 +12,13 @@ Only statements built once at import belong here (they are cached by identity).
 """
 
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -143,17 +144,27 @@ async def rows(
     on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
 ) -> Sequence[tuple[Any, ...]]:
     """All rows of ``statement`` as tuples, in ``on``'s transaction."""
-    connection = await on.connection() if isinstance(on, AsyncSession) else on
-    params = params or {}
-    prepared = prepare(statement, connection.dialect) if connection.dialect.name == "sqlite" else None
-    if prepared is not None:
-        try:
-            sql, values = prepared.bind(params)
-        except _NeedsSqlAlchemy:
-            pass
-        else:
-            return prepared.shape(_run(connection, sql, values))
+    connection = await _connection_of(on) if isinstance(on, AsyncSession) else on
+    found = _on_sqlite(connection.sync_connection, statement, params or {})
+    if found is not None:
+        return found
     return (await connection.execute(statement, params)).all()
+
+
+_CONNECTION = "helpdesk.prepared.connection"
+
+
+async def _connection_of(session: AsyncSession) -> AsyncConnection:
+    # AsyncSession.connection() hops through a greenlet on every call (about as long as the
+    # statement); the connection is remembered for as long as the session's transaction lasts.
+    transaction = session.sync_session.get_transaction()
+    known = session.info.get(_CONNECTION)
+    if known is not None and transaction is known[0] and transaction.is_active:
+        connection: AsyncConnection = known[1]
+        return connection
+    connection = await session.connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    return connection
 
 
 async def first(
@@ -172,16 +183,63 @@ async def scalar(
     return row[0] if row is not None else None
 
 
-def _run(connection: AsyncConnection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
-    sync = connection.sync_connection
-    assert sync is not None
-    driver = sync.connection.driver_connection  # helpdesk.sqlite.InlineConnection
-    raw = driver.sqlite3_connection  # type: ignore[union-attr]
-    cursor = raw.cursor()
-    if sync._has_events or sync.engine._has_events:  # listeners, such as tests counting queries
-        sync.dispatch.before_cursor_execute(sync, cursor, sql, values, None, False)
+def rows_now(
+    connection: Connection, statement: Executable, params: dict[str, Any] | None = None
+) -> Sequence[tuple[Any, ...]]:
+    """``rows`` for synchronous code on a session's connection (the session's commit hooks)."""
+    found = _on_sqlite(connection, statement, params or {})
+    if found is not None:
+        return found
+    return connection.execute(statement, params).all()
+
+
+def execute_many_now(connection: Connection, statement: Executable, many: list[dict[str, Any]]) -> None:
+    """Run ``statement`` once per parameter set, as one executemany."""
+    compiled = _prepared_for(connection, statement)
+    if compiled is None or not many:
+        connection.execute(statement, many)
+        return
     try:
-        cursor.execute(sql, values)
-        return cursor.fetchall()
+        bound = [compiled.bind(params) for params in many]
+    except _NeedsSqlAlchemy:
+        connection.execute(statement, many)
+        return
+    sql, values = bound[0][0], [values for _, values in bound]
+    cursor = _cursor(connection, sql, values, many=True)
+    try:
+        cursor.executemany(sql, values)
     finally:
         cursor.close()
+
+
+def _prepared_for(connection: Connection | None, statement: Executable) -> Prepared | None:
+    if connection is None or connection.dialect.name != "sqlite":
+        return None
+    return prepare(statement, connection.dialect)
+
+
+def _on_sqlite(
+    connection: Connection | None, statement: Executable, params: dict[str, Any]
+) -> list[tuple[Any, ...]] | None:
+    compiled = _prepared_for(connection, statement)
+    if compiled is None:
+        return None
+    assert connection is not None
+    try:
+        sql, values = compiled.bind(params)
+    except _NeedsSqlAlchemy:
+        return None
+    cursor = _cursor(connection, sql, values)
+    try:
+        cursor.execute(sql, values)
+        return compiled.shape(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _cursor(connection: Connection, sql: str, values: Any, *, many: bool = False) -> sqlite3.Cursor:
+    driver = connection.connection.driver_connection  # helpdesk.sqlite.InlineConnection
+    cursor: sqlite3.Cursor = driver.sqlite3_connection.cursor()  # type: ignore[union-attr]
+    if connection._has_events or connection.engine._has_events:  # listeners, e.g. tests counting
+        connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, many)
+    return cursor

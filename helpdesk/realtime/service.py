@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from helpdesk import prepared
 from helpdesk.auth.models import User
 from helpdesk.db import Counter, raise_counter, read_counter, serialize_on, utcnow
 from helpdesk.realtime.models import (
@@ -32,7 +33,8 @@ NOTIFY = "helpdesk.notify"
 # Called after a commit with the events it wrote (this process's hub then need not read them back).
 COMMITTED_EVENTS = "helpdesk.committed_events_sink"
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
-_INSERT_EVENTS = insert(EVENT)
+_INSERT_EVENTS = insert(EVENT).values({name: bindparam(name) for name in (
+    "seq", "type", "at", "data", "inbox_id", "user_ids", "broadcast")})
 _TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
               .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
               .returning(col(Counter.value)))
@@ -108,16 +110,19 @@ def may_see(user: User, event: Event | LiveEvent, inbox_ids: set[int]) -> bool:
     return Audience.of(user, inbox_ids).may_see(event)
 
 
+_ROLES_OF_USERS = (select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
+                   .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+
+
 async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
     """Fresh audiences of ``user_ids`` (role, active flag, inboxes) in two queries; unknown users absent."""
     ids = list(set(user_ids))
     if not ids:
         return {}
-    rows = await session.execute(
-        select(col(User.id), col(User.role), col(User.is_active)).where(col(User.id).in_(ids)))
+    rows = await prepared.rows(session, _ROLES_OF_USERS, {"user_ids": ids})
     inboxes = await routing.inbox_ids_of_users(session, ids)
     found: dict[int, Audience] = {}
-    for uid, role, active in rows.all():
+    for uid, role, active in rows:
         assert uid is not None
         found[uid] = Audience(uid, role in ("supervisor", "admin"), frozenset(inboxes.get(uid, ())),
                               active)
@@ -134,13 +139,16 @@ async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> li
     return list(rows)
 
 
+_LIVE_EVENTS_AFTER = (
+    select(col(Event.seq), col(Event.type), col(Event.at), col(Event.data), col(Event.inbox_id),
+           col(Event.user_ids), col(Event.broadcast))
+    .where(col(Event.seq) > bindparam("seq")).order_by(col(Event.seq)).limit(bindparam("limit")))
+
+
 async def live_events_after(session: AsyncSession, seq: int, limit: int = 500) -> list[LiveEvent]:
     """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping)."""
-    rows = await session.execute(
-        select(col(Event.seq), col(Event.type), col(Event.at), col(Event.data), col(Event.inbox_id),
-               col(Event.user_ids), col(Event.broadcast))
-        .where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit))
-    return [LiveEvent(*row) for row in rows.all()]
+    rows = await prepared.rows(session, _LIVE_EVENTS_AFTER, {"seq": seq, "limit": limit})
+    return [LiveEvent(*row) for row in rows]
 
 
 async def seq_bounds(session: AsyncSession) -> tuple[int, int]:
@@ -193,11 +201,11 @@ def _assign_seqs(session: Session) -> None:
     # Plain statements on the connection: no ORM objects or bookkeeping for the log's rows.
     connection = session.connection()
     # The counter row stays locked until commit, so a later seq never commits before an earlier.
-    counter = connection.execute(_TAKE_SEQS, {"count": len(pending)}).scalar_one()
+    counter = prepared.rows_now(connection, _TAKE_SEQS, {"count": len(pending)})[0][0]
     first = counter - len(pending) + 1
     for offset, event in enumerate(pending):
         event["seq"] = first + offset
-    connection.execute(_INSERT_EVENTS, pending)
+    prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
     session.info[COMMITTED] = pending
 
 

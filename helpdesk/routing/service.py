@@ -4,11 +4,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize
+from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput
 from helpdesk.routing.models import Inbox, InboxMember
@@ -22,6 +22,12 @@ async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
     return inbox
 
 
+MEMBER: Table = InboxMember.__table__  # type: ignore[attr-defined]
+USER: Table = User.__table__  # type: ignore[attr-defined]
+_INBOXES_OF_USERS = (select(MEMBER.c.user_id, MEMBER.c.inbox_id)
+                     .where(MEMBER.c.user_id.in_(bindparam("user_ids", expanding=True))))
+
+
 async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
     """The inboxes a user is a member of."""
     rows = await session.scalars(
@@ -32,12 +38,9 @@ async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
 
 async def inbox_ids_of_users(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, set[int]]:
     """The inboxes of each of ``user_ids``, in one query (users of no inbox are absent)."""
-    rows = await session.execute(
-        select(col(InboxMember.user_id), col(InboxMember.inbox_id))
-        .where(col(InboxMember.user_id).in_(list(user_ids)))
-    )
+    rows = await prepared.rows(session, _INBOXES_OF_USERS, {"user_ids": list(user_ids)})
     found: dict[int, set[int]] = {}
-    for user_id, inbox_id in rows.all():
+    for user_id, inbox_id in rows:
         found.setdefault(user_id, set()).add(inbox_id)
     return found
 
@@ -92,7 +95,7 @@ async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
     """The inbox whose phone number is ``number`` (any spelling), else ``default``, in one query."""
     wanted = normalize.phone(number, region)
     fallback = None
-    for inbox_id, name, phone_number in (await session.execute(_NUMBERED_OR_DEFAULT)).all():
+    for inbox_id, name, phone_number in await prepared.rows(session, _NUMBERED_OR_DEFAULT):
         if wanted is not None and phone_number is not None and \
                 _stored_number(phone_number, region) == wanted:
             return InboxRef(inbox_id, name)
@@ -111,8 +114,6 @@ async def inbox_for_number(session: AsyncSession, number: str | None, *, region:
     return inbox
 
 
-MEMBER: Table = InboxMember.__table__  # type: ignore[attr-defined]
-USER: Table = User.__table__  # type: ignore[attr-defined]
 
 
 def active_members(inbox_id: int | ColumnElement[int]) -> Select[tuple[int]]:
