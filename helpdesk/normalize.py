@@ -43,10 +43,13 @@ def is_withheld(raw: str | None) -> bool:
     return raw is None or nfkc(raw).lower().strip("+") in _WITHHELD
 
 
+@lru_cache(maxsize=8192)
 def phone(raw: str | None, region: str = "JP") -> str | None:
     """A phone number as E.164, or None when it is withheld or not a valid number.
 
     Handles full-width digits, every dash variant, and the ``+81 (0)3…`` trunk-prefix habit.
+    Remembered per spelling: a call asks for its caller's number several times (routing, the
+    blocked list, the screen pop), and callers ring again.
     """
     if is_withheld(raw):
         return None
