@@ -91,15 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Senders by outbox kind; channels register theirs when the app starts (see lifespan).
     app.state.senders = SenderRegistry()
     install_error_handlers(app)
+    # Providers' webhooks first: routes are matched in order, and a ringing phone should not
+    # wait while its path is compared with every page and API route.
+    for router in (telephony_twilio.router, telephony_cti.router, shopify_channel.router,
+                   *channels.ROUTERS):
+        app.include_router(router)
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   shopify_channel, calls_api, realtime_api, telephony_twilio, telephony_cti):
+                   calls_api, realtime_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)
-    for router in channels.ROUTERS:
-        app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

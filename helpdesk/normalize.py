@@ -70,6 +70,7 @@ def phone(raw: str | None, region: str = "JP") -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)
 def phone_display(e164: str, region: str = "JP") -> str:
     """A number formatted the way people of ``region`` write it (national inside, else intl)."""
     parsed = phonenumbers.parse(e164, region)
