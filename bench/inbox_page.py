@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from sqlalchemy import func, insert, select, text
 
-from helpdesk.app import create_app
+from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
@@ -81,7 +81,7 @@ def serve(url: str) -> tuple[uvicorn.Server, int]:
     settings = Settings(_env_file=None, database_url=url, secret_key=SECRET,  # type: ignore[call-arg]
                         htmx_cdn_url="", run_workers=False)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+                                           log_level="warning", **SERVER_OPTIONS))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)

@@ -38,7 +38,7 @@ import websockets
 from itsdangerous import URLSafeTimedSerializer
 from twilio.request_validator import RequestValidator
 
-from helpdesk.app import create_app
+from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth.service import TOKEN_SALT
 from helpdesk.config import Settings
 from helpdesk.migrations import run_upgrade
@@ -271,7 +271,8 @@ def serve(path: Path, port: int, commits: Path) -> None:
         elif "at" in started:
             pauses.append((info["generation"], time.perf_counter() - started.pop("at")))
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **SERVER_OPTIONS))
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve())

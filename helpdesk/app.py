@@ -5,6 +5,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -39,6 +40,11 @@ from telephony import cti as telephony_cti
 from telephony import twilio as telephony_twilio
 
 ROOT = Path(__file__).resolve().parent.parent
+# How uvicorn serves the app (the CLI, the benchmarks and the tests' servers alike).
+# permessage-deflate stays off: frames are small JSON, and compressing each one for every
+# operator's socket cost a screen pop more than half a millisecond of CPU, plus two zlib
+# contexts of several hundred KB kept per open socket.
+SERVER_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
 
 
 @asynccontextmanager

@@ -67,8 +67,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     if args.demo:
         asyncio.run(_load_demo(settings))
         print("demo data: sign in as admin@example.com / sato@example.com, password helpdesk-demo")
+    from helpdesk.app import SERVER_OPTIONS
+
     uvicorn.run("helpdesk.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=True)
+                workers=args.workers, proxy_headers=True, **SERVER_OPTIONS)
 
 
 async def _load_demo(settings: Settings) -> None:

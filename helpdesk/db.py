@@ -87,6 +87,10 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """Build the engine; SQLite gets WAL, foreign keys and write transactions that queue."""
     if database_url.startswith("sqlite"):
         path = sqlite.database_path(database_url)
+        # LIFO: the connection used last is used next. Each SQLite connection has its own page
+        # cache, and in WAL mode a commit by one connection empties every other's; handing
+        # out the same warm connection keeps the indexes a call reads in memory.
+        kwargs.setdefault("pool_use_lifo", True)
         engine = create_async_engine(
             database_url, async_creator=partial(sqlite.connect, path, timeout=30), **kwargs)
         _configure_sqlite(engine)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import SQLModel
 
 import helpdesk.models  # noqa: F401  (every table, for reset)
-from helpdesk.app import create_app
+from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, User
 from helpdesk.config import Settings
@@ -83,7 +83,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on", ws="websockets-sansio")
+                                log_level="warning", lifespan="on", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -291,3 +291,14 @@ async def test_resume_from_a_pruned_seq_is_told_to_resync_and_goes_on_without_a_
     async with open_socket(server, token, after=pruned) as ws:
         frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert frame["seq"] == pruned + 1
+
+
+async def test_frames_go_uncompressed_even_when_the_browser_offers_deflate(
+        server: LiveServer, staff: Staff) -> None:
+    # Browsers always offer permessage-deflate; the server declines it (see SERVER_OPTIONS).
+    boss = await staff.create("boss", Role.supervisor)
+    async with connect(ws_url(server, Staff.token(boss)), compression="deflate", proxy=None) as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        await asyncio.wait_for(ws.recv(), 10)
+        assert ws.protocol.extensions == []
+        assert "permessage-deflate" not in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
