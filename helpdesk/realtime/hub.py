@@ -103,6 +103,7 @@ class Hub:
         self.clients: dict[str, Client] = {}
         self.last_seq = 0
         self.ready = False
+        self.access_version: int | None = None  # as of the sockets' audiences (see catch_up)
         self._wake = asyncio.Event()
         self._check_reset = False
         self._lock = asyncio.Lock()
@@ -228,13 +229,16 @@ class Hub:
             while True:
                 # This process's own commits are at hand; the log is read for anything else.
                 local = [] if self._check_reset else self.local.run_after(self.last_seq, BATCH)
-                async with self.reader() as session:
-                    if self._check_reset:
-                        self._check_reset = False
-                        await self._detect_reset(session)
-                    batch = local or await service.live_events_after(session, self.last_seq, BATCH)
-                    if batch and self.clients:
-                        await self._refresh_audiences(session)
+                if local and self._audiences_hold_for(local):
+                    batch = local  # nothing to read: the screen pop's path to the sockets
+                else:
+                    async with self.reader() as session:
+                        if self._check_reset:
+                            self._check_reset = False
+                            await self._detect_reset(session)
+                        batch = local or await service.live_events_after(session, self.last_seq, BATCH)
+                        if batch and self.clients:
+                            await self._refresh_audiences(session)
                 await self._fan_out(batch)
                 self.local.forget_through(self.last_seq)
                 if local and self.last_seq < self.bus.latest_seq:
@@ -251,8 +255,16 @@ class Hub:
             self.local.clear()
             self.last_seq = max(low - 1, 0)
 
+    def _audiences_hold_for(self, batch: list[LiveEvent]) -> bool:
+        # Each of our own commits saw the access version in its transaction: when it is the
+        # one the sockets' audiences were read at, nobody's memberships or role changed since.
+        return self.access_version is not None and all(
+            event.access_version == self.access_version for event in batch)
+
     async def _refresh_audiences(self, session: AsyncSession) -> None:
-        # Membership and roles change; read them once per batch for all sockets together.
+        # Membership and roles change; read them once per batch for all sockets together. The
+        # version first: a change committed between the two reads then forces another refresh.
+        self.access_version = await service.access_version(session)
         asked = {c.user_id for c in self.clients.values()}
         fresh = await service.audiences(session, asked)
         for client in list(self.clients.values()):

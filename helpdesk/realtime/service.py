@@ -35,6 +35,7 @@ COMMITTED_EVENTS = "helpdesk.committed_events_sink"
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 _INSERT_EVENTS = insert(EVENT).values({name: bindparam(name) for name in (
     "seq", "type", "at", "data", "inbox_id", "user_ids", "broadcast")})
+_ACCESS_VERSION = select(col(Counter.value)).where(col(Counter.name) == "access_version")
 _TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
               .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
               .returning(col(Counter.value)))
@@ -69,6 +70,9 @@ class LiveEvent:
     inbox_id: int | None = None
     user_ids: list[int] | None = None
     broadcast: bool = False
+    # The access version the committing transaction saw (see ``access_version``); known only
+    # for this process's own commits.
+    access_version: int | None = field(default=None, compare=False)
 
     @cached_property
     def text(self) -> str:
@@ -112,6 +116,12 @@ def may_see(user: User, event: Event | LiveEvent, inbox_ids: set[int]) -> bool:
 
 _ROLES_OF_USERS = (select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
                    .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+
+
+async def access_version(session: AsyncSession) -> int | None:
+    """A value that changes (database triggers set it) whenever memberships, roles or active
+    flags change, by whatever means; None when unknown (the counter row is gone)."""
+    return await prepared.scalar(session, _ACCESS_VERSION)
 
 
 async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
@@ -206,6 +216,9 @@ def _assign_seqs(session: Session) -> None:
     for offset, event in enumerate(pending):
         event["seq"] = first + offset
     prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
+    version = prepared.rows_now(connection, _ACCESS_VERSION)
+    for event in pending:
+        event["access_version"] = version[0][0] if version else None
     session.info[COMMITTED] = pending
 
 
