@@ -109,8 +109,17 @@ def build(path: Path, customers: int, per_customer: int) -> None:
           f"in {time.perf_counter() - started:.1f} s")
 
 
+def pin(core: int) -> None:
+    """Keep this process on one core (server and load generator on different ones), so the
+    scheduler moving them about does not add to the spread; no-op on a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:
+        os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+
 def run(path: Path, calls: int, rate: float, customers: int, spy: Path | None) -> None:
     """Serve in a subprocess, drive it from here, and report."""
+    pin(1)
     settings = bench_settings(path)
     port = free_port()
     commits = path.with_suffix(".commits.json")
@@ -260,6 +269,7 @@ def bench_settings(path: Path) -> Settings:
 def serve(path: Path, port: int, commits: Path) -> None:
     """The server process: the app under uvicorn, noting when each event seq commits and how
     long each garbage collection paused it."""
+    pin(0)
     app = create_app(bench_settings(path))
     committed: dict[int, float] = {}
     pauses: list[tuple[int, float]] = []
