@@ -2,6 +2,8 @@
 
 import asyncio
 import hashlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +22,7 @@ from sqlalchemy import (
     insert,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -111,7 +114,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
         # 64 MiB of page cache (the default is 2 MiB): imports and the phone lookups touch pages
         # all over the customer and order indexes, and re-reading them dominated both.
         cursor.execute("PRAGMA cache_size=-65536")
@@ -119,13 +122,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        options = connection.get_execution_options()
+        mode = options.get("sqlite_begin", "IMMEDIATE")
         # Straight to the driver: SQLAlchemy's statement machinery would cost several times
         # what SQLite needs to begin, on every transaction (see helpdesk.prepared).
-        connection.connection.driver_connection.sqlite3_connection.execute(_BEGIN[mode])
+        raw = connection.connection.driver_connection.sqlite3_connection
+        if not options.get(BEGIN_WITHOUT_WAITING):
+            raw.execute(_BEGIN[mode])
+            return
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute(_BEGIN[mode])
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
 
 
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+LOCK_WAIT_SECONDS = 30  # how long a writer waits for another process's write lock
+BEGIN_WITHOUT_WAITING = "helpdesk_begin_without_waiting"
 
 
 def create_sessionmaker(
@@ -167,7 +181,33 @@ class QueuedWriterSession(AsyncSession):
 
     async def __aenter__(self) -> "QueuedWriterSession":
         await self.info[WRITE_QUEUE].acquire()
+        try:
+            await self._begin_without_blocking()
+        except BaseException:
+            self.info[WRITE_QUEUE].release()
+            raise
         return self
+
+    async def _begin_without_blocking(self) -> None:
+        """Take SQLite's write lock, waiting for another process's on the event loop.
+
+        Statements run on the loop's thread, so SQLite's own busy handler, waiting inside the
+        driver for a CLI import or a second server to commit, would stop every socket and
+        request of this process meanwhile. The transaction begins without waiting instead,
+        and while the lock is taken the session sleeps and tries again.
+        """
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        pause = 0.002
+        while True:
+            try:
+                await self.connection(execution_options={BEGIN_WITHOUT_WAITING: True})
+                return
+            except (sqlite3.OperationalError, DBAPIError) as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await self.close()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def __aexit__(self, *exc: object) -> None:
         try:
