@@ -61,26 +61,32 @@ class Prepared:
                 if not items:
                     raise _NeedsSqlAlchemy  # SQLAlchemy's empty-IN rendering
                 sql = sql.replace(f"__[POSTCOMPILE_{slot.name}]", ", ".join("?" * len(items)), 1)
-                values.extend(_processed(slot.process, item) for item in items)
+                process = slot.process
+                values.extend(item if process is None or item is None else process(item)
+                              for item in items)
+            elif slot.process is None or value is None:
+                values.append(value)
             else:
-                values.append(_processed(slot.process, value))
+                values.append(slot.process(value))
         return sql, values
 
     def shape(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows with each column's result processor applied."""
-        if not any(self.results):
+        converted = [(index, process) for index, process in enumerate(self.results) if process]
+        if not converted:
             return rows
-        processors = self.results
-        return [tuple(value if process is None or value is None else process(value)
-                      for process, value in zip(processors, row, strict=True)) for row in rows]
+        shaped = []
+        for row in rows:
+            values = list(row)
+            for index, process in converted:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            shaped.append(tuple(values))
+        return shaped
 
 
 class _NeedsSqlAlchemy(Exception):
     """This statement or these values are left to SQLAlchemy's own path."""
-
-
-def _processed(process: Processor | None, value: Any) -> Any:
-    return value if process is None or value is None else process(value)
 
 
 _cache: dict[int, Prepared | None] = {}
