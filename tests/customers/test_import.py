@@ -1,6 +1,7 @@
 """CSV imports: encodings, layouts, normalisation, idempotency and bad rows."""
 
 import asyncio
+import gc
 import os
 import sys
 from pathlib import Path
@@ -250,3 +251,22 @@ async def test_a_line_the_child_cannot_read_is_reported_by_number(
                       + f"#2,b@example.jp,paid,JPY,100,2024-01-01,1,{too_long},100,T\n")
     with pytest.raises(BadInput, match="line 3: field larger than field limit"):
         await _import_path(engine, broken, Kind.orders, in_child=True)
+
+
+def test_collection_pauses_while_batches_are_written_and_resumes_after() -> None:
+    assert gc.isenabled()
+    first, second = tasks.collector_paused(), tasks.collector_paused()
+    first.__enter__()
+    assert not gc.isenabled()
+    second.__enter__()  # a second import writing at the same time
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the other is still writing
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # someone else's choice is left alone
+    try:
+        with tasks.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
