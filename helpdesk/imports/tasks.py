@@ -31,8 +31,9 @@ class ImportOptions:
     region: str = "JP"
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
-    # Files on disk at least this big are parsed in a child process (see _batches_from_process).
-    parse_process_min_bytes: int = 16 << 20
+    # Files on disk at least this big are parsed in a child process (see _batches_from_process):
+    # starting one costs under a second, a few seconds of parsing in a thread more.
+    parse_process_min_bytes: int = 4 << 20
 
 
 async def import_file(
