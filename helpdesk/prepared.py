@@ -3,7 +3,8 @@
 A Core statement through SQLAlchemy's async engine costs about 100 µs of Python on a small VM
 (execution context, greenlet hop, result wrapping), several times what SQLite needs for an
 indexed lookup. The screen pop and the profile run a dozen such statements per call, so on
-SQLite they go through ``rows``/``execute`` instead: the statement is compiled once, each call
+SQLite they go through ``rows`` (``first``, ``scalar``; ``rows_now`` and ``execute_many_now``
+in synchronous commit hooks) instead: the statement is compiled once, each call
 binds its values through the columns' own processors and runs on the session's connection (in
 its transaction), and rows come back as plain tuples with the columns' result processors
 applied. Other databases take SQLAlchemy's usual path and get the same tuples.
