@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
+from operator import itemgetter
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -265,11 +266,28 @@ async def execute_many(
     connection = await session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     order = compiled.positiontup or []
-    processors = [fast_bind_processor(compiled.binds[name].type, connection.dialect) for name in order]
-    await connection.exec_driver_sql(compiled.string, [
-        tuple(value if process is None or value is None else process(value)
-              for process, value in zip(processors, map(row.__getitem__, order), strict=True))
-        for row in rows])
+    converted = [(index, _last_remembered(process)) for index, name in enumerate(order)
+                 if (process := fast_bind_processor(compiled.binds[name].type, connection.dialect))]
+    values_of = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+    parameters = []
+    for row in rows:
+        values = list(values_of(row))
+        for index, process in converted:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        parameters.append(tuple(values))
+    await connection.exec_driver_sql(compiled.string, parameters)
+
+
+def _last_remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # A batch's rows often share a value (the batch's created_at): converted once.
+    last: list[Any] = [object(), None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+    return converted
 
 
 def fast_bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -283,9 +301,11 @@ def fast_bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | 
 
 
 def _sqlite_datetime(value: datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 def _column_defaults(table: Table, given: Iterable[str]) -> dict[str, Any]:
