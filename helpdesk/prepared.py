@@ -49,7 +49,6 @@ class Prepared:
     sql: str
     slots: tuple[_Slot, ...]
     results: tuple[Processor | None, ...]
-    keys: tuple[str, ...]
 
     def bind(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
         """The SQL (IN lists spelled out) and its positional values for ``params``."""
@@ -130,7 +129,7 @@ def _compile(statement: Executable, dialect: Dialect) -> Prepared:
         raise _NeedsSqlAlchemy(left)
     columns = compiled._result_columns
     results = tuple(_result_processor(column.type, dialect) for column in columns)
-    return Prepared(statement, sql, tuple(slots), results, tuple(c.keyname for c in columns))
+    return Prepared(statement, sql, tuple(slots), results)
 
 
 def _result_processor(type_: Any, dialect: Dialect) -> Processor | None:
