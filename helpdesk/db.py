@@ -97,14 +97,14 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_use_lifo", True)
         engine = create_async_engine(
             database_url, async_creator=partial(sqlite.connect, path, timeout=30), **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite.WalCheckpointer(path))
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, checkpointer: sqlite.WalCheckpointer) -> None:
     # SQLite's deferred transactions fail with SQLITE_BUSY when a reader later writes while
     # another writer committed in between. BEGIN IMMEDIATE makes writers queue (busy_timeout)
     # instead, which is what a single embedded process wants.
@@ -114,12 +114,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints are the background thread's job (sqlite.WalCheckpointer), not a commit's.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={sqlite.INLINE_CHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
         # 64 MiB of page cache (the default is 2 MiB): imports and the phone lookups touch pages
         # all over the customer and order indexes, and re-reading them dominated both.
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
+        checkpointer.ensure_running()
+
+    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: checkpointer.stop())
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
