@@ -17,6 +17,7 @@ from helpdesk.calls import service as calls
 from helpdesk.calls.models import Call, CallDirection, Routed
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
+from helpdesk.realtime import service as events
 
 router = APIRouter(tags=["telephony"])
 PROVIDER = "cti"
@@ -59,6 +60,7 @@ async def cti_event(token: str, request: Request, session: SessionDep,
                                   cause=fields["cause"] or None, options=options))
         answer = {}
     await session.commit()
+    await events.sockets_first()
     return answer
 
 

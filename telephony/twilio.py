@@ -35,6 +35,7 @@ from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
+from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
@@ -130,6 +131,7 @@ async def voice(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
         to=(form.get("To") or "")[:64], route=True), options=options)
     twiml = _inbound_twiml(ringing, settings)
     await session.commit()
+    await events.sockets_first()
     return _xml(twiml)
 
 
@@ -207,6 +209,7 @@ async def offer(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
         return _xml(response)
     twiml = _inbound_twiml(ringing, settings)
     await session.commit()
+    await events.sockets_first()
     return _xml(twiml)
 
 

@@ -204,7 +204,26 @@ class Hub:
     def _on_news(self, seq: int) -> None:
         if seq <= self.last_seq:
             self._check_reset = True  # an echo, a reconnect, or a log that started over
+        elif self._fan_out_own_commit():
+            return
         self._wake.set()
+
+    def _fan_out_own_commit(self) -> bool:
+        """Queue this process's just-committed events for the sockets at once; True if all done.
+
+        It runs as the commit completes, so the socket writers are woken before the request
+        that committed goes on to build and write its response. Only the common case is handled
+        here: the events follow on from what the hub sent, fit one slice, and the sockets'
+        audiences still hold. Anything else is left to the pump.
+        """
+        if not self.ready or self._check_reset or self._lock.locked():
+            return False
+        run = self.local.run_after(self.last_seq, BATCH)
+        if not run or len(run) > self._slice or not self._audiences_hold_for(run):
+            return False
+        self._offer(run)
+        self.local.forget_through(self.last_seq)
+        return self.last_seq >= self.bus.latest_seq
 
     async def _pump(self) -> None:
         while True:
@@ -277,18 +296,23 @@ class Hub:
             else:
                 client.audience = audience
 
+    @property
+    def _slice(self) -> int:
+        return max(1, self.settings.ws_queue_size // 2)
+
     async def _fan_out(self, batch: list[LiveEvent]) -> None:
         # In slices of half a queue, yielding between them: a writer whose socket keeps up
         # empties its queue meanwhile, so only a socket that really stalls overflows.
-        step = max(1, self.settings.ws_queue_size // 2)
-        for start in range(0, len(batch), step):
+        for start in range(0, len(batch), self._slice):
             if start:
                 await asyncio.sleep(0)
-            chunk = batch[start:start + step]
-            for client in list(self.clients.values()):
-                for event in chunk:
-                    client.offer(event)
-            self.last_seq = chunk[-1].seq
+            self._offer(batch[start:start + self._slice])
+
+    def _offer(self, chunk: list[LiveEvent]) -> None:
+        for client in list(self.clients.values()):
+            for event in chunk:
+                client.offer(event)
+        self.last_seq = chunk[-1].seq
 
     # ---- ephemeral frames ---------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Writing events in the transaction they describe, handing out ``seq`` in commit order, who may
 see what, and presence (online / away / offline) kept in the database so every process agrees."""
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,16 @@ async def prune_events(session: AsyncSession, *, before: datetime, limit: int) -
     result = await session.execute(delete(Event).where(col(Event.seq) <= cut))
     await raise_counter(session, PRUNED, cut)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def sockets_first() -> None:
+    """Let the sockets have what the caller just committed before it answers its request.
+
+    The hub queues a process's own events as their commit completes and wakes the socket
+    writers; one turn of the event loop lets them write. A ringing phone's webhook calls this
+    so the operators' screens show the caller before the answer makes their phones ring.
+    """
+    await asyncio.sleep(0)
 
 
 def ephemeral_text(type: str, data: dict[str, Any]) -> str:

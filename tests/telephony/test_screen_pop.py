@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import sys
+from asyncio.subprocess import PIPE
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -10,7 +13,15 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
-from tests.telephony.fixtures import cti_post, events_of, floor, twilio_post, voice_params
+from tests.telephony.fixtures import (
+    cti_post,
+    events_of,
+    floor,
+    signature,
+    status_params,
+    twilio_post,
+    voice_params,
+)
 
 VOICE = "/telephony/twilio/voice"
 SPELLINGS = ["03-1234-5678", "０３－１２３４－５６７８", "+81312345678", "(03) 1234-5678",
@@ -111,6 +122,82 @@ async def test_ringing_reaches_the_offered_operators_socket_and_no_one_elses(
         assert frame["data"]["profile"]["id"] == f.customer_id
         with pytest.raises(TimeoutError):
             await _next_of(theirs, "call.ringing", within=0.5)
+
+
+# The operator's socket and Twilio's request on raw sockets, in a process of its own; the kernel
+# stamps when each answer's first bytes arrived (SO_TIMESTAMPNS), so which came first does not
+# depend on when this side got to read them.
+_POP_BEFORE_TWIML = r"""
+import base64, json, os, select, socket, struct, sys
+port, token, request = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number, where Python lacks it
+
+def connect():
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
+
+def arrival(sock):
+    sock.settimeout(10)
+    _, ancillary, _, _ = sock.recvmsg(65536, 1024)
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("ll", data[:16])
+            return seconds * 10**9 + nanoseconds
+    raise RuntimeError("no arrival time")
+
+operator = connect()
+key = base64.b64encode(os.urandom(16)).decode()
+operator.sendall(f"GET /ws?token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += operator.recv(1)
+assert head.startswith(b"HTTP/1.1 101"), head
+resume, mask = b'{"type":"resume","after":0}', os.urandom(4)
+operator.sendall(bytes([0x81, 0x80 | len(resume)]) + mask
+                 + bytes(byte ^ mask[i % 4] for i, byte in enumerate(resume)))
+print("connected", flush=True)
+sys.stdin.readline()  # the test made a first call, which has ended
+seen = b""
+while b'"call.ended"' not in seen:  # the first call has been through to this socket
+    seen += operator.recv(65536)
+while select.select([operator], [], [], 0.2)[0]:
+    operator.recv(65536)
+twilio = connect()
+twilio.sendall(request)
+twiml_at = arrival(twilio)
+pop_at = arrival(operator)
+print(json.dumps({"popped_first": pop_at < twiml_at}))
+"""
+
+
+async def test_the_pop_reaches_the_operator_before_the_twiml_rings_their_phone(
+        tel: httpx.AsyncClient, tel_server: LiveServer, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff, sales_ops=1)
+    params = list(voice_params("CA-sales", "03-1234-5678").items())
+    body = urlencode(params)
+    request = (f"POST {VOICE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+               f"X-Twilio-Signature: {signature(VOICE, params)}\r\nContent-Length: {len(body)}\r\n"
+               f"\r\n{body}")
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _POP_BEFORE_TWIML, str(tel_server.port), Staff.token(f.sales_ops[0]),
+        request, stdin=PIPE, stdout=PIPE, stderr=PIPE)
+    try:
+        assert client.stdout is not None and client.stderr is not None
+        if await client.stdout.readline() != b"connected\n":
+            raise AssertionError((await client.stderr.read()).decode())
+        # A first call while the operator is connected: the hub reads who may see what (the
+        # staff just changed), as it does once after any such change.
+        await twilio_post(tel, VOICE, voice_params("CA-first", "090-1111-2222"))
+        await twilio_post(tel, "/telephony/twilio/status", status_params("CA-first", "completed", 1))
+        out, err = await asyncio.wait_for(client.communicate(b"go\n"), 30)
+    finally:
+        if client.returncode is None:
+            client.kill()
+    assert client.returncode == 0, err.decode()
+    assert json.loads(out) == {"popped_first": True}
 
 
 async def _next_of(socket: websockets.ClientConnection, kind: str, *, within: float) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""A process's own commits reach its sockets' queues as the commit completes."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from helpdesk.auth.models import Role
+from helpdesk.db import create_sessionmaker
+from helpdesk.realtime import service as events
+from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime.hub import Hub
+from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, Audience, LocalEvents
+from helpdesk.tickets import service as tickets
+from tests.conftest import Staff, make_settings
+from tests.realtime.conftest import until
+
+
+async def test_an_own_commit_is_queued_before_the_committer_goes_on(
+        engine: AsyncEngine, database_url: str, staff: Staff) -> None:
+    supervisor = await staff.create("sv", Role.supervisor)
+    assert supervisor.id is not None
+    bus, local = MemoryBus(), LocalEvents()
+    writers = create_sessionmaker(engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local.add})
+    hub = Hub(bus=bus, sessionmaker=writers, read_sessionmaker=create_sessionmaker(engine, read_only=True),
+              settings=make_settings(database_url), node="test", ticket_inbox=tickets.inbox_of,
+              local=local)
+    await hub.start()
+    try:
+        client = await hub.join(user_id=supervisor.id, name="sv", audience=Audience(supervisor.id, True))
+
+        async def commit(n: int) -> list[str]:
+            """Commit event ``n``; the frames queued for the socket right after the commit."""
+            async with writers() as session:
+                events.record(session, type="ticket.updated", data={"n": n}, broadcast=True)
+                await session.commit()
+                return [text for _, text in list(client.queue._queue)]  # type: ignore[attr-defined]
+
+        await commit(1)  # the first goes through the pump, which reads the sockets' audiences
+        await until(lambda: client.queue.qsize() == 1)
+        second = await commit(2)
+        third = await commit(3)
+    finally:
+        await hub.stop()
+    # Queued before the committing code yielded to the loop even once.
+    assert len(second) == 2 and '"n":2' in second[1], second
+    assert len(third) == 3 and '"n":3' in third[2], third
