@@ -6,13 +6,27 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Dialect,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import col
 
 from helpdesk import prepared
@@ -34,8 +48,23 @@ NOTIFY = "helpdesk.notify"
 # Called after a commit with the events it wrote (this process's hub then need not read them back).
 COMMITTED_EVENTS = "helpdesk.committed_events_sink"
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
-_INSERT_EVENTS = insert(EVENT).values({name: bindparam(name) for name in (
-    "seq", "type", "at", "data", "inbox_id", "user_ids", "broadcast")})
+
+
+class _EncodedJSON(TypeDecorator[str]):
+    """A JSON column's value that the caller has already encoded: written as it is."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+# The data goes in as the text the frame carries: encoded once, for the table and the sockets.
+_INSERT_EVENTS = insert(EVENT).values({
+    **{name: bindparam(name) for name in ("seq", "type", "at", "inbox_id", "user_ids", "broadcast")},
+    "data": bindparam("data_text", type_=_EncodedJSON())})
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 _ACCESS_VERSION = select(col(Counter.value)).where(col(Counter.name) == "access_version")
 _TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
               .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
@@ -74,12 +103,14 @@ class LiveEvent:
     # The access version the committing transaction saw (see ``access_version``); known only
     # for this process's own commits.
     access_version: int | None = field(default=None, compare=False)
+    data_text: str | None = field(default=None, compare=False, repr=False)  # ``data`` encoded
 
     @cached_property
     def text(self) -> str:
-        """The server → client frame."""
-        return json.dumps({"seq": self.seq, "type": self.type, "at": self.at.isoformat(),
-                           "data": self.data}, ensure_ascii=False, separators=(",", ":"))
+        """The server → client frame: ``{"seq", "type", "at", "data"}``, compact UTF-8 JSON."""
+        data = self.data_text if self.data_text is not None else _dumps(self.data)
+        return (f'{{"seq":{self.seq},"type":{_dumps(self.type)},'
+                f'"at":{_dumps(self.at.isoformat())},"data":{data}}}')
 
 
 @dataclass(frozen=True)
@@ -208,8 +239,7 @@ async def sockets_first() -> None:
 
 def ephemeral_text(type: str, data: dict[str, Any]) -> str:
     """A frame that is not stored and carries no seq (viewing, typing, ping, errors)."""
-    return json.dumps({"type": type, "at": utcnow().isoformat(), "data": data},
-                      ensure_ascii=False, separators=(",", ":"))
+    return _dumps({"type": type, "at": utcnow().isoformat(), "data": data})
 
 
 # ---- seq assignment at commit --------------------------------------------------------------
@@ -226,6 +256,7 @@ def _assign_seqs(session: Session) -> None:
     first = counter - len(pending) + 1
     for offset, event in enumerate(pending):
         event["seq"] = first + offset
+        event["data_text"] = _dumps(event["data"])
     prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
     version = prepared.rows_now(connection, _ACCESS_VERSION)
     for event in pending:

@@ -1,5 +1,8 @@
-"""A process's own commits reach its sockets' queues as the commit completes."""
+"""A process's own commits reach its sockets' queues as the commit completes, framed as stored."""
 
+import json
+
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
@@ -42,3 +45,23 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
     # Queued before the committing code yielded to the loop even once.
     assert len(second) == 2 and '"n":2' in second[1], second
     assert len(third) == 3 and '"n":3' in third[2], third
+
+
+async def test_the_data_is_encoded_once_for_the_log_and_the_frame(engine: AsyncEngine) -> None:
+    own: list[events.LiveEvent] = []
+    writers = create_sessionmaker(engine, info={COMMITTED_EVENTS: own.extend})
+    data = {"件名": "返品について", "amount": 1.5, "items": [1, None, True], "quote": 'a "b"\n'}
+    async with writers() as session:
+        events.record(session, type="ticket.updated", data=data, broadcast=True)
+        await session.commit()
+    [mine] = own
+    async with create_sessionmaker(engine, read_only=True)() as session:
+        [logged] = await events.live_events_after(session, mine.seq - 1)
+        stored = (await session.execute(text("SELECT CAST(data AS TEXT) FROM event WHERE seq = :seq"),
+                                        {"seq": mine.seq})).scalar_one()
+    compact = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    assert stored == compact  # the frame's own text, not a second (ASCII-escaped) encoding
+    assert logged.data == data
+    assert mine.text == logged.text  # a replayed frame is the live one, byte for byte
+    assert json.loads(mine.text) == {"seq": mine.seq, "type": "ticket.updated",
+                                     "at": mine.at.isoformat(), "data": data}
