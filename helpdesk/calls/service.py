@@ -35,7 +35,7 @@ from helpdesk.calls.models import (
 )
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
-from helpdesk.db import serialize_on, utcnow
+from helpdesk.db import construct, serialize_on, utcnow
 from helpdesk.errors import BadInput, HelpdeskError, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
@@ -265,14 +265,13 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     e164 = normalize.phone(caller, options.region)
     # The caller's customer row (with identities) is read once: for the call and for the pop.
     customer = await profiles.customer_rows_by_phone(session, e164) if e164 else None
-    call = Call(
-        provider=new.provider, call_id=new.call_id, direction=new.direction,
+    call = construct(
+        Call, provider=new.provider, call_id=new.call_id, direction=new.direction,
         from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
         inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
         customer_id=customer.id if customer is not None else None,
         queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
         user_label=new.user_label[:500] if new.user_label else None,
-        offered_user_ids=[], started_at=utcnow(),  # given, not defaulted: defaults cost per field
     )
     if inbound:
         await _route(session, call, new, settings, options)
