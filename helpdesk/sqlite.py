@@ -80,15 +80,14 @@ class WalCheckpointer:
     that one request copies everyone's pages and syncs the file. With a screen pop writing about
     ten pages, one call in a hundred paid for it, and on a virtual disk that tripled the 99th
     percentile. Here serving connections leave the work to this thread, which runs a PASSIVE
-    checkpoint every ``interval`` seconds. PASSIVE never waits for and never blocks readers or
+    checkpoint every ``CHECKPOINT_INTERVAL_SECONDS``. PASSIVE never waits for and never blocks readers or
     writers, and the driver releases the GIL while SQLite copies and syncs, so the work runs on
     another core beside requests and imports.
     """
 
-    def __init__(self, path: str, interval: float | None = None) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.interval = CHECKPOINT_INTERVAL_SECONDS if interval is None else interval
-        self.checkpoints = 0  # completed passes, for tests and diagnostics
+        self.interval = CHECKPOINT_INTERVAL_SECONDS
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,5 +124,3 @@ class WalCheckpointer:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:
             log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
-            return
-        self.checkpoints += 1
