@@ -2,9 +2,12 @@
 
 import asyncio
 import gc
+import multiprocessing
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -270,3 +273,38 @@ def test_collection_pauses_while_batches_are_written_and_resumes_after() -> None
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class _RecordsCollector:
+    """Notes, as it is unpickled, whether automatic collection was on."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def __getstate__(self) -> object:
+        return "state"
+
+    def __setstate__(self, state: object) -> None:
+        self.seen.append(gc.isenabled())
+
+
+def test_batches_from_the_child_are_unpickled_with_collection_paused() -> None:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    sending.send(("batch", [_RecordsCollector(), _RecordsCollector()], 0))
+    message = tasks._receive(receiving)
+    assert message[0] == "batch" and len(message[1]) == 2
+    assert _RecordsCollector.seen == [False, False]
+    assert gc.isenabled()
+
+
+def test_pauses_from_many_threads_leave_collection_on_at_the_end() -> None:
+    def pause_often() -> None:
+        for _ in range(2000):
+            with tasks.collector_paused():
+                pass
+
+    threads = [threading.Thread(target=pause_often) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gc.isenabled() and tasks._pauses == 0
