@@ -1,4 +1,5 @@
-"""Downloading what customers send (LINE photos, videos, audio, files) after the webhook answered.
+"""Downloading what customers send (photos, videos, audio, files on LINE, Messenger, Instagram
+and WhatsApp) after the webhook answered.
 
 A webhook only records what is to be fetched (``media_fetch``, in the transaction that ingests
 the message), so it answers fast and a crash loses nothing it acknowledged. The worker here:
@@ -27,7 +28,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from helpdesk.channels.models import MediaFetch
+from helpdesk.channels.models import MEDIA_REFERENCE_MAX, MediaFetch
 from helpdesk.config import Settings
 from helpdesk.db import dialect_of, readers_like, utcnow
 from helpdesk.outbox.tasks import Listen, in_background
@@ -66,15 +67,24 @@ class Pending:
     attempt: int
 
 
-# A fetcher downloads one item's content (at most max_bytes) or raises FetchError.
-Fetcher = Callable[[Pending, Settings, httpx.AsyncClient, int], Awaitable[InboundAttachment]]
+# A fetcher downloads one row's content (each item at most max_bytes) or raises FetchError.
+Fetcher = Callable[[Pending, Settings, httpx.AsyncClient, int], Awaitable[list[InboundAttachment]]]
 
 
 def enqueue(session: AsyncSession, *, message_id: int, provider: str, media_id: str, kind: str,
-            filename: str | None = None) -> None:
-    """Add a download to the current transaction (the one that ingested the message)."""
-    session.add(MediaFetch(message_id=message_id, provider=provider, media_id=media_id[:255],
+            filename: str | None = None) -> bool:
+    """Add a download to the current transaction (the one that ingested the message).
+
+    False, and nothing added, when the reference is too long to be kept whole: a cut one would
+    only fetch the wrong thing, so the message keeps its placeholder.
+    """
+    if not media_id or len(media_id) > MEDIA_REFERENCE_MAX:
+        log.warning("media of message %s not fetched: reference of %s characters",
+                    message_id, len(media_id))
+        return False
+    session.add(MediaFetch(message_id=message_id, provider=provider, media_id=media_id,
                            kind=kind[:20], filename=filename[:255] if filename else None))
+    return True
 
 
 async def download(http: httpx.AsyncClient, url: str, *, headers: Mapping[str, str],
@@ -82,7 +92,7 @@ async def download(http: httpx.AsyncClient, url: str, *, headers: Mapping[str, s
     """(body, content type) of a GET, read at most ``max_bytes`` far; FetchError otherwise."""
     try:
         async with http.stream("GET", url, headers=headers) as response:
-            _check_status(response)
+            check_status(response)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise FetchError(f"{declared} bytes is over the cap", permanent=True,
@@ -98,7 +108,8 @@ async def download(http: httpx.AsyncClient, url: str, *, headers: Mapping[str, s
         raise FetchError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _check_status(response: httpx.Response) -> None:
+def check_status(response: httpx.Response) -> None:
+    """Nothing for a 200; a FetchError saying whether trying again may help otherwise."""
     status = response.status_code
     if status == 200:
         return
@@ -185,7 +196,7 @@ class MediaWorker:
                         item.id, item.provider, item.media_id, item.attempt, error)
             await self._record_failure(item, error, now=now)
         else:
-            await self._finish(item, [fetched], note=None)
+            await self._finish(item, fetched, note=None)
 
     async def _record_failure(self, item: Pending, error: FetchError, *, now: datetime) -> None:
         if error.permanent or item.attempt >= self.options.max_attempts:

@@ -34,6 +34,9 @@ class ChatVisitor(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+MEDIA_REFERENCE_MAX = 4000
+
+
 class MediaFetch(SQLModel, table=True):
     """Content a provider holds for an inbound message (a LINE photo), still to be downloaded.
 
@@ -47,8 +50,10 @@ class MediaFetch(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", unique=True, ondelete="CASCADE")
     provider: str = Field(max_length=20)
-    # The provider's id for the content (LINE's message id), its kind, its name when it has one.
-    media_id: str = Field(max_length=255)
+    # Where the content is, as the provider names it: LINE's message id, a WhatsApp media id, or
+    # Messenger's and Instagram's attachment URLs (one per line: a message can carry several).
+    # Then its kind, and its name when it has one.
+    media_id: str = Field(max_length=MEDIA_REFERENCE_MAX)
     kind: str = Field(max_length=20)
     filename: str | None = Field(default=None, max_length=255)
     attempts: int = Field(default=0)

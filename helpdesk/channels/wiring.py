@@ -21,7 +21,7 @@ from helpdesk.outbox.service import SenderRegistry
 
 ROUTERS: list[APIRouter] = [email_api.router, line_api.router, meta_api.router, chat_api.router]
 # How each provider's media (queued in media_fetch by its webhook) is downloaded.
-FETCHERS: dict[str, media.Fetcher] = {"line": line.fetch_content}
+FETCHERS: dict[str, media.Fetcher] = {"line": line.fetch_content, meta.PROVIDER: meta.fetch_content}
 
 
 def register_senders(registry: SenderRegistry,

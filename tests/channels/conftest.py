@@ -61,7 +61,8 @@ def _clean_fakes(request: pytest.FixtureRequest) -> None:
         if name in request.fixturenames:
             fake = request.getfixturevalue(name)
             fake.fail_next = 0
-            for attr in ("requests", "pushed", "sent", "messages", "contents", "profiles"):
+            for attr in ("requests", "pushed", "sent", "messages", "contents", "profiles", "cdn",
+                         "media"):
                 if hasattr(fake, attr):
                     getattr(fake, attr).clear()
             if hasattr(fake, "accepted_keys"):

@@ -166,20 +166,61 @@ class FakeLineData(ThreadedHTTP):
 
 
 class FakeMeta(ThreadedHTTP):
-    """The Graph API's Send API (Messenger, Instagram) and WhatsApp Cloud API."""
+    """The Graph API's Send API (Messenger, Instagram) and WhatsApp Cloud API, with media: a CDN
+    serving Messenger's attachment URLs as they are, and WhatsApp media behind the token."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self.token = token
         self.sent: list[Recorded] = []
         self.profiles: dict[str, dict[str, str]] = {}  # user id → the fields the Graph API has
+        self.cdn: dict[str, Content] = {}  # file name under /cdn/ → what is served there
+        self.media: dict[str, Content] = {}  # WhatsApp media id → its content
+
+    def cdn_url(self, name: str) -> str:
+        """A Messenger-style signed attachment URL for ``name``."""
+        return f"{self.url}/cdn/v/t1.15752-9/{name}?_nc_cat=1&oh=00_AYD&oe=674F0000"
+
+    def fetches(self, path_part: str) -> int:
+        return sum(1 for r in self.requests if r.method == "GET" and path_part in r.path)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{account}/messages", self.handle_messages)
+        app.router.add_get("/cdn/v/{bucket}/{name}", self.cdn_content)
+        app.router.add_get("/whatsapp-media/{media_id}", self.media_content)
         app.router.add_get("/{version}/{user_id}", self.profile)
+
+    async def cdn_content(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        found = self.cdn.get(request.match_info["name"])
+        if found is None or "oh" not in request.query:
+            return web.Response(status=403, text="URL signature expired")
+        return web.Response(body=found.data, content_type=found.content_type)
+
+    async def media_content(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        found = self.media.get(request.match_info["media_id"])
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=401)
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found.data, content_type=found.content_type)
+
+    async def media_info(self, request: web.Request, media_id: str) -> web.Response:
+        """What the Graph API tells of a WhatsApp media id: where to download it."""
+        found = self.media[media_id]
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"error": {"message": "Invalid OAuth access token",
+                                                "type": "OAuthException", "code": 190}}, status=401)
+        return web.json_response({
+            "messaging_product": "whatsapp", "url": f"{self.url}/whatsapp-media/{media_id}",
+            "mime_type": found.content_type, "sha256": "0" * 64, "file_size": len(found.data),
+            "id": media_id})
 
     async def profile(self, request: web.Request) -> web.Response:
         await self.record(request)
+        if request.match_info["user_id"] in self.media:
+            return await self.media_info(request, request.match_info["user_id"])
         found = self.profiles.get(request.match_info["user_id"])
         if request.headers.get("Authorization") != f"Bearer {self.token}" or found is None:
             return web.json_response({"error": {"message": "Unsupported get request.",

@@ -151,7 +151,7 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
 
 
 async def fetch_content(item: media.Pending, settings: Settings, http: httpx.AsyncClient,
-                        max_bytes: int) -> InboundAttachment:
+                        max_bytes: int) -> list[InboundAttachment]:
     """Download what a user sent from LINE's content API (202 means: not ready, try later)."""
     if not settings.line_channel_access_token:
         raise media.FetchError("LINE_CHANNEL_ACCESS_TOKEN is not configured")
@@ -160,8 +160,8 @@ async def fetch_content(item: media.Pending, settings: Settings, http: httpx.Asy
         http, f"{base}/v2/bot/message/{quote(item.media_id, safe='')}/content",
         headers={"Authorization": f"Bearer {settings.line_channel_access_token}"},
         max_bytes=max_bytes)
-    return InboundAttachment(filename=media.filename_for(item, content_type),
-                             content_type=content_type, data=data)
+    return [InboundAttachment(filename=media.filename_for(item, content_type),
+                              content_type=content_type, data=data)]
 
 
 def _chunks(text: str) -> list[str]:

@@ -5,26 +5,31 @@ the account being the Page, Instagram account or WhatsApp phone number id that w
 """
 
 import logging
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.channels import webhooks
+from helpdesk.channels import media, webhooks
+from helpdesk.channels.models import MEDIA_REFERENCE_MAX
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, SendError
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Channel, InboundMessage, Sender
+from helpdesk.tickets.models import Channel, InboundAttachment, InboundMessage, Sender
 
 log = logging.getLogger(__name__)
 
 NAME_TIMEOUT_SECONDS = 3.0  # Meta waits for the webhook's answer; a name is not worth more
 _names = webhooks.TTLCache()
 MAX_TEXT = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
+PROVIDER = "meta"
+# What is downloaded; stickers (on Messenger, an image URL) and locations keep their placeholder.
+FETCHED_KINDS = frozenset({"image", "video", "audio", "file", "document"})
 _PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
                  "document": "[ファイル]", "sticker": "[スタンプ]", "location": "[位置情報]"}
 
@@ -41,7 +46,22 @@ def _when(value: object, divisor: int) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
-def messaging_events(payload: dict[str, Any]) -> Iterator[InboundMessage]:
+@dataclass(frozen=True)
+class Media:
+    """What a message carries that is to be downloaded (see ``fetch_content``)."""
+
+    reference: str  # a WhatsApp media id, or attachment URLs one per line
+    kind: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    message: InboundMessage
+    media: Media | None = None
+
+
+def messaging_events(payload: dict[str, Any]) -> Iterator[Received]:
     """Messenger (``object: page``) and Instagram (``object: instagram``) messages."""
     platform = {"page": "messenger", "instagram": "instagram"}.get(str(payload.get("object")))
     if platform is None:
@@ -49,28 +69,48 @@ def messaging_events(payload: dict[str, Any]) -> Iterator[InboundMessage]:
     for entry in _dicts(payload.get("entry")):
         for item in _dicts(entry.get("messaging")):
             message = item.get("message")
-            sender = _str((item.get("sender") or {}).get("id"))
-            account = _str((item.get("recipient") or {}).get("id")) or _str(entry.get("id"))
+            sender = _str(_inner(item, "sender").get("id"))
+            account = _str(_inner(item, "recipient").get("id")) or _str(entry.get("id"))
             if not isinstance(message, dict) or message.get("is_echo") or not sender or not account:
                 continue
             mid = _str(message.get("mid"))
             if mid is None:
                 continue
-            text = _str(message.get("text")) or _attachments_text(message.get("attachments"))
-            yield InboundMessage(
+            attachments = _dicts(message.get("attachments"))
+            text = _str(message.get("text")) or _attachments_text(attachments)
+            yield Received(InboundMessage(
                 channel=Channel(platform), external_id=mid[:255],
                 sender=Sender(meta_id=f"{platform}:{sender}"), body_text=text,
                 conversation_key=f"meta:{platform}:{account}:{sender}",
                 received_at=_when(item.get("timestamp"), 1000),
-            )
+            ), _attachment_media(attachments))
 
 
-def _attachments_text(attachments: object) -> str:
-    kinds = [str(a.get("type")) for a in _dicts(attachments)]
+def _attachments_text(attachments: list[dict[str, Any]]) -> str:
+    kinds = [str(a.get("type")) for a in attachments]
     return " ".join(_PLACEHOLDERS.get(k, f"[{k}]") for k in kinds) or "[メッセージ]"
 
 
-def whatsapp_events(payload: dict[str, Any]) -> Iterator[InboundMessage]:
+def _attachment_media(attachments: list[dict[str, Any]]) -> Media | None:
+    """The downloadable attachments (photos, videos, audio, files) of a Messenger or Instagram
+    message, as many whole URLs as a fetch row holds; stickers, locations and shares are not."""
+    urls: list[str] = []
+    kinds: list[str] = []
+    for attachment in attachments:
+        url = _str(_inner(attachment, "payload").get("url"))
+        kind = str(attachment.get("type"))
+        if kind not in FETCHED_KINDS or url is None or "\n" in url:
+            continue
+        if sum(len(u) + 1 for u in urls) + len(url) > MEDIA_REFERENCE_MAX:
+            break
+        urls.append(url)
+        kinds.append(kind)
+    if not urls:
+        return None
+    return Media("\n".join(urls), kinds[0] if len(set(kinds)) == 1 else "file")
+
+
+def whatsapp_events(payload: dict[str, Any]) -> Iterator[Received]:
     """WhatsApp Cloud API messages (``object: whatsapp_business_account``)."""
     if payload.get("object") != "whatsapp_business_account":
         return
@@ -79,8 +119,8 @@ def whatsapp_events(payload: dict[str, Any]) -> Iterator[InboundMessage]:
             value = change.get("value")
             if change.get("field") != "messages" or not isinstance(value, dict):
                 continue
-            phone_id = _str((value.get("metadata") or {}).get("phone_number_id"))
-            names = {c.get("wa_id"): (c.get("profile") or {}).get("name")
+            phone_id = _str(_inner(value, "metadata").get("phone_number_id"))
+            names = {c.get("wa_id"): _inner(c, "profile").get("name")
                      for c in _dicts(value.get("contacts"))}
             for message in _dicts(value.get("messages")):
                 inbound = _whatsapp_message(message, phone_id, names)
@@ -89,23 +129,33 @@ def whatsapp_events(payload: dict[str, Any]) -> Iterator[InboundMessage]:
 
 
 def _whatsapp_message(message: dict[str, Any], phone_id: str | None,
-                      names: dict[Any, Any]) -> InboundMessage | None:
+                      names: dict[Any, Any]) -> Received | None:
     wa_id, mid = _str(message.get("from")), _str(message.get("id"))
     if not wa_id or not mid or not phone_id:
         return None
     kind = str(message.get("type", ""))
+    content = _inner(message, kind)
     if kind == "text":
-        text = str((message.get("text") or {}).get("body", ""))
+        text = str(content.get("body", ""))
     else:
-        caption = (message.get(kind) or {}).get("caption") if isinstance(message.get(kind), dict) else None
-        text = " ".join(p for p in (_PLACEHOLDERS.get(kind, f"[{kind}]"), _str(caption)) if p)
+        text = " ".join(p for p in (_PLACEHOLDERS.get(kind, f"[{kind}]"), _str(content.get("caption")))
+                        if p)
+    media_id = _str(content.get("id"))
+    media = Media(media_id, kind, _str(content.get("filename"))) if (
+        media_id and kind in FETCHED_KINDS | {"sticker"} and "\n" not in media_id) else None
     name = names.get(wa_id)
-    return InboundMessage(
+    return Received(InboundMessage(
         channel=Channel.whatsapp, external_id=mid[:255],
         sender=Sender(name=name if isinstance(name, str) else None, phone=f"+{wa_id.lstrip('+')}"),
         body_text=text, conversation_key=f"meta:whatsapp:{phone_id}:{wa_id}",
         received_at=_when(message.get("timestamp"), 1),
-    )
+    ), media)
+
+
+def _inner(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """``value[key]`` when that is an object, else an empty one (payloads are not trusted)."""
+    inner = value.get(key)
+    return inner if isinstance(inner, dict) else {}
 
 
 def _dicts(value: object) -> list[dict[str, Any]]:
@@ -155,33 +205,121 @@ def _profile_name(profile: dict[str, Any]) -> str | None:
 
 
 async def with_names(http: httpx.AsyncClient, settings: Settings,
-                     messages: list[InboundMessage]) -> list[InboundMessage]:
+                     received: list[Received]) -> list[Received]:
     """The messages, Messenger and Instagram senders named from their profiles where possible."""
-    named: list[InboundMessage] = []
-    for inbound in messages:
+    named: list[Received] = []
+    for item in received:
+        inbound = item.message
         platform, _, user_id = (inbound.sender.meta_id or "").partition(":")
         if inbound.sender.name is None and user_id:
             name = await sender_name(http, settings, platform, user_id)
             if name:
                 inbound = inbound.model_copy(
                     update={"sender": inbound.sender.model_copy(update={"name": name})})
-        named.append(inbound)
+                item = Received(inbound, item.media)
+        named.append(item)
     return named
 
 
 async def ingest_payload(session: AsyncSession, payload: dict[str, Any], *,
                          settings: Settings, http: httpx.AsyncClient | None = None) -> int:
-    """Ingest every message in a webhook payload, committing each; returns how many were new."""
+    """Ingest every message in a webhook payload, committing each; returns how many were new.
+
+    Photos and files are queued for download with their message (``fetch_content`` gets them
+    after Meta has its answer); a redelivered message queues nothing again.
+    """
     new = 0
     options = tickets.IngestOptions(region=settings.default_region)
-    messages = [*messaging_events(payload), *whatsapp_events(payload)]
+    received = [*messaging_events(payload), *whatsapp_events(payload)]
     if http is not None:
-        messages = await with_names(http, settings, messages)
-    for inbound in messages:
-        result = await tickets.ingest(session, inbound, options=options)
+        received = await with_names(http, settings, received)
+    for item in received:
+        result = await tickets.ingest(session, item.message, options=options)
+        if item.media is not None and not result.duplicate:
+            media.enqueue(session, message_id=result.message_id, provider=PROVIDER,
+                          media_id=item.media.reference, kind=item.media.kind,
+                          filename=item.media.filename)
         await session.commit()
         new += not result.duplicate
     return new
+
+
+# ---- media ------------------------------------------------------------------------------------
+
+
+async def fetch_content(item: media.Pending, settings: Settings, http: httpx.AsyncClient,
+                        max_bytes: int) -> list[InboundAttachment]:
+    """Download a message's photos and files.
+
+    Messenger and Instagram hand over signed CDN URLs, fetched as they are. WhatsApp hands over
+    a media id: the Graph API tells where it lies, and that address wants the access token too.
+    """
+    if not settings.meta_access_token:
+        raise media.FetchError("META_ACCESS_TOKEN is not configured")
+    references = item.media_id.split("\n")
+    if not references[0].startswith(("https://", "http://")):
+        return [await _whatsapp_media(item, settings, http, max_bytes)]
+    fetched: list[InboundAttachment] = []
+    for number, url in enumerate(references, start=1):
+        _require_meta_address(url, settings)
+        data, content_type = await media.download(http, url, headers={}, max_bytes=max_bytes)
+        name = item.filename or _name_in(url) or f"{PROVIDER}-{item.kind}-{item.message_id}-{number}"
+        fetched.append(InboundAttachment(filename=_with_extension(name, content_type),
+                                         content_type=content_type, data=data))
+    return fetched
+
+
+async def _whatsapp_media(item: media.Pending, settings: Settings, http: httpx.AsyncClient,
+                          max_bytes: int) -> InboundAttachment:
+    bearer = {"Authorization": f"Bearer {settings.meta_access_token}"}
+    base = f"{settings.meta_api_base.rstrip('/')}/{settings.meta_graph_version}"
+    try:
+        response = await http.get(f"{base}/{quote(item.media_id, safe='')}", headers=bearer)
+    except httpx.HTTPError as exc:
+        raise media.FetchError(f"{type(exc).__name__}: {exc}") from exc
+    media.check_status(response)
+    try:
+        found = response.json()
+    except ValueError as exc:
+        raise media.FetchError("the Graph API answered no JSON") from exc
+    url = _str(found.get("url")) if isinstance(found, dict) else None
+    if url is None:
+        raise media.FetchError("the Graph API named no address for the media", permanent=True)
+    size = found.get("file_size")
+    if isinstance(size, int) and size > max_bytes:
+        raise media.FetchError(f"{size} bytes is over the cap", permanent=True,
+                               note=media.too_large_note(max_bytes))
+    _require_meta_address(url, settings)
+    data, content_type = await media.download(http, url, headers=bearer, max_bytes=max_bytes)
+    if content_type == "application/octet-stream" and _str(found.get("mime_type")):
+        content_type = str(found["mime_type"]).split(";")[0].strip()
+    name = item.filename or f"{PROVIDER}-{item.kind}-{item.media_id}"
+    return InboundAttachment(filename=_with_extension(name, content_type),
+                             content_type=content_type, data=data)
+
+
+def _require_meta_address(url: str, settings: Settings) -> None:
+    """Only HTTPS addresses (Meta's CDNs), or the configured Graph API base itself (a local
+    stand-in): a webhook's URL must never reach plain-HTTP hosts inside the network."""
+    parts = urlsplit(url)
+    base = urlsplit(settings.meta_api_base)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+        return
+    raise media.FetchError(f"not a Meta address: {url[:100]}", permanent=True)
+
+
+def _name_in(url: str) -> str | None:
+    """The file name at the end of a URL's path, when it has one (``…/1234_n.jpg``)."""
+    last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return last[:120] if "." in last.strip(".") else None
+
+
+def _with_extension(name: str, content_type: str) -> str:
+    if "." in name.strip("."):
+        return name
+    return name + (mimetypes.guess_extension(content_type) or "")
 
 
 # ---- replies --------------------------------------------------------------------------------
