@@ -15,12 +15,12 @@ from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import counts, service
+from helpdesk.tickets import counts, photos, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -327,6 +327,23 @@ async def attachment(ticket: CurrentTicket, attachment_id: int, session: ReadSes
     filename = row.filename.replace('"', "").replace("\r", "").replace("\n", "")
     return Response(row.data, media_type="application/octet-stream", headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
+
+
+@router.get("/tickets/{ticket_id}/attachments/{attachment_id}/preview")
+async def attachment_preview(ticket: CurrentTicket, attachment_id: int,
+                             session: ReadSessionDep) -> Response:
+    """A photo shown inline in the conversation: only JPEG, PNG, GIF or WebP whose bytes say so
+    (a script or SVG labelled as a photo is refused), sandboxed should it be opened on its own."""
+    row = await session.get(Attachment, attachment_id)
+    if row is None or not await _belongs(session, row, ticket):
+        raise NotFound("attachment not found")
+    kind = photos.photo_type(row.data)
+    if kind is None:
+        raise HelpdeskError("this attachment is not a photo that can be shown", status_code=415)
+    return Response(row.data, media_type=kind, headers={
+        "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, max-age=86400"})
 
 
 async def _belongs(session: AsyncSession, row: Attachment, ticket: Ticket) -> bool:

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from helpdesk.auth.models import User
 from helpdesk.config import Settings
+from helpdesk.tickets import photos
 from helpdesk.tickets.models import Status
 from helpdesk.web import csrf, i18n, messages
 
@@ -76,7 +77,7 @@ def environment() -> Environment:
                        status_label=_per_render(status_label), t=_per_render(i18n.gettext),
                        sanitized=sanitized, isodt=datetime.fromisoformat)
     env.globals.update(statuses=list(Status), languages=i18n.LANGUAGES,
-                       translated_detail=translated_detail)
+                       translated_detail=translated_detail, is_photo=photos.is_photo)
     env.globals["m"] = env.get_template("_macros.html").module
     return env
 

@@ -18,11 +18,11 @@ PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20 + b"\xff\xd9"
 RECEIPT = b"%PDF-1.4 receipt"
 
 
-def messenger_attachments(mid: str, attachments: list[dict[str, Any]], *,
-                          obj: str = "page") -> dict[str, Any]:
+def messenger_attachments(mid: str, attachments: list[dict[str, Any]], *, obj: str = "page",
+                          sender: str = "6789012345678901") -> dict[str, Any]:
     """A Messenger (or Instagram) webhook body with a message carrying ``attachments``."""
     return {"object": obj, "entry": [{"id": "112233445566778", "time": 1714525200000, "messaging": [{
-        "sender": {"id": "6789012345678901"}, "recipient": {"id": "112233445566778"},
+        "sender": {"id": sender}, "recipient": {"id": "112233445566778"},
         "timestamp": 1714525200000, "message": {"mid": mid, "attachments": attachments}}]}]}
 
 
@@ -154,3 +154,40 @@ async def test_stickers_locations_and_odd_attachments_keep_their_placeholder(
         {"sender": "6789", "recipient": ["x"], "message": {"mid": "m_HOSTILE", "text": "hi"}}]}]}
     assert (await post_meta(chttp, hostile)).status_code == 200
     assert await count(db, Message) == 1
+
+
+async def test_photos_show_inline_and_nothing_else_does(
+        chttp: httpx.AsyncClient, db: AsyncSession, fake_meta: FakeMeta,
+        media_worker: MediaWorker, operator: dict[str, str]) -> None:
+    fake_meta.cdn["shown.jpg"] = Content(PHOTO, "image/jpeg")
+    fake_meta.cdn["disguised.png"] = Content(b"<svg onload=alert(1)></svg>", "image/png")
+    fake_meta.cdn["receipt.pdf"] = Content(RECEIPT, "application/pdf")
+    await post_meta(chttp, messenger_attachments("m_SHOWN", [
+        image(fake_meta.cdn_url("shown.jpg")), image(fake_meta.cdn_url("disguised.png")),
+        image(fake_meta.cdn_url("receipt.pdf"), "file")]))
+    await post_meta(chttp, messenger_attachments("m_OTHER", [image(fake_meta.cdn_url("shown.jpg"))],
+                                                 sender="1111222233334444"))
+    assert await media_worker.run_once() == 2
+    shown, disguised, receipt, elsewhere = await fetch(db, select(Attachment).order_by(Attachment.id))
+    ticket_id = (await fetch(db, select(Message).where(Message.id == shown.message_id)))[0].ticket_id
+    other_ticket = (await fetch(db, select(Message).where(Message.id == elsewhere.message_id)))[0].ticket_id
+    assert ticket_id != other_ticket
+
+    page = (await chttp.get(f"/tickets/{ticket_id}", headers=operator)).text
+    base = f"/tickets/{ticket_id}/attachments"
+    assert f'<img src="{base}/{shown.id}/preview" alt="shown.jpg"' in page
+    assert f'<img src="{base}/{disguised.id}/preview"' in page  # it says PNG; its bytes decide
+    assert f"{base}/{receipt.id}/preview" not in page
+
+    preview = await chttp.get(f"{base}/{shown.id}/preview", headers=operator)
+    assert preview.status_code == 200 and preview.content == PHOTO
+    assert preview.headers["content-type"] == "image/jpeg"
+    assert preview.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in preview.headers["content-security-policy"]
+    refused = [await chttp.get(f"{base}/{a.id}/preview", headers=operator) for a in (disguised, receipt)]
+    assert [r.status_code for r in refused] == [415, 415]
+    assert all(b"svg" not in r.content for r in refused)
+    foreign = await chttp.get(f"{base}/{elsewhere.id}/preview", headers=operator)
+    assert foreign.status_code == 404
+    anonymous = await chttp.get(f"{base}/{shown.id}/preview", follow_redirects=False)
+    assert anonymous.status_code in (302, 303, 401) and anonymous.content != PHOTO
