@@ -1,6 +1,8 @@
 """The ticket page: thread, reply, note, controls, templates, the 409 conflict, live changes."""
 
 import re
+import struct
+import zlib
 from decimal import Decimal
 
 from playwright.async_api import expect
@@ -273,12 +275,28 @@ async def test_a_photo_fetched_after_the_message_appears_in_the_open_thread(
     seq = await peek.last_seq()
     await begin_write(db)
     await tickets.add_late_content(db, message_id=result.message_id, attachments=[
-        InboundAttachment(filename="line-image-1.jpg", content_type="image/jpeg", data=b"\xff\xd8jpeg")])
+        InboundAttachment(filename="line-image-1.png", content_type="image/png", data=png(40, 30))])
     await db.commit()
     frames = [f for f in await peek.frames_after(seq) if f["type"] == "message.updated"]
     assert [f["data"]["message_id"] for f in frames] == [result.message_id]
     await tab.deliver(frames)
-    link = tab.page.locator(f"#message-{result.message_id} .attachments a")
-    await expect(link).to_have_text("line-image-1.jpg")
+    link = tab.page.locator(f"#message-{result.message_id} .attachments a[download]")
+    await expect(link).to_have_text("line-image-1.png")
+    thumbnail = tab.page.locator(f"#message-{result.message_id} .attachments img")
+    await expect(thumbnail).to_have_attribute("alt", "line-image-1.png")
+    await tab.page.wait_for_function(  # decoded by Chromium: the photo itself, at its size
+        "img => img.complete && img.naturalWidth === 40 && img.naturalHeight === 30",
+        arg=await thumbnail.element_handle())
     assert await tab.page.evaluate("window.__notReloaded") is True
     tab.assert_clean()
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG of one colour, for the browser to decode."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"\x2a\x7f\xd4" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
