@@ -13,17 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.customers import service
 from helpdesk.customers.models import (
-    CustomerIdentity,
     IdentityKind,
     IncomingCustomer,
     IncomingOrder,
-    table_of,
 )
-from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, Identity
+from helpdesk.customers.service import CHUNK, CUSTOMER, IDENTITY, ORDER, ORDER_ITEM, Identity
 from helpdesk.db import dialect_of, insert_many, utcnow
 from helpdesk.search import service as search
-
-IDENTITY = table_of(CustomerIdentity)
 
 
 @dataclass
@@ -234,7 +230,7 @@ async def _insert_orders(
         return
     ids = await insert_returning_ids(session, ORDER, rows)
     await _insert_items(session, zip(ids, orders, strict=True))
-    await service.add_purchases(session, rows)
+    await service.add_purchases(session, ids)
     result.created += len(ids)
 
 

@@ -2,17 +2,15 @@
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, NamedTuple
+from datetime import UTC
 
 from sqlalchemy import Select, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from helpdesk import normalize
+from helpdesk import normalize, prepared
 from helpdesk.customers import rfm
 from helpdesk.customers.models import (
     Customer,
@@ -25,7 +23,7 @@ from helpdesk.customers.models import (
     OrderLine,
     table_of,
 )
-from helpdesk.db import dialect_of, execute_many, serialize_on, utcnow
+from helpdesk.db import dialect_of, serialize_on, utcnow
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.search import service as search
 
@@ -199,14 +197,11 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
     for kind, values in by_kind.items():
         values.sort()
         for start in range(0, len(values), CHUNK):
-            # kind first: the unique (kind, value) index serves the lookup only when both are
-            # given; on value alone every identity row would be scanned.
-            rows = await session.execute(
-                select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id))
-                .where(col(CustomerIdentity.kind) == kind,
-                       col(CustomerIdentity.value).in_(values[start:start + CHUNK])))
-            found.update(((kind, value), customer_id) for value, customer_id in rows.all())
+            rows = await prepared.rows(session, _OWNERS, {"kind": kind,
+                                                          "values": values[start:start + CHUNK]})
+            found.update(((kind, value), customer_id) for value, customer_id in rows)
     return found
+
 
 
 # Statuses whose orders are not purchases: left out of counts, totals and ranks.
@@ -216,16 +211,11 @@ CHUNK = 2000
 CUSTOMER = table_of(Customer)
 ORDER = table_of(Order)
 ORDER_ITEM = table_of(OrderItem)
-_FIRST = bindparam("first", type_=CUSTOMER.c.first_order_at.type)
-_LAST = bindparam("last", type_=CUSTOMER.c.last_order_at.type)
-_ADD_PURCHASES = update(CUSTOMER).where(CUSTOMER.c.id == bindparam("b_id")).values(
-    orders_count=CUSTOMER.c.orders_count + bindparam("n"),
-    total_spent=CUSTOMER.c.total_spent + bindparam("spent", type_=CUSTOMER.c.total_spent.type),
-    first_order_at=case((or_(CUSTOMER.c.first_order_at.is_(None), CUSTOMER.c.first_order_at > _FIRST),
-                         _FIRST), else_=CUSTOMER.c.first_order_at),
-    last_order_at=case((or_(CUSTOMER.c.last_order_at.is_(None), CUSTOMER.c.last_order_at < _LAST),
-                        _LAST), else_=CUSTOMER.c.last_order_at),
-    updated_at=bindparam("now", type_=CUSTOMER.c.updated_at.type))
+IDENTITY = table_of(CustomerIdentity)
+# kind first: the unique (kind, value) index serves the lookup only when both are given; on
+# value alone every identity row would be scanned.
+_OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
+    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
 
 
 async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int]) -> None:
@@ -247,34 +237,33 @@ async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int])
             last_order_at=agg.c.last))
 
 
-async def add_purchases(session: AsyncSession, orders: Iterable[Mapping[str, Any]]) -> None:
-    """Count newly inserted orders into their customers' aggregates without rereading orders.
+async def add_purchases(session: AsyncSession, order_ids: Sequence[int]) -> None:
+    """Count newly inserted orders into their customers' aggregates without rereading older
+    orders: one statement per few thousand orders, summed inside the database.
 
     Imports add thousands of orders a batch; recounting every touched customer's whole history
     each batch would make an import slower the more orders the shop has.
     """
-    added: dict[int, _Purchases] = {}
-    for order in orders:
-        if order["status"] in NOT_PURCHASES:
-            continue
-        when, total = order["ordered_at"], order["total"]
-        seen = added.get(order["customer_id"])
-        if seen is None:
-            added[order["customer_id"]] = _Purchases(1, total, when, when)
-        else:
-            added[order["customer_id"]] = _Purchases(
-                seen.orders + 1, seen.spent + total, min(seen.first, when), max(seen.last, when))
-    if added:
-        await execute_many(session, _ADD_PURCHASES, [
-            {"b_id": customer_id, "n": p.orders, "spent": p.spent, "first": p.first, "last": p.last,
-             "now": utcnow()} for customer_id, p in sorted(added.items())])
-
-
-class _Purchases(NamedTuple):
-    orders: int
-    spent: Decimal
-    first: datetime
-    last: datetime
+    for start in range(0, len(order_ids), CHUNK):
+        chunk = order_ids[start:start + CHUNK]
+        if dialect_of(session) == "postgresql":  # customers locked in id order: no deadlocks
+            await session.execute(select(CUSTOMER.c.id).where(CUSTOMER.c.id.in_(
+                select(ORDER.c.customer_id).where(ORDER.c.id.in_(chunk)))).order_by(CUSTOMER.c.id)
+                .with_for_update())
+        added = (select(ORDER.c.customer_id, func.count().label("n"),
+                        func.sum(ORDER.c.total).label("spent"),
+                        func.min(ORDER.c.ordered_at).label("first"),
+                        func.max(ORDER.c.ordered_at).label("last"))
+                 .where(ORDER.c.id.in_(chunk), ORDER.c.status.not_in(NOT_PURCHASES))
+                 .group_by(ORDER.c.customer_id).subquery())
+        first, last = CUSTOMER.c.first_order_at, CUSTOMER.c.last_order_at
+        await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == added.c.customer_id).values(
+            orders_count=CUSTOMER.c.orders_count + added.c.n,
+            total_spent=CUSTOMER.c.total_spent + added.c.spent,
+            first_order_at=case((or_(first.is_(None), first > added.c.first), added.c.first),
+                                else_=first),
+            last_order_at=case((or_(last.is_(None), last < added.c.last), added.c.last), else_=last),
+            updated_at=utcnow()))
 
 
 def order_digest(order: IncomingOrder) -> str:

@@ -9,6 +9,8 @@ import pickle
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, BinaryIO, TypeVar
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.customers import bulk, rfm
 from helpdesk.customers import service as customers
+from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.errors import BadInput
 from helpdesk.imports import layouts, reader, service
 from helpdesk.imports.layouts import Kind
@@ -164,10 +167,10 @@ async def _batches_from_process(
                             daemon=True, name="helpdesk-import-parser")
     child.start()
     sending.close()
-    upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving))
+    upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving, kind))
     try:
         while (message := await upcoming)[0] == "batch":
-            upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving))
+            upcoming = asyncio.ensure_future(asyncio.to_thread(_receive, receiving, kind))
             yield message[1], message[2]
         if message[0] == "error":
             raise BadInput(message[1])
@@ -182,16 +185,49 @@ async def _batches_from_process(
         receiving.close()
 
 
-def _receive(connection: Connection) -> tuple[Any, ...]:
+def _receive(connection: Connection, kind: Kind) -> tuple[Any, ...]:
     try:
         # Every object unpickled here lives until its batch is committed: collections in
         # the middle would only walk them (they tripled the time a batch took to arrive).
         payload = connection.recv_bytes()
         with collector_paused():
             message: tuple[Any, ...] = pickle.loads(payload)
+            if message[0] == "batch":
+                message = ("batch", from_wire(kind, message[1]), message[2])
     except EOFError:
         return ("error", "the import's parser stopped unexpectedly")
     return message
+
+
+# Batches cross the pipe as tuples of plain values. Pickled as they are, slotted dataclasses,
+# Decimals and zone-aware datetimes cost the parsing child a third of its time.
+
+def to_wire(kind: Kind, batch: list[Any]) -> list[tuple[Any, ...]]:
+    """A parsed batch as plain values (see ``from_wire``)."""
+    if kind == Kind.customers:
+        return [(c.email, c.phone, c.name, c.name_kana, c.tags, c.note) for c in batch]
+    return [(o.source, o.number, _utc_text(o.ordered_at), o.external_id, o.status, str(o.total),
+             o.currency, _utc_text(o.remote_updated_at),
+             [(i.sku, i.name, i.quantity, str(i.unit_price)) for i in o.items],
+             o.email, o.phone, o.name, o.name_kana, o.digest) for o in batch]
+
+
+def from_wire(kind: Kind, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """The customers or orders ``to_wire`` was given (datetimes now in UTC)."""
+    if kind == Kind.customers:
+        return [IncomingCustomer(*row) for row in rows]
+    return [IncomingOrder(source, number, datetime.fromisoformat(ordered_at), external_id, status,
+                          Decimal(total), currency,
+                          datetime.fromisoformat(remote) if remote else None,
+                          [OrderLine(sku, name, quantity, Decimal(price))
+                           for sku, name, quantity, price in items],
+                          email, phone, name, kana, digest)
+            for (source, number, ordered_at, external_id, status, total, currency, remote, items,
+                 email, phone, name, kana, digest) in rows]
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
 def _stop(child: BaseProcess) -> None:
@@ -213,7 +249,7 @@ def _parse_in_child(path: str, kind: Kind, options: ImportOptions, connection: C
             layout = _layout(kind, csv_file.header, options)
             summary = ImportSummary(kind=kind)
             for batch in _parse(kind, csv_file, layout, summary, options):
-                connection.send(("batch", batch, stream.tell()))
+                connection.send(("batch", to_wire(kind, batch), stream.tell()))
             connection.send(("done", summary))
     except BadInput as exc:
         connection.send(("error", exc.message))

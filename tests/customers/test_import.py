@@ -4,10 +4,14 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,7 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.customers.models import Customer, CustomerIdentity, Order
+from helpdesk.customers.models import (
+    Customer,
+    CustomerIdentity,
+    IncomingCustomer,
+    IncomingOrder,
+    Order,
+    OrderLine,
+)
 from helpdesk.db import create_sessionmaker
 from helpdesk.errors import BadInput
 from helpdesk.imports import tasks
@@ -289,9 +300,9 @@ class _RecordsCollector:
 
 def test_batches_from_the_child_are_unpickled_with_collection_paused() -> None:
     receiving, sending = multiprocessing.Pipe(duplex=False)
-    sending.send(("batch", [_RecordsCollector(), _RecordsCollector()], 0))
-    message = tasks._receive(receiving)
-    assert message[0] == "batch" and len(message[1]) == 2
+    sending.send(("done", [_RecordsCollector(), _RecordsCollector()]))
+    message = tasks._receive(receiving, Kind.orders)
+    assert message[0] == "done" and len(message[1]) == 2
     assert _RecordsCollector.seen == [False, False]
     assert gc.isenabled()
 
@@ -308,3 +319,24 @@ def test_pauses_from_many_threads_leave_collection_on_at_the_end() -> None:
     for thread in threads:
         thread.join()
     assert gc.isenabled() and tasks._pauses == 0
+
+
+def test_batches_cross_from_the_child_whole() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    first = IncomingOrder(
+        source="shopify", number="#1001", ordered_at=datetime(2024, 5, 1, 9, 30, 15, 123456, tokyo),
+        external_id="5001", status="paid", total=Decimal("3520.50"), currency="JPY",
+        remote_updated_at=datetime(2024, 5, 2, tzinfo=UTC),
+        items=[OrderLine("TEA-001", "有機煎茶 100g", 2, Decimal("1200")),
+               OrderLine("", "送料", 1, Decimal("1120.50"))],
+        email="a@example.jp", phone="+819012345678", name="佐藤 太郎", name_kana="サトウ タロウ",
+        digest="d" * 32)
+    orders = [first, IncomingOrder(source="csv", number="A-2",
+                                   ordered_at=datetime(2023, 12, 31, 23, 59, tzinfo=UTC))]
+    customers = [IncomingCustomer(email="b@example.jp", phone=None, name="鈴木", tags=["VIP", "卸"],
+                                  note="メモ")]
+    sent = pickle.loads(pickle.dumps(tasks.to_wire(Kind.orders, orders)))
+    assert tasks.from_wire(Kind.orders, sent) == orders
+    assert tasks.from_wire(Kind.customers, tasks.to_wire(Kind.customers, customers)) == customers
+    crossed = tasks.from_wire(Kind.orders, sent)[0]
+    assert crossed.ordered_at.tzinfo is UTC and crossed.ordered_at.microsecond == 123456
