@@ -28,7 +28,8 @@ NAME_TIMEOUT_SECONDS = 3.0  # Meta waits for the webhook's answer; a name is not
 _names = webhooks.TTLCache()
 MAX_TEXT = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 PROVIDER = "meta"
-# What is downloaded; stickers (on Messenger, an image URL) and locations keep their placeholder.
+# What is downloaded (and WhatsApp's stickers, WebP images behind a media id); locations,
+# shares and the like keep their placeholder.
 FETCHED_KINDS = frozenset({"image", "video", "audio", "file", "document"})
 _PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
                  "document": "[ファイル]", "sticker": "[スタンプ]", "location": "[位置情報]"}
