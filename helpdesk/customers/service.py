@@ -6,7 +6,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
-from sqlalchemy import Select, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -218,6 +231,17 @@ _OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
     IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
 
 
+def _purchases_by_customer(orders: ColumnElement[bool]) -> Subquery:
+    """Per customer, the count, sum and first and last dates of the ``orders`` that are
+    purchases (cancelled and refunded ones are not)."""
+    return (select(ORDER.c.customer_id, func.count().label("n"),
+                   func.sum(ORDER.c.total).label("spent"),
+                   func.min(ORDER.c.ordered_at).label("first"),
+                   func.max(ORDER.c.ordered_at).label("last"))
+            .where(orders, ORDER.c.status.not_in(NOT_PURCHASES))
+            .group_by(ORDER.c.customer_id).subquery())
+
+
 async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int]) -> None:
     """Recount orders, total spent and first/last order of these customers from their orders."""
     wanted = sorted(set(customer_ids))
@@ -226,12 +250,7 @@ async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int])
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id.in_(chunk)).values(
             orders_count=0, total_spent=0, first_order_at=None, last_order_at=None,
             updated_at=utcnow()))
-        agg = (select(ORDER.c.customer_id, func.count().label("n"),
-                      func.sum(ORDER.c.total).label("spent"),
-                      func.min(ORDER.c.ordered_at).label("first"),
-                      func.max(ORDER.c.ordered_at).label("last"))
-               .where(ORDER.c.customer_id.in_(chunk), ORDER.c.status.not_in(NOT_PURCHASES))
-               .group_by(ORDER.c.customer_id).subquery())
+        agg = _purchases_by_customer(ORDER.c.customer_id.in_(chunk))
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == agg.c.customer_id).values(
             orders_count=agg.c.n, total_spent=agg.c.spent, first_order_at=agg.c.first,
             last_order_at=agg.c.last))
@@ -250,12 +269,7 @@ async def add_purchases(session: AsyncSession, order_ids: Sequence[int]) -> None
             await session.execute(select(CUSTOMER.c.id).where(CUSTOMER.c.id.in_(
                 select(ORDER.c.customer_id).where(ORDER.c.id.in_(chunk)))).order_by(CUSTOMER.c.id)
                 .with_for_update())
-        added = (select(ORDER.c.customer_id, func.count().label("n"),
-                        func.sum(ORDER.c.total).label("spent"),
-                        func.min(ORDER.c.ordered_at).label("first"),
-                        func.max(ORDER.c.ordered_at).label("last"))
-                 .where(ORDER.c.id.in_(chunk), ORDER.c.status.not_in(NOT_PURCHASES))
-                 .group_by(ORDER.c.customer_id).subquery())
+        added = _purchases_by_customer(ORDER.c.id.in_(chunk))
         first, last = CUSTOMER.c.first_order_at, CUSTOMER.c.last_order_at
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == added.c.customer_id).values(
             orders_count=CUSTOMER.c.orders_count + added.c.n,
