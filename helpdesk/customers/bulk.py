@@ -69,7 +69,7 @@ async def import_customers(
         else:
             result.unchanged += 1
     result.unchanged += len(rows) - len(latest)  # repeated rows of one customer in the file
-    await _reindex(session, created | changed | attached, region=region)
+    await _reindex(session, created | changed | attached, region=region, new=created)
     return result
 
 
@@ -155,14 +155,17 @@ async def _update_existing(session: AsyncSession, people: dict[int, _Person]) ->
     return {c["b_id"] for c in changes}
 
 
-async def _reindex(session: AsyncSession, customer_ids: set[int], *, region: str) -> None:
+async def _reindex(session: AsyncSession, customer_ids: set[int], *, region: str,
+                   new: set[int]) -> None:
+    """Write the search entries of these customers (``new`` ones have none to replace)."""
     wanted = sorted(customer_ids)
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
         ids = await service.identities_by_customer(session, chunk)
         rows = await session.execute(select(CUSTOMER.c.id, CUSTOMER.c.name, CUSTOMER.c.name_kana)
                                      .where(CUSTOMER.c.id.in_(chunk)))
-        await search.remove_many(session, kind="customer", ref_ids=chunk)
+        await search.remove_many(session, kind="customer",
+                                 ref_ids=[c for c in chunk if c not in new])
         await search.add_many(session, [
             ("customer", cid, service.search_text(name, kana, ids.get(cid, []), region), cid)
             for cid, name, kana in rows.all()])
@@ -174,7 +177,7 @@ async def import_orders(
     """Create or update orders by (source, number); an unchanged order writes nothing."""
     people = [_Person(identities(o.email, o.phone), o.name, o.name_kana) for o in orders]
     customer_ids, created_customers, attached = await _resolve(session, people)
-    await _reindex(session, created_customers | attached, region=region)
+    await _reindex(session, created_customers | attached, region=region, new=created_customers)
     existing = await _existing(session, orders)
     result = BatchResult()
     new_rows: list[dict[str, Any]] = []

@@ -122,13 +122,11 @@ async def identities_by_customer(
     session: AsyncSession, customer_ids: Iterable[int]
 ) -> dict[int, list[tuple[str, str]]]:
     """Each customer's identities as (kind, value), oldest first."""
-    rows = await session.execute(
-        select(col(CustomerIdentity.customer_id), col(CustomerIdentity.kind), col(CustomerIdentity.value))
-        .where(col(CustomerIdentity.customer_id).in_(list(customer_ids)))
-        .order_by(col(CustomerIdentity.id))
-    )
+    wanted = list(customer_ids)
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for customer_id, kind, value in rows.all():
+    if not wanted:
+        return found
+    for customer_id, kind, value in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
         found[customer_id].append((str(kind), value))
     return found
 
@@ -229,6 +227,9 @@ IDENTITY = table_of(CustomerIdentity)
 # value alone every identity row would be scanned.
 _OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
     IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
+_IDENTITIES_OF = (select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
+                  .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
+                  .order_by(IDENTITY.c.id))
 
 
 def _purchases_by_customer(orders: ColumnElement[bool]) -> Subquery:
