@@ -18,7 +18,7 @@ from helpdesk.customers.models import (
     IncomingOrder,
 )
 from helpdesk.customers.service import CHUNK, CUSTOMER, IDENTITY, ORDER, ORDER_ITEM, Identity
-from helpdesk.db import dialect_of, insert_many, utcnow
+from helpdesk.db import dialect_of, insert_many, read_counter, utcnow
 from helpdesk.search import service as search
 
 
@@ -44,6 +44,44 @@ class _Person:
 EMAIL, PHONE = IdentityKind.email, IdentityKind.phone
 
 
+class KnownOwners:
+    """Which customer owns each email and phone, remembered across one import's batches.
+
+    An orders file names each customer again and again; asking the database for every row's
+    owners was a quarter of an import's writing. Ownership moves only when an identity is
+    updated or deleted (a merge, a deleted customer), which changes the ``identity_version``
+    counter (migration 0013); each batch checks it inside its own transaction and starts afresh
+    when it moved. Identities without an owner are not remembered: another writer may add them.
+    """
+
+    LIMIT = 1_000_000  # about 200 MB at most; past it, lookups go to the database again
+
+    def __init__(self) -> None:
+        self._owners: dict[Identity, int] = {}
+        self._version: int | None = None
+
+    async def check(self, session: AsyncSession) -> None:
+        """Forget everything if an identity changed hands since the last batch."""
+        version = await read_counter(session, "identity_version")
+        if version != self._version:
+            self._owners.clear()
+            self._version = version
+
+    async def owners(self, session: AsyncSession, wanted: set[Identity]) -> dict[Identity, int]:
+        """The owners of ``wanted`` that have one, asking the database only for those not known."""
+        known = self._owners
+        found = {identity: known[identity] for identity in wanted if identity in known}
+        if len(found) < len(wanted):
+            fresh = await service.owners(session, wanted.difference(found))
+            found.update(fresh)
+            self.remember(fresh)
+        return found
+
+    def remember(self, owners: dict[Identity, int]) -> None:
+        if len(self._owners) + len(owners) <= self.LIMIT:
+            self._owners.update(owners)
+
+
 def identities(email: str | None, phone: str | None) -> list[Identity]:
     """The (already normalised) identities of a row, email first."""
     if email and phone:
@@ -52,12 +90,13 @@ def identities(email: str | None, phone: str | None) -> list[Identity]:
 
 
 async def import_customers(
-    session: AsyncSession, rows: Sequence[IncomingCustomer], *, region: str
+    session: AsyncSession, rows: Sequence[IncomingCustomer], *, region: str,
+    known: KnownOwners | None = None,
 ) -> BatchResult:
     """Create or update customers matched by email or phone; unchanged rows write nothing."""
     people = [_Person(identities(r.email, r.phone), r.name, r.name_kana, r.tags, r.note)
               for r in rows]
-    ids, created, attached = await _resolve(session, people)
+    ids, created, attached = await _resolve(session, people, known or KnownOwners())
     result = BatchResult(created=len(created))
     latest: dict[int, _Person] = {}
     for person, customer_id in zip(people, ids, strict=True):
@@ -74,10 +113,11 @@ async def import_customers(
 
 
 async def _resolve(
-    session: AsyncSession, people: Sequence[_Person]
+    session: AsyncSession, people: Sequence[_Person], known: KnownOwners
 ) -> tuple[list[int], set[int], set[int]]:
     """Customer id per person (creating the missing ones); new ids; ids that gained identities."""
-    owned = await service.owners(session, (i for p in people for i in p.identities))
+    await known.check(session)
+    owned = await known.owners(session, {i for p in people for i in p.identities})
     claims: dict[Identity, int] = {}  # free identity -> customer id, or -(new index + 1)
     picks: list[int] = []
     fresh: list[_Person] = []
@@ -100,6 +140,7 @@ async def _resolve(
         await insert_many(session, IDENTITY, [
             {"customer_id": c, "kind": str(kind), "value": value, "created_at": now}
             for (kind, value), c in owners.items()])
+        known.remember(owners)
     attached = set(owners.values()) - set(new_ids)
     return real, set(new_ids), attached
 
@@ -172,11 +213,17 @@ async def _reindex(session: AsyncSession, customer_ids: set[int], *, region: str
 
 
 async def import_orders(
-    session: AsyncSession, orders: Sequence[IncomingOrder], *, region: str
+    session: AsyncSession, orders: Sequence[IncomingOrder], *, region: str,
+    known: KnownOwners | None = None, count_new: bool = True,
 ) -> BatchResult:
-    """Create or update orders by (source, number); an unchanged order writes nothing."""
+    """Create or update orders by (source, number); an unchanged order writes nothing.
+
+    New orders are added to their customers' totals unless ``count_new`` is false: the caller
+    counts them later (an import, once at its end, see ``service.open_recount``).
+    """
     people = [_Person(identities(o.email, o.phone), o.name, o.name_kana) for o in orders]
-    customer_ids, created_customers, attached = await _resolve(session, people)
+    customer_ids, created_customers, attached = await _resolve(session, people,
+                                                               known or KnownOwners())
     await _reindex(session, created_customers | attached, region=region, new=created_customers)
     existing = await _existing(session, orders)
     result = BatchResult()
@@ -194,7 +241,7 @@ async def import_orders(
             result.touched.update((found[0], customer_id))
         else:
             result.unchanged += 1
-    await _insert_orders(session, new_rows, new_orders, result)
+    await _insert_orders(session, new_rows, new_orders, result, count=count_new)
     await _update_orders(session, changed, result)
     return result
 
@@ -227,13 +274,14 @@ def _order_row(order: IncomingOrder, customer_id: int) -> dict[str, Any]:
 
 async def _insert_orders(
     session: AsyncSession, rows: list[dict[str, Any]], orders: list[IncomingOrder],
-    result: BatchResult,
+    result: BatchResult, *, count: bool,
 ) -> None:
     if not rows:
         return
     ids = await insert_returning_ids(session, ORDER, rows)
     await _insert_items(session, zip(ids, orders, strict=True))
-    await service.add_purchases(session, ids)
+    if count:
+        await service.add_purchases(session, ids)
     result.created += len(ids)
 
 

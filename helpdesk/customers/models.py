@@ -66,6 +66,22 @@ class CustomerSummary(SQLModel):
     last_order_at: datetime | None
 
 
+class PurchaseRecount(SQLModel, table=True):
+    """Orders an import has added without counting them into their customers' totals yet.
+
+    An import counts its new orders once, at its end, rather than batch by batch (each batch
+    would rewrite thousands of customer rows). Meanwhile this row names the orders still to
+    count (ids above ``after_order_id``); ``beat_at`` moves with every batch, so a row left
+    still belongs to an import that died, and whoever finds it counts for it.
+    """
+
+    __tablename__ = "purchase_recount"
+
+    id: int | None = Field(default=None, primary_key=True)
+    after_order_id: int
+    beat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class Order(SQLModel, table=True):
     """A purchase imported from an EC platform; (source, number) identifies it for upserts."""
 

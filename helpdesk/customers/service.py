@@ -4,7 +4,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
@@ -34,6 +34,7 @@ from helpdesk.customers.models import (
     Order,
     OrderItem,
     OrderLine,
+    PurchaseRecount,
     table_of,
 )
 from helpdesk.db import dialect_of, serialize_on, utcnow
@@ -223,6 +224,9 @@ CUSTOMER = table_of(Customer)
 ORDER = table_of(Order)
 ORDER_ITEM = table_of(OrderItem)
 IDENTITY = table_of(CustomerIdentity)
+RECOUNT = table_of(PurchaseRecount)
+# An import beats its recount row with every batch, seconds apart: a row this old is orphaned.
+RECOUNT_ABANDONED_AFTER = timedelta(minutes=10)
 # kind first: the unique (kind, value) index serves the lookup only when both are given; on
 # value alone every identity row would be scanned.
 _OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
@@ -243,11 +247,20 @@ def _purchases_by_customer(orders: ColumnElement[bool]) -> Subquery:
             .group_by(ORDER.c.customer_id).subquery())
 
 
+async def _lock_customers(session: AsyncSession, ids: ColumnElement[bool]) -> None:
+    """On PostgreSQL, lock the customers matching ``ids`` in id order (no deadlocks), so that
+    sums read afterwards include every order committed before the lock was had."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(select(CUSTOMER.c.id).where(ids).order_by(CUSTOMER.c.id)
+                              .with_for_update())
+
+
 async def refresh_aggregates(session: AsyncSession, customer_ids: Iterable[int]) -> None:
     """Recount orders, total spent and first/last order of these customers from their orders."""
     wanted = sorted(set(customer_ids))
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
+        await _lock_customers(session, CUSTOMER.c.id.in_(chunk))
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id.in_(chunk)).values(
             orders_count=0, total_spent=0, first_order_at=None, last_order_at=None,
             updated_at=utcnow()))
@@ -266,10 +279,8 @@ async def add_purchases(session: AsyncSession, order_ids: Sequence[int]) -> None
     """
     for start in range(0, len(order_ids), CHUNK):
         chunk = order_ids[start:start + CHUNK]
-        if dialect_of(session) == "postgresql":  # customers locked in id order: no deadlocks
-            await session.execute(select(CUSTOMER.c.id).where(CUSTOMER.c.id.in_(
-                select(ORDER.c.customer_id).where(ORDER.c.id.in_(chunk)))).order_by(CUSTOMER.c.id)
-                .with_for_update())
+        await _lock_customers(session, CUSTOMER.c.id.in_(
+            select(ORDER.c.customer_id).where(ORDER.c.id.in_(chunk))))
         added = _purchases_by_customer(ORDER.c.id.in_(chunk))
         first, last = CUSTOMER.c.first_order_at, CUSTOMER.c.last_order_at
         await session.execute(update(CUSTOMER).where(CUSTOMER.c.id == added.c.customer_id).values(
@@ -279,6 +290,45 @@ async def add_purchases(session: AsyncSession, order_ids: Sequence[int]) -> None
                                 else_=first),
             last_order_at=case((or_(last.is_(None), last < added.c.last), added.c.last), else_=last),
             updated_at=utcnow()))
+
+
+async def open_recount(session: AsyncSession) -> int:
+    """Start counting later every order added from now on (see ``PurchaseRecount``); its id.
+
+    Orders added after this reads the highest order id get higher ids, on SQLite (one writer)
+    and on PostgreSQL (a sequence only grows).
+    """
+    await settle_abandoned_recounts(session)
+    after = await session.scalar(select(func.max(ORDER.c.id)))
+    result = await session.execute(insert(RECOUNT).values(after_order_id=after or 0, beat_at=utcnow())
+                                   .returning(RECOUNT.c.id))
+    return int(result.scalar_one())
+
+
+async def beat_recount(session: AsyncSession, recount_id: int) -> None:
+    """The import behind ``recount_id`` is alive (each batch says so in its transaction)."""
+    await session.execute(update(RECOUNT).where(RECOUNT.c.id == recount_id).values(beat_at=utcnow()))
+
+
+async def settle_recount(session: AsyncSession, recount_id: int) -> None:
+    """Recount the customers of every order added since ``open_recount``, and close it."""
+    after = await session.scalar(select(RECOUNT.c.after_order_id).where(RECOUNT.c.id == recount_id))
+    if after is None:  # settled already, by a recovery
+        return
+    customer_ids = await session.scalars(
+        select(ORDER.c.customer_id).where(ORDER.c.id > after).distinct())
+    await refresh_aggregates(session, customer_ids.all())
+    await session.execute(delete(RECOUNT).where(RECOUNT.c.id == recount_id))
+
+
+async def settle_abandoned_recounts(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Settle the recounts of imports that stopped beating (they died); how many there were."""
+    cutoff = (now or utcnow()) - RECOUNT_ABANDONED_AFTER
+    abandoned = (await session.scalars(select(RECOUNT.c.id).where(RECOUNT.c.beat_at < cutoff)
+                                       .order_by(RECOUNT.c.id))).all()
+    for recount_id in abandoned:
+        await settle_recount(session, recount_id)
+    return len(abandoned)
 
 
 def order_digest(order: IncomingOrder) -> str:

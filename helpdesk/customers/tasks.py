@@ -6,6 +6,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.customers import rfm
+from helpdesk.customers import service as customers
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +14,10 @@ log = logging.getLogger(__name__)
 async def refresh_ranks(
     sessionmaker: async_sessionmaker[AsyncSession], *, dormant_after_days: int
 ) -> None:
-    """Recompute the quintile cuts and every customer's scores and rank, in one transaction."""
+    """Recompute the quintile cuts and every customer's scores and rank, in one transaction
+    (counting first the orders of any import that died before it counted them)."""
     async with sessionmaker() as session:
+        await customers.settle_abandoned_recounts(session)
         await rfm.refresh(session, dormant_after_days=dormant_after_days)
         await session.commit()
 
