@@ -110,12 +110,14 @@ async def reindex(session: AsyncSession, customer: Customer, *, region: str = "J
 def search_text(
     name: str | None, name_kana: str | None, identities: Iterable[tuple[str, str]], region: str
 ) -> str:
-    """What a customer is found by: name, reading in katakana and hiragana, contacts."""
-    parts = [name or ""]
-    if name_kana:
-        parts.extend({normalize.katakana(name_kana), normalize.hiragana(name_kana)})
+    """What a customer is found by: name, reading, contacts.
+
+    The reading is indexed in katakana and numbers as their digits only: queries are turned
+    into those forms (``search.query_forms``), which keeps every customer's entry short.
+    """
+    parts = [name or "", normalize.katakana(name_kana) if name_kana else ""]
     for kind, value in identities:
-        parts.extend(normalize.phone_search_forms(value, region) if kind == "phone" else [value])
+        parts.append(normalize.phone_search_digits(value, region) if kind == "phone" else value)
     return " ".join(p for p in parts if p)
 
 

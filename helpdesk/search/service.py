@@ -10,12 +10,15 @@ from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from helpdesk import normalize
-from helpdesk.db import insert_many
+from helpdesk.db import dialect_of, insert_many
 from helpdesk.search.models import SearchEntry
 
 MAX_TEXT = 20_000
 _TABLE = cast(Table, SearchEntry.__table__)  # type: ignore[attr-defined]
 SearchRow = tuple[str, int, str, int | None]
+_COLUMNS = ("kind", "ref_id", "text", "customer_id")
+# 8,000 parameters a statement: under SQLite's limit (32,766 since 3.32; FTS5 trigram needs 3.34).
+_ROWS_PER_STATEMENT = 2000
 
 
 def add(
@@ -35,12 +38,25 @@ def add(
 
 
 async def add_many(session: AsyncSession, entries: Sequence[SearchRow]) -> None:
-    """Index many texts in one statement (imports): (kind, ref_id, text, customer_id) each."""
-    rows = [{"kind": kind, "ref_id": ref_id, "text": folded, "ticket_id": None,
-             "customer_id": customer_id}
+    """Index many texts at once (imports): (kind, ref_id, text, customer_id) each."""
+    rows = [(kind, ref_id, folded, customer_id)
             for kind, ref_id, text_, customer_id in entries
             if (folded := normalize.nfkc(text_)[:MAX_TEXT])]
-    await insert_many(session, _TABLE, rows)
+    if not rows:
+        return
+    if dialect_of(session) != "sqlite":
+        await insert_many(session, _TABLE, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        return
+    # Thousands of rows per statement, not one statement per row: the FTS5 trigger's index
+    # writes stay buffered until the statement ends, where each statement of its own made FTS5
+    # flush a segment and merge (46 µs a customer against 14 µs this way).
+    connection = await session.connection()
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        await connection.exec_driver_sql(
+            f"INSERT INTO search_entry ({', '.join(_COLUMNS)}) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+            tuple(value for row in chunk for value in row))
 
 
 async def remove_many(session: AsyncSession, *, kind: str, ref_ids: Sequence[int]) -> None:
@@ -61,13 +77,15 @@ async def replace(
 
 
 def query_forms(query: str, region: str) -> list[str]:
-    """What to look for: the folded query, plus its E.164 form when it reads as a phone number."""
+    """What to look for: the folded query in both kana, and its digits when it reads as a phone
+    number (customers' readings are indexed in katakana, their numbers as national digits)."""
     folded = normalize.nfkc(query)
-    forms = [folded]
+    forms = [folded, normalize.katakana(folded), normalize.hiragana(folded)]
     if re.fullmatch(r"[\d+\-() ]{4,}", folded):
-        # Numbers are indexed as digits only: look for those digits, and for the E.164 form.
         forms.append(re.sub(r"\D", "", folded))
-        forms.append(normalize.phone(folded, region) or "")
+        e164 = normalize.phone(folded, region)
+        if e164:
+            forms.append(normalize.phone_search_digits(e164, region))
     return list(dict.fromkeys(f for f in forms if f))
 
 
