@@ -4,7 +4,8 @@ Contacts arrive already normalised (the importer caches that work); nothing here
 objects, so a batch costs the same whatever its size.
 """
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,10 @@ class KnownOwners:
     LIMIT = 1_000_000  # about 200 MB at most; past it, lookups go to the database again
 
     def __init__(self) -> None:
-        self._owners: dict[Identity, int] = {}
+        # Per kind, by value: plain string keys make the lookups of an orders file's millions of
+        # rows four times cheaper than (kind, value) tuples in one large dictionary.
+        self._owners: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        self._size = 0
         self._version: int | None = None
 
     async def check(self, session: AsyncSession) -> None:
@@ -65,21 +69,32 @@ class KnownOwners:
         version = await read_counter(session, "identity_version")
         if version != self._version:
             self._owners.clear()
+            self._size = 0
             self._version = version
 
-    async def owners(self, session: AsyncSession, wanted: set[Identity]) -> dict[Identity, int]:
+    async def owners(self, session: AsyncSession, wanted: Iterable[Identity]) -> dict[Identity, int]:
         """The owners of ``wanted`` that have one, asking the database only for those not known."""
+        found: dict[Identity, int] = {}
+        missing: set[Identity] = set()
         known = self._owners
-        found = {identity: known[identity] for identity in wanted if identity in known}
-        if len(found) < len(wanted):
-            fresh = await service.owners(session, wanted.difference(found))
+        for identity in wanted:
+            owner = known[identity[0]].get(identity[1])
+            if owner is None:
+                missing.add(identity)
+            else:
+                found[identity] = owner
+        if missing:
+            fresh = await service.owners(session, missing)
             found.update(fresh)
             self.remember(fresh)
         return found
 
     def remember(self, owners: dict[Identity, int]) -> None:
-        if len(self._owners) + len(owners) <= self.LIMIT:
-            self._owners.update(owners)
+        if self._size + len(owners) > self.LIMIT:
+            return
+        for (kind, value), owner in owners.items():
+            self._owners[kind][value] = owner
+        self._size += len(owners)
 
 
 def identities(email: str | None, phone: str | None) -> list[Identity]:
@@ -117,7 +132,7 @@ async def _resolve(
 ) -> tuple[list[int], set[int], set[int]]:
     """Customer id per person (creating the missing ones); new ids; ids that gained identities."""
     await known.check(session)
-    owned = await known.owners(session, {i for p in people for i in p.identities})
+    owned = await known.owners(session, (i for p in people for i in p.identities))
     claims: dict[Identity, int] = {}  # free identity -> customer id, or -(new index + 1)
     picks: list[int] = []
     fresh: list[_Person] = []
