@@ -5,6 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import (
     ColumnElement,
@@ -335,10 +336,21 @@ async def settle_abandoned_recounts(session: AsyncSession, *, now: datetime | No
 
 def order_digest(order: IncomingOrder) -> str:
     """A fingerprint of what an order says, so an unchanged order is not written again."""
-    parts = [order.number, order.external_id or "", order.ordered_at.astimezone(UTC).isoformat(),
-             order.status, f"{order.total:.2f}", order.currency]
-    parts.extend(f"{i.sku}\x1f{i.name}\x1f{i.quantity}\x1f{i.unit_price:.2f}" for i in order.items)
+    parts = [order.number, order.external_id or "", utc_iso(order.ordered_at), order.status,
+             _cents(order.total), order.currency]
+    parts.extend(f"{i.sku}\x1f{i.name}\x1f{i.quantity}\x1f{_cents(i.unit_price)}" for i in order.items)
     return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC (most moments arrive in UTC already: no conversion then)."""
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
+
+
+def _cents(amount: Decimal) -> str:
+    """``amount`` with two decimals; imported amounts have them already, and str() is cheaper."""
+    text = str(amount)
+    return text if text[-3:-2] == "." and "E" not in text else f"{amount:.2f}"
 
 
 @dataclass(frozen=True)

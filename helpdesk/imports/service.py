@@ -98,6 +98,8 @@ def _from_match(match: re.Match[str], raw: str) -> datetime:
 
 def parse_money(raw: str, what: str) -> Decimal:
     """An amount like ``1,200``, ``¥1200`` or ``1200円``; RowError unless a non-negative number."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12:  # most exports: whole yen
+        return Decimal(raw + ".00")
     text = _MONEY_JUNK.sub("", raw if raw.isascii() else normalize.nfkc(raw))
     try:
         value = Decimal(text)

@@ -9,7 +9,7 @@ import pickle
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -255,7 +255,7 @@ def from_wire(kind: Kind, rows: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def _utc_text(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat() if moment is not None else None
+    return customers.utc_iso(moment) if moment is not None else None
 
 
 def _stop(child: BaseProcess) -> None:
