@@ -1,6 +1,7 @@
 """Reading CSV files as Japanese shops produce them: UTF-8 with or without BOM, or Shift_JIS/CP932."""
 
 import codecs
+import contextlib
 import csv
 import io
 from collections.abc import Generator, Iterator
@@ -48,9 +49,10 @@ class CsvFile:
     text: io.TextIOWrapper
 
     def release(self) -> None:
-        """Hand the binary stream back unclosed when the rows will not be read here."""
-        self.rows.close()
-        self.text.detach()
+        """Stop reading here and hand the binary stream back open (again: nothing happens)."""
+        self.rows.close()  # a started reader detaches the stream as it closes
+        with contextlib.suppress(ValueError):  # detached already
+            self.text.detach()
 
 
 def open_csv(stream: BinaryIO) -> CsvFile:

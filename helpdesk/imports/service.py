@@ -16,7 +16,11 @@ from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.imports.layouts import Layout
 from helpdesk.imports.models import ImportSummary, RowProblem
 
-BATCH = 5000
+# Rows per batch, and so per transaction. Larger batches write each page of the order indexes to
+# the log fewer times (10,000 rows import a million orders about a tenth faster than 5,000);
+# smaller ones keep other writers (a screen pop, a webhook) waiting less behind an import: at
+# most one batch, about half a second at this size.
+BATCH = 10_000
 MAX_PROBLEMS = 1000
 _DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
                    r"(?:[ T]+(\d{1,2})[:時](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?"

@@ -99,10 +99,11 @@ def _orders_csv(path: Path, count: int) -> Path:
     return path
 
 
-async def _import(maker: async_sessionmaker[AsyncSession], path: Path, **kwargs: object) -> None:
+async def _import(maker: async_sessionmaker[AsyncSession], path: Path, *, in_child: bool = False,
+                  **kwargs: object) -> None:
+    options = tasks.ImportOptions(parse_process_min_bytes=0 if in_child else 1 << 40)
     with path.open("rb") as stream:
-        await tasks.import_file(maker, stream, kind=Kind.orders,
-                                options=tasks.ImportOptions(parse_process_min_bytes=1 << 40),
+        await tasks.import_file(maker, stream, kind=Kind.orders, options=options,
                                 **kwargs)  # type: ignore[arg-type]
 
 
@@ -117,8 +118,10 @@ async def test_an_import_counts_its_orders_at_the_end_and_leaves_no_recount(
         assert await session.scalar(select(func.count()).select_from(PurchaseRecount)) == 0
 
 
+@pytest.mark.parametrize("in_child", [False, True], ids=["parsed-here", "parsed-in-child"])
 async def test_an_import_stopped_after_a_batch_still_counts_what_it_committed(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+        engine: AsyncEngine, tmp_path: Path, in_child: bool) -> None:
+    """The parser (a child process, ahead by a few batches) stops with it, and nothing hangs."""
     maker = create_sessionmaker(engine)
 
     class Stopped(Exception):
@@ -128,11 +131,11 @@ async def test_an_import_stopped_after_a_batch_still_counts_what_it_committed(
         raise Stopped  # the caller gives up at the first progress report
 
     with pytest.raises(Stopped):
-        await _import(maker, _orders_csv(tmp_path / "orders.csv", BATCH + 10),
-                      progress=stop_after_first_batch)
+        await _import(maker, _orders_csv(tmp_path / "orders.csv", 3 * BATCH + 10),
+                      in_child=in_child, progress=stop_after_first_batch)
     async with maker() as session:
         committed = await session.scalar(select(func.count()).select_from(Order))
-        assert committed is not None and 0 < committed < BATCH + 10
+        assert committed is not None and 0 < committed < 3 * BATCH + 10
         counts = await _counts(session)
         assert sum(n for n, _ in counts.values()) == committed
         assert counts == await _recounted(session)
