@@ -111,7 +111,8 @@ async def import_customers(
     """Create or update customers matched by email or phone; unchanged rows write nothing."""
     people = [_Person(identities(r.email, r.phone), r.name, r.name_kana, r.tags, r.note)
               for r in rows]
-    ids, created, attached = await _resolve(session, people, known or KnownOwners())
+    ids, new, attached = await _resolve(session, people, known or KnownOwners())
+    created = set(new)
     result = BatchResult(created=len(created))
     latest: dict[int, _Person] = {}
     for person, customer_id in zip(people, ids, strict=True):
@@ -123,14 +124,23 @@ async def import_customers(
         else:
             result.unchanged += 1
     result.unchanged += len(rows) - len(latest)  # repeated rows of one customer in the file
-    await _reindex(session, created | changed | attached, region=region, new=created)
+    await _reindex(session, changed | attached, region=region, new=new)
     return result
+
+
+@dataclass
+class _New:
+    """A customer created by this batch: what its row says and every identity it was given."""
+
+    person: _Person
+    identities: list[Identity] = field(default_factory=list)
 
 
 async def _resolve(
     session: AsyncSession, people: Sequence[_Person], known: KnownOwners
-) -> tuple[list[int], set[int], set[int]]:
-    """Customer id per person (creating the missing ones); new ids; ids that gained identities."""
+) -> tuple[list[int], dict[int, _New], set[int]]:
+    """Customer id per person (creating the missing ones); the new customers by id; ids of
+    existing customers that gained identities."""
     await known.check(session)
     owned = await known.owners(session, (i for p in people for i in p.identities))
     claims: dict[Identity, int] = {}  # free identity -> customer id, or -(new index + 1)
@@ -156,8 +166,14 @@ async def _resolve(
             {"customer_id": c, "kind": str(kind), "value": value, "created_at": now}
             for (kind, value), c in owners.items()])
         known.remember(owners)
-    attached = set(owners.values()) - set(new_ids)
-    return real, set(new_ids), attached
+    new = {customer_id: _New(person) for customer_id, person in zip(new_ids, fresh, strict=True)}
+    attached: set[int] = set()
+    for identity, customer_id in owners.items():  # in insertion order, as stored
+        if customer_id in new:
+            new[customer_id].identities.append(identity)
+        else:
+            attached.add(customer_id)
+    return real, new, attached
 
 
 async def _insert_customers(session: AsyncSession, people: Sequence[_Person]) -> list[int]:
@@ -212,19 +228,22 @@ async def _update_existing(session: AsyncSession, people: dict[int, _Person]) ->
 
 
 async def _reindex(session: AsyncSession, customer_ids: set[int], *, region: str,
-                   new: set[int]) -> None:
-    """Write the search entries of these customers (``new`` ones have none to replace)."""
-    wanted = sorted(customer_ids)
+                   new: dict[int, _New]) -> None:
+    """Write the search entries of new customers (from what was just stored) and replace those of
+    ``customer_ids`` (read back: they may have older names and identities)."""
+    entries = [("customer", cid, service.search_text(n.person.name, n.person.name_kana,
+                                                     n.identities, region), cid)
+               for cid, n in new.items()]
+    wanted = sorted(customer_ids - new.keys())
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
         ids = await service.identities_by_customer(session, chunk)
         rows = await session.execute(select(CUSTOMER.c.id, CUSTOMER.c.name, CUSTOMER.c.name_kana)
                                      .where(CUSTOMER.c.id.in_(chunk)))
-        await search.remove_many(session, kind="customer",
-                                 ref_ids=[c for c in chunk if c not in new])
-        await search.add_many(session, [
-            ("customer", cid, service.search_text(name, kana, ids.get(cid, []), region), cid)
-            for cid, name, kana in rows.all()])
+        await search.remove_many(session, kind="customer", ref_ids=chunk)
+        entries.extend(("customer", cid, service.search_text(name, kana, ids.get(cid, []), region), cid)
+                       for cid, name, kana in rows.all())
+    await search.add_many(session, entries)
 
 
 async def import_orders(
@@ -237,9 +256,8 @@ async def import_orders(
     counts them later (an import, once at its end, see ``service.open_recount``).
     """
     people = [_Person(identities(o.email, o.phone), o.name, o.name_kana) for o in orders]
-    customer_ids, created_customers, attached = await _resolve(session, people,
-                                                               known or KnownOwners())
-    await _reindex(session, created_customers | attached, region=region, new=created_customers)
+    customer_ids, new, attached = await _resolve(session, people, known or KnownOwners())
+    await _reindex(session, attached, region=region, new=new)
     existing = await _existing(session, orders)
     result = BatchResult()
     new_rows: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from helpdesk import normalize
 from helpdesk.customers import bulk
 from helpdesk.customers import service as customers
 from helpdesk.customers import tasks as customer_tasks
@@ -24,6 +25,7 @@ from helpdesk.db import create_sessionmaker, read_counter, utcnow
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.service import BATCH
+from helpdesk.search.models import SearchEntry
 
 
 def _order(number: str, email: str, total: int = 1000) -> IncomingOrder:
@@ -166,3 +168,25 @@ async def test_orders_of_an_import_that_died_are_counted_by_the_rank_refresh(
         assert sorted(n for n, _ in counts.values()) == [3, 3, 3]
         assert counts == await _recounted(session)
         assert await session.scalar(select(func.count()).select_from(PurchaseRecount)) == 0
+
+
+async def test_new_customers_are_indexed_with_every_identity_the_batch_gave_them(
+        engine: AsyncEngine) -> None:
+    """Entries written from the batch in memory equal entries rebuilt from the stored rows."""
+    maker = create_sessionmaker(engine)
+    rows = [IncomingCustomer(email="e@example.jp", name="山田 花子", name_kana="ヤマダ ハナコ"),
+            IncomingCustomer(email="e@example.jp", phone="+819011112222", name="山田 花"),
+            IncomingCustomer(phone="+819033334444", name="佐藤"),
+            IncomingCustomer(phone="+819033334444", email="s@example.jp")]
+    async with maker() as session:
+        await bulk.import_customers(session, rows, region="JP")
+        await session.commit()
+        stored = dict((await session.execute(select(SearchEntry.ref_id, SearchEntry.text)
+                                             .where(SearchEntry.kind == "customer"))).all())
+        people = (await session.execute(select(Customer.id, Customer.name, Customer.name_kana))).all()
+        identities = await customers.identities_by_customer(session, [p[0] for p in people])
+    assert len(people) == 2
+    rebuilt = {cid: normalize.nfkc(customers.search_text(name, kana, identities[cid], "JP"))
+               for cid, name, kana in people}
+    assert stored == rebuilt
+    assert any("09011112222" in text and "e@example.jp" in text for text in stored.values())
