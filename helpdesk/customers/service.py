@@ -313,15 +313,26 @@ async def beat_recount(session: AsyncSession, recount_id: int) -> None:
     await session.execute(update(RECOUNT).where(RECOUNT.c.id == recount_id).values(beat_at=utcnow()))
 
 
-async def settle_recount(session: AsyncSession, recount_id: int) -> None:
-    """Recount the customers of every order added since ``open_recount``, and close it."""
+async def recount_customers(session: AsyncSession, recount_id: int) -> list[int] | None:
+    """The customers of every order added since ``open_recount`` (None: settled already)."""
     after = await session.scalar(select(RECOUNT.c.after_order_id).where(RECOUNT.c.id == recount_id))
-    if after is None:  # settled already, by a recovery
-        return
-    customer_ids = await session.scalars(
-        select(ORDER.c.customer_id).where(ORDER.c.id > after).distinct())
-    await refresh_aggregates(session, customer_ids.all())
+    if after is None:
+        return None
+    found = await session.scalars(select(ORDER.c.customer_id).where(ORDER.c.id > after).distinct())
+    return sorted(found.all())
+
+
+async def close_recount(session: AsyncSession, recount_id: int) -> None:
     await session.execute(delete(RECOUNT).where(RECOUNT.c.id == recount_id))
+
+
+async def settle_recount(session: AsyncSession, recount_id: int) -> None:
+    """Recount the customers of every order added since ``open_recount``, and close it, in the
+    session's transaction (an import settles its own in short transactions instead)."""
+    customer_ids = await recount_customers(session, recount_id)
+    if customer_ids is not None:
+        await refresh_aggregates(session, customer_ids)
+        await close_recount(session, recount_id)
 
 
 async def settle_abandoned_recounts(session: AsyncSession, *, now: datetime | None = None) -> int:
