@@ -118,7 +118,9 @@ async def wait_for(receivers: list[Receiver], count: int, limit: float = 30.0) -
     deadline = time.monotonic() + limit
     while any(len(r.arrivals) < count for r in receivers):
         if time.monotonic() > deadline:
-            raise RuntimeError("not every socket received every message")
+            short = [len(r.arrivals) for r in receivers if len(r.arrivals) < count]
+            raise RuntimeError(f"{len(short)} of {len(receivers)} sockets are missing messages "
+                               f"(they have {sorted(set(short))} of {count})")
         await asyncio.sleep(0.01)
 
 
@@ -131,7 +133,13 @@ async def measure(args: argparse.Namespace, base: str, server_pid: int) -> dict:
         receivers = await open_sockets(base.replace("http", "ws") + "/ws", tokens, args.sockets,
                                        after=10**9)
         connect_seconds = time.perf_counter() - started
-        await asyncio.sleep(2.0)  # presence writes of the connects settle
+        # Every socket is live once it has had a message: the rounds start after the last one
+        # has registered, so they time delivery rather than the connects' presence writes.
+        await post(http, "settle", "settle")
+        await wait_for(receivers, 1, limit=120)
+        for receiver in receivers:
+            receiver.arrivals.clear()
+        await asyncio.sleep(1.0)
         rss_after = rss_kib(server_pid)
 
         sent: list[float] = []

@@ -169,8 +169,12 @@ class Hub:
                                send: Callable[[str], Awaitable[None]]) -> int:
         while True:
             async with self.reader() as session:
-                if cursor > self.last_seq:  # a seq from before the log was reset, or made up
-                    cursor = client.sent_seq = min(cursor, (await service.seq_bounds(session))[1])
+                if cursor > self.last_seq:
+                    # A seq from before the log was reset, or made up: go on from when the
+                    # socket joined. What committed since then is owed to it (some of it may
+                    # already wait in its queue, which the seq set here would otherwise skip).
+                    cursor = client.sent_seq = min(client.floor,
+                                                   (await service.seq_bounds(session))[1])
                 audience = (await service.audiences(session, [client.user_id])).get(client.user_id)
                 batch = await service.live_events_after(session, cursor, BATCH)
                 # Read after the batch: a prune that committed in between is seen here.

@@ -139,15 +139,37 @@ async def test_resume_while_events_keep_coming_has_no_gap_and_no_duplicate(
 
 async def test_resume_from_a_seq_the_log_never_had_starts_at_the_present(
         server: LiveServer, staff: Staff, http: httpx.AsyncClient, db: AsyncSession) -> None:
-    boss = await staff.create("boss", Role.supervisor)
+    token = Staff.token(await staff.create("boss", Role.supervisor))
     assert (await post_inbound(http, "one")).status_code == 201
-    async with open_socket(server, Staff.token(boss)) as ws:
+    before = (await committed_events(db))[-1].seq
+    async with open_socket(server, token) as ws:
         await ws.send(json.dumps({"type": "resume", "after": 10**9}))  # e.g. from an older database
         await asyncio.sleep(0.2)
-        present = (await committed_events(db))[-1].seq
         assert (await post_inbound(http, "two")).status_code == 201
         frames = await frames_until(ws, lambda f: any(x["type"] == "message.created" for x in f))
-        assert [f["seq"] for f in frames] == [present + 1, present + 2]
+        # Nothing from before the socket opened; everything since, its own arrival included.
+        assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db, before)]
+        assert frames[0]["type"] == "presence.changed"
+
+
+async def test_a_made_up_seq_on_the_url_loses_nothing_committed_while_the_socket_registers(
+        server: LiveServer, staff: Staff, http: httpx.AsyncClient, db: AsyncSession) -> None:
+    """The socket's own presence event commits after it joined the hub and before it replays.
+
+    Replaying from the log's end at that moment used to mark that event as sent while it still
+    sat in the socket's queue, so the socket never got it.
+    """
+    boss = await staff.create("boss", Role.supervisor)
+    boss_id, token = boss.id, Staff.token(boss)
+    assert (await post_inbound(http, "one")).status_code == 201
+    before = (await committed_events(db))[-1].seq
+    async with open_socket(server, token, after=10**9) as ws:
+        await asyncio.sleep(0.2)
+        assert (await post_inbound(http, "two")).status_code == 201
+        frames = await frames_until(ws, lambda f: any(x["type"] == "message.created" for x in f))
+        committed = await committed_events(db, before)
+        assert committed[0].type == "presence.changed" and committed[0].data["user_id"] == boss_id
+        assert [f["seq"] for f in frames] == [e.seq for e in committed]
 
 
 async def test_hostile_frames_get_errors_and_the_socket_stays_usable(server: LiveServer,
