@@ -91,6 +91,11 @@ class LiveServer:
         self.thread.start()
         for _ in range(500):
             if self.server.started:
+                # FastAPI builds its routing tables at the first request. Two apps in one
+                # process (a test's two "servers") building them at once from two threads race
+                # over the parameter declarations they share, and pydantic warns; one request
+                # here builds them while this server is the only one starting.
+                httpx.get(f"{self.url}/healthz", timeout=30).raise_for_status()
                 return self
             threading.Event().wait(0.01)
         raise RuntimeError("test server did not start")

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
@@ -56,7 +56,10 @@ async def presence(session: ReadSessionDep, user: CurrentUser) -> list[PresenceP
     return await service.presence_list(session)
 
 
-@router.websocket("/ws")
+LIVE_PATH = "/ws"
+
+
+@router.websocket(LIVE_PATH)  # served ahead of the middleware stack: see helpdesk.app.HelpdeskApp
 async def live(websocket: WebSocket) -> None:
     """Events as they commit, filtered for the signed-in user; replay with ``resume``."""
     state = websocket.app.state
@@ -65,13 +68,20 @@ async def live(websocket: WebSocket) -> None:
     if signed_in is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "not signed in")
         return
-    user, audience = signed_in
-    await LiveSocket(websocket, state.hub, state.settings, user, audience).run()
+    await LiveSocket(websocket, state.hub, state.settings, signed_in).run()
+
+
+class SignedIn(NamedTuple):
+    """Who is behind a socket: plain values, so no ORM object lives as long as the socket."""
+
+    user_id: int
+    name: str
+    audience: Audience
 
 
 async def _authenticate(
     websocket: WebSocket, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> tuple[User, Audience] | None:
+) -> SignedIn | None:
     """The user and audience behind ``?token=``, a bearer header or the session cookie."""
     bearer = websocket.query_params.get("token") or _bearer_header(websocket)
     cookie = None if bearer else websocket.cookies.get(SESSION_COOKIE)
@@ -85,7 +95,7 @@ async def _authenticate(
         if user is None or not user.is_active:
             return None
         audience = (await service.audiences(session, [user_id]))[user_id]
-    return user, audience
+    return SignedIn(user_id, user.name, audience)
 
 
 def _bearer_header(websocket: WebSocket) -> str | None:
@@ -104,11 +114,9 @@ def _same_origin(websocket: WebSocket, settings: Settings) -> bool:
 class LiveSocket:
     """One signed-in socket: a reader, a writer and a pinger that end together."""
 
-    def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, user: User,
-                 audience: Audience) -> None:
-        assert user.id is not None
+    def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, signed_in: SignedIn) -> None:
         self.websocket, self.hub, self.settings = websocket, hub, settings
-        self.user_id, self.name, self.audience = user.id, user.name, audience
+        self.user_id, self.name, self.audience = signed_in
         self.started = asyncio.Event()
         self.resume_after = _seq(websocket.query_params.get("after"))
         if self.resume_after is not None:

@@ -98,17 +98,26 @@ class IpAllowMiddleware:
         self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(PUBLIC_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        state = scope["app"].state
-        allow_list: AllowList = state.allow_list
-        allow_list.refresh_if_stale(state.read_sessionmaker)
-        client = scope.get("client")
-        if access.allows(allow_list.networks, client[0] if client else None):
+        if scope["type"] not in ("http", "websocket") or admitted(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4403})
+            await refuse_socket(send)
             return
         await self.refuse(scope, receive, send)
+
+
+def admitted(scope: Scope) -> bool:
+    """Whether the allow-list lets the client in (public paths let everyone in)."""
+    if scope["path"].startswith(PUBLIC_PREFIXES):
+        return True
+    state = scope["app"].state
+    allow_list: AllowList = state.allow_list
+    allow_list.refresh_if_stale(state.read_sessionmaker)
+    client = scope.get("client")
+    return access.allows(allow_list.networks, client[0] if client else None)
+
+
+async def refuse_socket(send: Send) -> None:
+    """Close a socket from an address outside the allow-list before it is accepted."""
+    await send({"type": "websocket.close", "code": 4403})

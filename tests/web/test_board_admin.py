@@ -2,9 +2,12 @@
 IP allow-list enforced, audit log, channels)."""
 
 import httpx
+import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
@@ -182,6 +185,12 @@ async def test_ip_allow_list_guards_staff_pages_but_not_provider_callbacks(
             assert "このネットワークアドレスからは利用できません" in refused.text
             api = await client.get("/api/tickets", headers={"Authorization": f"Bearer {Staff.token(admin)}"})
             assert api.status_code == 403
+            # The live socket too, although it is served ahead of the middleware stack.
+            ws_url = live.url.replace("http", "ws") + f"/ws?token={Staff.token(admin)}"
+            with pytest.raises(InvalidStatus) as refused_socket:
+                async with connect(ws_url) as ws:
+                    await ws.recv()
+            assert refused_socket.value.response.status_code == 403
             inbound_ok = await client.post("/api/inbound", json=inbound_body(),
                                            headers={**INBOUND_HEADERS, "Idempotency-Key": "ip-1"})
             assert inbound_ok.status_code == 201
