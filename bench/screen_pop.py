@@ -277,8 +277,8 @@ def serve(path: Path, port: int, commits: Path) -> None:
         elif "at" in started:
             pauses.append((info["generation"], time.perf_counter() - started.pop("at")))
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           **SERVER_OPTIONS))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
+    server = uvicorn.Server(config)
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve())
@@ -295,7 +295,9 @@ def serve(path: Path, port: int, commits: Path) -> None:
     if profiler is not None:
         profiler.enable()
     try:
-        asyncio.run(main())
+        # The event loop `helpdesk serve` runs on: uvloop, which uvicorn[standard] installs.
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(main())
     except KeyboardInterrupt:  # uvicorn hands the stopping signal on once it has shut down
         pass
     finally:
