@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from helpdesk.app import FULL_COLLECTION_AFTER
 from helpdesk.auth.models import Role
 from helpdesk.realtime.hub import Hub
 from tests.conftest import LiveServer, Staff, make_settings
@@ -67,3 +68,9 @@ async def test_an_open_socket_keeps_few_objects_alive(database_url: str, staff: 
             clients.stdin.close()
             await asyncio.wait_for(clients.wait(), 30)
     assert per_socket < OBJECTS_PER_SOCKET, f"{per_socket:.0f} objects kept per open socket"
+
+
+async def test_a_running_server_spaces_out_full_collections(database_url: str) -> None:
+    """A full pass walks every socket's objects with the loop stopped: it must come seldom."""
+    with LiveServer(make_settings(database_url)):
+        assert gc.get_threshold()[2] >= FULL_COLLECTION_AFTER >= 1000
