@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
@@ -175,7 +175,6 @@ async def complete(
     (customer_id, name, kana, tags, count, spent, first, last, recency, frequency, monetary,
      *_) = found.rows[0]
     scope = audience.scope()
-    connection = await session.connection()
     identities = [(r[-2], r[-1]) for r in found.rows if r[-2] is not None]
     now = utcnow()
     scores = (recency, frequency, monetary) if recency is not None else None
@@ -192,22 +191,24 @@ async def complete(
         average_order_value=average.quantize(Decimal("1.00")),
         first_order_at=first, last_order_at=last,
         dormant=rfm.is_dormant(last, now=now, dormant_after_days=dormant_after_days),
-        orders=await _recent_orders(connection, customer_id),  # type: ignore[arg-type]
-        open_tickets=await _open_tickets(connection, customer_id, scope),
-        recent_calls=await _recent_calls(connection, customer_id, scope),
+        # The session itself, not ``session.connection()``: that hops through a greenlet on
+        # every call, while ``prepared`` remembers the transaction's connection.
+        orders=await _recent_orders(session, customer_id),  # type: ignore[arg-type]
+        open_tickets=await _open_tickets(session, customer_id, scope),
+        recent_calls=await _recent_calls(session, customer_id, scope),
     )
 
 
 async def recent_orders(session: AsyncSession, customer_id: int) -> list[OrderPublic]:
     """The latest orders with their items, in one query."""
-    orders = await _recent_orders(await session.connection(), customer_id)
+    orders = await _recent_orders(session, customer_id)
     return [OrderPublic.model_validate(order) for order in orders]
 
 
-async def _recent_orders(connection: AsyncConnection, customer_id: int) -> list[dict[str, Any]]:
+async def _recent_orders(on: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
     # Plain dicts: the Profile validates them in one pass (a model per row costs more).
     orders: dict[int, dict[str, Any]] = {}
-    for row in await prepared.rows(connection, _ORDERS, {"customer_id": customer_id}):
+    for row in await prepared.rows(on, _ORDERS, {"customer_id": customer_id}):
         order_id, number, ordered_at, status, total, currency, sku, name, qty, price = row
         order = orders.get(order_id)
         if order is None:
@@ -219,10 +220,10 @@ async def _recent_orders(connection: AsyncConnection, customer_id: int) -> list[
 
 
 async def _open_tickets(
-    connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
+    on: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[TicketPublic]:
     variant, params = scope
-    rows = await prepared.rows(connection, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
+    rows = await prepared.rows(on, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
     # Tags come with each ticket (a correlated subquery) rather than in a statement of their own.
     return [TicketPublic.model_validate({**dict(zip(_TICKET_FIELDS, row, strict=False)),
                                          "tags": _tags(row[-1])}) for row in rows]
@@ -236,14 +237,14 @@ async def recent_calls(
     session: AsyncSession, customer_id: int, visible: set[int] | None = None
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
-    return await _recent_calls(await session.connection(), customer_id,
+    return await _recent_calls(session, customer_id,
                                Audience(None, visible).scope())
 
 
 async def _recent_calls(
-    connection: AsyncConnection, customer_id: int, scope: tuple[str, dict[str, Any]]
+    on: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     variant, params = scope
-    rows = await prepared.rows(connection, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
+    rows = await prepared.rows(on, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
     return [CallPublic.model_validate(dict(zip(_CALL_FIELDS, row, strict=True))).model_dump(
         mode="json", by_alias=True) for row in rows]
