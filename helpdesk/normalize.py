@@ -1,4 +1,8 @@
-"""Normalising what customers type: emails, Japanese phone numbers, names."""
+"""Normalising what customers type into keys: emails, Japanese phone numbers, search text.
+
+What people read is stored as it was written (``kept``); the folded forms here are for
+matching and search only (see docs/architecture.md, "Customer text").
+"""
 
 import re
 import unicodedata
@@ -19,8 +23,32 @@ def nfkc(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip()
 
 
+def kept(value: str | None) -> str | None:
+    """Text people read, as written: only surrounding white space removed; None when empty."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+# Where names are written family name first (elsewhere given name first).
+_FAMILY_FIRST = frozenset({"JP", "CN", "TW", "HK", "MO", "KR", "KP", "VN", "HU", "MN", "KH"})
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]")
+
+
+def person_name(family: str | None, given: str | None, *, country: str | None) -> str | None:
+    """Family and given names joined in the order ``country`` writes them; without a country,
+    family first for names in Japanese, Chinese or Korean script, given first otherwise."""
+    family, given = kept(family), kept(given)
+    if country:
+        family_first = country.upper() in _FAMILY_FIRST
+    else:
+        family_first = bool(_CJK.search(f"{family or ''}{given or ''}"))
+    parts = (family, given) if family_first else (given, family)
+    return " ".join(p for p in parts if p) or None
+
+
 def name(value: str | None) -> str | None:
-    """A person's name with widths folded and runs of white space collapsed."""
+    """A person's name as a key: widths folded and runs of white space collapsed."""
     if value is None:
         return None
     folded = " ".join(nfkc(value).split())
@@ -61,6 +89,8 @@ def phone(raw: str | None, region: str = "JP") -> str | None:
         folded = "+" + folded[2:]
     if not re.fullmatch(r"\+?\d{4,17}", folded):
         return None
+    if (international := _international_digits(folded, region)) is not None:
+        return international
     try:
         parsed = phonenumbers.parse(folded, region)
     except phonenumbers.NumberParseException:
@@ -68,6 +98,38 @@ def phone(raw: str | None, region: str = "JP") -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _international_digits(digits: str, region: str) -> str | None:
+    """E.164 written without its ``+`` (``4912347114711``, as Zammad's CTI and many PBXs send
+    it), in a region whose national numbers begin with the trunk prefix: digits that do not
+    (``81312345678``, not ``0312345678``) are read as international when they make a possible
+    number that way and no valid national one. Regions written without the prefix (the US's
+    ``555 625 1199``) are left alone: there, such digits are national numbers."""
+    prefix = _dialling(region)[1]
+    if (len(digits) < 8 or not digits.isdigit() or not prefix or digits.startswith(prefix)
+            or not _written_with_prefix(region)):
+        return None
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+        national = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed) or (
+            phonenumbers.is_valid_number(national) and not phonenumbers.is_valid_number(parsed)):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=64)
+def _written_with_prefix(region: str) -> bool:
+    """Whether people of ``region`` write national numbers with the trunk prefix (03-…, 030 …)."""
+    example = phonenumbers.example_number(region)
+    prefix = _dialling(region)[1]
+    if example is None or not prefix:
+        return False
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return re.sub(r"\D", "", national).startswith(prefix)
 
 
 @lru_cache(maxsize=8192)

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from helpdesk import normalize
 from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import IncomingOrder, OrderLine
@@ -35,6 +36,7 @@ class ShopifyAddress(_Loose):
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=60)
+    country_code: str | None = Field(default=None, max_length=2)
 
 
 class ShopifyCustomer(ShopifyAddress):
@@ -90,6 +92,7 @@ def parse(body: bytes) -> IncomingOrder:
     person = order.customer or ShopifyCustomer()
     addresses = [a for a in (order.billing_address, person.default_address, order.shipping_address)
                  if a is not None]
+    country = next((a.country_code.upper() for a in addresses if a.country_code), None)
     return IncomingOrder(
         source=SOURCE, number=order.name or str(order.order_number or order.id),
         external_id=str(order.id), ordered_at=order.created_at,
@@ -100,14 +103,16 @@ def parse(body: bytes) -> IncomingOrder:
                          unit_price=i.price) for i in order.line_items],
         email=order.email or person.email,
         phone=order.phone or person.phone or next((a.phone for a in addresses if a.phone), None),
-        name=_name(person) or next((n for a in addresses if (n := _name(a))), None),
+        name=_name(person, country) or next((n for a in addresses if (n := _name(a, country))), None),
+        region=country,
     )
 
 
-def _name(who: ShopifyAddress) -> str | None:
-    # Japanese stores keep the family name in last_name: written first.
-    joined = " ".join(filter(None, (who.last_name, who.first_name)))
-    return joined or who.name or None
+def _name(who: ShopifyAddress, country: str | None) -> str | None:
+    """The name in the order its country writes names: family first in Japan, given first in
+    the US (``Bob Norman``)."""
+    return normalize.person_name(who.last_name, who.first_name, country=country) or (
+        normalize.kept(who.name))
 
 
 @router.post("/webhooks/shopify/orders", response_model=WebhookResult)

@@ -184,6 +184,8 @@ class IncomingOrder:
     phone: str | None = None
     name: str | None = None
     name_kana: str | None = None
+    # The order's address country (ISO 3166 code): its phone is read as that country's number.
+    region: str | None = None
     # The fingerprint of the above, when the parser already took it (see order_digest).
     digest: str | None = None
 

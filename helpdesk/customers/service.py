@@ -81,11 +81,11 @@ async def resolve(
     customer = await session.get(Customer, owner_id) if owner_id is not None else None
     changed = customer is None
     if customer is None:
-        customer = Customer(name=normalize.name(name))
+        customer = Customer(name=normalize.kept(name))
         session.add(customer)
         await session.flush()
     elif customer.name is None and name:
-        customer.name = normalize.name(name)
+        customer.name = normalize.kept(name)
         changed = True
     assert customer.id is not None
     missing = [i for i in dict.fromkeys(identities) if i not in owned]
@@ -413,13 +413,14 @@ def _is_older(incoming: IncomingOrder, existing: Order) -> bool:
 async def _order_customer(
     session: AsyncSession, incoming: IncomingOrder, existing: Order | None, region: str
 ) -> int:
-    found = identities_of(email=incoming.email, phone=incoming.phone, region=region)
+    found = identities_of(email=incoming.email, phone=incoming.phone,
+                          region=incoming.region or region)
     if not found and existing is not None:
         return existing.customer_id
     customer = await resolve(session, identities=found, name=incoming.name, region=region)
-    kana = normalize.name(incoming.name_kana)
+    kana = normalize.kept(incoming.name_kana)
     if kana and not customer.name_kana:
-        customer.name_kana = normalize.katakana(kana)
+        customer.name_kana = kana
         await reindex(session, customer, region=region)
     assert customer.id is not None
     return customer.id

@@ -61,7 +61,7 @@ def cell(cells: list[str], layout: Layout, name: str) -> str:
 def _full(cells: list[str], layout: Layout, whole: str, last: str, first: str) -> str | None:
     value = cell(cells, layout, whole) or " ".join(
         filter(None, (cell(cells, layout, last), cell(cells, layout, first))))
-    return normalize.name(value) if value else None
+    return normalize.kept(value) if value else None
 
 
 def name_of(cells: list[str], layout: Layout) -> str | None:
@@ -70,9 +70,8 @@ def name_of(cells: list[str], layout: Layout) -> str | None:
 
 
 def kana_of(cells: list[str], layout: Layout) -> str | None:
-    """The reading in full-width katakana."""
-    kana = _full(cells, layout, "name_kana", "last_name_kana", "first_name_kana")
-    return normalize.katakana(kana) if kana else None
+    """The reading as written (search folds it to katakana)."""
+    return _full(cells, layout, "name_kana", "last_name_kana", "first_name_kana")
 
 
 def parse_datetime(raw: str, tz: tzinfo) -> datetime:
@@ -211,7 +210,7 @@ class _OrderGrouper:
         price = cell(cells, layout, "unit_price")
         if not (sku or name):
             return
-        item = OrderLine(sku=normalize.nfkc(sku), name=normalize.nfkc(name),
+        item = OrderLine(sku=sku, name=name,
                          quantity=parse_quantity(cell(cells, layout, "quantity")),
                          unit_price=parse_money(price, "unit price") if price else Decimal(0))
         order.items.append(item)

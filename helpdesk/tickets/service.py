@@ -158,7 +158,7 @@ async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None
 async def _open_ticket(
     session: AsyncSession, inbound: InboundMessage, *, customer_id: int, inbox_id: int
 ) -> Ticket:
-    subject = normalize.nfkc(inbound.subject or "")[:300] or _subject_from(inbound.body_text)
+    subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
     ticket = Ticket(
         number=await next_counter(session, "ticket_number"), subject=subject,
         channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
@@ -484,7 +484,7 @@ def _set_status(ticket: Ticket, status: Status, reason: str | None) -> None:
 
 
 def _pending_reason(reason: str | None) -> str:
-    cleaned = normalize.nfkc(reason or "")
+    cleaned = (reason or "").strip()
     if not cleaned:
         raise BadInput("pending_reason: 保留 needs a reason")
     return cleaned

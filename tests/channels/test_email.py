@@ -17,6 +17,7 @@ from helpdesk.channels.email import charset
 from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
+from helpdesk.customers.models import Customer
 from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Attachment, Message, Ticket
@@ -50,6 +51,19 @@ CORPUS = {
     "gmail_reply_quoted.eml": (
         "Keiko Tanaka", "Re: 発送のお知らせ [#1001]", "ありがとうございます。届きました！",
         "2024年5月7日(火) 9:00 ショップサポート <support+0123456789abcdef@shop.example>:"),
+    # SMTPUTF8 and old mobile mailers write header text as raw 8-bit bytes, no encoded words
+    "raw_utf8_headers.eml": ("髙﨑 ｶﾅ", "注文番号①の件（㈱髙﨑）",
+                             "注文番号①の商品について、㈱髙﨑のｶﾅです。\n届いた箱が潰れていました（写真あり）！",
+                             None),
+    "raw_sjis_headers.eml": ("髙橋 ﾊﾅｺ", "返品のご相談②（至急）",
+                             "②の商品を返品したいです。\n表示と色が違いました～。", None),
+    # iPhone's Mail forwarding a shop's mail: the forwarded text is the message
+    "apple_mail_forward.eml": (
+        "山本 花子", "Fwd: 【ショップ通販】ご注文の発送について",
+        "iPhoneから送信\n\n転送されたメッセージ:\n\n> 差出人: ショップ通販 <info@shop.example>\n"
+        "> 日付: 2026年11月28日 18:02:11 JST\n> 宛先: hanako@example.jp\n"
+        "> 件名: 【ショップ通販】ご注文の発送について\n> \n"
+        "> ご注文番号 #1042 の商品を本日発送しました。\n> お届け予定日：11月30日", None),
 }
 
 
@@ -76,7 +90,44 @@ async def test_corpus_ingests_with_the_right_text(name: str, chttp: httpx.AsyncC
     assert stored.body_text == text and stored.external_id == parsed.message_id
     assert stored.auto_reply is (name == "auto_reply.eml")
     ticket = (await fetch(db, select(Ticket)))[0]
-    assert ticket.subject == normalize.nfkc(subject) and ticket.channel == "email"  # core folds widths
+    assert ticket.subject == subject and ticket.channel == "email"  # stored as written
+    customer = (await fetch(db, select(Customer)))[0]
+    assert customer.name == author
+
+
+@pytest.mark.parametrize(("name", "subject", "text"), [
+    # au writes its pictographs in ISO-2022-JP rows 85–92; 血液型 then B型 (row 90) and a heart
+    ("au_pictographs.eml", "テスト⚠", "テスト⚠です\n血液型🅱です❤"),
+    # docomo in Shift_JIS F8–F9; F040 is no pictograph of theirs: one U+FFFD, nothing stray
+    ("docomo_pictographs.eml", "お礼☀", "届きました☀ありがとう❤\n汗💦と謎\ufffd"),
+])
+def test_carrier_pictographs_become_emoji(name: str, subject: str, text: str) -> None:
+    parsed = mail.parse(raw(name))
+    assert (parsed.subject, parsed.text) == (subject, text)
+    assert not any("\ue000" <= ch <= "\uf8ff" for ch in parsed.subject + parsed.text)
+
+
+def test_pictograph_rows_decode_without_stray_characters() -> None:
+    # Unknown sender: au's rows 85–88 still read as pictographs; a pair no table knows is one
+    # U+FFFD (CP932 alone gives U+FFFD and then the trail byte as a stray kana: テスト\ufffdヘ).
+    assert charset.decode(b"\x1b$B%F%9%Hu:\x1b(B", "iso-2022-jp") == "テスト⚠"
+    assert charset.decode(b"\x1b$B%F%9%H~M\x1b(B", "iso-2022-jp") == "テスト\ufffd"
+    assert charset.decode(b"\x83e\x83X\x83g\xeb\xcd", "shift_jis") == "テスト\ufffd"
+    # CP50220's NEC-selected IBM kanji share rows 89–92 with au: kanji unless the mail is au's
+    assert charset.decode(b"\x1b$Bzj\x1b(B", "iso-2022-jp") == "湜"
+    assert charset.decode(b"\x1b$Bzj\x1b(B", "iso-2022-jp", carrier="kddi") == "🅱"
+    # SoftBank's FB rows are IBM kanji in CP932 (髙) unless the sender is SoftBank's
+    assert charset.decode(b"\xfb\xfc", "shift_jis") == "髙"
+    assert charset.decode("①㈱髙﨑（）！ｶﾅ".encode("cp932"), None) == "①㈱髙﨑（）！ｶﾅ"
+
+
+def test_headers_mix_encoded_words_and_raw_bytes() -> None:
+    raw_sjis = "㈱髙﨑".encode("cp932").decode("ascii", "surrogateescape")
+    # a character split across two encoded words of one charset is joined before decoding
+    split = "=?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[:8] + "?= =?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[8:] + "?="
+    assert mail.decode_header_value(split) == "注文番号"
+    assert mail.decode_header_value(f"{raw_sjis} =?UTF-8?B?Pz8=?=") == "㈱髙﨑 ??"
+    assert mail.decode_header_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
 
 
 async def test_attachments_inline_images_and_hostile_html(chttp: httpx.AsyncClient,

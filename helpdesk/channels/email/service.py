@@ -1,6 +1,7 @@
 """Email: raw RFC 822 mail in (parsed, threaded, deduplicated), replies out (composed, sent)."""
 
 import base64
+import binascii
 import hashlib
 import html
 import re
@@ -8,7 +9,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
-from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
@@ -17,7 +17,8 @@ import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize
-from helpdesk.channels.email import charset
+from helpdesk.channels.email import charset, pictographs
+from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
 from helpdesk.routing import service as routing
@@ -60,28 +61,82 @@ class ParsedMail:
 # ---- headers -------------------------------------------------------------------------------
 
 
-def decode_header_value(raw: str | None) -> str:
-    """A header's text: encoded words in any Japanese charset, or raw 8-bit bytes, decoded."""
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def decode_header_value(raw: str | None, *, carrier: Carrier | None = None) -> str:
+    """A header's text: encoded words in any Japanese charset, raw 8-bit bytes, or both, decoded.
+
+    ``raw`` is the header as parsed from bytes, each byte past ASCII kept as a surrogate
+    escape: raw UTF-8 (SMTPUTF8 senders) and raw Shift_JIS (old mobile mailers) are sniffed
+    from those bytes. Adjacent encoded words of one charset are joined before decoding, since
+    mailers split them in the middle of a character or an ISO-2022-JP escape.
+    """
     if not raw:
         return ""
     raw = re.sub(r"\r?\n[ \t]", " ", str(raw))
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):  # raw 8-bit bytes (Shift_JIS, UTF-8…)
-        return charset.sniff(raw.encode("ascii", "surrogateescape")).strip()
-    if "\x1b" in raw and "=?" not in raw:  # raw ISO-2022-JP, as old mailers wrote it
-        return charset.sniff(raw.encode("ascii", "replace")).strip()
+    parts: list[str] = []
+    words: list[bytes] = []
+    word_charset = ""
+    position = 0
+
+    def flush_words() -> None:
+        if words:
+            parts.append(charset.decode(b"".join(words), word_charset, carrier=carrier))
+            words.clear()
+
+    for found in _ENCODED_WORD.finditer(raw):
+        between = raw[position:found.start()]
+        data = _word_bytes(found.group(2), found.group(3))
+        name = found.group(1).split("*", 1)[0]
+        if data is None:  # a malformed encoded word: show it as it came
+            flush_words()
+            parts.append(_literal(between + found.group(0), carrier))
+        else:
+            if between.strip() or name.lower() != word_charset.lower():
+                flush_words()
+                if position == 0 or between.strip():
+                    parts.append(_literal(between, carrier))
+            words.append(data)
+            word_charset = name
+        position = found.end()
+    flush_words()
+    parts.append(_literal(raw[position:], carrier))
+    return "".join(parts).strip()
+
+
+def _word_bytes(encoding: str, payload: str) -> bytes | None:
     try:
-        parts = decode_header(raw)
-    except ValueError:  # a malformed encoded word: show it as it came
-        return raw.strip()
-    text = "".join(chunk if isinstance(chunk, str) else charset.decode(chunk, enc)
-                   for chunk, enc in parts)
-    return text.strip()
+        if encoding in "bB":
+            return binascii.a2b_base64(payload + "=" * (-len(payload) % 4))
+        return binascii.a2b_qp(payload.encode("ascii"), header=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
 
 
-def _addresses(message: Message, names: Iterable[str]) -> list[tuple[str, str]]:
-    values = [str(v) for name in names for v in message.get_all(name, [])]
-    return [(decode_header_value(name), addr.strip().lower())
+def _literal(text: str, carrier: Carrier | None) -> str:
+    """Header text outside encoded words: raw 8-bit bytes or raw ISO-2022-JP are sniffed."""
+    if text.isascii() and "\x1b" not in text:
+        return text
+    return charset.sniff(text.encode("utf-8", "surrogateescape"), carrier=carrier)
+
+
+def _raw_headers(message: Message, name: str) -> list[str]:
+    """A header's values as they came, undecoded (compat32 turns raw 8-bit bytes into U+FFFD)."""
+    return [str(value) for key, value in message.raw_items() if key.lower() == name.lower()]
+
+
+def _addresses(message: Message, names: Iterable[str],
+               carrier: Carrier | None = None) -> list[tuple[str, str]]:
+    values = [value for name in names for value in _raw_headers(message, name)]
+    return [(decode_header_value(name, carrier=carrier), _literal(addr, carrier).strip().lower())
             for name, addr in getaddresses(values) if "@" in addr]
+
+
+def _sender_carrier(message: Message) -> Carrier | None:
+    """The mobile carrier of the From address, whose pictographs the mail may carry."""
+    found = getaddresses(_raw_headers(message, "From"))
+    return pictographs.carrier_of(found[0][1]) if found else None
 
 
 def _message_ids(value: str | None) -> list[str]:
@@ -104,11 +159,11 @@ def is_auto_reply(message: Message) -> bool:
 # ---- bodies --------------------------------------------------------------------------------
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: Message, carrier: Carrier | None) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    return charset.decode(payload, part.get_content_charset()).replace("\r\n", "\n")
+    return charset.decode(payload, part.get_content_charset(), carrier=carrier).replace("\r\n", "\n")
 
 
 def _filename(part: Message) -> str | None:
@@ -129,7 +184,8 @@ def _is_attachment(part: Message) -> bool:
     return part.get_content_maintype() != "multipart"
 
 
-def _walk_bodies(message: Message, mail: ParsedMail) -> tuple[list[str], list[str]]:
+def _walk_bodies(message: Message, mail: ParsedMail,
+                 carrier: Carrier | None) -> tuple[list[str], list[str]]:
     texts: list[str] = []
     htmls: list[str] = []
     for part in message.walk():
@@ -138,9 +194,9 @@ def _walk_bodies(message: Message, mail: ParsedMail) -> tuple[list[str], list[st
         if _is_attachment(part):
             _add_attachment(part, mail)
         elif part.get_content_type() == "text/html":
-            htmls.append(_part_text(part))
+            htmls.append(_part_text(part, carrier))
         else:
-            texts.append(_part_text(part))
+            texts.append(_part_text(part, carrier))
     return texts, htmls
 
 
@@ -180,6 +236,9 @@ _ATTRIBUTION = [
                re.IGNORECASE),
     re.compile(r"^_{10,}\s*$"),
 ]
+# Lines that start a forwarded message: what follows is what the customer wants us to read.
+_FORWARD = re.compile(r"^-*\s*(Begin forwarded message|Forwarded message|開始転送メッセージ|"
+                      r"転送されたメッセージ|転送メッセージ)\s*-*\s*[:：]?\s*-*$", re.IGNORECASE)
 _OUTLOOK_FROM = re.compile(r"^\*?(From|差出人|送信者)\s*[:：]")
 _OUTLOOK_NEXT = re.compile(r"^\*?(Sent|Date|送信日時|日時|To|宛先)\s*[:：]")
 
@@ -187,15 +246,23 @@ _OUTLOOK_NEXT = re.compile(r"^\*?(Sent|Date|送信日時|日時|To|宛先)\s*[:�
 def split_quoted(text: str) -> tuple[str, str]:
     """(new text, quoted history) of a reply; the history starts at its attribution line."""
     lines = text.split("\n")
+    forward = next((i for i, line in enumerate(lines) if _FORWARD.match(line.strip())), None)
+    start = _history_start(lines)
+    if forward is not None and (start is None or forward <= start):
+        return text.strip(), ""  # a forward ("iPhoneから送信" and the mail): all of it is the message
+    return _cut(lines, start) if start is not None else (text.strip(), "")
+
+
+def _history_start(lines: list[str]) -> int | None:
+    """The line where the quoted history begins, if there is one."""
     for index, line in enumerate(lines):
         stripped = line.strip()
         joined = f"{stripped} {lines[index + 1].strip()}" if index + 1 < len(lines) else stripped
         if any(p.match(stripped) or p.match(joined) for p in _ATTRIBUTION) or (
                 _OUTLOOK_FROM.match(stripped)
                 and any(_OUTLOOK_NEXT.match(n.strip()) for n in lines[index + 1:index + 4])):
-            return _cut(lines, index)
-    quoted_from = _trailing_quote(lines)
-    return _cut(lines, quoted_from) if quoted_from is not None else (text.strip(), "")
+            return index
+    return _trailing_quote(lines)
 
 
 def _trailing_quote(lines: list[str]) -> int | None:
@@ -226,7 +293,9 @@ def _cut(lines: list[str], index: int) -> tuple[str, str]:
 def parse(raw: bytes) -> ParsedMail:
     """Decode a raw RFC 822 message; 422 when it is not one (no sender address)."""
     message = message_from_bytes(raw, policy=compat32)
-    senders = _addresses(message, ["From"]) or _addresses(message, ["Sender", "Return-Path"])
+    carrier = _sender_carrier(message)
+    senders = (_addresses(message, ["From"], carrier)
+               or _addresses(message, ["Sender", "Return-Path"], carrier))
     if not senders:
         raise BadInput("not an email message: no From address")
     ids = _message_ids(str(message.get("Message-ID", "")))
@@ -236,11 +305,12 @@ def parse(raw: bytes) -> ParsedMail:
         message_id=ids[0] if ids else "sha256:" + hashlib.sha256(raw).hexdigest(),
         from_name=senders[0][0] or None, from_email=senders[0][1],
         recipients=[addr for _, addr in _addresses(message, RECIPIENT_HEADERS)],
-        subject=decode_header_value(message.get("Subject")), text="", quoted="", html=None,
+        subject=" ".join(decode_header_value(s, carrier=carrier)
+                         for s in _raw_headers(message, "Subject")[:1]), text="", quoted="", html=None,
         references=list(dict.fromkeys(references)), auto_reply=is_auto_reply(message),
         date=_date(message.get("Date")),
     )
-    texts, htmls = _walk_bodies(message, mail)
+    texts, htmls = _walk_bodies(message, mail, carrier)
     full_text = "\n\n".join(t.strip("\n") for t in texts if t.strip())
     mail.html = "\n".join(htmls) if htmls else None
     if not full_text and mail.html:
