@@ -300,7 +300,9 @@ async def _existing(
 def _order_row(order: IncomingOrder, customer_id: int) -> dict[str, Any]:
     return {"customer_id": customer_id, "source": order.source, "number": order.number,
             "external_id": order.external_id, "ordered_at": order.ordered_at,
-            "status": order.status[:40], "total": order.total, "currency": order.currency[:3],
+            "status": order.status[:40], "is_purchase": service.is_purchase(order.status),
+            "total": order.total, "currency": order.currency[:3], "shipping": order.shipping,
+            "fees": order.fees, "discount": order.discount,
             "remote_updated_at": order.remote_updated_at,
             "digest": order.digest or service.order_digest(order)}
 

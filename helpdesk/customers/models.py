@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import JSON, Column, Index, Numeric, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, Table, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from helpdesk.db import EnumString, UTCDateTime, utcnow
@@ -104,6 +104,17 @@ class Order(SQLModel, table=True):
     status: str = Field(default="", max_length=40)
     total: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
     currency: str = Field(default="JPY", max_length=3)
+    # False for a cancelled, returned or refunded order (its status read by
+    # customers.service.is_purchase): left out of counts, totals and ranks.
+    is_purchase: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    # What the order charged or took off besides its items (送料; 手数料, 代引手数料; ポイント,
+    # クーポン, 値引), never listed as items.
+    shipping: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2),
+                              sa_column_kwargs={"server_default": "0"})
+    fees: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2),
+                          sa_column_kwargs={"server_default": "0"})
+    discount: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2),
+                              sa_column_kwargs={"server_default": "0"})
     # A hash of the order's content and items: an import of an unchanged order writes nothing.
     digest: str | None = Field(default=None, max_length=32)
     # When the platform last changed the order; an older webhook delivery never overwrites a newer one.
@@ -180,6 +191,9 @@ class IncomingOrder:
     currency: str = "JPY"
     remote_updated_at: datetime | None = None
     items: list[OrderLine] = field(default_factory=list)
+    shipping: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    discount: Decimal = Decimal(0)
     email: str | None = None
     phone: str | None = None
     name: str | None = None

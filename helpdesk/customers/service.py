@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlalchemy import (
     ColumnElement,
@@ -219,9 +220,12 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
 
 
 
-# Statuses whose orders are not purchases: left out of counts, totals and ranks.
-NOT_PURCHASES = ("cancelled", "canceled", "voided", "refunded", "キャンセル", "取消", "取り消し",
-                 "返品", "返金済み")
+# Words in a status that make an order no purchase (left out of counts, totals and ranks), as
+# carts spell them: 取消 covers 注文取消し and 受注取消, 取り消 covers 取り消し and 取り消し済み.
+_NOT_PURCHASE_WORDS = ("cancel", "void", "refund", "return", "取消", "取り消", "取りけし",
+                       "キャンセル", "返品", "返金", "払い戻", "払戻")
+# ... unless only part of it was: a partly refunded order is still a purchase.
+_PARTLY_WORDS = ("partial", "一部")
 CHUNK = 2000
 CUSTOMER = table_of(Customer)
 ORDER = table_of(Order)
@@ -246,7 +250,7 @@ def _purchases_by_customer(orders: ColumnElement[bool]) -> Subquery:
                    func.sum(ORDER.c.total).label("spent"),
                    func.min(ORDER.c.ordered_at).label("first"),
                    func.max(ORDER.c.ordered_at).label("last"))
-            .where(orders, ORDER.c.status.not_in(NOT_PURCHASES))
+            .where(orders, ORDER.c.is_purchase)
             .group_by(ORDER.c.customer_id).subquery())
 
 
@@ -345,11 +349,20 @@ async def settle_abandoned_recounts(session: AsyncSession, *, now: datetime | No
     return len(abandoned)
 
 
+@lru_cache(maxsize=4096)
+def is_purchase(status: str) -> bool:
+    """Whether an order of ``status`` counts as a purchase (not cancelled, returned, refunded)."""
+    key = normalize.nfkc(status).lower()
+    return not any(w in key for w in _NOT_PURCHASE_WORDS) or any(w in key for w in _PARTLY_WORDS)
+
+
 def order_digest(order: IncomingOrder) -> str:
     """A fingerprint of what an order says, so an unchanged order is not written again."""
     parts = [order.number, order.external_id or "", utc_iso(order.ordered_at), order.status,
              _cents(order.total), order.currency]
     parts.extend(f"{i.sku}\x1f{i.name}\x1f{i.quantity}\x1f{_cents(i.unit_price)}" for i in order.items)
+    if order.shipping or order.fees or order.discount:  # orders without keep their fingerprints
+        parts.append(f"{_cents(order.shipping)}\x1f{_cents(order.fees)}\x1f{_cents(order.discount)}")
     return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
 
 
@@ -432,7 +445,9 @@ def _apply(order: Order, incoming: IncomingOrder, *, customer_id: int, digest: s
     order.external_id = incoming.external_id
     order.ordered_at = incoming.ordered_at
     order.status = incoming.status[:40]
+    order.is_purchase = is_purchase(incoming.status)
     order.total = incoming.total
+    order.shipping, order.fees, order.discount = incoming.shipping, incoming.fees, incoming.discount
     order.currency = incoming.currency[:3]
     order.remote_updated_at = incoming.remote_updated_at
     order.digest = digest

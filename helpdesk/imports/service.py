@@ -26,6 +26,15 @@ _DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
                    r"(?:[ T]+(\d{1,2})[:時](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?"
                    r"\s*(Z|[+-]\d{2}:?\d{2})?$")
 _MONEY_JUNK = re.compile(r"[,\s¥￥円$]|JPY", re.IGNORECASE)
+_COUNTRY_NAMES = {"日本": "JP", "japan": "JP", "アメリカ": "US", "アメリカ合衆国": "US", "米国": "US",
+                  "united states": "US", "usa": "US"}
+# Lines that are charges or deductions rather than goods, as carts list them (futureshop,
+# MakeShop): the whole name must be one of these, so 【送料無料】煎茶 stays an item.
+_CHARGE_LINE = re.compile(
+    r"(?P<shipping>送料|配送料|送料合計|shipping)"
+    r"|(?P<fees>(代引き?|代金引換|決済|支払い?)?手数料|ラッピング料金?|cod fee)"
+    r"|(?P<discount>(ポイント|クーポン)(利用|値引き?|割引)?(額)?|使用ポイント|利用ポイント|値引き?|割引|"
+    r"discount|coupon)")
 
 
 class RowError(Exception):
@@ -36,13 +45,19 @@ class Contacts:
     """Email and phone normalisation with a cache: an orders file repeats each customer often."""
 
     def __init__(self, region: str) -> None:
+        self.region = region
         self.phone: Callable[[str], str | None] = lru_cache(maxsize=300_000)(
             lambda raw: normalize.phone(raw, region))
         self.email: Callable[[str], str | None] = lru_cache(maxsize=300_000)(normalize.email)
 
-    def pair(self, email: str, phone: str) -> tuple[str | None, str | None]:
-        """Normalised (email, phone); RowError when neither is usable."""
-        found = (self.email(email) if email else None, self.phone(phone) if phone else None)
+    def pair(self, email: str, phone: str, country: str | None = None) -> tuple[str | None, str | None]:
+        """Normalised (email, phone), the phone read in ``country`` when the row names one;
+        RowError when neither is usable."""
+        number = None
+        if phone:
+            number = self.phone(phone) if country in (None, self.region) else normalize.phone(
+                phone, country)
+        found = (self.email(email) if email else None, number)
         if found == (None, None):
             if email or phone:
                 raise RowError(f"neither email {email!r} nor phone {phone!r} is valid")
@@ -64,9 +79,24 @@ def _full(cells: list[str], layout: Layout, whole: str, last: str, first: str) -
     return normalize.kept(value) if value else None
 
 
-def name_of(cells: list[str], layout: Layout) -> str | None:
-    """Full name from one column or from family and given names (family first, as in Japan)."""
-    return _full(cells, layout, "name", "last_name", "first_name")
+def name_of(cells: list[str], layout: Layout, country: str | None = None) -> str | None:
+    """Full name from one column, or from family and given names in the order the row's
+    country writes them (family first in Japan and when there is no country)."""
+    whole = cell(cells, layout, "name")
+    if whole or country is None:
+        return _full(cells, layout, "name", "last_name", "first_name")
+    return normalize.person_name(cell(cells, layout, "last_name"), cell(cells, layout, "first_name"),
+                                 country=country)
+
+
+def country_of(cells: list[str], layout: Layout) -> str | None:
+    """The row's country as an ISO 3166 code, when it names one (``US``, ``jp``, ``日本``)."""
+    if not layout.has("country"):
+        return None
+    value = cell(cells, layout, "country")
+    if len(value) == 2 and value.isascii() and value.isalpha():
+        return value.upper()
+    return _COUNTRY_NAMES.get(normalize.nfkc(value).lower())
 
 
 def kana_of(cells: list[str], layout: Layout) -> str | None:
@@ -150,10 +180,11 @@ def customer_batches(
 
 
 def _customer(cells: list[str], layout: Layout, contacts: Contacts) -> IncomingCustomer:
-    email, phone = contacts.pair(cell(cells, layout, "email"), cell(cells, layout, "phone"))
+    country = country_of(cells, layout)
+    email, phone = contacts.pair(cell(cells, layout, "email"), cell(cells, layout, "phone"), country)
     tags = [normalize.nfkc(t) for t in re.split(r"[,、]", cell(cells, layout, "tags")) if t.strip()]
     note = cell(cells, layout, "note")
-    return IncomingCustomer(email=email, phone=phone, name=name_of(cells, layout),
+    return IncomingCustomer(email=email, phone=phone, name=name_of(cells, layout, country),
                             name_kana=kana_of(cells, layout), tags=tags, note=note or None)
 
 
@@ -188,20 +219,28 @@ class _OrderGrouper:
 
     def _start(self, number: str, cells: list[str]) -> IncomingOrder:
         layout = self.layout
-        email, phone = self.contacts.pair(cell(cells, layout, "email"), cell(cells, layout, "phone"))
+        country = country_of(cells, layout)
+        email, phone = self.contacts.pair(cell(cells, layout, "email"), cell(cells, layout, "phone"),
+                                          country)
         ordered = cell(cells, layout, "ordered_at")
         if not ordered:
             raise RowError("no order date")
         total = cell(cells, layout, "total")
-        status = "cancelled" if cell(cells, layout, "cancelled_at") else cell(cells, layout, "status")
+        status = cell(cells, layout, "status")
+        if cell(cells, layout, "cancelled_at") and customers.is_purchase(status):
+            status = "cancelled"
         order = IncomingOrder(
             source=layout.source, number=number[:64], ordered_at=parse_datetime(ordered, self.tz),
             external_id=cell(cells, layout, "external_id").lstrip("'")[:64] or None,
-            status=normalize.nfkc(status)[:40], currency=(cell(cells, layout, "currency") or "JPY")[:3],
+            status=status[:40], currency=(cell(cells, layout, "currency") or "JPY")[:3],
             total=parse_money(total, "total") if total else Decimal(0),
-            email=email, phone=phone, name=name_of(cells, layout), name_kana=kana_of(cells, layout))
+            email=email, phone=phone, name=name_of(cells, layout, country),
+            name_kana=kana_of(cells, layout), region=country,
+            shipping=_charge(cells, layout, "shipping"), fees=_charge(cells, layout, "fees"),
+            discount=_charge(cells, layout, "discount"))
         if not total:
             self.summed.add(number)
+            order.total = order.shipping + order.fees - order.discount
         return order
 
     def _add_line(self, order: IncomingOrder, cells: list[str]) -> None:
@@ -210,12 +249,24 @@ class _OrderGrouper:
         price = cell(cells, layout, "unit_price")
         if not (sku or name):
             return
+        # charge names are short: long ones (most items) skip the folding
+        if len(name) <= 16 and (charge := _CHARGE_LINE.fullmatch(_line_key(name))) and charge.lastgroup:
+            self._add_charge(order, charge.lastgroup, cells, price)
+            return
         item = OrderLine(sku=sku, name=name,
                          quantity=parse_quantity(cell(cells, layout, "quantity")),
                          unit_price=parse_money(price, "unit price") if price else Decimal(0))
         order.items.append(item)
         if order.number in self.summed:
             order.total += item.unit_price * item.quantity
+
+    def _add_charge(self, order: IncomingOrder, kind: str, cells: list[str], price: str) -> None:
+        """A 送料 or 値引 line: added to the order's field, its total kept if the file gave one."""
+        amount = parse_money(price.replace("-", "").replace("−", ""), kind) if price else Decimal(0)
+        amount *= parse_quantity(cell(cells, self.layout, "quantity"))
+        setattr(order, kind, getattr(order, kind) + amount)
+        if order.number in self.summed:
+            order.total += -amount if kind == "discount" else amount
 
     def take(self) -> list[IncomingOrder]:
         """The orders gathered so far (called only where a new order number begins)."""
@@ -225,6 +276,22 @@ class _OrderGrouper:
         self.orders.clear()
         self.summed.clear()
         return orders
+
+
+def _line_key(name: str) -> str:
+    """An item name folded to compare with the charge words (brackets, spaces, colons dropped)."""
+    return re.sub(r"[\s()（）\[\]【】「」:：・]", "", normalize.nfkc(name).lower()) if name else ""
+
+
+def _charge(cells: list[str], layout: Layout, kind: str) -> Decimal:
+    """The sum of an order's columns for a charge or deduction (minus signs dropped: a
+    deduction is stored as the amount taken off)."""
+    total = Decimal(0)
+    for index in layout.columns.get(kind, ()):
+        raw = cells[index].strip() if index < len(cells) else ""
+        if raw:
+            total += parse_money(raw.replace("-", "").replace("−", "").replace("▲", ""), kind)
+    return total
 
 
 def order_batches(

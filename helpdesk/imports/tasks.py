@@ -300,21 +300,25 @@ def to_wire(kind: Kind, batch: list[Any]) -> list[tuple[Any, ...]]:
     return [(o.source, o.number, _utc_text(o.ordered_at), o.external_id, o.status, str(o.total),
              o.currency, _utc_text(o.remote_updated_at),
              [(i.sku, i.name, i.quantity, str(i.unit_price)) for i in o.items],
-             o.email, o.phone, o.name, o.name_kana, o.digest) for o in batch]
+             o.email, o.phone, o.name, o.name_kana, o.digest,
+             (str(o.shipping), str(o.fees), str(o.discount))) for o in batch]
 
 
 def from_wire(kind: Kind, rows: list[tuple[Any, ...]]) -> list[Any]:
     """The customers or orders ``to_wire`` was given (datetimes now in UTC)."""
     if kind == Kind.customers:
         return [IncomingCustomer(*row) for row in rows]
-    return [IncomingOrder(source, number, datetime.fromisoformat(ordered_at), external_id, status,
-                          Decimal(total), currency,
-                          datetime.fromisoformat(remote) if remote else None,
-                          [OrderLine(sku, name, quantity, Decimal(price))
-                           for sku, name, quantity, price in items],
-                          email, phone, name, kana, digest)
+    return [IncomingOrder(source=source, number=number, ordered_at=datetime.fromisoformat(ordered_at),
+                          external_id=external_id, status=status, total=Decimal(total),
+                          currency=currency,
+                          remote_updated_at=datetime.fromisoformat(remote) if remote else None,
+                          items=[OrderLine(sku, name, quantity, Decimal(price))
+                                 for sku, name, quantity, price in items],
+                          email=email, phone=phone, name=name, name_kana=kana, digest=digest,
+                          shipping=Decimal(charges[0]), fees=Decimal(charges[1]),
+                          discount=Decimal(charges[2]))
             for (source, number, ordered_at, external_id, status, total, currency, remote, items,
-                 email, phone, name, kana, digest) in rows]
+                 email, phone, name, kana, digest, charges) in rows]
 
 
 def _utc_text(moment: datetime | None) -> str | None:

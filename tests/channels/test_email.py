@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize
 from helpdesk.channels.email import charset
 from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
