@@ -261,7 +261,10 @@ class _OrderGrouper:
             order.total += item.unit_price * item.quantity
 
     def _add_charge(self, order: IncomingOrder, kind: str, cells: list[str], price: str) -> None:
-        """A 送料 or 値引 line: added to the order's field, its total kept if the file gave one."""
+        """A 送料 or 値引 line: added to the order's field (unless the file has columns for it,
+        which hold the same amount), its total kept if the file gave one."""
+        if self.layout.has(kind):
+            return
         amount = parse_money(price.replace("-", "").replace("−", ""), kind) if price else Decimal(0)
         amount *= parse_quantity(cell(cells, self.layout, "quantity"))
         setattr(order, kind, getattr(order, kind) + amount)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.customers.models import Customer, Order, OrderItem
+from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.receipts.models import DeliveryReceipt
 from tests.conftest import LiveServer, make_settings
 
@@ -164,3 +164,25 @@ async def test_unset_secret_means_404(http: httpx.AsyncClient, db: AsyncSession)
     response = await deliver(http, body)
     assert response.status_code == 404
     assert await count(db, Order) == 0
+
+
+async def test_a_us_order_keeps_its_number_and_the_name_as_written(shop: httpx.AsyncClient,
+                                                                   db: AsyncSession) -> None:
+    address = {"first_name": "Bob", "last_name": "Norman", "phone": "555-625-1199",
+               "country_code": "US", "name": "Bob Norman"}
+    payload = order_payload(id=450789469, name="#1001", email="bob.norman@example.com",
+                            currency="USD", total_price="598.94",
+                            customer={"id": 207119551, "email": "bob.norman@example.com",
+                                      "first_name": "Bob", "last_name": "Norman", "phone": None},
+                            billing_address=address, shipping_address=address)
+    response = await deliver(shop, payload, event_id="evt-us")
+    assert response.status_code == 200, response.text
+    await db.rollback()
+    order = await db.scalar(select(Order).where(Order.external_id == "450789469"))
+    assert order is not None
+    customer = await db.get(Customer, order.customer_id)
+    assert customer is not None and customer.name == "Bob Norman"  # not "Norman Bob"
+    phones = list(await db.scalars(select(CustomerIdentity.value).where(
+        CustomerIdentity.customer_id == customer.id, CustomerIdentity.kind == "phone")))
+    assert phones == ["+15556251199"]  # the address's country, not DEFAULT_REGION=JP
+    await db.rollback()

@@ -11,7 +11,7 @@ from helpdesk.db import utcnow
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, begin_write
-from tests.telephony.fixtures import CTI_TOKEN, count, cti_post, events_of, floor
+from tests.telephony.fixtures import CTI_TOKEN, count, cti_post, customer_with_orders, events_of, floor
 
 SALES = "0501234567"
 
@@ -206,3 +206,19 @@ async def test_call_id_may_be_spelt_call_id_and_unknown_calls_are_404(
     assert (await cti_post(tel, event("answer", "never-rang"))).status_code == 404
     assert (await cti_post(tel, event("hangup", "never-rang"))).status_code == 404
     assert await count(db, Call) == 1
+
+
+async def test_e164_digits_without_plus_find_their_customer(tel: httpx.AsyncClient, db: AsyncSession,
+                                                            staff: Staff) -> None:
+    # Zammad's generic CTI sends E.164 digits without "+": with DEFAULT_REGION=JP these were
+    # read as +81 4912… and the German caller went unrecognised.
+    f = await floor(db, staff)
+    german = await customer_with_orders(db, phone="+4912347114711", name="Max Mustermann", orders=1)
+    assert (await cti_post(tel, new_call("z1", caller="4912347114711"))).json() == {}
+    assert (await the_call(db, "z1")).customer_id == german
+    # Japan's country code spelt the same way still finds the Japanese customer
+    assert (await cti_post(tel, new_call("z2", caller="81312345678"))).json() == {}
+    assert (await the_call(db, "z2")).customer_id == f.customer_id
+    # and a national number, trunk prefix first, is still national
+    assert (await cti_post(tel, new_call("z3", caller="03-1234-5678"))).json() == {}
+    assert (await the_call(db, "z3")).customer_id == f.customer_id
