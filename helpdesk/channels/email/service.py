@@ -126,11 +126,29 @@ def _raw_headers(message: Message, name: str) -> list[str]:
     return [str(value) for key, value in message.raw_items() if key.lower() == name.lower()]
 
 
+_NAME_AND_ADDRESS = re.compile(r"^\s*(.*?)\s*<([^<>\s]+@[^<>\s]+)>\s*$", re.DOTALL)
+
+
 def _addresses(message: Message, names: Iterable[str],
                carrier: Carrier | None = None) -> list[tuple[str, str]]:
     values = [value for name in names for value in _raw_headers(message, name)]
     return [(decode_header_value(name, carrier=carrier), _literal(addr, carrier).strip().lower())
-            for name, addr in getaddresses(values) if "@" in addr]
+            for name, addr in _split_addresses(values) if "@" in addr]
+
+
+def _split_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs. A name in raw Shift_JIS holds bytes such as ① (87 40)
+    whose second byte is "@" or a bracket, so a single ``name <address>`` with raw 8-bit bytes
+    is split at its angle brackets rather than parsed as address syntax."""
+    found: list[tuple[str, str]] = []
+    for value in values:
+        unfolded = re.sub(r"\r?\n[ \t]", " ", value)
+        single = _NAME_AND_ADDRESS.match(unfolded) if not unfolded.isascii() else None
+        if single and "," not in single.group(2):
+            found.append((single.group(1).strip().strip('"'), single.group(2)))
+        else:
+            found.extend(getaddresses([value]))
+    return found
 
 
 def _sender_carrier(message: Message) -> Carrier | None:
