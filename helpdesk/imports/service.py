@@ -249,9 +249,8 @@ class _OrderGrouper:
         price = cell(cells, layout, "unit_price")
         if not (sku or name):
             return
-        # charge names are short: long ones (most items) skip the folding
-        if len(name) <= 16 and (charge := _CHARGE_LINE.fullmatch(_line_key(name))) and charge.lastgroup:
-            self._add_charge(order, charge.lastgroup, cells, price)
+        if len(name) <= 16 and (kind := _charge_kind(name)):  # charge names are short
+            self._add_charge(order, kind, cells, price)
             return
         item = OrderLine(sku=sku, name=name,
                          quantity=parse_quantity(cell(cells, layout, "quantity")),
@@ -281,9 +280,12 @@ class _OrderGrouper:
         return orders
 
 
-def _line_key(name: str) -> str:
-    """An item name folded to compare with the charge words (brackets, spaces, colons dropped)."""
-    return re.sub(r"[\s()（）\[\]【】「」:：・]", "", normalize.nfkc(name).lower()) if name else ""
+@lru_cache(maxsize=4096)
+def _charge_kind(name: str) -> str | None:
+    """shipping, fees or discount when a line's whole name is such a charge (items repeat: cached)."""
+    key = re.sub(r"[\s()（）\[\]【】「」:：・]", "", normalize.nfkc(name).lower())
+    found = _CHARGE_LINE.fullmatch(key)
+    return found.lastgroup if found else None
 
 
 def _charge(cells: list[str], layout: Layout, kind: str) -> Decimal:

@@ -30,7 +30,7 @@ async def test_inbound_creates_ticket_customer_message_and_events(http: httpx.As
     detail = (await http.get(f"/api/tickets/{ticket.id}", headers=INBOUND_HEADERS)).status_code
     assert detail == 401  # the inbound token is not a staff token
     customer = await db.get(Customer, ticket.customer_id)
-    assert customer is not None and customer.name == "山田 太郎"
+    assert customer is not None and customer.name == "山田\u3000太郎"  # as typed, full-width space kept
     events = list(await db.scalars(select(Event).order_by(Event.seq)))
     assert [e.type for e in events] == ["ticket.created", "message.created"]
     assert [e.seq for e in events] == [1, 2]
