@@ -1,6 +1,7 @@
 """Email in (corpus of real-world Japanese mail, threading, dedupe, IMAP) and out (SMTP)."""
 
 import asyncio
+import base64
 import email
 from email.message import Message as MimeMessage
 from email.policy import compat32
@@ -118,6 +119,20 @@ def test_pictograph_rows_decode_without_stray_characters() -> None:
     # SoftBank's FB rows are IBM kanji in CP932 (髙) unless the sender is SoftBank's
     assert charset.decode(b"\xfb\xfc", "shift_jis") == "髙"
     assert charset.decode("①㈱髙﨑（）！ｶﾅ".encode("cp932"), None) == "①㈱髙﨑（）！ｶﾅ"
+
+
+def test_smartphones_private_use_pictographs_become_emoji_for_their_carrier_only() -> None:
+    # docomo's and au's UTF-8 mail carries their private-use code points (U+E63E is docomo's sun;
+    # au's U+E481 a warning sign, U+EB26 blood type A, U+EB3C a turkey leg)
+    assert charset.decode("晴れ\ue63e".encode(), "utf-8", carrier="docomo") == "晴れ☀"
+    assert charset.decode("\ue481\ueb26\ueb3c".encode(), "utf-8", carrier="kddi") == "⚠🅰🍗"
+    assert charset.decode("\ue481".encode(), "utf-8") == "\ue481"  # someone else's own character
+    raw_mail = ("From: hanako@docomo.ne.jp\r\nSubject: =?UTF-8?B?"
+                + base64.b64encode("お礼\ue63e".encode()).decode() + "?=\r\n"
+                "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                "ありがとう\ue63e\r\n").encode()
+    parsed = mail.parse(raw_mail)
+    assert (parsed.subject, parsed.text) == ("お礼☀", "ありがとう☀")
 
 
 def test_headers_mix_encoded_words_and_raw_bytes() -> None:

@@ -27,6 +27,7 @@ _EUC = {"euc-jp", "eucjp", "x-euc-jp", "euc_jp", "cseucpkdfmtjapanese", "cp51932
 _JIS_ESCAPE = re.compile(rb"\x1b\$[@B]")
 _HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]+")
 _PAIRWISE = "helpdesk-cp932-pair"
+_PICTOGRAPH_LEAD = re.compile(rb"[\xf0-\xfc]")
 
 
 def _replace_pair(error: UnicodeError) -> tuple[str, int]:
@@ -57,7 +58,8 @@ def decode(data: bytes, charset: str | None, *, carrier: Carrier | None = None) 
         return _decode_euc(data, carrier)
     if name and name not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown", "8bit"):
         try:
-            return data.decode(codecs.lookup(name).name, "replace")
+            return pictographs.in_private_use(data.decode(codecs.lookup(name).name, "replace"),
+                                              carrier)
         except LookupError:
             pass
     return sniff(data, carrier=carrier)
@@ -68,7 +70,7 @@ def sniff(data: bytes, *, carrier: Carrier | None = None) -> str:
     if _JIS_ESCAPE.search(data):
         return _decode_iso2022(data, carrier)
     try:
-        return data.decode("utf-8")
+        return pictographs.in_private_use(data.decode("utf-8"), carrier)
     except UnicodeDecodeError:
         pass
     # EUC-JP bytes are mostly valid Shift_JIS too (as half-width katakana): keep the reading
@@ -104,6 +106,8 @@ def _could_be_euc(data: bytes) -> bool:
 
 def decode_sjis(data: bytes, carrier: Carrier | None = None) -> str:
     """Shift_JIS as CP932 writes it, with carriers' pictographs as emoji."""
+    if not _PICTOGRAPH_LEAD.search(data):  # no byte F0–FC anywhere: no pictograph either
+        return data.decode("cp932", _PAIRWISE)
     parts: list[str] = []
     start = i = 0
     n = len(data)

@@ -7,6 +7,7 @@ private-use characters or half a character and a stray kana. Unicode 6.0 gave ea
 ``pictographs.txt`` is its mapping table (EmojiSources.txt of the Unicode Character Database).
 """
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,7 @@ _DOMAINS: dict[str, Carrier] = {
 # arithmetic puts at EB–EE; au's own Shift_JIS codes for them have these lead bytes instead.
 _AU_MAIL_LEADS = {0xEB: 0xF6, 0xEC: 0xF7, 0xED: 0xF3, 0xEE: 0xF4}
 AU_LAST_ROW = 0x7C
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
 @cache
@@ -71,3 +73,29 @@ def from_au_jis(sjis: bytes) -> str | None:
     """The emoji of au's ISO-2022-JP pictograph, given as its JIS cell shifted to Shift_JIS."""
     lead = _AU_MAIL_LEADS.get(sjis[0])
     return from_sjis(lead << 8 | sjis[1], "kddi") if lead else None
+
+
+def in_private_use(text: str, carrier: Carrier | None) -> str:
+    """docomo's and au's pictographs as their phones write them in UTF-8 (private-use code
+    points) turned into emoji; left alone for other senders, whose private-use characters
+    are their own."""
+    if carrier not in ("docomo", "kddi") or not _PRIVATE_USE.search(text):
+        return text
+    return _PRIVATE_USE.sub(lambda m: _from_private(ord(m.group()), carrier) or REPLACEMENT, text)
+
+
+def _from_private(code_point: int, carrier: Carrier) -> str | None:
+    # docomo's code points are CP932's reading of its Shift_JIS codes, and so are au's from
+    # U+E468 to U+E5DF; au's U+EA80 onwards follow its codes from F340 cell by cell.
+    if carrier == "kddi" and code_point >= 0xEA80:
+        code_point = code_point - 0xEA80 + 0xE000 + 3 * 188
+    if not 0xE000 <= code_point < 0xE000 + 10 * 188:
+        return None
+    return from_sjis(_private_to_sjis(code_point), carrier)
+
+
+def _private_to_sjis(code_point: int) -> int:
+    """The Shift_JIS code CP932 reads as private-use ``code_point`` (U+E000 is F040)."""
+    offset = code_point - 0xE000
+    trail = offset % 188
+    return (0xF0 + offset // 188) << 8 | (0x40 + trail + (1 if trail >= 0x3F else 0))
