@@ -48,3 +48,30 @@ def test_display_format() -> None:
 def test_search_digits_are_those_of_the_displayed_form(e164: str) -> None:
     """The digits people type: national inside the region, with the country code outside."""
     assert normalize.phone_search_digits(e164) == re.sub(r"\D", "", normalize.phone_display(e164))
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), [
+    ("4912347114711", "JP", "+4912347114711"),  # Zammad's CTI: E.164 digits without "+"
+    ("81312345678", "JP", "+81312345678"),
+    ("0312345678", "JP", "+81312345678"),  # the trunk prefix: a national number
+    ("03-1234-5678", "JP", "+81312345678"),
+    ("555-625-1199", "US", "+15556251199"),  # the US writes no trunk prefix: national
+    ("12025550123", "US", "+12025550123"),
+])
+def test_digits_without_plus_are_international_unless_they_read_as_national(
+        raw: str, region: str, expected: str) -> None:
+    assert normalize.phone(raw, region) == expected
+
+
+@pytest.mark.parametrize(("family", "given", "country", "expected"), [
+    ("Norman", "Bob", "US", "Bob Norman"), ("本田", "太郎", "JP", "本田 太郎"),
+    ("本田", "太郎", None, "本田 太郎"), ("Norman", "Bob", None, "Bob Norman"),
+    ("①㈱髙﨑（）！ｶﾅ", None, "JP", "①㈱髙﨑（）！ｶﾅ"), (None, None, "US", None)])
+def test_names_are_joined_in_the_order_their_country_writes_them(
+        family: str | None, given: str | None, country: str | None, expected: str | None) -> None:
+    assert normalize.person_name(family, given, country=country) == expected
+
+
+def test_kept_text_is_only_trimmed() -> None:
+    assert normalize.kept("  ①㈱髙﨑（）！ｶﾅ\u3000様 ") == "①㈱髙﨑（）！ｶﾅ\u3000様"
+    assert normalize.kept("  ") is None and normalize.kept(None) is None
