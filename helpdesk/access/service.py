@@ -50,7 +50,7 @@ async def add(session: AsyncSession, *, network: str, note: str, admin_ip: str |
     if await session.scalar(select(col(IpRule.id)).where(col(IpRule.network) == str(parsed))):
         raise Conflict("that network is already allowed")
     _keep_admin_in(await networks(session), [parsed], admin_ip)
-    rule = IpRule(network=str(parsed), note=normalize.nfkc(note)[:200])
+    rule = IpRule(network=str(parsed), note=note.strip()[:200])  # as the admin wrote it
     session.add(rule)
     await session.flush()
     return rule
