@@ -30,6 +30,12 @@ def kept(value: str | None) -> str | None:
     return value.strip() or None
 
 
+def region(code: str | None) -> str | None:
+    """An ISO 3166 country code phone numbers can be read in (``us`` → ``US``), or None."""
+    folded = (code or "").strip().upper()
+    return folded if folded in phonenumbers.SUPPORTED_REGIONS else None
+
+
 # Where names are written family name first (elsewhere given name first).
 _FAMILY_FIRST = frozenset({"JP", "CN", "TW", "HK", "MO", "KR", "KP", "VN", "HU", "MN", "KH"})
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]")

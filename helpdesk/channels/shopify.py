@@ -92,7 +92,7 @@ def parse(body: bytes) -> IncomingOrder:
     person = order.customer or ShopifyCustomer()
     addresses = [a for a in (order.billing_address, person.default_address, order.shipping_address)
                  if a is not None]
-    country = next((a.country_code.upper() for a in addresses if a.country_code), None)
+    country = next((c for a in addresses if (c := normalize.region(a.country_code))), None)
     return IncomingOrder(
         source=SOURCE, number=order.name or str(order.order_number or order.id),
         external_id=str(order.id), ordered_at=order.created_at,

@@ -94,9 +94,7 @@ def country_of(cells: list[str], layout: Layout) -> str | None:
     if not layout.has("country"):
         return None
     value = cell(cells, layout, "country")
-    if len(value) == 2 and value.isascii() and value.isalpha():
-        return value.upper()
-    return _COUNTRY_NAMES.get(normalize.nfkc(value).lower())
+    return normalize.region(value) or _COUNTRY_NAMES.get(normalize.nfkc(value).lower())
 
 
 def kana_of(cells: list[str], layout: Layout) -> str | None:
