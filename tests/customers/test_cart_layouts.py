@@ -120,3 +120,18 @@ def test_cart_headers_with_and_without_their_suffixes(header: list[str],
                                                      wanted: dict[str, list[int]]) -> None:
     layout = detect(Kind.orders, header)
     assert {name: layout.columns[name] for name in wanted} == wanted
+
+
+async def test_a_row_with_a_country_reads_its_phone_and_name_there(
+        http: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    csv = ("Order Number,Order Date,First Name,Last Name,Email,Phone,Country,Item Name,Price,Quantity\r\n"
+           "US-1,2026-11-03,Bob,Norman,bob@example.com,555-625-1199,US,Green tea,20.00,1\r\n"
+           "JP-1,2026-11-03,太郎,本田,honda@example.jp,03-1234-5678,JP,煎茶,1200,1\r\n")
+    headers = Staff.headers(await staff.create("boss", Role.supervisor))
+    response = await upload(http, headers, "orders", "orders.csv", csv.encode())
+    assert response.status_code == 200 and response.json()["imported"] == 2, response.text
+    for email, name, phone in (("bob@example.com", "Bob Norman", "+15556251199"),
+                               ("honda@example.jp", "本田 太郎", "+81312345678")):
+        profile = (await http.get(f"/api/customers/{await _customer_by_email(db, email)}",
+                                  headers=headers)).json()
+        assert (profile["name"], profile["phones"]) == (name, [phone])
