@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from helpdesk import boundary
 from helpdesk.customers.models import CustomerSummary
 from helpdesk.db import EnumString, UTCDateTime, utcnow
 
@@ -229,6 +230,12 @@ class Sender(BaseModel):
     meta_id: str | None = None
     chat_id: str | None = None
 
+    # A name goes into the From/To header of replies: no line break may reach it.
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, value: str | None) -> str | None:
+        return boundary.one_line_or_none(value)
+
 
 class InboundAttachment(BaseModel):
     filename: str
@@ -256,6 +263,12 @@ class InboundMessage(BaseModel):
     attachments: list[InboundAttachment] = []
     received_at: datetime | None = None
     metadata: dict[str, Any] = {}
+
+    # The subject goes into the Subject header of replies: no line break may reach it.
+    @field_validator("subject")
+    @classmethod
+    def _one_line_subject(cls, value: str | None) -> str | None:
+        return boundary.one_line_or_none(value)
 
 
 class IngestResult(BaseModel):
