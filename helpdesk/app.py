@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from helpdesk import logs
+from helpdesk import boundary, logs
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    *channels.ROUTERS):
         app.include_router(router)
     pages.install(app, app.state.settings)
+    boundary.install(app)  # inside the body limit, which bounds what it reads
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
                    calls_api, realtime_api):
