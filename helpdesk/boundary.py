@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -38,6 +39,23 @@ def one_line_or_none(value: str | None) -> str | None:
 def unstorable(value: str) -> bool:
     """Whether ``value`` holds NUL or a lone surrogate, which no database here can store."""
     return _UNSTORABLE.search(value) is not None
+
+
+def epoch_time(value: object, *, per_second: int = 1) -> datetime | None:
+    """A provider's epoch timestamp (seconds, or ms with ``per_second=1000``) as a UTC datetime.
+
+    None when absent or not a positive number, as before; 422 when no calendar holds it.
+    """
+    try:
+        seconds = float(value) / per_second  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not seconds > 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise errors.BadInput("timestamp: out of range") from None
 
 
 def storable(value: str) -> str:

@@ -8,13 +8,14 @@ import logging
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import boundary
 from helpdesk.channels import media, webhooks
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX
 from helpdesk.config import Settings
@@ -40,11 +41,7 @@ def _str(value: object) -> str | None:
 
 
 def _when(value: object, divisor: int) -> datetime | None:
-    try:
-        seconds = float(value) / divisor  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    return boundary.epoch_time(value, per_second=divisor)
 
 
 @dataclass(frozen=True)
