@@ -8,21 +8,26 @@ visitor token to keep), ``message``, ``typing``, ``email_saved``, ``pong``, ``er
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 
+from helpdesk import boundary
 from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.channels.chat import service
 from helpdesk.config import Settings
 from helpdesk.errors import HelpdeskError
 from helpdesk.tickets.dependencies import CurrentTicket
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 MAX_FRAME = 20_000
 FORGED_TOKEN = 4403
+CLOSE_POLICY = 1008
+MAX_MALFORMED = 10  # frames a visitor may get wrong before the socket is closed
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Conversation:
     visitor_id: str
     settings: Settings
     after: int | None = None
+    malformed: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -100,22 +106,36 @@ async def _write(chat: Conversation, socket: service.VisitorSocket) -> None:
 
 async def _read(chat: Conversation, socket: service.VisitorSocket) -> None:
     while True:
-        raw = await chat.ws.receive_text()
+        message = await chat.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
         try:
-            await _handle(chat, socket, _frame(raw))
+            await _handle(chat, socket, _frame(message.get("text")))
         except HelpdeskError as exc:
+            if exc.status_code in (413, 422):
+                chat.malformed += 1
             await chat.send({"type": "error", "detail": exc.message})
+        if chat.malformed > MAX_MALFORMED:
+            log.info("chat: closed visitor %s's socket after %d malformed frames",
+                     chat.visitor_id, chat.malformed)
+            await chat.ws.close(CLOSE_POLICY, "too many malformed frames")
+            raise WebSocketDisconnect(CLOSE_POLICY)
 
 
-def _frame(raw: str) -> dict[str, Any]:
+def _frame(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        raise HelpdeskError("frames are JSON text", 422)
     if len(raw) > MAX_FRAME:
         raise HelpdeskError("frame too large", 413)
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         raise HelpdeskError("frames are JSON objects", 422) from None
     if not isinstance(frame, dict):
         raise HelpdeskError("frames are JSON objects", 422)
+    problem = boundary.value_problem(frame)
+    if problem:
+        raise HelpdeskError(problem, 422)
     return frame
 
 
@@ -125,7 +145,9 @@ async def _handle(chat: Conversation, socket: service.VisitorSocket, frame: dict
     region = chat.settings.default_region
     if kind == "resume":
         after = frame.get("after", 0)
-        chat.after = after if isinstance(after, int) and after >= 0 else 0
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise HelpdeskError("after: a message id (an integer ≥ 0)", 422)
+        chat.after = after
         socket.poke.set()
         return
     async with sessionmaker() as session:
