@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     media_fetch_max_attempts: int = Field(default=8, ge=1)
     media_fetch_backoff_seconds: float = Field(default=5.0, gt=0)
+    # Where Messenger, Instagram and WhatsApp media may be downloaded from (these hosts and their
+    # subdomains, HTTPS on public addresses only); the Graph API base above is always allowed.
+    meta_media_hosts: list[str] = Field(default_factory=lambda: [
+        "fbcdn.net", "fbsbx.com", "cdninstagram.com", "whatsapp.net", "facebook.com"])
 
     run_workers: bool = True
     # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;
