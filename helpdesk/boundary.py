@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk import errors
@@ -194,19 +194,22 @@ _REFUSED_SQLSTATES = {"22021", "22P05", "22003"}
 
 
 def refused_by_driver(exc: BaseException) -> bool:
-    """Whether a database error was caused by the values sent rather than by the server."""
-    if isinstance(exc, UnicodeEncodeError | OverflowError):
-        return True
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if state in _REFUSED_SQLSTATES:
+    """Whether a database error was caused by the values sent rather than by the server.
+
+    The driver's own error is wrapped once or twice (SQLAlchemy's, then asyncpg's), so the chain
+    of causes is followed to the value it could not encode or store.
+    """
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, UnicodeEncodeError | OverflowError):
             return True
-        cause = getattr(orig, "__cause__", None)
-        return isinstance(cause, UnicodeEncodeError | OverflowError) or (
-            type(orig).__name__ == "DataError" and "invalid input for query argument" in str(orig))
-    if isinstance(exc, StatementError) and exc.orig is not None:
-        return refused_by_driver(exc.orig)
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if state in _REFUSED_SQLSTATES or "invalid input for query argument" in str(seen):
+            return True
+        seen = (seen.orig if isinstance(seen, StatementError) and seen.orig is not None
+                else seen.__cause__ or seen.__context__)
     return False
 
 

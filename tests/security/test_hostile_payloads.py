@@ -109,3 +109,14 @@ def test_numbers_inside_the_range_pass_the_boundary() -> None:
     assert boundary.json_problem(json.dumps({"id": 2**63 - 1, "t": 1.5e300}).encode()) is None
     assert boundary.json_problem(json.dumps({"id": 2**63}).encode()) == "a number is out of range"
     assert boundary.json_problem(b'{"x": 1e400}') == "a number is out of range"
+
+
+async def test_ids_past_a_database_integer_are_never_a_500(chttp: httpx.AsyncClient,
+                                                           operator: dict[str, str]) -> None:
+    # PostgreSQL's INTEGER ids end at 2**31 - 1; the driver refuses larger ones before the query.
+    big = 355687428096000
+    responses = [await chttp.get(f"/api/tickets/{big}", headers=operator),
+                 await chttp.get(f"/api/customers/{big}", headers=operator),
+                 await chttp.get("/api/tickets", params={"customer_id": big}, headers=operator),
+                 await chttp.post(f"/api/calls/{big}/done", headers=operator)]
+    assert all(r.status_code in (200, 404, 422) for r in responses), [r.text for r in responses]
