@@ -216,7 +216,7 @@ def refused_by_driver(exc: BaseException) -> bool:
 async def _driver_refused(request: Request, exc: Exception) -> Response:
     if not refused_by_driver(exc):
         raise exc
-    log.info("input refused by the database driver on %s: %s", request.url.path, type(exc).__name__)
+    log.warning("input refused by the database driver on %s: %s", request.url.path, exc)
     return errors.error_response(request, 422, "the request holds a value that cannot be stored")
 
 
