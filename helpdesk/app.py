@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from helpdesk import logs
+from helpdesk import boundary, limits, logs
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
@@ -86,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         await http.aclose()
+        await app.state.limiter.close()
         if ranks is not None:
             ranks.cancel()
         await app.state.hub.stop()
@@ -144,7 +145,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    *channels.ROUTERS):
         app.include_router(router)
     pages.install(app, app.state.settings)
+    boundary.install(app)  # inside the body limit, which bounds what it reads
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    # Outermost: a flood is refused before its bodies are read.
+    app.state.limiter = limits.create_limiter(app.state.settings.redis_url,
+                                              app.state.settings.redis_channel)
+    app.add_middleware(limits.WebhookRateMiddleware, limiter=app.state.limiter,
+                       rate=limits.Rate.parse(app.state.settings.rate_webhook))
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
                    calls_api, realtime_api):
         app.include_router(module.router)

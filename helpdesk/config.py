@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"
+RATE = r"^[1-9][0-9]*/[0-9]+(\.[0-9]+)?$"  # hits/seconds
 
 
 class Settings(BaseSettings):
@@ -66,6 +67,19 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     media_fetch_max_attempts: int = Field(default=8, ge=1)
     media_fetch_backoff_seconds: float = Field(default=5.0, gt=0)
+    # Where Messenger, Instagram and WhatsApp media may be downloaded from (these hosts and their
+    # subdomains, HTTPS on public addresses only); the Graph API base above is always allowed.
+    meta_media_hosts: list[str] = Field(default_factory=lambda: [
+        "fbcdn.net", "fbsbx.com", "cdninstagram.com", "whatsapp.net", "facebook.com"])
+
+    # Rate limits, "hits/seconds" in fixed windows (counted in Redis when HELPDESK_REDIS_URL is
+    # set, so all processes share them): each webhook family per source address (providers
+    # send from few addresses, so this only stops floods); the public chat per address (sockets
+    # opened, messages and emails left) and per visitor (messages and emails left).
+    rate_webhook: str = Field(default="3000/60", pattern=RATE)
+    rate_chat_connect: str = Field(default="30/60", pattern=RATE)
+    rate_chat_message_address: str = Field(default="120/60", pattern=RATE)
+    rate_chat_message_visitor: str = Field(default="20/60", pattern=RATE)
 
     run_workers: bool = True
     # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;

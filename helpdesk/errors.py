@@ -92,8 +92,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, str(exc.detail))
 
 
+# What a 422 really looks like (see ``_validation_error``), documented in place of FastAPI's own.
+VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "HTTPValidationError", "type": "object", "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "title": "Detail"},
+        "errors": {"type": "array", "title": "Errors", "items": {
+            "type": "object", "required": ["loc", "msg"],
+            "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                                      {"type": "integer"}]}},
+                           "msg": {"type": "string"}, "type": {"type": ["string", "null"]}}}},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = VALIDATION_ERROR_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every expected failure as ``{"detail": str, ...}``."""
+    """Render every expected failure as ``{"detail": str, ...}``, and document 422s so."""
+    _document_errors(app)
     app.add_exception_handler(HelpdeskError, _helpdesk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -11,7 +11,7 @@
   var KEY = "helpdesk-chat:" + base;
   var state = load();
   state.after = 0;  // a fresh page shows the whole conversation; a reconnect only what it missed
-  var socket = null, retry = 0, pending = {}, shown = {}, typingTimer = null;
+  var socket = null, retry = 0, pending = {}, shown = {}, typingTimer = null, resendTimer = null;
 
   function load() {
     try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
@@ -50,6 +50,7 @@
   var head = el("div", { "class": "head" }, "お問い合わせチャット");
   var log = el("div", { "class": "log", "aria-live": "polite" });
   var typing = el("div", { "class": "note", hidden: "" }, "");
+  var notice = el("div", { "class": "note", role: "status", hidden: "" }, "");
   var away = el("form", { "class": "away", hidden: "" });
   var awayText = el("div", { "class": "note" }, "ただいま担当者が不在です。メールアドレスをご入力いただければ、メールでご返信します。");
   var email = el("input", { type: "email", name: "email", placeholder: "メールアドレス", required: "" });
@@ -59,7 +60,7 @@
   away.appendChild(el("button", { type: "submit" }, "登録"));
   form.appendChild(input);
   form.appendChild(el("button", { type: "submit" }, "送信"));
-  box.appendChild(head); box.appendChild(log); box.appendChild(typing);
+  box.appendChild(head); box.appendChild(log); box.appendChild(typing); box.appendChild(notice);
   box.appendChild(awayText); box.appendChild(away); box.appendChild(form);
   awayText.hidden = true;
   root.appendChild(style);
@@ -108,6 +109,15 @@
         typing.hidden = false;
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { typing.hidden = true; }, 6000);
+      } else if (frame.type === "error" && frame.retry_after) {
+        // Sent faster than the shop allows: say so, and send what is waiting once allowed.
+        notice.textContent = "送信が続いたため、" + frame.retry_after + " 秒後に送り直します。";
+        notice.hidden = false;
+        clearTimeout(resendTimer);
+        resendTimer = setTimeout(function () {
+          notice.hidden = true;
+          for (var id in pending) send(pending[id]);
+        }, frame.retry_after * 1000);
       } else if (frame.type === "email_saved") {
         away.hidden = true;
         awayText.textContent = frame.email + " 宛にご返信します。";

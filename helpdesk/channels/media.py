@@ -15,13 +15,18 @@ the message), so it answers fast and a crash loses nothing it acknowledged. The 
    the last attempt leaves the placeholder text with a note saying why, and the row deleted.
 """
 
+import asyncio
+import ipaddress
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -87,11 +92,62 @@ def enqueue(session: AsyncSession, *, message_id: int, provider: str, media_id: 
     return True
 
 
-async def download(http: httpx.AsyncClient, url: str, *, headers: Mapping[str, str],
-                   max_bytes: int) -> tuple[bytes, str]:
-    """(body, content type) of a GET, read at most ``max_bytes`` far; FetchError otherwise."""
+@dataclass(frozen=True)
+class Target:
+    """Where a download goes: the URL to request, and what keeps it on the checked address."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether ``host`` is one of ``allowed`` or a subdomain of one."""
+    host = host.lower().rstrip(".")
+    return any(host == name or host.endswith("." + name) for name in allowed)
+
+
+async def public_target(url: str, *, allowed_hosts: Sequence[str]) -> Target:
+    """``url`` pinned to an address it resolves to, once every such address is public.
+
+    A URL a webhook names is the sender's choice: it must be HTTPS on port 443 of one of the
+    provider's documented hosts, and no address its name resolves to may be loopback, private,
+    link-local or otherwise internal. The request then goes to the address checked here (the
+    name kept for the Host header and TLS), so a second lookup cannot point it elsewhere.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme != "https" or parts.port not in (None, 443) or parts.username is not None \
+            or not host_allowed(host, allowed_hosts):
+        raise FetchError(f"not a provider's media address: {url[:100]}", permanent=True)
     try:
-        async with http.stream("GET", url, headers=headers) as response:
+        found = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise FetchError(f"cannot resolve {host}: {exc}") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    if not addresses or not all(_is_public(a) for a in addresses):
+        raise FetchError(f"{host} resolves to an internal address", permanent=True)
+    pinned = f"[{addresses[0]}]" if addresses[0].version == 6 else str(addresses[0])
+    return Target(urlunsplit(parts._replace(netloc=pinned)), headers={"Host": host},
+                  extensions={"sni_hostname": host})
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def download(http: httpx.AsyncClient, url: str | Target, *, headers: Mapping[str, str],
+                   max_bytes: int) -> tuple[bytes, str]:
+    """(body, content type) of a GET, read at most ``max_bytes`` far; FetchError otherwise.
+
+    Redirects are not followed (the shared client never does): a 3xx is a refusal.
+    """
+    target = url if isinstance(url, Target) else Target(url)
+    try:
+        async with http.stream("GET", target.url, headers={**headers, **target.headers},
+                               extensions=target.extensions, follow_redirects=False) as response:
             check_status(response)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
@@ -116,7 +172,7 @@ def check_status(response: httpx.Response) -> None:
     if status == 202:
         raise FetchError("202: the content is still being prepared")
     raise FetchError(f"answered {status}",
-                     permanent=400 <= status < 500 and status not in (401, 403, 408, 429))
+                     permanent=300 <= status < 500 and status not in (401, 403, 408, 429))
 
 
 def filename_for(item: Pending, content_type: str) -> str:

@@ -1,5 +1,6 @@
 """Who a customer is across channels, and what operators see of them."""
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -391,6 +392,7 @@ async def record_order(
     """Create or update one order (webhooks): customer resolved, aggregates and rank kept current."""
     await serialize_on(session, f"order:{incoming.source}:{incoming.external_id or incoming.number}")
     existing = await _existing_order(session, incoming)
+    incoming = await _unclaimed_number(session, incoming, existing)
     if existing is not None and _is_older(incoming, existing):
         assert existing.id is not None
         return OrderOutcome(existing.id, existing.customer_id, "unchanged")
@@ -416,6 +418,24 @@ async def _existing_order(session: AsyncSession, incoming: IncomingOrder) -> Ord
     key = (col(Order.external_id) == incoming.external_id if incoming.external_id
            else col(Order.number) == incoming.number)
     return await session.scalar(select(Order).where(col(Order.source) == incoming.source, key))
+
+
+async def _unclaimed_number(session: AsyncSession, incoming: IncomingOrder,
+                            existing: Order | None) -> IncomingOrder:
+    """``incoming``, its number suffixed with the platform's id when another order holds it.
+
+    The platform's id says which order a webhook is about; its display number need not be
+    unique (Shopify lets a shop rename its order prefix), and a clash must not be a 500.
+    """
+    if not incoming.external_id or (existing is not None and existing.number == incoming.number):
+        return incoming
+    await serialize_on(session, f"order-number:{incoming.source}:{incoming.number}")
+    holder = (await session.execute(select(col(Order.external_id)).where(
+        col(Order.source) == incoming.source, col(Order.number) == incoming.number))).first()
+    if holder is None or holder[0] == incoming.external_id:
+        return incoming
+    suffix = f"/{incoming.external_id}"
+    return dataclasses.replace(incoming, number=incoming.number[:64 - len(suffix)] + suffix)
 
 
 def _is_older(incoming: IncomingOrder, existing: Order) -> bool:

@@ -45,6 +45,7 @@ CLOSE_IDLE = 4408
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_ERROR = 1011
+MAX_MALFORMED = 10  # frames a client may get wrong before it is closed with CLOSE_POLICY
 PEER_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 
 Close = tuple[int, str] | None  # how a socket's task wants it closed; None: the peer is gone
@@ -125,6 +126,7 @@ class LiveSocket:
         self.tokens, self.refilled = float(BURST), time.monotonic()
         self.ticket_inboxes: dict[int, tuple[float, int | None]] = {}
         self.passed_on: dict[tuple[str, int], float] = {}
+        self.malformed = 0
         self.client: Client
 
     async def run(self) -> None:
@@ -237,11 +239,15 @@ class LiveSocket:
                 return (CLOSE_POLICY, "too many frames")
             text = message.get("text")
             if text is None:
-                self._error("send JSON text frames")
+                self._malformed("send JSON text frames")
             elif len(text) > MAX_FRAME:
                 return (CLOSE_TOO_BIG, "frame too large")
             else:
                 await self._handle(text)
+            if self.malformed > MAX_MALFORMED:
+                log.info("realtime: closed the socket of user %s after %d malformed frames",
+                         self.user_id, self.malformed)
+                return (CLOSE_POLICY, "too many malformed frames")
             self.started.set()  # any first frame ends the wait for a resume
 
     def _within_rate(self) -> bool:
@@ -256,10 +262,13 @@ class LiveSocket:
     async def _handle(self, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
-            self._error("frames are JSON objects")
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            self._malformed("frames are JSON objects")
             return
-        kind = frame.get("type") if isinstance(frame, dict) else None
+        if not isinstance(frame, dict):
+            self._malformed("frames are JSON objects")
+            return
+        kind = frame.get("type")
         try:
             if kind == "resume":
                 self._resume(frame.get("after"))
@@ -270,7 +279,7 @@ class LiveSocket:
             elif kind == "ping":
                 self.client.reply(service.ephemeral_text("pong", {}))
             elif kind != "pong":
-                self._error("unknown frame type")
+                self._malformed("unknown frame type")
         except Exception:
             log.exception("realtime: handling a %s frame failed", kind)
             self._error("temporarily unavailable")
@@ -278,17 +287,23 @@ class LiveSocket:
     def _error(self, detail: str) -> None:
         self.client.reply(service.ephemeral_text("error", {"detail": detail}))
 
+    def _malformed(self, detail: str) -> None:
+        """Tell the client what was wrong; enough of these close the socket (see ``_read``)."""
+        self.malformed += 1
+        self._error(detail)
+
     def _resume(self, after: Any) -> None:
-        if after is not None and _seq(after) is None:
-            self._error("after: a seq (an integer ≥ 0) or null")
+        seq = None if isinstance(after, str) else _seq(after)  # in a frame, a seq is a number
+        if after is not None and seq is None:
+            self._malformed("after: a seq (an integer ≥ 0) or null")
         elif not self.started.is_set():
-            self.resume_after = _seq(after)
-        elif after is not None and after < self.client.sent_seq:
+            self.resume_after = seq
+        elif seq is not None and seq < self.client.sent_seq:
             self._error("resume must be the first frame; reconnect to resume from an earlier seq")
 
     async def _collision(self, kind: str, ticket_id: Any) -> None:
-        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool) or ticket_id <= 0:
-            self._error("ticket_id: a ticket id")
+        if not isinstance(ticket_id, int) or isinstance(ticket_id, bool) or not 0 < ticket_id < 2**63:
+            self._malformed("ticket_id: a ticket id")
             return
         now = time.monotonic()
         if now - self.passed_on.get((kind, ticket_id), -EPHEMERAL_EVERY) < EPHEMERAL_EVERY:
@@ -319,7 +334,7 @@ class LiveSocket:
         try:
             wanted = PresenceStatus(status)
         except ValueError:
-            self._error("status: online, away or offline")
+            self._malformed("status: online, away or offline")
             return
         if wanted == self.client.status:
             return  # a heartbeat: the process keeps the connection row alive

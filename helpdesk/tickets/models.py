@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from helpdesk import boundary
 from helpdesk.customers.models import CustomerSummary
 from helpdesk.db import EnumString, UTCDateTime, utcnow
 
@@ -219,6 +220,18 @@ class ReplyCreate(BaseModel):
 # ---- what adapters hand to ingest ----------------------------------------------------------
 
 
+def _storable_fields(model: BaseModel) -> None:
+    """Drop NUL and replace lone surrogates in every text field: mail cannot be refused for them."""
+    for name, value in model:
+        if isinstance(value, str):
+            setattr(model, name, boundary.storable(value))
+        elif isinstance(value, list) and any(isinstance(item, str) for item in value):
+            setattr(model, name, [boundary.storable(i) if isinstance(i, str) else i for i in value])
+        elif isinstance(value, dict) and any(isinstance(item, str) for item in value.values()):
+            setattr(model, name, {k: boundary.storable(v) if isinstance(v, str) else v
+                                  for k, v in value.items()})
+
+
 class Sender(BaseModel):
     """Who wrote an inbound message, as the channel knows them (unnormalised)."""
 
@@ -229,12 +242,28 @@ class Sender(BaseModel):
     meta_id: str | None = None
     chat_id: str | None = None
 
+    # A name goes into the From/To header of replies: no line break may reach it.
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, value: str | None) -> str | None:
+        return boundary.one_line_or_none(value)
+
+    @model_validator(mode="after")
+    def _storable(self) -> "Sender":
+        _storable_fields(self)
+        return self
+
 
 class InboundAttachment(BaseModel):
     filename: str
     content_type: str = "application/octet-stream"
     data: bytes
     content_id: str | None = None
+
+    @model_validator(mode="after")
+    def _storable(self) -> "InboundAttachment":
+        _storable_fields(self)
+        return self
 
 
 class InboundMessage(BaseModel):
@@ -256,6 +285,17 @@ class InboundMessage(BaseModel):
     attachments: list[InboundAttachment] = []
     received_at: datetime | None = None
     metadata: dict[str, Any] = {}
+
+    # The subject goes into the Subject header of replies: no line break may reach it.
+    @field_validator("subject")
+    @classmethod
+    def _one_line_subject(cls, value: str | None) -> str | None:
+        return boundary.one_line_or_none(value)
+
+    @model_validator(mode="after")
+    def _storable(self) -> "InboundMessage":
+        _storable_fields(self)
+        return self
 
 
 class IngestResult(BaseModel):

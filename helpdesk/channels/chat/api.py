@@ -8,21 +8,28 @@ visitor token to keep), ``message``, ``typing``, ``email_saved``, ``pong``, ``er
 
 import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 
+from helpdesk import boundary, limits
 from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.channels.chat import service
 from helpdesk.config import Settings
 from helpdesk.errors import HelpdeskError
 from helpdesk.tickets.dependencies import CurrentTicket
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 MAX_FRAME = 20_000
 FORGED_TOKEN = 4403
+CLOSE_POLICY = 1008
+MAX_MALFORMED = 10  # frames a visitor may get wrong before the socket is closed
+BURST, RATE = 30, 5.0  # frames of any kind: a burst of 30, then 5 a second
 
 
 @dataclass
@@ -32,7 +39,11 @@ class Conversation:
     ws: WebSocket
     visitor_id: str
     settings: Settings
+    address: str = ""
     after: int | None = None
+    malformed: int = 0
+    tokens: float = float(BURST)
+    refilled: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -49,12 +60,18 @@ async def chat_socket(ws: WebSocket, token: str | None = None) -> None:
     if token and visitor_id is None:
         await ws.close(code=FORGED_TOKEN)
         return
+    address = limits.client_address(ws.scope)
+    admitted = await app.state.limiter.hit("chat-connect", address,
+                                           limits.Rate.parse(settings.rate_chat_connect))
     await ws.accept()
+    if not admitted.allowed:
+        await ws.close(CLOSE_POLICY, f"too many connections; retry in {admitted.retry_after} s")
+        return
     async with app.state.sessionmaker() as session:
         visitor = await service.open_visitor(session, visitor_id)
         online = await app.state.chat_hub.online_check(session)
         await session.commit()
-    chat = Conversation(ws=ws, visitor_id=visitor.id, settings=settings)
+    chat = Conversation(ws=ws, visitor_id=visitor.id, settings=settings, address=address)
     socket = service.VisitorSocket(visitor.id, chat.send, asyncio.Event())
     app.state.chat_hub.add(socket)
     try:
@@ -100,22 +117,59 @@ async def _write(chat: Conversation, socket: service.VisitorSocket) -> None:
 
 async def _read(chat: Conversation, socket: service.VisitorSocket) -> None:
     while True:
-        raw = await chat.ws.receive_text()
+        message = await chat.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if not _within_burst(chat):
+            await chat.ws.close(CLOSE_POLICY, "too many frames")
+            raise WebSocketDisconnect(CLOSE_POLICY)
         try:
-            await _handle(chat, socket, _frame(raw))
+            await _handle(chat, socket, _frame(message.get("text")))
         except HelpdeskError as exc:
-            await chat.send({"type": "error", "detail": exc.message})
+            if exc.status_code in (413, 422):
+                chat.malformed += 1
+            await chat.send({"type": "error", "detail": exc.message, **exc.extra})
+        if chat.malformed > MAX_MALFORMED:
+            log.info("chat: closed visitor %s's socket after %d malformed frames",
+                     chat.visitor_id, chat.malformed)
+            await chat.ws.close(CLOSE_POLICY, "too many malformed frames")
+            raise WebSocketDisconnect(CLOSE_POLICY)
 
 
-def _frame(raw: str) -> dict[str, Any]:
+def _within_burst(chat: Conversation) -> bool:
+    """Any frames: a burst of BURST, then RATE a second (this socket alone)."""
+    now = time.monotonic()
+    chat.tokens = min(float(BURST), chat.tokens + (now - chat.refilled) * RATE)
+    chat.refilled = now
+    chat.tokens -= 1
+    return chat.tokens >= 0
+
+
+async def _may_store(chat: Conversation) -> None:
+    """429 (an error frame with ``retry_after``) past the visitor's or the address's rate."""
+    settings, limiter = chat.settings, chat.ws.app.state.limiter
+    for bucket, key, rate in (("chat-visitor", chat.visitor_id, settings.rate_chat_message_visitor),
+                              ("chat-address", chat.address, settings.rate_chat_message_address)):
+        decision = await limiter.hit(bucket, key, limits.Rate.parse(rate))
+        if not decision.allowed:
+            raise HelpdeskError(f"too many messages; try again in {decision.retry_after} s", 429,
+                                retry_after=decision.retry_after)
+
+
+def _frame(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        raise HelpdeskError("frames are JSON text", 422)
     if len(raw) > MAX_FRAME:
         raise HelpdeskError("frame too large", 413)
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         raise HelpdeskError("frames are JSON objects", 422) from None
     if not isinstance(frame, dict):
         raise HelpdeskError("frames are JSON objects", 422)
+    problem = boundary.value_problem(frame)
+    if problem:
+        raise HelpdeskError(problem, 422)
     return frame
 
 
@@ -125,9 +179,13 @@ async def _handle(chat: Conversation, socket: service.VisitorSocket, frame: dict
     region = chat.settings.default_region
     if kind == "resume":
         after = frame.get("after", 0)
-        chat.after = after if isinstance(after, int) and after >= 0 else 0
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise HelpdeskError("after: a message id (an integer ≥ 0)", 422)
+        chat.after = after
         socket.poke.set()
         return
+    if kind in ("message", "email"):
+        await _may_store(chat)
     async with sessionmaker() as session:
         if kind == "message":
             await service.post_message(session, chat.visitor_id, str(frame.get("text", "")),

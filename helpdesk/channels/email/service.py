@@ -9,14 +9,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
-from email.message import Message
-from email.policy import compat32
-from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from email.message import EmailMessage, Message
+from email.policy import EmailPolicy, compat32
+from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
+from typing import Any
 
 import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize
+from helpdesk import boundary, normalize
 from helpdesk.channels.email import charset, pictographs
 from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
@@ -429,34 +430,70 @@ def compose_reply(
     domain = from_address.rpartition("@")[2] or "helpdesk.invalid"
     # The same outbox item always gets the same Message-ID, so a retried send is recognisable.
     mid = f"helpdesk.{message_id}.{token}@{domain}"
-    subject = _reply_subject(ticket_subject, ticket_number)
+    # Tickets stored before ingest folded line breaks may still hold them: fold again here.
+    subject = _reply_subject(boundary.one_line(ticket_subject), ticket_number)
+    author, to_name = boundary.one_line_or_none(author), boundary.one_line_or_none(to_name)
     text = body_text.replace("\r\n", "\n")
     use_jis = charset_name.lower().replace("_", "-") in ("iso-2022-jp", "jis") and all(
         charset.can_encode_iso2022(part) for part in (text, subject, author or "", to_name or ""))
     encode = _jis_words if use_jis else _utf8_words
-    refs = [r for r in references if "@" in r][-20:]
-    headers = [
-        ("From", _address(encode, author, from_address)),
-        ("To", _address(encode, to_name, to_email)),
-        ("Reply-To", reply_to),
-        ("Subject", encode(subject)),
-        ("Date", format_datetime(now)),
-        ("Message-ID", f"<{mid}>"),
-        *([("In-Reply-To", f"<{in_reply_to}>")] if in_reply_to and "@" in in_reply_to else []),
-        *([("References", "\r\n ".join(f"<{r}>" for r in refs))] if refs else []),
-        ("MIME-Version", "1.0"),
-    ]
+    refs = [r for r in references if "@" in r and _is_msg_id(r)][-20:]
+    message = EmailMessage(policy=REPLY_POLICY)
+    message["From"] = _address(encode, author, from_address)
+    message["To"] = _address(encode, to_name, to_email)
+    message["Reply-To"] = reply_to
+    message["Subject"] = encode(subject)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = f"<{mid}>"
+    if in_reply_to and "@" in in_reply_to and _is_msg_id(in_reply_to):
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+    if refs:
+        message["References"] = " ".join(f"<{r}>" for r in refs)
     if use_jis:
-        headers += [("Content-Type", 'text/plain; charset="ISO-2022-JP"'),
-                    ("Content-Transfer-Encoding", "7bit")]
         body = b"\r\n".join(charset.encode_iso2022(line) for line in text.split("\n"))
+        message.set_content(body, "text", "plain", cte="7bit", params={"charset": "ISO-2022-JP"})
     else:
-        headers += [("Content-Type", 'text/plain; charset="UTF-8"'),
-                    ("Content-Transfer-Encoding", "base64")]
-        body = _base64_lines(text.replace("\n", "\r\n").encode())
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
-    return OutgoingMail(raw=head + b"\r\n" + body + b"\r\n", message_id=mid,
-                        sender=from_address, recipients=[to_email])
+        message.set_content(text.replace("\n", "\r\n").encode(), "text", "plain", cte="base64",
+                            params={"charset": "UTF-8"})
+    return OutgoingMail(raw=message.as_bytes(), message_id=mid, sender=from_address,
+                        recipients=[to_email])
+
+
+class ReplyPolicy(EmailPolicy):
+    """Headers as this module encodes them (7-bit, encoded words), and never a line break.
+
+    The standard policy would re-encode ISO-2022-JP words as UTF-8; this one keeps them as
+    given and refuses any value holding CR or LF, so nothing a customer wrote can add a header.
+    """
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        text = str(value)
+        if "\r" in text or "\n" in text or not text.isascii():
+            raise ValueError(f"the {name} header may not hold a line break or raw 8-bit text")
+        return name, text
+
+    def fold(self, name: str, value: str) -> str:
+        return _fold_header(name, value, self.linesep)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return _fold_header(name, value, self.linesep).encode("ascii")
+
+
+REPLY_POLICY = ReplyPolicy(linesep="\r\n", refold_source="none")
+
+
+def _fold_header(name: str, value: str, linesep: str) -> str:
+    """``Name: value``, wrapped at spaces before 78 columns where it can be."""
+    lines = [f"{name}:"]
+    for word in value.split(" "):
+        if len(lines[-1]) + 1 + len(word) > 76 and lines[-1].strip():
+            lines.append("")
+        lines[-1] += " " + word
+    return linesep.join(lines) + linesep
+
+
+def _is_msg_id(value: str) -> bool:
+    return MESSAGE_ID.fullmatch(f"<{value}>") is not None
 
 
 def _reply_subject(subject: str, number: int) -> str:
@@ -469,8 +506,8 @@ def _reply_subject(subject: str, number: int) -> str:
 def _address(encode: Callable[[str], str], name: str | None, address: str) -> str:
     if not name:
         return address
-    if name.isascii() and re.fullmatch(r"[\w .\-]+", name):
-        return f'"{name}" <{address}>'
+    if name.isascii():  # quoted (and escaped) when it holds specials such as ":" or "<"
+        return formataddr((name, address))
     return f"{encode(name)} <{address}>"
 
 
@@ -482,17 +519,13 @@ def _jis_words(text: str) -> str:
     if text.isascii():
         return text
     # Each encoded word starts and ends in ASCII mode, so any of them can be decoded alone.
-    return "\r\n ".join(f"=?ISO-2022-JP?B?{base64.b64encode(charset.encode_iso2022(w)).decode()}?="
+    return " ".join(f"=?ISO-2022-JP?B?{base64.b64encode(charset.encode_iso2022(w)).decode()}?="
                         for w in _words(text, 12))
 
 
 def _utf8_words(text: str) -> str:
     if text.isascii():
         return text
-    return "\r\n ".join(f"=?UTF-8?B?{base64.b64encode(w.encode()).decode()}?="
+    return " ".join(f"=?UTF-8?B?{base64.b64encode(w.encode()).decode()}?="
                         for w in _words(text, 12))
 
-
-def _base64_lines(data: bytes) -> bytes:
-    encoded = base64.b64encode(data)
-    return b"\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))

@@ -2,13 +2,13 @@
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import boundary
 from helpdesk.channels import media, webhooks
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
@@ -110,8 +110,8 @@ def to_inbound(event: dict[str, Any], *, name: str | None) -> InboundMessage | N
     if not isinstance(message, dict) or not user_id or not chat or not isinstance(event_id, str):
         return None
     timestamp = event.get("timestamp")
-    received = (datetime.fromtimestamp(timestamp / 1000, UTC)
-                if isinstance(timestamp, int | float) and timestamp > 0 else None)
+    received = (boundary.epoch_time(timestamp, per_second=1000)
+                if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) else None)
     return InboundMessage(
         channel=Channel.line, external_id=event_id[:255],
         sender=Sender(name=name, line_id=user_id), body_text=message_text(message)[:100_000],

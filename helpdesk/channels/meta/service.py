@@ -8,13 +8,14 @@ import logging
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import boundary
 from helpdesk.channels import media, webhooks
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX
 from helpdesk.config import Settings
@@ -40,11 +41,7 @@ def _str(value: object) -> str | None:
 
 
 def _when(value: object, divisor: int) -> datetime | None:
-    try:
-        seconds = float(value) / divisor  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    return boundary.epoch_time(value, per_second=divisor)
 
 
 @dataclass(frozen=True)
@@ -262,8 +259,8 @@ async def fetch_content(item: media.Pending, settings: Settings, http: httpx.Asy
         return [await _whatsapp_media(item, settings, http, max_bytes)]
     fetched: list[InboundAttachment] = []
     for number, url in enumerate(references, start=1):
-        _require_meta_address(url, settings)
-        data, content_type = await media.download(http, url, headers={}, max_bytes=max_bytes)
+        target = await _meta_target(url, settings)
+        data, content_type = await media.download(http, target, headers={}, max_bytes=max_bytes)
         name = item.filename or _name_in(url) or f"{PROVIDER}-{item.kind}-{item.message_id}-{number}"
         fetched.append(InboundAttachment(filename=_with_extension(name, content_type),
                                          content_type=content_type, data=data))
@@ -290,8 +287,8 @@ async def _whatsapp_media(item: media.Pending, settings: Settings, http: httpx.A
     if isinstance(size, int) and size > max_bytes:
         raise media.FetchError(f"{size} bytes is over the cap", permanent=True,
                                note=media.too_large_note(max_bytes))
-    _require_meta_address(url, settings)
-    data, content_type = await media.download(http, url, headers=bearer, max_bytes=max_bytes)
+    target = await _meta_target(url, settings)
+    data, content_type = await media.download(http, target, headers=bearer, max_bytes=max_bytes)
     if content_type == "application/octet-stream" and _str(found.get("mime_type")):
         content_type = str(found["mime_type"]).split(";")[0].strip()
     name = item.filename or f"{PROVIDER}-{item.kind}-{item.media_id}"
@@ -299,16 +296,13 @@ async def _whatsapp_media(item: media.Pending, settings: Settings, http: httpx.A
                              content_type=content_type, data=data)
 
 
-def _require_meta_address(url: str, settings: Settings) -> None:
-    """Only HTTPS addresses (Meta's CDNs), or the configured Graph API base itself (a local
-    stand-in): a webhook's URL must never reach plain-HTTP hosts inside the network."""
-    parts = urlsplit(url)
-    base = urlsplit(settings.meta_api_base)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
-        return
-    raise media.FetchError(f"not a Meta address: {url[:100]}", permanent=True)
+async def _meta_target(url: str, settings: Settings) -> media.Target | str:
+    """Where a media URL from a webhook may be fetched: the configured Graph API base itself (as
+    configured, a local stand-in included), or Meta's media hosts on public addresses only."""
+    parts, base = urlsplit(url), urlsplit(settings.meta_api_base)
+    if (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and not parts.username:
+        return url
+    return await media.public_target(url, allowed_hosts=settings.meta_media_hosts)
 
 
 def _name_in(url: str) -> str | None:

@@ -1,0 +1,79 @@
+"""Finding 1: a line break in an inbound subject or name must never become a header of a reply."""
+
+import email
+from email.policy import compat32
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.channels.email import service as mail
+from helpdesk.db import utcnow
+from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.tickets.models import Ticket
+from tests.channels.conftest import eventually, fetch, reply
+from tests.channels.fakes import FakeSMTP
+from tests.conftest import INBOUND_HEADERS
+
+HOSTILE_SUBJECT = "=?utf-8?q?Hi=0D=0AContent-Type:_text/html=0D=0A=0D=0A<h1>x?="
+HOSTILE_NAME = "=?utf-8?q?Eve=0D=0AX-Injected=3A_1?="
+OPERATOR_TEXT = "Thank you, we will look into it."
+
+
+def hostile_mail() -> bytes:
+    return (f"From: {HOSTILE_NAME} <eve@example.com>\r\n"
+            "To: support@shop.example\r\n"
+            f"Subject: {HOSTILE_SUBJECT}\r\n"
+            "Message-ID: <hostile-1@example.com>\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            "hello\r\n").encode()
+
+
+async def test_an_encoded_line_break_in_the_subject_adds_no_header_to_the_reply(
+        chttp: httpx.AsyncClient, db: AsyncSession, fake_smtp: FakeSMTP, worker: OutboxWorker,
+        operator: dict[str, str]) -> None:
+    response = await chttp.post("/webhooks/email", content=hostile_mail(),
+                                headers={**INBOUND_HEADERS, "Content-Type": "message/rfc822"})
+    assert response.status_code == 201, response.text
+    ticket = (await fetch(db, select(Ticket)))[0]
+    assert "\r" not in ticket.subject and "\n" not in ticket.subject
+    await reply(chttp, operator, ticket.id, OPERATOR_TEXT)
+    assert await worker.run_once(now=utcnow()) == 1
+
+    async def delivered() -> bool:
+        return bool(fake_smtp.messages)
+
+    await eventually(delivered)
+    _, recipients, data = fake_smtp.messages[0]
+    assert recipients == ["eve@example.com"]
+    out = email.message_from_bytes(data, policy=compat32)
+    assert out.get_all("Content-Type") == ['text/plain; charset="UTF-8"']
+    assert out.get_all("X-Injected") is None and not out.is_multipart()
+    assert out["To"] == '"Eve X-Injected: 1" <eve@example.com>'
+    assert mail.decode_header_value(out["Subject"]).startswith("Re: Hi Content-Type: text/html")
+    assert mail.parse(data).text == OPERATOR_TEXT
+
+
+async def test_the_api_channel_folds_line_breaks_out_of_subject_and_name(
+        chttp: httpx.AsyncClient, db: AsyncSession) -> None:
+    body = {"from": {"name": "Eve\r\nBcc: victim@example.com", "email": "eve@example.com"},
+            "subject": "Hi\r\nContent-Type: text/html\r\n\r\n<h1>x", "body": "hello"}
+    response = await chttp.post("/api/inbound", json=body,
+                                headers={**INBOUND_HEADERS, "Idempotency-Key": "k-1"})
+    assert response.status_code == 201, response.text
+    ticket = (await fetch(db, select(Ticket)))[0]
+    assert ticket.subject == "Hi Content-Type: text/html <h1>x"
+
+
+def test_composing_refuses_a_line_break_that_reached_a_header_anyway() -> None:
+    composed = mail.compose_reply(
+        message_id=1, ticket_number=1001, ticket_subject="a\r\nBcc: x@example.com", token="0" * 16,
+        body_text=OPERATOR_TEXT, author="op\nBcc: y@example.com", to_email="c@example.com",
+        to_name="Eve\r\nX-Evil: 1", inbox_email="support@shop.example", fallback_from="s@x.example",
+        charset_name="utf-8", in_reply_to="a@b\r\nX-Evil: 2", references=["r@x\nX-Evil: 3"],
+        now=utcnow())
+    out = email.message_from_bytes(composed.raw, policy=compat32)
+    assert out.get_all("Bcc") is None and out.get_all("X-Evil") is None
+    with pytest.raises(ValueError, match="line break"):
+        mail.REPLY_POLICY.header_store_parse("Subject", "a\r\nBcc: x@example.com")
