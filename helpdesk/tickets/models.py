@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.customers.models import CustomerSummary
@@ -118,6 +118,12 @@ class Message(SQLModel, table=True):
     body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     external_id: str | None = Field(default=None, max_length=255)
     delivery_status: str | None = Field(default=None, max_length=20)
+    # Why a reply was not delivered (a refusing provider, a channel with nothing to send it).
+    delivery_error: str | None = Field(default=None, max_length=1000)
+    # Earlier texts of a message the customer edited, oldest first: [{"body_text", "until"}].
+    history: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Reactions the customer put on this message: [{"emoji", "at"}] (an emptied one is removed).
+    reactions: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     auto_reply: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -189,6 +195,9 @@ class MessagePublic(SQLModel):
     attachments: list[AttachmentPublic]
     created_at: datetime
     delivery_status: str | None
+    delivery_error: str | None = None
+    history: list[dict[str, Any]] | None = None
+    reactions: list[dict[str, Any]] | None = None
 
 
 class TicketDetail(TicketPublic):
@@ -214,6 +223,8 @@ class ReplyCreate(BaseModel):
     body: str = PydanticField(min_length=1, max_length=100_000)
     internal: bool = False
     version: int
+    # Another channel to answer on, where the ticket's own cannot carry text (SMS on a phone ticket).
+    channel: Channel | None = None
 
 
 # ---- what adapters hand to ingest ----------------------------------------------------------
