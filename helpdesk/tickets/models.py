@@ -105,6 +105,8 @@ class Message(SQLModel, table=True):
         Index("ix_message_ticket_created", "ticket_id", "created_at", "id"),
         # Email threading looks up References across channels (a reply to a chat transcript).
         Index("ix_message_external_id", "external_id"),
+        # Edits and reactions name the provider's id of a message whose key is another (LINE).
+        Index("ix_message_provider_message_id", "provider_message_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -117,10 +119,14 @@ class Message(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     external_id: str | None = Field(default=None, max_length=255)
+    # The provider's own id for the message, where ``external_id`` is another key (LINE's
+    # message id; the key is its webhook event id).
+    provider_message_id: str | None = Field(default=None, max_length=255)
     delivery_status: str | None = Field(default=None, max_length=20)
     # Why a reply was not delivered (a refusing provider, a channel with nothing to send it).
     delivery_error: str | None = Field(default=None, max_length=1000)
-    # Earlier texts of a message the customer edited, oldest first: [{"body_text", "until"}].
+    # Every version of a message the customer edited, oldest first: [{"body_text", "at"}]; the
+    # last one is ``body_text`` (edits arriving out of order are placed by their time).
     history: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Reactions the customer put on this message: [{"emoji", "at"}] (an emptied one is removed).
     reactions: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -253,6 +259,7 @@ class InboundMessage(BaseModel):
 
     channel: Channel
     external_id: str = PydanticField(min_length=1, max_length=255)
+    provider_message_id: str | None = PydanticField(default=None, max_length=255)
     sender: Sender
     body_text: str = ""
     body_html: str | None = None

@@ -186,7 +186,8 @@ async def _append_inbound(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
         body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
-        external_id=inbound.external_id, auto_reply=inbound.auto_reply, created_at=received,
+        external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
+        auto_reply=inbound.auto_reply, created_at=received,
     )
     session.add(message)
     await session.flush()
