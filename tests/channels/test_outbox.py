@@ -104,12 +104,16 @@ async def test_a_refused_recipient_fails_at_once_without_retrying(
         chttp: httpx.AsyncClient, db: AsyncSession, fake_line: FakeLine, worker: OutboxWorker,
         operator: dict[str, str]) -> None:
     ticket_id = await line_ticket(chttp, db)
-    await reply(chttp, operator, ticket_id, "ご連絡ありがとうございます。")
+    message = await reply(chttp, operator, ticket_id, "ご連絡ありがとうございます。")
     fake_line.reject_next = 1
     assert await worker.run_once() == 1
     item = (await fetch(db, select(OutboxItem)))[0]
     assert (item.state, item.attempts) == ("failed", 1)
     assert "LINE answered 400" in (item.last_error or "")
+    shown = (await chttp.get(f"/api/tickets/{ticket_id}", headers=operator)).json()["messages"]
+    failed = next(m for m in shown if m["id"] == message["id"])
+    assert failed["delivery_status"] == "failed"
+    assert failed["delivery_error"].startswith("LINE answered 400")  # the reason, on the message
 
 
 async def test_api_replies_are_sent_by_being_there_to_read(

@@ -112,3 +112,25 @@ async def test_an_unconfigured_channel_is_refused_in_the_composer_and_a_phone_ti
     await expect(tab.page.locator("#send-refusal")).to_contain_text("HELPDESK_TWILIO_ACCOUNT_SID")
     await expect(tab.page.locator("#call-back")).to_contain_text("折り返し電話には")
     tab.assert_clean()
+
+
+async def test_a_phone_ticket_calls_the_customer_back_from_the_page(
+        browser: Browser, twilio_server: LiveServer, fake_twilio: FakeTwilio, staff: Staff,
+        db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    admin = await staff.create("admin", Role.admin)
+    async with httpx.AsyncClient(base_url=twilio_server.url) as client:
+        configured = await client.put("/api/admin/cti", headers=Staff.headers(admin),
+                                      json={"default_caller_id": SALES_NUMBER})
+        assert configured.status_code == 200, configured.text
+    call = await inbound(db, "call-2", channel=Channel.phone, body="不在着信", email=None,
+                         phone="03-1234-5678")
+    tab = await Tabs(browser, twilio_server).open(sato)
+    await tab.goto(f"/tickets/{call.ticket_id}")
+    await tab.page.click("#call-back button")
+    await expect(tab.page.locator("#call-back")).to_contain_text("+81312345678 に発信中")
+    (placed,) = fake_twilio.requests
+    assert placed["path"].endswith("/Calls.json")
+    assert placed["form"]["To"] == f"client:op-{sato.id}"
+    assert "<Number>+81312345678</Number>" in placed["form"]["Twiml"]
+    tab.assert_clean()
