@@ -40,6 +40,7 @@ from helpdesk.tickets import service as tickets
 from helpdesk.web import pages
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
+from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local_events.add})
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
-    channels.register_senders(app.state.senders, app.state.sessionmaker)
+    channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
+    telephony_sms.register_senders(app.state.senders, settings)
     ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
         app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None

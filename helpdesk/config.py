@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     twilio_api_secret: str | None = None
     twilio_twiml_app_sid: str | None = None
     twilio_ring_timeout: int = 20
+    # Numbers SMS and WhatsApp replies are sent from when the ticket's inbox has no phone number
+    # of its own (WhatsApp's is often a different sender from the voice and SMS number).
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base: str = "https://api.line.me"

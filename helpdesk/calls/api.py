@@ -3,11 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
+from helpdesk.auth.models import User
 from helpdesk.calls import service
-from helpdesk.calls.models import CallIds, CallPage, CallPublic, CtiConfig, OutboundCall, WrapUp
+from helpdesk.calls.models import Call, CallIds, CallPage, CallPublic, CtiConfig, OutboundCall, WrapUp
+from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.tickets.models import MessagePublic
@@ -43,12 +46,23 @@ async def call_out(
     request: Request,
 ) -> CallPublic:
     """Click-to-call: ring the operator's browser phone, then the customer."""
+    call = await place_call(request, session, user=user, to=body.to, customer_id=body.customer_id,
+                            settings=settings)
+    return CallPublic.model_validate(call)
+
+
+async def place_call(request: Request, session: AsyncSession, *, user: User, to: str,
+                     customer_id: int | None, settings: Settings) -> Call:
+    """Record the call, then ask the provider to place it (the row exists before its callbacks).
+
+    Commits twice; 404 when click-to-call is not configured, 502 when the provider refuses.
+    """
     dialer: service.Dialer | None = getattr(request.app.state, "dialer", None)
     if dialer is None:
         raise NotFound("click-to-call is not configured")
-    if body.customer_id is not None and not await service.customer_exists(session, body.customer_id):
+    if customer_id is not None and not await service.customer_exists(session, customer_id):
         raise BadInput("customer_id: no such customer")
-    call = await service.start_outbound(session, user=user, to=body.to, customer_id=body.customer_id,
+    call = await service.start_outbound(session, user=user, to=to, customer_id=customer_id,
                                         options=service.options_from(settings))
     await session.commit()
     assert user.id is not None
@@ -61,7 +75,7 @@ async def call_out(
         raise
     service.placed(call, sid)
     await session.commit()
-    return CallPublic.model_validate(call)
+    return call
 
 
 @router.post("/api/calls/{call_id}/done", response_model=CallPublic)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import NotFound, Unauthorized
+from helpdesk.outbox.service import OutboundContext
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
 
@@ -67,3 +68,11 @@ async def inbound(
     if result.duplicate:
         response.status_code = 200
     return result
+
+
+async def publish_reply(context: OutboundContext) -> None:
+    """The ``reply.api`` sender: the posting system reads replies from ``GET /api/tickets/{id}``.
+
+    Nothing is pushed anywhere; the reply counts as sent once it is there to be read.
+    """
+    return None

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.config import Settings
+from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 
 
@@ -82,6 +83,8 @@ class OutboundContext:
     payload: dict[str, Any]
     settings: Settings
     http: httpx.AsyncClient
+    # The number the inbox answers on (an SMS or WhatsApp reply is sent from it).
+    inbox_phone: str | None = None
 
 
 class SendError(Exception):
@@ -108,6 +111,8 @@ class SenderRegistry:
     """
 
     _senders: dict[str, list[tuple[Predicate | None, Sender]]] = field(default_factory=dict)
+    # Why nothing delivers a kind (its provider is not configured), for the compose-time refusal.
+    _refusals: dict[str, str] = field(default_factory=dict)
 
     def register(self, kind: str, sender: Sender, *, when: Predicate | None = None) -> None:
         """Deliver items of ``kind`` with ``sender`` (only those ``when`` accepts, if given)."""
@@ -115,9 +120,23 @@ class SenderRegistry:
         entries.append((when, sender))
         entries.sort(key=lambda entry: entry[0] is None)  # conditional senders first
 
+    def refuse(self, kind: str, reason: str) -> None:
+        """Record why ``kind`` cannot be sent here (unless a sender for it is registered too)."""
+        self._refusals[kind] = reason
+
+    def refusal(self, kind: str) -> str | None:
+        """Why nothing can deliver ``kind``, or None when some sender takes it."""
+        if self._senders.get(kind):
+            return None
+        return self._refusals.get(kind, f"nothing sends {kind} here")
+
     def kinds(self) -> list[str]:
         """The kinds something can deliver."""
         return sorted(self._senders)
+
+    def refused_kinds(self) -> list[str]:
+        """The kinds known here that nothing can deliver (items of them are failed with why)."""
+        return sorted(set(self._refusals) - set(self._senders))
 
     def sender_for(self, context: OutboundContext) -> Sender | None:
         """The sender for this item, or None when nothing delivers its kind."""
@@ -125,3 +144,16 @@ class SenderRegistry:
             if when is None or when(context):
                 return sender
         return None
+
+
+async def requeue(session: AsyncSession, *, message_id: int, kind: str,
+                  payload: dict[str, Any]) -> OutboxItem:
+    """Send a message's failed item again from the first attempt (a new item if it was pruned)."""
+    item = await session.scalar(
+        select(OutboxItem).where(col(OutboxItem.message_id) == message_id)
+        .order_by(col(OutboxItem.id).desc()).limit(1))
+    if item is None or item.state != "failed":
+        return enqueue(session, kind=kind, message_id=message_id, payload=payload)
+    item.kind, item.state, item.attempts, item.last_error = kind, "pending", 0, None
+    item.next_attempt_at = utcnow()
+    return item

@@ -89,7 +89,7 @@ class OutboxWorker:
         return len(claimed)
 
     async def _claim(self, now: datetime) -> list[Claimed]:
-        kinds = self.registry.kinds()
+        kinds = self.registry.kinds() + self.registry.refused_kinds()
         if not kinds:
             return []
         due = (col(OutboxItem.state).in_(DUE_STATES), col(OutboxItem.next_attempt_at) <= now,
@@ -124,7 +124,8 @@ class OutboxWorker:
             context = await self._context(item)
             sender = self.registry.sender_for(context)
             if sender is None:
-                raise SendError(f"nothing delivers {item.kind} for this ticket", permanent=True)
+                raise SendError(self.registry.refusal(item.kind)
+                                or f"nothing delivers {item.kind} for this ticket", permanent=True)
             provider_id = await sender(context)
         except Exception as exc:  # any failure is recorded on the item and retried
             permanent = isinstance(exc, SendError) and exc.permanent
@@ -183,6 +184,7 @@ async def _set_delivery(session: AsyncSession, message_id: int | None, status: s
     if message is None:
         return
     message.delivery_status = status
+    message.delivery_error = error[:1000] if error else None
     if provider_id and message.external_id is None:
         message.external_id = provider_id[:255]
     inbox_id = await session.scalar(select(col(Ticket.inbox_id)).where(col(Ticket.id) == message.ticket_id))
@@ -193,6 +195,9 @@ async def _set_delivery(session: AsyncSession, message_id: int | None, status: s
 
 
 def _describe(exc: Exception) -> str:
+    """The reason operators read: a sender's own words, or the unexpected error's type and text."""
+    if isinstance(exc, SendError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -204,7 +209,7 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
                col(Ticket.id), col(Ticket.number), col(Ticket.subject), col(Ticket.token),
                col(Ticket.channel), col(Ticket.conversation_key), col(Ticket.customer_id),
                col(Inbox.name), col(Inbox.email_address), col(Inbox.email_charset),
-               col(Customer.name))
+               col(Customer.name), col(Inbox.phone_number))
         .join(Ticket, col(Ticket.id) == Message.ticket_id)
         .join(Inbox, col(Inbox.id) == Ticket.inbox_id)
         .outerjoin(Customer, col(Customer.id) == Ticket.customer_id)
@@ -213,7 +218,7 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
     if row is None:
         raise SendError("the message no longer exists", permanent=True)
     (body_text, body_html, author, ticket_id, number, subject, token, channel, conversation_key,
-     customer_id, inbox_name, inbox_email, charset, customer_name) = row
+     customer_id, inbox_name, inbox_email, charset, customer_name, inbox_phone) = row
     identities: dict[str, list[str]] = {}
     if customer_id is not None:
         for kind, value in (await customers.identities_by_customer(session, [customer_id])).get(
@@ -236,7 +241,7 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
         inbox_email_charset=charset, customer_name=customer_name, identities=identities,
         thread_external_ids=[ext for ext, _ in thread if ext],
         reply_to_external_id=inbound[-1] if inbound else None,
-        payload=item.payload, settings=settings, http=http,
+        payload=item.payload, settings=settings, http=http, inbox_phone=inbox_phone,
     )
 
 

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query, Request
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.tickets import service
+from helpdesk.outbox.dependencies import SendersDep
+from helpdesk.tickets import delivery, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Channel,
@@ -72,15 +73,30 @@ async def update_ticket(
 
 
 @router.post("/{ticket_id}/messages", response_model=MessagePublic, status_code=201,
-             responses=CONFLICT)
+             responses={**CONFLICT, 409: {"description": "stale version (body has `current`), "
+                                          "or nothing here sends on the channel (`reason`)"}})
 async def post_message(
-    ticket: CurrentTicket, body: ReplyCreate, session: SessionDep, user: CurrentUser
+    ticket: CurrentTicket, body: ReplyCreate, session: SessionDep, user: CurrentUser,
+    senders: SendersDep,
 ) -> MessagePublic:
     """Reply on the ticket's channel, or add an internal note; 409 if the ticket moved on."""
     assert ticket.id is not None
+    channel = delivery.reply_channel(ticket, body.channel)
+    if not body.internal:
+        delivery.ensure_sendable(senders, channel)
     locked = await service.lock_for_change(session, ticket.id, body.version)
     message = await service.reply(session, locked, body=body.body, internal=body.internal,
-                                  actor=user)
+                                  actor=user, channel=channel)
+    await session.commit()
+    return message
+
+
+@router.post("/{ticket_id}/messages/{message_id}/retry", response_model=MessagePublic,
+             responses={409: {"description": "the reply has not failed, or cannot be sent here"}})
+async def retry_message(ticket: CurrentTicket, message_id: int, session: SessionDep,
+                        senders: SendersDep) -> MessagePublic:
+    """Send a failed reply again."""
+    message = await delivery.retry(session, ticket, message_id, registry=senders)
     await session.commit()
     return message
 

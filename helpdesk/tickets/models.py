@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk import boundary
@@ -106,6 +106,8 @@ class Message(SQLModel, table=True):
         Index("ix_message_ticket_created", "ticket_id", "created_at", "id"),
         # Email threading looks up References across channels (a reply to a chat transcript).
         Index("ix_message_external_id", "external_id"),
+        # Edits and reactions name the provider's id of a message whose key is another (LINE).
+        Index("ix_message_provider_message_id", "provider_message_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -118,7 +120,17 @@ class Message(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     external_id: str | None = Field(default=None, max_length=255)
+    # The provider's own id for the message, where ``external_id`` is another key (LINE's
+    # message id; the key is its webhook event id).
+    provider_message_id: str | None = Field(default=None, max_length=255)
     delivery_status: str | None = Field(default=None, max_length=20)
+    # Why a reply was not delivered (a refusing provider, a channel with nothing to send it).
+    delivery_error: str | None = Field(default=None, max_length=1000)
+    # Every version of a message the customer edited, oldest first: [{"body_text", "at"}]; the
+    # last one is ``body_text`` (edits arriving out of order are placed by their time).
+    history: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Reactions the customer put on this message: [{"emoji", "at"}] (an emptied one is removed).
+    reactions: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     auto_reply: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -190,6 +202,9 @@ class MessagePublic(SQLModel):
     attachments: list[AttachmentPublic]
     created_at: datetime
     delivery_status: str | None
+    delivery_error: str | None = None
+    history: list[dict[str, Any]] | None = None
+    reactions: list[dict[str, Any]] | None = None
 
 
 class TicketDetail(TicketPublic):
@@ -215,6 +230,8 @@ class ReplyCreate(BaseModel):
     body: str = PydanticField(min_length=1, max_length=100_000)
     internal: bool = False
     version: int
+    # Another channel to answer on, where the ticket's own cannot carry text (SMS on a phone ticket).
+    channel: Channel | None = None
 
 
 # ---- what adapters hand to ingest ----------------------------------------------------------
@@ -271,6 +288,7 @@ class InboundMessage(BaseModel):
 
     channel: Channel
     external_id: str = PydanticField(min_length=1, max_length=255)
+    provider_message_id: str | None = PydanticField(default=None, max_length=255)
     sender: Sender
     body_text: str = ""
     body_html: str | None = None

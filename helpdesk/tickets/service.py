@@ -186,7 +186,8 @@ async def _append_inbound(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
         body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
-        external_id=inbound.external_id, auto_reply=inbound.auto_reply, created_at=received,
+        external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
+        auto_reply=inbound.auto_reply, created_at=received,
     )
     session.add(message)
     await session.flush()
@@ -541,14 +542,20 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
 
 
 async def reply(
-    session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User
+    session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User,
+    channel: Channel | None = None,
 ) -> MessagePublic:
-    """Add an operator's reply (sent through the outbox) or internal note to a locked ticket."""
+    """Add an operator's reply (sent through the outbox) or internal note to a locked ticket.
+
+    ``channel`` answers on another channel than the ticket's (checked by the caller, see
+    ``delivery.reply_channel``).
+    """
     now = utcnow()
     assert ticket.id is not None
+    channel = channel or ticket.channel
     message = Message(
         ticket_id=ticket.id, direction=Direction.outbound, internal=internal,
-        channel=ticket.channel, author=actor.name, author_user_id=actor.id, body_text=body,
+        channel=channel, author=actor.name, author_user_id=actor.id, body_text=body,
         delivery_status=None if internal else "queued", created_at=now,
     )
     session.add(message)
@@ -558,7 +565,7 @@ async def reply(
                ticket_id=ticket.id, customer_id=ticket.customer_id)
     if not internal:
         _after_public_reply(ticket, actor, now)
-        outbox.enqueue(session, kind=f"reply.{ticket.channel}", message_id=message.id,
+        outbox.enqueue(session, kind=f"reply.{channel}", message_id=message.id,
                        payload={"ticket_id": ticket.id})
     _touch(ticket)
     await _publish_ticket(session, ticket, "ticket.updated")

@@ -13,14 +13,16 @@ from sqlmodel import col
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
+from helpdesk.calls import api as calls_api
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
+from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import counts, photos, service
+from helpdesk.tickets import counts, delivery, photos, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -125,7 +127,8 @@ async def _assignable(session: AsyncSession, ticket: Ticket) -> list[User]:
 
 
 async def _ticket_context(
-    session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep
+    session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep,
+    request: Request,
 ) -> dict[str, Any]:
     detail = await service.detail(session, ticket)
     profile = None
@@ -139,6 +142,19 @@ async def _ticket_context(
         "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
+        **_composer(request, ticket, profile),
+    }
+
+
+def _composer(request: Request, ticket: Ticket, profile: Any) -> dict[str, Any]:
+    """What the composer can do here: why replies cannot be sent, and a phone ticket's options."""
+    registry = senders(request)
+    phone = ticket.channel == Channel.phone
+    return {
+        "send_refusal": delivery.refusal(registry, Channel.sms if phone else ticket.channel),
+        "reply_channel": Channel.sms if phone else ticket.channel,
+        "call_back_to": (profile.phones[0] if phone and profile and profile.phones
+                         and getattr(request.app.state, "dialer", None) else None),
     }
 
 
@@ -151,7 +167,7 @@ async def ticket_page(
 
     ``new_since`` (a message id) highlights what arrived after it when the thread is refreshed live.
     """
-    context = {**await _ticket_context(session, ticket, user, settings), "new_since": new_since}
+    context = {**await _ticket_context(session, ticket, user, settings, request), "new_since": new_since}
     return templating.render(request, "ticket.html", context, user=user)
 
 
@@ -209,7 +225,7 @@ async def update_ticket(
         await session.rollback()  # let go of the write lock before rendering
         async with fresh_reader(request) as reader:
             current = await _reload(reader, ticket.id)
-            context = {**await _ticket_context(reader, current, user, settings),
+            context = {**await _ticket_context(reader, current, user, settings, request),
                        "stale_controls": True}
         return templating.render(request, "ticket.html", context, user=user, block="controls",
                                  status=409)
@@ -233,7 +249,8 @@ async def _after_own_change(
 ) -> Response:
     """The new controls; the composer's version follows when nothing else happened meanwhile."""
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket_id), user, settings)
+        context = await _ticket_context(reader, await _reload(reader, ticket_id), user, settings,
+                                         request)
     oob = ["composer_version"] if composer_version == old_version else []
     return templating.render(request, "ticket.html", context, user=user, block="controls", oob=oob)
 
@@ -257,28 +274,63 @@ async def reply(
     request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
     settings: SettingsDep, body: Annotated[str, Form(max_length=100_000)],
     composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
-    internal: Annotated[bool, Form()] = False,
+    internal: Annotated[bool, Form()] = False, channel: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown."""
     if not body.strip():
         raise BadInput("write something before sending")
     assert ticket.id is not None
     try:
+        reply_channel = delivery.reply_channel(ticket, Channel(channel) if channel else None)
+    except ValueError:
+        raise BadInput("channel: not a channel") from None
+    if not internal:
+        delivery.ensure_sendable(senders(request), reply_channel)
+    try:
         locked = await service.lock_for_change(session, ticket.id, composer_version)
     except Conflict:
         await session.rollback()  # let go of the write lock before rendering
         async with fresh_reader(request) as reader:
             current = await _reload(reader, ticket.id)
-            context = {**await _ticket_context(reader, current, user, settings), "conflict": True,
+            context = {**await _ticket_context(reader, current, user, settings, request), "conflict": True,
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
-    await service.reply(session, locked, body=body, internal=internal, actor=user)
+    await service.reply(session, locked, body=body, internal=internal, actor=user,
+                        channel=reply_channel)
     await session.commit()
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings)
+        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings,
+                                         request)
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
+
+
+@router.post("/tickets/{ticket_id}/messages/{message_id}/retry")
+async def retry_message(
+    request: Request, ticket: CurrentTicket, message_id: int, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep,
+) -> Response:
+    """Send a failed reply again; the thread shows it queued."""
+    assert ticket.id is not None
+    await delivery.retry(session, ticket, message_id, registry=senders(request))
+    await session.commit()
+    async with fresh_reader(request) as reader:
+        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings,
+                                        request)
+    return templating.render(request, "ticket.html", context, user=user, block="thread")
+
+
+@router.post("/tickets/{ticket_id}/call-back")
+async def call_back(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, to: Annotated[str, Form(max_length=40)],
+) -> Response:
+    """Click-to-call the customer from a phone ticket (rings the operator's browser phone first)."""
+    call = await calls_api.place_call(request, session, user=user, to=to,
+                                      customer_id=ticket.customer_id, settings=settings)
+    return templating.render(request, "ticket.html", {"ticket": ticket, "calling": call.to_number},
+                             user=user, block="call_back")
 
 
 @router.get("/tickets/{ticket_id}/template")

@@ -20,6 +20,7 @@ from helpdesk.config import Settings
 from helpdesk.db import create_sessionmaker
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
+from telephony import sms
 from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
 from tests.conftest import LiveServer, Staff, free_port, make_settings
 
@@ -121,7 +122,8 @@ async def worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterat
     """The outbox worker, driven by the test one pass at a time."""
     sessionmaker = create_sessionmaker(engine)
     registry = SenderRegistry()
-    wiring.register_senders(registry, sessionmaker)
+    wiring.register_senders(registry, sessionmaker, channel_server.settings)
+    sms.register_senders(registry, channel_server.settings)  # as the app does
     async with httpx.AsyncClient(timeout=10) as client:
         yield OutboxWorker(sessionmaker, registry, channel_server.settings, client,
                            WorkerOptions(max_attempts=3, backoff=timedelta(seconds=10)))

@@ -149,7 +149,10 @@ async def test_stickers_locations_and_odd_attachments_keep_their_placeholder(
     assert response.status_code == 200 and response.json() == {"received": 1}
     assert await count(db, MediaFetch) == 0
     message = (await fetch(db, select(Message)))[0]
-    assert message.body_text == "[スタンプ] [位置情報] [画像] [画像] [ファイル] [画像]"
+    # A location is text with its map link (shown, never fetched); the rest keep a placeholder.
+    assert message.body_text == "\n".join([
+        "[スタンプ]", "[位置情報]\nhttps://www.google.com/maps/search/?api=1&query=35.68%2C139.76",
+        "[画像]", "[画像]", "[ファイル]", "[画像]"])
     hostile = {"object": "page", "entry": [{"id": "1", "messaging": [
         {"sender": "6789", "recipient": ["x"], "message": {"mid": "m_HOSTILE", "text": "hi"}}]}]}
     assert (await post_meta(chttp, hostile)).status_code == 200

@@ -4,7 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels.media import MediaWorker
@@ -104,24 +104,46 @@ async def test_a_refused_recipient_fails_at_once_without_retrying(
         chttp: httpx.AsyncClient, db: AsyncSession, fake_line: FakeLine, worker: OutboxWorker,
         operator: dict[str, str]) -> None:
     ticket_id = await line_ticket(chttp, db)
-    await reply(chttp, operator, ticket_id, "ご連絡ありがとうございます。")
+    message = await reply(chttp, operator, ticket_id, "ご連絡ありがとうございます。")
     fake_line.reject_next = 1
     assert await worker.run_once() == 1
     item = (await fetch(db, select(OutboxItem)))[0]
     assert (item.state, item.attempts) == ("failed", 1)
     assert "LINE answered 400" in (item.last_error or "")
+    shown = (await chttp.get(f"/api/tickets/{ticket_id}", headers=operator)).json()["messages"]
+    failed = next(m for m in shown if m["id"] == message["id"])
+    assert failed["delivery_status"] == "failed"
+    assert failed["delivery_error"].startswith("LINE answered 400")  # the reason, on the message
 
 
-async def test_items_nothing_can_deliver_stay_queued(
+async def test_api_replies_are_sent_by_being_there_to_read(
         chttp: httpx.AsyncClient, db: AsyncSession, worker: OutboxWorker,
         operator: dict[str, str]) -> None:
     response = await chttp.post("/api/inbound", json={"channel": "api", "from": {"name": "電話のみ"},
                                                       "body": "折り返しください"},
                                 headers={"Authorization": "Bearer test-inbound-token",
                                          "Idempotency-Key": "no-sender"})
-    await reply(chttp, operator, response.json()["ticket_id"], "承知しました")
-    assert await worker.run_once() == 0  # no channel registers reply.api: left for whoever will
-    assert (await fetch(db, select(OutboxItem)))[0].state == "pending"
+    message = await reply(chttp, operator, response.json()["ticket_id"], "承知しました")
+    assert await worker.run_once() == 1
+    assert (await fetch(db, select(OutboxItem)))[0].state == "sent"
+    assert (await get(db, Message, message["id"])).delivery_status == "sent"
+
+
+async def test_an_item_nothing_here_can_send_fails_with_the_reason_instead_of_waiting(
+        chttp: httpx.AsyncClient, db: AsyncSession, worker: OutboxWorker, engine: AsyncEngine,
+        operator: dict[str, str]) -> None:
+    """Queued while the channel could send (a phone ticket's SMS), after Twilio was unset."""
+    ticket_id = await line_ticket(chttp, db)
+    message = await reply(chttp, operator, ticket_id, "お電話ください")
+    async with create_sessionmaker(engine)() as session:
+        await session.execute(update(OutboxItem).values(kind="reply.sms"))
+        await session.commit()
+    assert await worker.run_once() == 1
+    item = (await fetch(db, select(OutboxItem)))[0]
+    assert item.state == "failed" and "HELPDESK_TWILIO_ACCOUNT_SID" in (item.last_error or "")
+    failed = await get(db, Message, message["id"])
+    assert failed.delivery_status == "failed"
+    assert failed.delivery_error == item.last_error
 
 
 async def test_two_workers_deliver_each_message_exactly_once(

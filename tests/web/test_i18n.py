@@ -106,11 +106,15 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
     await tickets.claim(db, mail.ticket_id, actor=other)
     await db.commit()
     await inbound(db, "i2", name="鈴木 一郎", email="ichiro@example.jp", channel=Channel.line)
+    # A phone ticket: its composer offers SMS and a call back instead of a reply.
+    call = await inbound(db, "i3", name="佐藤 花子", email=None, phone="090-1111-2222",
+                         channel=Channel.phone, body="不在着信")
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
-            "version": ticket.version}
+            "version": ticket.version, "phone_ticket": call.ticket_id}
 
 
-PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}", "/customers",
+PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
+         "/tickets/{phone_ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
          "/admin/audit", "/tickets/999999"]

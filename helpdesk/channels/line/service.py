@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -9,7 +10,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import boundary
-from helpdesk.channels import media, webhooks
+from helpdesk.channels import amendments, media, places, webhooks
+from helpdesk.channels.amendments import Amendment
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.outbox.service import OutboundContext, SendError
@@ -73,7 +75,8 @@ def message_text(message: dict[str, Any]) -> str:
     if external:
         return f"{label} {external}"
     if kind == "location":
-        return " ".join(str(p) for p in (label, message.get("title"), message.get("address")) if p)
+        return places.location_text(message.get("title"), message.get("address"),
+                                  message.get("latitude"), message.get("longitude"))
     return label
 
 
@@ -103,21 +106,41 @@ def media_of(message: dict[str, Any]) -> tuple[str, str, str | None] | None:
 
 
 def to_inbound(event: dict[str, Any], *, name: str | None) -> InboundMessage | None:
-    """The InboundMessage for a message event (None for events that carry none)."""
+    """The InboundMessage for a message event (None for events that carry none).
+
+    In a group or room LINE names the writer only when they allowed it; without a userId the
+    group (or room) itself is who wrote, so its conversation is still kept, as its own.
+    """
     message = event.get("message")
     user_id, chat = source_ids(event)
     event_id = event.get("webhookEventId") or (message or {}).get("id")
-    if not isinstance(message, dict) or not user_id or not chat or not isinstance(event_id, str):
+    if not isinstance(message, dict) or not chat or not isinstance(event_id, str):
         return None
-    timestamp = event.get("timestamp")
-    received = (boundary.epoch_time(timestamp, per_second=1000)
-                if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) else None)
+    message_id = message.get("id")
     return InboundMessage(
         channel=Channel.line, external_id=event_id[:255],
-        sender=Sender(name=name, line_id=user_id), body_text=message_text(message)[:100_000],
-        conversation_key=f"line:{chat}", received_at=received,
-        metadata={"line_message_id": message.get("id")},
+        provider_message_id=message_id[:255] if isinstance(message_id, str) and message_id else None,
+        sender=Sender(name=name if user_id else None, line_id=user_id or chat),
+        body_text=message_text(message)[:100_000],
+        conversation_key=f"line:{chat}", received_at=_received_at(event),
     )
+
+
+def _received_at(event: dict[str, Any]) -> datetime | None:
+    timestamp = event.get("timestamp")
+    return (boundary.epoch_time(timestamp, per_second=1000)
+            if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) else None)
+
+
+def to_edit(event: dict[str, Any], *, name: str | None) -> Amendment | None:
+    """A ``messageEdited`` event: the new text of the message it names (LINE's message id)."""
+    inbound, at = to_inbound(event, name=name), _received_at(event)
+    target = inbound.provider_message_id if inbound else None
+    if inbound is None or target is None or at is None:
+        return None
+    return Amendment(provider="line", delivery_id=inbound.external_id, target_id=target, at=at,
+                     body_text=inbound.body_text,
+                     fallback=inbound.model_copy(update={"provider_message_id": None}))
 
 
 async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: str | None,
@@ -126,6 +149,12 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
     if event.get("mode") == "standby":  # another module answers this chat right now
         return
     kind = event.get("type")
+    if kind == "messageEdited":
+        edit = to_edit(event, name=name)
+        if edit is not None:
+            await amendments.apply(session, edit, options=tickets.IngestOptions(
+                region=settings.default_region))
+        return
     if kind == "message":
         inbound = to_inbound(event, name=name)
         if inbound is None:

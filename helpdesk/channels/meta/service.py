@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import boundary
 from helpdesk.channels import media, webhooks
+from helpdesk.channels.amendments import Amendment
+from helpdesk.channels.amendments import apply as apply_amendment
+from helpdesk.channels.meta import rich
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, SendError
@@ -30,10 +33,8 @@ _names = webhooks.TTLCache()
 MAX_TEXT = {"messenger": 2000, "instagram": 1000, "whatsapp": 4096}
 PROVIDER = "meta"
 # What is downloaded (and WhatsApp's stickers, WebP images behind a media id); locations,
-# shares and the like keep their placeholder.
+# shares and the like are shown as text (rich.py).
 FETCHED_KINDS = frozenset({"image", "video", "audio", "file", "document"})
-_PLACEHOLDERS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]",
-                 "document": "[ファイル]", "sticker": "[スタンプ]", "location": "[位置情報]"}
 
 
 def _str(value: object) -> str | None:
@@ -59,34 +60,77 @@ class Received:
     media: Media | None = None
 
 
-def messaging_events(payload: dict[str, Any]) -> Iterator[Received]:
-    """Messenger (``object: page``) and Instagram (``object: instagram``) messages."""
+def messaging_events(payload: dict[str, Any]) -> Iterator[Received | Amendment]:
+    """Messenger (``object: page``) and Instagram (``object: instagram``) messages, button taps
+    (postbacks, "Get Started" included), reactions and edits."""
     platform = {"page": "messenger", "instagram": "instagram"}.get(str(payload.get("object")))
     if platform is None:
         return
     for entry in _dicts(payload.get("entry")):
         for item in _dicts(entry.get("messaging")):
-            message = item.get("message")
             sender = _str(_inner(item, "sender").get("id"))
             account = _str(_inner(item, "recipient").get("id")) or _str(entry.get("id"))
-            if not isinstance(message, dict) or message.get("is_echo") or not sender or not account:
+            if not sender or not account:
                 continue
-            mid = _str(message.get("mid"))
-            if mid is None:
-                continue
-            attachments = _dicts(message.get("attachments"))
-            text = _str(message.get("text")) or _attachments_text(attachments)
-            yield Received(InboundMessage(
-                channel=Channel(platform), external_id=mid[:255],
-                sender=Sender(meta_id=f"{platform}:{sender}"), body_text=text,
-                conversation_key=f"meta:{platform}:{account}:{sender}",
-                received_at=_when(item.get("timestamp"), 1000),
-            ), _attachment_media(attachments))
+            found = _messaging_item(item, platform, sender, account)
+            if found is not None:
+                yield found
 
 
-def _attachments_text(attachments: list[dict[str, Any]]) -> str:
-    kinds = [str(a.get("type")) for a in attachments]
-    return " ".join(_PLACEHOLDERS.get(k, f"[{k}]") for k in kinds) or "[メッセージ]"
+def _messaging_item(item: dict[str, Any], platform: str, sender: str,
+                    account: str) -> Received | Amendment | None:
+    at = _when(item.get("timestamp"), 1000)
+    base = InboundMessage(channel=Channel(platform), external_id="-",
+                          sender=Sender(meta_id=f"{platform}:{sender}"),
+                          conversation_key=f"meta:{platform}:{account}:{sender}", received_at=at)
+    if isinstance(item.get("postback"), dict):
+        return _postback(item["postback"], base, sender, item.get("timestamp"))
+    if isinstance(item.get("reaction"), dict):
+        return _messaging_reaction(item["reaction"], base, sender, at)
+    if isinstance(item.get("message_edit"), dict):
+        return _messaging_edit(item["message_edit"], base, at)
+    message = item.get("message")
+    if not isinstance(message, dict) or message.get("is_echo"):
+        return None
+    mid = _str(message.get("mid"))
+    if mid is None:
+        return None
+    attachments = _dicts(message.get("attachments"))
+    text = _str(message.get("text")) or rich.messenger_attachments_text(attachments)
+    return Received(base.model_copy(update={"external_id": mid[:255], "body_text": text}),
+                    _attachment_media(attachments))
+
+
+def _postback(postback: dict[str, Any], base: InboundMessage, sender: str,
+              timestamp: object) -> Received | None:
+    """A button the customer tapped: what the button said (its payload when it has no title)."""
+    text = _str(postback.get("title")) or _str(postback.get("payload"))
+    key = _str(postback.get("mid")) or (f"postback:{sender}:{timestamp}" if timestamp else None)
+    if text is None or key is None:
+        return None
+    return Received(base.model_copy(update={"external_id": key[:255], "body_text": text}))
+
+
+def _messaging_reaction(reaction: dict[str, Any], base: InboundMessage, sender: str,
+                        at: datetime | None) -> Amendment | None:
+    mid = _str(reaction.get("mid"))
+    if mid is None or at is None:
+        return None
+    emoji = _str(reaction.get("emoji")) if reaction.get("action") != "unreact" else None
+    key = f"reaction:{sender}:{mid}:{int(at.timestamp() * 1000)}"
+    return Amendment(provider=PROVIDER, delivery_id=key, target_id=mid, at=at, reaction=True,
+                     emoji=emoji, fallback=base.model_copy(update={
+                         "external_id": key[:255], "body_text": f"[リアクション] {emoji or ''}".strip()}))
+
+
+def _messaging_edit(edit: dict[str, Any], base: InboundMessage,
+                    at: datetime | None) -> Amendment | None:
+    mid, text = _str(edit.get("mid")), edit.get("text")
+    if mid is None or at is None or not isinstance(text, str):
+        return None
+    key = f"edit:{mid}:{edit.get('num_edit')}"
+    return Amendment(provider=PROVIDER, delivery_id=key, target_id=mid, at=at, body_text=text,
+                     fallback=base.model_copy(update={"external_id": key[:255], "body_text": text}))
 
 
 def _attachment_media(attachments: list[dict[str, Any]]) -> Media | None:
@@ -108,7 +152,7 @@ def _attachment_media(attachments: list[dict[str, Any]]) -> Media | None:
     return Media("\n".join(urls), kinds[0] if len(set(kinds)) == 1 else "file")
 
 
-def whatsapp_events(payload: dict[str, Any]) -> Iterator[Received]:
+def whatsapp_events(payload: dict[str, Any]) -> Iterator[Received | Amendment]:
     """WhatsApp Cloud API messages (``object: whatsapp_business_account``)."""
     if payload.get("object") != "whatsapp_business_account":
         return
@@ -127,27 +171,47 @@ def whatsapp_events(payload: dict[str, Any]) -> Iterator[Received]:
 
 
 def _whatsapp_message(message: dict[str, Any], phone_id: str | None,
-                      names: dict[Any, Any]) -> Received | None:
+                      names: dict[Any, Any]) -> Received | Amendment | None:
     wa_id, mid = _str(message.get("from")), _str(message.get("id"))
     if not wa_id or not mid or not phone_id:
         return None
     kind = str(message.get("type", ""))
+    name = names.get(wa_id)
+    base = InboundMessage(
+        channel=Channel.whatsapp, external_id=mid[:255],
+        sender=Sender(name=name if isinstance(name, str) else None, phone=f"+{wa_id.lstrip('+')}"),
+        conversation_key=f"meta:whatsapp:{phone_id}:{wa_id}",
+        received_at=_when(message.get("timestamp"), 1),
+    )
+    if kind in ("reaction", "edit"):
+        return _whatsapp_change(kind, message, base)
     content = _inner(message, kind)
-    if kind == "text":
-        text = str(content.get("body", ""))
-    else:
-        text = " ".join(p for p in (_PLACEHOLDERS.get(kind, f"[{kind}]"), _str(content.get("caption")))
-                        if p)
     media_id = _str(content.get("id"))
     media = Media(media_id, kind, _str(content.get("filename"))) if (
         media_id and kind in FETCHED_KINDS | {"sticker"} and "\n" not in media_id) else None
-    name = names.get(wa_id)
-    return Received(InboundMessage(
-        channel=Channel.whatsapp, external_id=mid[:255],
-        sender=Sender(name=name if isinstance(name, str) else None, phone=f"+{wa_id.lstrip('+')}"),
-        body_text=text, conversation_key=f"meta:whatsapp:{phone_id}:{wa_id}",
-        received_at=_when(message.get("timestamp"), 1),
-    ), media)
+    return Received(base.model_copy(update={"body_text": rich.whatsapp_text(kind, message)}), media)
+
+
+def _whatsapp_change(kind: str, message: dict[str, Any], base: InboundMessage) -> Amendment | None:
+    """A reaction (on the message it names) or an edit (of the original message)."""
+    at = base.received_at
+    content = _inner(message, kind)
+    if at is None:
+        return None
+    body: str | None = None
+    emoji: str | None = None
+    if kind == "reaction":
+        target, emoji = _str(content.get("message_id")), _str(content.get("emoji"))
+        text = f"[リアクション] {emoji or ''}".strip()
+    else:
+        edited = _inner(content, "message")
+        target = _str(content.get("original_message_id"))
+        body = text = rich.whatsapp_text(str(edited.get("type", "text")), edited)
+    if target is None:
+        return None
+    return Amendment(provider=PROVIDER, delivery_id=base.external_id, target_id=target, at=at,
+                     reaction=kind == "reaction", emoji=emoji, body_text=body,
+                     fallback=base.model_copy(update={"body_text": text}))
 
 
 def _inner(value: dict[str, Any], key: str) -> dict[str, Any]:
@@ -228,7 +292,8 @@ async def ingest_payload(session: AsyncSession, payload: dict[str, Any], *,
     """
     new = 0
     options = tickets.IngestOptions(region=settings.default_region)
-    received = [*messaging_events(payload), *whatsapp_events(payload)]
+    found = [*messaging_events(payload), *whatsapp_events(payload)]
+    received = [f for f in found if isinstance(f, Received)]
     if http is not None:
         received = await with_names(http, settings, received)
     for item in received:
@@ -239,6 +304,10 @@ async def ingest_payload(session: AsyncSession, payload: dict[str, Any], *,
                           filename=item.media.filename)
         await session.commit()
         new += not result.duplicate
+    # Edits and reactions after the messages of the same delivery, which they may name.
+    for change in (f for f in found if isinstance(f, Amendment)):
+        new += await apply_amendment(session, change, options=options)
+        await session.commit()
     return new
 
 
