@@ -3,7 +3,7 @@ preferences, and the users admin page."""
 
 import re
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -56,12 +56,21 @@ _LOCAL_PATH = re.compile(r"^/(?![/\\])[\x21-\x7e]*$")
 
 
 def safe_next(target: str | None) -> str:
-    """Only a same-origin path: never an open redirect, never a header-breaking character."""
-    if target and _LOCAL_PATH.match(target) and "\\" not in target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
-            return target
+    """Only a same-origin path: never an open redirect, never a header-breaking character.
+
+    The path is checked as given and once percent-decoded, so no layer that decodes it again
+    (a proxy, a browser's quirks) finds a second slash, a backslash or a control character.
+    """
+    if target and all(_local_path(form) for form in (target, unquote(target))):
+        return target
     return "/inbox"
+
+
+def _local_path(target: str) -> bool:
+    if not _LOCAL_PATH.match(target) or "\\" in target:
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
 
 
 @router.get("/login")
