@@ -26,8 +26,9 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Forms that sign in have no session yet, but must not be forgeable either (login CSRF).
 ALWAYS_CHECKED = {"/login", "/login/two-factor"}
-# Never authenticated by the cookie, and they set none: a cookie that comes along is ignored.
-NEVER_CHECKED = {"/api/auth/token"}
+# Never authenticated by the cookie (they take a password, a bearer secret or a provider's
+# signature) and they set none: a cookie that comes along is ignored.
+NEVER_CHECKED = ("/api/auth/token", "/api/inbound", "/webhooks/", "/telephony/", "/chat/")
 
 Refuse = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -90,7 +91,7 @@ class CSRFMiddleware:
         await self.app(scope, receive, self._with_cookie(send, fresh))
 
     def _must_check(self, scope: Scope, cookies: dict[str, str]) -> bool:
-        if scope["method"] in SAFE_METHODS or scope["path"] in NEVER_CHECKED:
+        if scope["method"] in SAFE_METHODS or scope["path"].startswith(NEVER_CHECKED):
             return False
         return self.session_cookie in cookies or scope["path"] in ALWAYS_CHECKED
 

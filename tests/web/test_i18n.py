@@ -113,7 +113,7 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
 PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999"]
+         "/admin/audit", "/tickets/999999", "/me/two-factor"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
