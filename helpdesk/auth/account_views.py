@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service, totp
-from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, SettingsDep, client_ip
+from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, RowId, SettingsDep, client_ip
 from helpdesk.auth.models import SessionKind, User
 from helpdesk.auth.views import set_session_cookie
 from helpdesk.db import ReadSessionDep, SessionDep
@@ -58,7 +58,7 @@ async def change_password(
 
 @router.post("/me/sessions/{session_id}/revoke")
 async def revoke_session(request: Request, session: SessionDep, user: CurrentUser,
-                         session_id: int) -> Response:
+                         session_id: RowId) -> Response:
     """End one signed-in browser or API token."""
     assert user.id is not None
     if not await service.revoke(session, user_id=user.id, session_id=session_id):

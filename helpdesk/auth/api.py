@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service, totp
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, client_ip, login_attempt
+from helpdesk.auth.dependencies import CurrentUser, RowId, SettingsDep, client_ip, login_attempt
 from helpdesk.auth.models import (
     AuthSessionList,
     AuthSessionPublic,
@@ -85,7 +85,7 @@ async def sessions(request: Request, session: ReadSessionDep, user: CurrentUser)
 
 
 @router.delete("/sessions/{session_id}", status_code=204, responses={404: {}})
-async def revoke_session(request: Request, session_id: int, session: SessionDep,
+async def revoke_session(request: Request, session_id: RowId, session: SessionDep,
                          user: CurrentUser) -> Response:
     """End one of the caller's sessions or tokens at once."""
     assert user.id is not None

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from helpdesk.auth import service
@@ -58,6 +58,8 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+# A row id in a path: past a 32-bit integer it names nothing (and PostgreSQL would refuse it).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def require_role(*roles: Role):  # type: ignore[no-untyped-def]

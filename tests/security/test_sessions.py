@@ -116,4 +116,7 @@ async def test_someone_elses_session_cannot_be_revoked(
     theirs = await db.scalar(select(func.min(AuthSession.id)).where(AuthSession.user_id == other.id))
     refused = await http.delete(f"/api/auth/sessions/{theirs}", headers=Staff.headers(sato))
     assert refused.status_code == 404
+    for hostile in (2**70, 0, -1):
+        answer = await http.delete(f"/api/auth/sessions/{hostile}", headers=Staff.headers(sato))
+        assert answer.status_code == 422, hostile
     assert await me(server, token=Staff.token(other)) == 200
