@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from helpdesk.auth import service as auth  # noqa: E402
-from helpdesk.auth.models import Role  # noqa: E402
+from helpdesk.auth.models import Role, SessionKind  # noqa: E402
 from helpdesk.db import create_engine, create_sessionmaker  # noqa: E402
 from helpdesk.migrations import run_upgrade  # noqa: E402
 
@@ -72,10 +72,12 @@ async def make_staff(database_url: str, operators: int) -> list[str]:
             user = await auth.create_user(session, email=f"bench{n}@example.com", name=f"bench {n}",
                                           role=Role.operator, password="bench-password",
                                           inboxes=["default"])
-            tokens.append(auth.issue_token(SECRET, user))
+            tokens.append(await auth.sign_in(session, secret_key=SECRET, user=user,
+                                             kind=SessionKind.api, ttl_seconds=86400))
         boss = await auth.create_user(session, email="boss@example.com", name="boss",
                                       role=Role.supervisor, password="bench-password")
-        tokens.append(auth.issue_token(SECRET, boss))
+        tokens.append(await auth.sign_in(session, secret_key=SECRET, user=boss,
+                                         kind=SessionKind.api, ttl_seconds=86400))
         await session.commit()
     await engine.dispose()
     return tokens

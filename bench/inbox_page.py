@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select, text
 from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
-from helpdesk.auth.models import Role
+from helpdesk.auth.models import Role, SessionKind
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_sessionmaker, utcnow
 from helpdesk.migrations import run_upgrade
@@ -53,7 +53,9 @@ async def fill(url: str, n: int) -> str:
             "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) SELECT inbox_id, 0, status, "
             "COUNT(*) FROM ticket GROUP BY inbox_id, status"))
         await session.commit()
-        token = auth.issue_token(SECRET, user, salt=auth.SESSION_SALT)
+        token = await auth.sign_in(session, secret_key=SECRET, user=user, kind=SessionKind.browser,
+                                   ttl_seconds=86400)
+        await session.commit()
     await engine.dispose()
     return token
 

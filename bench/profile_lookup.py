@@ -78,7 +78,7 @@ async def direct(path: Path, lookups: int, customers: int) -> None:
 
 async def over_http(path: Path, port: int, pid: int, requests: int, customers: int) -> None:
     """``GET /api/customers/by-phone`` against the server process, one request at a time."""
-    token = issue_token(bench_settings(path).secret_key, OPERATOR)
+    token = issue_token(bench_settings(path).secret_key, OPERATOR, path)
     rng = random.Random(13)
 
     def wire(n: int) -> bytes:

@@ -19,9 +19,11 @@ import asyncio
 import base64
 import cProfile
 import gc
+import hashlib
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -159,7 +161,8 @@ async def _drive(settings: Settings, port: int, pid: int, calls: int, rate: floa
     """Open the operators' sockets, send the calls at a fixed rate, note every arrival."""
     # The operators' browsers: one socket each (this also makes them online for routing).
     popped: dict[str, float] = {}
-    sockets = [await OperatorSocket.connect(port, issue_token(settings.secret_key, op), popped)
+    database = Path(settings.database_url.split("///", 1)[1])
+    sockets = [await OperatorSocket.connect(port, issue_token(settings.secret_key, op, database), popped)
                for op in range(1, OPERATORS + 1)]
     await asyncio.sleep(settings.ws_resume_wait_seconds + 0.5)  # live, and presence recorded
     sent: dict[str, float] = {}
@@ -358,9 +361,16 @@ def _ms(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
-def issue_token(secret: str, user_id: int) -> str:
-    """A bearer token for an operator the bench inserted by SQL."""
-    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT).dumps({"uid": user_id})
+def issue_token(secret: str, user_id: int, database: Path) -> str:
+    """A bearer token for an operator the bench inserted by SQL, and the session row it names."""
+    sid = secrets.token_urlsafe(32)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO auth_session (secret_hash, user_id, kind, created_at, expires_at) "
+                   "VALUES (?, ?, 'api', ?, ?)", (hashlib.sha256(sid.encode()).hexdigest(), user_id,
+                                                  str(now), str(now + timedelta(days=1))))
+    db.close()
+    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT).dumps({"uid": user_id, "sid": sid})
 
 
 class OperatorSocket(asyncio.Protocol):

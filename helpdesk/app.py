@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from helpdesk import boundary, limits, logs
 from helpdesk.auth import api as auth_api
+from helpdesk.auth.throttle import create_counters
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
 from helpdesk.channels import shopify as shopify_channel
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local_events.add})
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
+    app.state.login_counters = login_counters = create_counters(settings)
     channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
     telephony_sms.register_senders(app.state.senders, settings)
     ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
@@ -89,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await http.aclose()
         await app.state.limiter.close()
+        await login_counters.close()
         if ranks is not None:
             ranks.cancel()
         await app.state.hub.stop()

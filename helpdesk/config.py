@@ -24,8 +24,15 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
 
     token_ttl_seconds: int = 12 * 3600
-    lockout_failures: int = 5
-    lockout_minutes: int = 15
+    # Sign-in throttling: this many failures from one address against one account (known or
+    # not) lock that address out of it for ``lockout_minutes``; the account itself is locked
+    # only after ``account_lockout_failures`` failures from ``account_lockout_addresses``
+    # addresses or more; each address may try ``login_attempts_per_minute`` sign-ins a minute.
+    lockout_failures: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    account_lockout_failures: int = Field(default=50, ge=1)
+    account_lockout_addresses: int = Field(default=5, ge=1)
+    login_attempts_per_minute: int = Field(default=20, ge=1)
     max_body_bytes: int = 10 * 1024 * 1024
     reopen_window_days: int = 14
     dormant_after_days: int = 180

@@ -2,7 +2,7 @@
 
 from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
-from helpdesk.auth.models import User
+from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
 from helpdesk.customers.models import (
@@ -22,9 +22,9 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
-    "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
+    "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent", "ChatVisitor", "Counter",
+    "CtiSettings", "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
     "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
-    "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
-    "TicketCount", "TicketTag", "User",
+    "PresenceConnection", "RecoveryCode", "ReplyTemplate", "RfmBoundary", "RolePolicy",
+    "SearchEntry", "Tag", "Ticket", "TicketCount", "TicketTag", "User",
 ]

@@ -23,7 +23,8 @@ from sqlmodel import SQLModel
 import helpdesk.models  # noqa: F401  (every table, for reset)
 from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth import service as auth
-from helpdesk.auth.models import Role, User
+from helpdesk.auth.models import Role, SessionKind, User
+from helpdesk.auth.throttle import MemoryCounters
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.migrations import run_upgrade
@@ -82,7 +83,9 @@ class LiveServer:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+        self.app = create_app(settings)
+        RUNNING.append(self)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="on", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -103,6 +106,15 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        RUNNING.remove(self)
+
+    def forget_sign_in_failures(self) -> None:
+        """Start the next test with no failed sign-ins remembered, as its database starts empty."""
+        if isinstance(getattr(self.app.state, "login_counters", None), MemoryCounters):
+            self.app.state.login_counters = MemoryCounters()
+
+
+RUNNING: list[LiveServer] = []
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +128,8 @@ def server(database_url: str) -> Iterator[LiveServer]:
 
 async def reset(engine: AsyncEngine) -> None:
     """Empty every table and put back what the migrations seed."""
+    for live in RUNNING:
+        live.forget_sign_in_failures()
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -159,9 +173,15 @@ async def begin_write(session: AsyncSession) -> None:
     await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
+# What Staff signed each user in with, by user id: a bearer token and a page session cookie,
+# each naming a live server-side session (ids start over with each emptied database).
+_CREDENTIALS: dict[int, tuple[str, str]] = {}
+TTL = 12 * 3600
+
+
 @dataclass
 class Staff:
-    """Creates staff accounts and their bearer tokens."""
+    """Creates staff accounts, signed in once through the API and once in a browser."""
 
     session: AsyncSession
     made: list[User] = field(default_factory=list)
@@ -171,13 +191,26 @@ class Staff:
         await begin_write(self.session)
         user = await auth.create_user(self.session, email=f"{name}@example.com", name=name,
                                       role=role, password=PASSWORD, inboxes=inboxes)
+        api, browser = [await auth.sign_in(self.session, secret_key=SECRET, user=user, kind=kind,
+                                           ttl_seconds=TTL)
+                        for kind in (SessionKind.api, SessionKind.browser)]
         await self.session.commit()
+        assert user.id is not None
+        _CREDENTIALS[user.id] = (api, browser)
         self.made.append(user)
         return user
 
     @staticmethod
     def token(user: User) -> str:
-        return auth.issue_token(SECRET, user)
+        """The user's bearer token."""
+        assert user.id is not None
+        return _CREDENTIALS[user.id][0]
+
+    @staticmethod
+    def cookie(user: User) -> str:
+        """The user's session cookie value."""
+        assert user.id is not None
+        return _CREDENTIALS[user.id][1]
 
     @classmethod
     def headers(cls, user: User) -> dict[str, str]:

@@ -1,16 +1,24 @@
-"""Signing in for the API."""
+"""Signing in for the API, and the caller's own sessions and tokens."""
 
-from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from helpdesk.auth import service
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
-from helpdesk.auth.models import Credentials, Token, UserPublic
-from helpdesk.db import SessionDep
-from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.audit import service as audit
+from helpdesk.auth import service, totp
+from helpdesk.auth.dependencies import CurrentUser, RowId, SettingsDep, client_ip, login_attempt
+from helpdesk.auth.models import (
+    AuthSessionList,
+    AuthSessionPublic,
+    Credentials,
+    SessionKind,
+    Token,
+    User,
+    UserPublic,
+)
+from helpdesk.db import ReadSessionDep, SessionDep
+from helpdesk.errors import BadInput, Forbidden, HelpdeskError, NotFound, Unauthorized
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -28,24 +36,84 @@ async def _credentials(request: Request) -> Credentials:
         raise BadInput("email and password are required") from None
 
 
-@router.post("/token", response_model=Token, responses={401: {}, 423: {}})
+@router.post("/token", response_model=Token, responses={401: {}, 403: {}, 423: {}, 429: {}})
 async def token(request: Request, session: SessionDep, settings: SettingsDep) -> Token:
-    """Exchange email and password for a bearer token."""
+    """Exchange email and password (and ``otp`` with two-factor sign-in) for a bearer token."""
     credentials = await _credentials(request)
-    policy = service.LoginPolicy(settings.lockout_failures,
-                                 timedelta(minutes=settings.lockout_minutes))
-    ip = request.client.host if request.client else None
+    attempt = login_attempt(request, credentials.email)
     try:
-        user = await service.authenticate(session, email=credentials.email,
-                                          password=credentials.password, ip=ip, policy=policy)
+        user = await service.authenticate(session, attempt=attempt, password=credentials.password)
+        await _second_factor(session, attempt, user, credentials.otp)
     except HelpdeskError:
         await session.commit()  # the failure count and audit row must survive the refusal
         raise
+    await service.succeed(session, attempt, user)
+    access = await service.sign_in(session, secret_key=settings.secret_key, user=user,
+                                   kind=SessionKind.api, ttl_seconds=settings.token_ttl_seconds,
+                                   ip=attempt.ip, user_agent=request.headers.get("user-agent"))
     await session.commit()
-    return Token(access_token=service.issue_token(settings.secret_key, user))
+    return Token(access_token=access)
+
+
+async def _second_factor(session: SessionDep, attempt: service.Attempt, user: User,
+                         otp: str | None) -> None:
+    if not user.totp_enabled:
+        if user.role in await totp.required_roles(session):
+            raise Forbidden("two-factor sign-in is required for your role: set it up on the "
+                            "web first", totp_setup_required=True)
+        return
+    if not otp:
+        raise Unauthorized("two-factor code required", otp_required=True)
+    if not await totp.verify(session, user, otp):
+        await service.fail(session, attempt, user)
 
 
 @router.get("/me", response_model=UserPublic)
 async def me(user: CurrentUser) -> UserPublic:
     """The signed-in user."""
     return UserPublic.model_validate(user.model_dump())
+
+
+@router.get("/sessions", response_model=AuthSessionList)
+async def sessions(request: Request, session: ReadSessionDep, user: CurrentUser) -> AuthSessionList:
+    """The caller's signed-in browsers and API tokens that still work, newest first."""
+    assert user.id is not None
+    current = request.state.auth_session_id
+    rows = await service.live_sessions(session, user.id)
+    return AuthSessionList(items=[AuthSessionPublic.model_validate(
+        {**row.model_dump(), "current": row.id == current}) for row in rows])
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses={404: {}})
+async def revoke_session(request: Request, session_id: RowId, session: SessionDep,
+                         user: CurrentUser) -> Response:
+    """End one of the caller's sessions or tokens at once."""
+    assert user.id is not None
+    if not await service.revoke(session, user_id=user.id, session_id=session_id):
+        raise NotFound("no such live session")
+    audit.record(session, action="session.revoke", actor_id=user.id, actor_email=user.email,
+                 target_type="auth_session", target_id=session_id, ip=client_ip(request))
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """End the session or token this request was made with."""
+    assert user.id is not None
+    await service.revoke(session, user_id=user.id, session_id=request.state.auth_session_id)
+    audit.record(session, action="logout", actor_id=user.id, actor_email=user.email,
+                 ip=client_ip(request))
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/logout-everywhere", status_code=204)
+async def logout_everywhere(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """End every session and token of the caller, this one included."""
+    assert user.id is not None
+    ended = await service.revoke(session, user_id=user.id)
+    audit.record(session, action="logout.everywhere", actor_id=user.id, actor_email=user.email,
+                 ip=client_ip(request), sessions=ended)
+    await session.commit()
+    return Response(status_code=204)

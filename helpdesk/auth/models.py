@@ -33,11 +33,77 @@ class User(UserBase, table=True):
     failed_logins: int = Field(default=0)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Two-factor sign-in: the base32 TOTP secret (set while enrolling, in use once enabled) and
+    # the last time step a code was accepted for, so one code never signs in twice.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_enabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    totp_last_step: int | None = Field(default=None)
+
+    @property
+    def totp_enabled(self) -> bool:
+        """Whether sign-in asks this user for a one-time code."""
+        return self.totp_enabled_at is not None and self.totp_secret is not None
 
     @property
     def sees_everything(self) -> bool:
         """Supervisors and admins see every inbox."""
         return self.role in (Role.supervisor, Role.admin)
+
+
+class SessionKind(StrEnum):
+    browser = "browser"  # the page session cookie from /login
+    api = "api"  # a bearer token from POST /api/auth/token
+
+
+class AuthSession(SQLModel, table=True):
+    """One signed-in browser or API token. Credentials name a row; a revoked row ends them."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # sha256 of the random secret inside the signed credential: a copy of this table signs no one in.
+    secret_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    kind: SessionKind = Field(sa_type=EnumString(SessionKind, 10))
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuthSessionPublic(BaseModel):
+    id: int
+    kind: SessionKind
+    ip: str | None
+    user_agent: str | None
+    created_at: datetime
+    expires_at: datetime
+    current: bool = False
+
+
+class AuthSessionList(BaseModel):
+    items: list[AuthSessionPublic]
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use code that stands in for the authenticator app; only its hash is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RolePolicy(SQLModel, table=True):
+    """What an administrator requires of everyone with a role."""
+
+    __tablename__ = "role_policy"
+
+    role: Role = Field(sa_type=EnumString(Role, 20), primary_key=True)
+    require_totp: bool = Field(default=False)
 
 
 class UserPublic(UserBase):
@@ -48,6 +114,8 @@ class UserPublic(UserBase):
 class Credentials(BaseModel):
     email: str = PydanticField(max_length=254)
     password: str = PydanticField(max_length=1024)
+    # The authenticator's six digits or a recovery code, for users with two-factor sign-in.
+    otp: str | None = PydanticField(default=None, max_length=64)
 
 
 class Token(BaseModel):

@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.models import User
 from helpdesk.customers import service
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
@@ -44,26 +46,39 @@ async def customer_page(
     history, _ = await tickets.list_tickets(
         reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
     context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader)}
-    # Only the audit row goes through the write session: the write lock is held for one insert.
+    await audit_view(session, request, user, customer_id, via="page")
+    return templating.render(request, "customer.html", context, user=user)
+
+
+async def audit_view(session: AsyncSession, request: Request, user: User, customer_id: int,
+                     *, via: str) -> None:
+    """Record that ``user`` saw the customer's profile, and commit.
+
+    Only the audit row goes through the write session: the write lock is held for one insert.
+    """
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
-                 ip=request.client.host if request.client else None)
+                 ip=request.client.host if request.client else None, via=via)
     await session.commit()
-    return templating.render(request, "customer.html", context, user=user)
 
 
 @router.get("/phone/card")
 async def screen_pop_card(
-    request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
-    customer_id: Annotated[int | None, Query()] = None, number: Short = "",
+    request: Request, reader: ReadSessionDep, session: SessionDep, user: CurrentUser,
+    settings: SettingsDep, customer_id: Annotated[int | None, Query()] = None, number: Short = "",
 ) -> Response:
-    """The incoming-call card's body: the caller's profile and latest orders, or "new customer"."""
+    """The incoming-call card's body: the caller's profile and latest orders, or "new customer".
+
+    A profile shown is audited like the customer page.
+    """
     profile = None
     if customer_id is None and number.strip():
-        matches = await service.find(session, phone=number, region=settings.default_region, limit=1)
+        matches = await service.find(reader, phone=number, region=settings.default_region, limit=1)
         customer_id = matches[0].id if matches else None
     if customer_id is not None:
-        profile = await profiles.profile(session, customer_id, viewer=user,
+        profile = await profiles.profile(reader, customer_id, viewer=user,
                                          dormant_after_days=settings.dormant_after_days)
+    if profile is not None:
+        await audit_view(session, request, user, profile.id, via="phone_card")
     return templating.render(request, "screen_pop.html", {"profile": profile, "number": number},
                              user=user, block="card")

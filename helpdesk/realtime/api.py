@@ -22,8 +22,8 @@ from fastapi import APIRouter, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, user_id_from_credentials
-from helpdesk.auth.models import User
+from helpdesk.auth import service as auth
+from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, signed_token
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, utcnow
 from helpdesk.realtime import service
@@ -88,15 +88,16 @@ async def _authenticate(
     cookie = None if bearer else websocket.cookies.get(SESSION_COOKIE)
     if cookie and not _same_origin(websocket, settings):
         return None  # another site's page must not ride the cookie (cross-site socket hijacking)
-    user_id = user_id_from_credentials(settings, bearer, cookie)
-    if user_id is None:
+    token = signed_token(settings, bearer, cookie)
+    if token is None:
         return None
     async with sessionmaker() as session:  # released before the socket goes live
-        user = await session.get(User, user_id)
-        if user is None or not user.is_active:
+        found = await auth.signed_in(session, token)  # a live session of an active user
+        if found is None:
             return None
+        user_id, name = token.user_id, found[0].name
         audience = (await service.audiences(session, [user_id]))[user_id]
-    return SignedIn(user_id, user.name, audience)
+    return SignedIn(user_id, name, audience)
 
 
 def _bearer_header(websocket: WebSocket) -> str | None:

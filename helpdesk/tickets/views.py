@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
@@ -160,7 +161,8 @@ def _composer(request: Request, ticket: Ticket, profile: Any) -> dict[str, Any]:
 
 @router.get("/tickets/{ticket_id}")
 async def ticket_page(
-    request: Request, ticket: CurrentTicket, session: ReadSessionDep, user: CurrentUser,
+    request: Request, ticket: CurrentTicket, session: ReadSessionDep, writer: SessionDep,
+    user: CurrentUser,
     settings: SettingsDep, new_since: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """The whole thread, the composer, the controls and the customer panel.
@@ -168,6 +170,11 @@ async def ticket_page(
     ``new_since`` (a message id) highlights what arrived after it when the thread is refreshed live.
     """
     context = {**await _ticket_context(session, ticket, user, settings, request), "new_since": new_since}
+    if context["profile"] is not None:  # the customer panel shows the profile: audited
+        audit.record(writer, action="customer.view", actor_id=user.id, actor_email=user.email,
+                     target_type="customer", target_id=context["profile"].id,
+                     ip=request.client.host if request.client else None, via="ticket")
+        await writer.commit()
     return templating.render(request, "ticket.html", context, user=user)
 
 

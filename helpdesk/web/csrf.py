@@ -1,9 +1,13 @@
-"""CSRF protection: a random cookie per browser, and a token derived from it by the secret key.
+"""CSRF protection: a random cookie per browser, and a token derived from it and the session.
 
-Every state-changing request that carries the session cookie (or signs in through the login form)
-must echo the token, in the ``X-CSRF-Token`` header (htmx and fetch) or the ``csrf_token`` form
-field (plain forms). Requests with an ``Authorization`` header are API clients, not browsers
-riding on ambient cookies, and are left alone.
+The token is an HMAC, by the secret key, of the browser's CSRF cookie and its session cookie: a
+token seen under one session (or before signing in) is worth nothing under another.
+
+Every state-changing request that carries the session cookie (or signs in through the login
+forms) must echo the token, in the ``X-CSRF-Token`` header (htmx and fetch) or the
+``csrf_token`` form field (plain forms), whatever other headers it has: an ``Authorization``
+header does not excuse a request the cookie would authenticate. API clients that send only a
+bearer token carry no cookie and are not asked.
 """
 
 import hashlib
@@ -21,22 +25,28 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Forms that sign in have no session yet, but must not be forgeable either (login CSRF).
-ALWAYS_CHECKED = {"/login"}
+ALWAYS_CHECKED = {"/login", "/login/two-factor"}
+# Never authenticated by the cookie (they take a password, a bearer secret or a provider's
+# signature) and they set none: a cookie that comes along is ignored.
+NEVER_CHECKED = ("/api/auth/token", "/api/inbound", "/webhooks/", "/telephony/", "/chat/")
 
 Refuse = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def token_of(secret: str, cookie: str) -> str:
-    """The token that proves a request came from a page this server rendered for ``cookie``."""
-    return hmac.new(secret.encode(), f"csrf:{cookie}".encode(), hashlib.sha256).hexdigest()
+def token_of(secret: str, cookie: str, session: str = "") -> str:
+    """The token that proves a request came from a page this server rendered for ``cookie`` in
+    the session ``session`` (the session cookie's value; empty before signing in)."""
+    message = f"csrf:{cookie}:{hashlib.sha256(session.encode()).hexdigest()}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def token_for(request: Request) -> str:
-    """The token for the page being rendered (the middleware set or read the cookie)."""
-    cookie = request.scope.get("state", {}).get("csrf_cookie") or request.cookies.get(CSRF_COOKIE)
+    """The token for the page being rendered (the middleware set or read the cookies)."""
+    state = request.scope.get("state", {})
+    cookie = state.get("csrf_cookie") or request.cookies.get(CSRF_COOKIE)
     if not cookie:
         return ""
-    return token_of(request.app.state.settings.secret_key, cookie)
+    return token_of(request.app.state.settings.secret_key, cookie, state.get("csrf_session", ""))
 
 
 def _cookies(scope: Scope) -> dict[str, str]:
@@ -69,18 +79,19 @@ class CSRFMiddleware:
         fresh = None
         if not cookie or len(cookie) > 100:
             cookie = fresh = secrets.token_urlsafe(32)
-        scope.setdefault("state", {})["csrf_cookie"] = cookie
+        session = cookies.get(self.session_cookie, "")
+        scope.setdefault("state", {}).update(csrf_cookie=cookie, csrf_session=session)
         headers = dict(scope["headers"])
-        if self._must_check(scope, cookies, headers):
+        if self._must_check(scope, cookies):
             token, receive = await _presented_token(headers, receive)
-            expected = token_of(self.secret, cookie)
+            expected = token_of(self.secret, cookie, session)
             if fresh is not None or not token or not hmac.compare_digest(token, expected):
                 await self.refuse(scope, receive, send)
                 return
         await self.app(scope, receive, self._with_cookie(send, fresh))
 
-    def _must_check(self, scope: Scope, cookies: dict[str, str], headers: dict[bytes, bytes]) -> bool:
-        if scope["method"] in SAFE_METHODS or b"authorization" in headers:
+    def _must_check(self, scope: Scope, cookies: dict[str, str]) -> bool:
+        if scope["method"] in SAFE_METHODS or scope["path"].startswith(NEVER_CHECKED):
             return False
         return self.session_cookie in cookies or scope["path"] in ALWAYS_CHECKED
 

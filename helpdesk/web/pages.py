@@ -8,6 +8,7 @@ from starlette.types import Receive, Scope, Send
 
 from helpdesk.access import views as access_views
 from helpdesk.audit import views as audit_views
+from helpdesk.auth import account_views
 from helpdesk.auth import views as auth_views
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.config import Settings
@@ -22,7 +23,7 @@ from helpdesk.web import views as web_views
 from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
-ROUTERS = (auth_views, tickets_views, customers_views, reports_views, routing_views,
+ROUTERS = (auth_views, account_views, tickets_views, customers_views, reports_views, routing_views,
            replies_views, access_views, audit_views, web_views)
 
 

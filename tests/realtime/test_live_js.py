@@ -10,9 +10,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
-from tests.conftest import SECRET, Staff, post_inbound
+from tests.conftest import Staff, post_inbound
 from tests.realtime.conftest import (
     REQUIRE_SERVICES,
     ServerFactory,
@@ -63,7 +62,7 @@ async def test_live_js_resumes_across_reconnects_and_sends(
     http = client_for(live)
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     context, page = await open_page(chromium, live.url,
-                                    auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
+                                    Staff.cookie(sato))
     await until(page, "window.states.includes('open')")
 
     for n in range(12):  # spread over several forced reconnects
@@ -109,7 +108,7 @@ async def test_live_js_send_reaches_the_other_operators(
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     tanaka = await staff.create("tanaka", Role.operator, inboxes=["default"])
     context, page = await open_page(chromium, live.url,
-                                    auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT))
+                                    Staff.cookie(sato))
     await until(page, "window.states.includes('open')")
     await until(page,   # its own arrival, so the page is surely live
         "window.frames_seen.some(f => f.type === 'presence.changed' && f.data.name === 'sato')")
@@ -149,7 +148,7 @@ async def test_live_js_resyncs_when_the_events_it_missed_were_pruned(
     live = live_servers()
     http = client_for(live)
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
-    cookie = auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)
+    cookie = Staff.cookie(sato)
     for n in range(3):
         assert (await post_inbound(http, f"old-{n}")).status_code == 201
     first = (await committed_events(db))[0].seq

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
 from helpdesk.realtime import service as events
 from tests.conftest import LiveServer, Staff, post_inbound
@@ -41,8 +40,7 @@ async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
 async def test_handshake_refuses_missing_bad_or_foreign_credentials(server: LiveServer,
                                                                      staff: Staff) -> None:
     user = await staff.create("sato", Role.operator, inboxes=["default"])
-    cookie = auth.issue_token("test-secret-key-that-is-long-enough-0123456789", user,
-                              salt=auth.SESSION_SALT)
+    cookie = Staff.cookie(user)
     attempts = [
         open_socket(server),
         open_socket(server, "not-a-token"),

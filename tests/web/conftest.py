@@ -19,14 +19,13 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.realtime import service as events
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.conftest import SECRET, LiveServer, begin_write, make_settings, reset
+from tests.conftest import LiveServer, Staff, begin_write, make_settings, reset
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -140,7 +139,7 @@ class Tabs:
         await context.route("**/*", _guard)
         await context.add_init_script(WATCH)
         if user is not None:
-            token = auth.issue_token(SECRET, user, salt=auth.SESSION_SALT)
+            token = Staff.cookie(user)
             await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": self.server.url}])
         if language is not None:
             await context.add_cookies([{"name": "helpdesk_lang", "value": language, "url": self.server.url}])

@@ -11,7 +11,6 @@ from websockets.exceptions import InvalidStatus
 
 from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
-from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call, CallState
@@ -22,7 +21,6 @@ from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
 from tests.conftest import (
     INBOUND_HEADERS,
-    SECRET,
     LiveServer,
     Staff,
     begin_write,
@@ -151,7 +149,7 @@ async def test_admin_manages_users_inboxes_and_templates(
 async def test_ip_allow_list_guards_staff_pages_but_not_provider_callbacks(
         staff: Staff, db: AsyncSession, database_url: str, tabs: Tabs) -> None:
     admin = await staff.create("admin", Role.admin, inboxes=["default"])
-    cookie = {SESSION_COOKIE: auth.issue_token(SECRET, admin, salt=auth.SESSION_SALT)}
+    cookie = {SESSION_COOKIE: Staff.cookie(admin)}
     with LiveServer(make_settings(database_url, htmx_cdn_url="")) as live:
         tab = await tabs.open(admin)
         tab.base = live.url

@@ -117,7 +117,7 @@ PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/tickets/{phone_ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999"]
+         "/admin/audit", "/tickets/999999", "/me/two-factor"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

@@ -7,13 +7,12 @@ import httpx
 from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.tickets.models import Ticket
-from tests.conftest import SECRET, LiveServer, Staff, begin_write, make_settings
+from tests.conftest import LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Tabs, inbound
 
 
@@ -92,7 +91,7 @@ async def test_generic_cti_new_call_pops_the_card(
         tab = await tabs.open(sato)
         tab.base = live.url
         await tab.context.add_cookies([{"name": SESSION_COOKIE, "url": live.url,
-                                        "value": auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)}])
+                                        "value": Staff.cookie(sato)}])
         await tab.goto("/inbox")
         await tab.page.wait_for_timeout(500)
         async with httpx.AsyncClient(base_url=live.url) as client:

@@ -8,18 +8,17 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.tickets.models import Channel, Message, Ticket
 from helpdesk.web.templating import HTMX_INTEGRITY, HTMX_VERSION
-from tests.conftest import ROOT, SECRET, LiveServer, Staff, begin_write, make_settings
+from tests.conftest import ROOT, LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Peek, Tabs, inbound
 
 
 async def signed_in(client: httpx.AsyncClient, user) -> str:  # type: ignore[no-untyped-def]
     """Give the client a session cookie and return the page's CSRF token."""
-    client.cookies.set(SESSION_COOKIE, auth.issue_token(SECRET, user, salt=auth.SESSION_SALT))
+    client.cookies.set(SESSION_COOKIE, Staff.cookie(user))
     page = await client.get("/inbox")
     found = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text)
     assert found
@@ -137,7 +136,7 @@ async def test_htmx_falls_back_to_the_vendored_copy_when_the_cdn_is_down(
         tab = await tabs.open(sato)
         tab.base = live.url
         await tab.context.add_cookies([{"name": SESSION_COOKIE, "url": live.url,
-                                        "value": auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)}])
+                                        "value": Staff.cookie(sato)}])
         requested: list[str] = []
         tab.page.on("request", lambda r: requested.append(r.url))
         await tab.goto("/inbox")

@@ -1,0 +1,125 @@
+"""Two-factor sign-in: time-based one-time codes (RFC 6238) and single-use recovery codes.
+
+A code is accepted once: the time step it belongs to is remembered, so a code seen over a
+shoulder or replayed from a log cannot sign in again. Recovery codes are shown once and kept
+only as hashes.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+
+import pyotp
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from helpdesk.auth.models import RecoveryCode, Role, RolePolicy, User
+from helpdesk.db import utcnow
+
+ISSUER = "Helpdesk"
+STEP_SECONDS = 30
+RECOVERY_CODES = 10
+_DIGITS = re.compile(r"^\d{6}$")
+
+
+def new_secret() -> str:
+    """A fresh base32 secret for an authenticator app."""
+    return pyotp.random_base32()
+
+
+def provisioning_uri(secret: str, email: str) -> str:
+    """The otpauth:// address authenticator apps read (typed in or pasted)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+
+
+def check_code(user: User, code: str, secret: str | None = None) -> bool:
+    """Whether ``code`` is the current code (or the one before or after) and was not used yet."""
+    secret = secret or user.totp_secret
+    code = code.strip().replace(" ", "")
+    if not secret or not _DIGITS.match(code):
+        return False
+    totp, now_step = pyotp.TOTP(secret), int(time.time() // STEP_SECONDS)
+    for step in (now_step - 1, now_step, now_step + 1):
+        if step > (user.totp_last_step or -1) and hmac.compare_digest(
+                totp.at(step * STEP_SECONDS), code):
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def _recovery_hash(user_id: int, code: str) -> str:
+    folded = re.sub(r"[\s-]", "", code).lower()
+    return hashlib.sha256(f"{user_id}:{folded}".encode()).hexdigest()
+
+
+async def new_recovery_codes(session: AsyncSession, user: User) -> list[str]:
+    """Replace the user's recovery codes; the plain codes are returned once and never stored."""
+    assert user.id is not None
+    await session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = secrets.token_hex(5)
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        session.add(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(user.id, raw)))
+    await session.flush()
+    return codes
+
+
+async def use_recovery_code(session: AsyncSession, user: User, code: str) -> bool:
+    """Spend one unused recovery code; whether it was one."""
+    assert user.id is not None
+    row = await session.scalar(select(RecoveryCode).where(
+        col(RecoveryCode.user_id) == user.id, col(RecoveryCode.used_at).is_(None),
+        col(RecoveryCode.code_hash) == _recovery_hash(user.id, code)))
+    if row is None:
+        return False
+    row.used_at = utcnow()
+    return True
+
+
+async def verify(session: AsyncSession, user: User, code: str) -> bool:
+    """A code from the authenticator app, or else a recovery code."""
+    if check_code(user, code):
+        return True
+    return len(code) <= 64 and await use_recovery_code(session, user, code)
+
+
+async def enable(session: AsyncSession, user: User, *, secret: str, code: str) -> list[str] | None:
+    """Turn two-factor sign-in on once ``code`` proves the app has ``secret``; the recovery codes."""
+    if not check_code(user, code, secret):
+        return None
+    user.totp_secret, user.totp_enabled_at = secret, utcnow()
+    return await new_recovery_codes(session, user)
+
+
+async def disable(session: AsyncSession, user: User) -> None:
+    """Turn two-factor sign-in off and forget the secret and recovery codes."""
+    user.totp_secret, user.totp_enabled_at, user.totp_last_step = None, None, None
+    await session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+
+
+async def unused_codes(session: AsyncSession, user_id: int) -> int:
+    """How many recovery codes the user has left."""
+    rows = await session.scalars(select(col(RecoveryCode.id)).where(
+        col(RecoveryCode.user_id) == user_id, col(RecoveryCode.used_at).is_(None)))
+    return len(list(rows))
+
+
+async def required_roles(session: AsyncSession) -> set[Role]:
+    """The roles whose members must sign in with a one-time code."""
+    rows = await session.scalars(select(col(RolePolicy.role)).where(col(RolePolicy.require_totp)))
+    return set(rows)
+
+
+async def set_required_roles(session: AsyncSession, roles: set[Role]) -> None:
+    """Require two-factor sign-in of exactly ``roles``."""
+    for role in Role:
+        row = await session.get(RolePolicy, role)
+        if row is None:
+            session.add(RolePolicy(role=role, require_totp=role in roles))
+        else:
+            row.require_totp = role in roles
+    await session.flush()
