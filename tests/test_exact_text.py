@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
-from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from tests.channels.conftest import (  # noqa: F401 - fixtures used by name
@@ -37,7 +36,7 @@ from tests.channels.conftest import (  # noqa: F401 - fixtures used by name
     post_meta,
 )
 from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
-from tests.conftest import INBOUND_HEADERS, SECRET, LiveServer, Staff
+from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
 from tests.customers.test_shopify import deliver, order_payload
 
 TEXT = "①㈱髙﨑（）！ｶﾅ"
@@ -182,7 +181,7 @@ async def test_one_string_survives_every_inbound_path(
     assert csv_order["status"] == TEXT
 
     # a reply template's name, through the admin page
-    client.cookies.set(SESSION_COOKIE, auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT))
+    client.cookies.set(SESSION_COOKIE, Staff.cookie(boss))
     page = await client.get("/admin/templates")
     for name, value in page.cookies.items():  # Secure cookies (PUBLIC_URL is https) over loopback http
         client.cookies.set(name, value)
