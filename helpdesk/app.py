@@ -35,6 +35,8 @@ from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
 from helpdesk.retention import tasks as retention
+from helpdesk.sla import api as sla_api
+from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
 from helpdesk.web import pages
@@ -82,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
                 http=http, listen=bus.listen), retention.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
                 sessionmaker=app.state.sessionmaker, settings=settings):
             yield
     finally:
@@ -146,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api):
+                   calls_api, realtime_api, sla_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

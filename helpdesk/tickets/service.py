@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, overload
 
 import nh3
 from sqlalchemy import and_, bindparam, delete, or_, select
@@ -18,10 +19,12 @@ from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
 from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
+from helpdesk.history import service as history
 from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.sla import service as sla
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
     Attachment,
@@ -84,7 +87,9 @@ async def ingest(
         ticket = await _open_ticket(session, inbound, customer_id=customer.id, inbox_id=inbox.id)
     else:
         _touch(ticket)
+    before = ticket.status
     message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
+    await _keep_sla(session, ticket, before, message.created_at, created=created)
     await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
     _publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
@@ -170,6 +175,15 @@ async def _open_ticket(
     search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
                ticket_id=ticket.id, customer_id=customer_id)
     return ticket
+
+
+async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
+                    created: bool) -> None:
+    policy = await sla.policy(session)
+    if created:
+        sla.on_opened(policy, ticket, at)
+    elif not (before == ticket.status == Status.no_action):
+        sla.on_inbound(policy, ticket, before, at)
 
 
 def _subject_from(body: str) -> str:
@@ -276,28 +290,44 @@ class TicketFilter:
     tag: str | None = None
     q: str | None = None
     inbox_id: int | None = None
+    sort: str = "activity"  # or "due": soonest SLA deadline first, tickets without one last
 
 
 async def list_tickets(
     session: AsyncSession, user: User, filters: TicketFilter, *, cursor: str | None,
     limit: int, region: str = "JP",
 ) -> tuple[list[TicketPublic], str | None]:
-    """A page of tickets ``user`` may see, newest activity first, by keyset."""
+    """A page of tickets ``user`` may see, newest activity (or soonest due) first, by keyset."""
     stmt = select(Ticket)
     visible = await routing.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
-    if cursor:
-        at, ticket_id = _decode_cursor(cursor)
-        stmt = stmt.where(or_(col(Ticket.updated_at) < at,
-                              and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
-    stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
-    rows = list(await session.scalars(stmt))
+    if filters.sort == "due":
+        stmt = _by_due(stmt, cursor)
+    else:
+        if cursor:
+            at, ticket_id = _decode_cursor(cursor)
+            stmt = stmt.where(or_(col(Ticket.updated_at) < at,
+                                  and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
+        stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
+    rows = list(await session.scalars(stmt.limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     items = await publics(session, page)
-    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    encode = _encode_due_cursor if filters.sort == "due" else _encode_cursor
+    next_cursor = encode(page[-1]) if more and page else None
     return items, next_cursor
+
+
+def _by_due(stmt, cursor: str | None):  # type: ignore[no-untyped-def]
+    due, ticket_id = col(Ticket.sla_due_at), col(Ticket.id)
+    if cursor:
+        at, after_id = _decode_cursor(cursor, due=True)
+        if at is None:
+            stmt = stmt.where(due.is_(None), ticket_id > after_id)
+        else:
+            stmt = stmt.where(or_(due > at, and_(due == at, ticket_id > after_id), due.is_(None)))
+    return stmt.order_by(due.asc().nulls_last(), ticket_id.asc())
 
 
 def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region: str):  # type: ignore[no-untyped-def]
@@ -341,10 +371,22 @@ def _encode_cursor(ticket: Ticket) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _encode_due_cursor(ticket: Ticket) -> str:
+    due = ticket.sla_due_at.isoformat() if ticket.sla_due_at else ""
+    return base64.urlsafe_b64encode(f"due|{due}|{ticket.id}".encode()).decode()
+
+
+@overload
+def _decode_cursor(cursor: str) -> tuple[datetime, int]: ...
+@overload
+def _decode_cursor(cursor: str, *, due: Literal[True]) -> tuple[datetime | None, int]: ...
+def _decode_cursor(cursor: str, *, due: bool = False) -> tuple[datetime | None, int]:
     try:
-        at, ticket_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(ticket_id)
+        parts = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if due != (parts[0] == "due"):
+            raise ValueError("cursor of another order")
+        at, ticket_id = parts[1:] if due else parts
+        return (datetime.fromisoformat(at) if at or not due else None), int(ticket_id)
     except (ValueError, UnicodeDecodeError):
         raise BadInput("cursor is not valid") from None
 
@@ -451,7 +493,9 @@ async def update(
     fields = change.model_fields_set - {"version"}
     before = {name: getattr(ticket, name) for name in fields if name != "tags"}
     if "status" in fields and change.status is not None:
+        status_before = ticket.status
         _set_status(ticket, change.status, change.pending_reason)
+        await _status_changed(session, ticket, status_before, actor)
     elif "pending_reason" in fields and ticket.status == Status.pending:
         ticket.pending_reason = _pending_reason(change.pending_reason)
     if "priority" in fields and change.priority is not None:
@@ -471,6 +515,16 @@ async def update(
     if assigned:
         await _publish_ticket(session, ticket, "ticket.assigned")
     return result
+
+
+async def _status_changed(session: AsyncSession, ticket: Ticket, before: Status, actor: User) -> None:
+    if ticket.status == before:
+        return
+    assert ticket.id is not None
+    sla.on_status(await sla.policy(session), ticket, before, utcnow())
+    history.record(session, ticket_id=ticket.id, type="ticket.status", actor_id=actor.id,
+                   data={"from": str(before), "to": str(ticket.status),
+                         "pending_reason": ticket.pending_reason})
 
 
 def _set_status(ticket: Ticket, status: Status, reason: str | None) -> None:
@@ -574,6 +628,7 @@ def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
     if ticket.status == Status.unhandled:
         ticket.status = Status.in_progress
     ticket.last_message_at = now
+    sla.on_reply(ticket)
 
 
 # ---- events ------------------------------------------------------------------------------
