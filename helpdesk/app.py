@@ -15,6 +15,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from helpdesk import logs
+from helpdesk.assignment import api as assignment_api
+from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
@@ -85,6 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
                 http=http, listen=bus.listen), retention.running(
                 sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), assignment_tasks.running(
                 sessionmaker=app.state.sessionmaker, settings=settings):
             yield
     finally:
@@ -149,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api, sla_api):
+                   calls_api, realtime_api, sla_api, assignment_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from helpdesk import normalize
+from helpdesk.assignment import service as assignment
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
@@ -90,7 +91,12 @@ async def ingest(
     before = ticket.status
     message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
     await _keep_sla(session, ticket, before, message.created_at, created=created)
+    # Last, so the inbox's assignment lock is held for as short a time as possible.
+    reason = await auto_assign(session, ticket, why="new") \
+        if ticket.assignee_id is None and ticket.status == Status.unhandled else None
     await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    if reason is not None:
+        await _publish_ticket(session, ticket, "ticket.assigned", reason=reason)
     _publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
@@ -175,6 +181,34 @@ async def _open_ticket(
     search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
                ticket_id=ticket.id, customer_id=customer_id)
     return ticket
+
+
+async def auto_assign(session: AsyncSession, ticket: Ticket, *, why: str,
+                      previous: int | None = None) -> dict[str, object] | None:
+    """Assign by the inbox's policy; the reason when the assignee changed, else None.
+
+    ``previous``: an absent assignee whose ticket goes to someone else, or back to the queue.
+    The caller publishes the change.
+    """
+    decision = await assignment.choose(session, ticket, exclude={previous} if previous else None)
+    if decision is None or (decision.user_id is None and previous is None):
+        return None
+    reason = {**decision.reason, "why": why}
+    if previous is not None:
+        reason["previous_assignee_id"] = previous
+    ticket.assignee_id = decision.user_id
+    await session.flush()  # the next choice in this transaction counts this ticket's load
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, data={"assignee_id": decision.user_id, "reason": reason},
+                   type="ticket.assigned" if decision.user_id is not None else "ticket.unassigned")
+    return reason
+
+
+async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict[str, object]) -> None:
+    """Tell everyone a policy (re)assigned ``ticket``, which moved on a version."""
+    _touch(ticket)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    await _publish_ticket(session, ticket, "ticket.assigned", reason=reason)
 
 
 async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
@@ -504,6 +538,7 @@ async def update(
     if assigned:
         await _check_assignable(session, ticket, change.assignee_id, actor)
         ticket.assignee_id = change.assignee_id
+        _record_manual_assignment(session, ticket, actor)
     if "tags" in fields and change.tags is not None:
         await _set_tags(session, ticket, change.tags)
     _touch(ticket)
@@ -576,6 +611,12 @@ async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> 
         session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
 
 
+def _record_manual_assignment(session: AsyncSession, ticket: Ticket, actor: User) -> None:
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, type="ticket.assigned", actor_id=actor.id,
+                   data={"assignee_id": ticket.assignee_id, "reason": {"policy": "manual"}})
+
+
 async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
     """Assign the ticket to ``actor``; 409 when someone else holds it."""
     ticket = await _locked_ticket(session, ticket_id)
@@ -586,6 +627,7 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
         raise Conflict("someone else holds this ticket",
                        current=(await public(session, ticket)).model_dump(mode="json"))
     ticket.assignee_id = actor.id
+    _record_manual_assignment(session, ticket, actor)
     if ticket.status == Status.unhandled:
         ticket.status = Status.in_progress
     _touch(ticket)
@@ -634,11 +676,14 @@ def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
 # ---- events ------------------------------------------------------------------------------
 
 
-async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str) -> TicketPublic:
+async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str,
+                          reason: dict[str, object] | None = None) -> TicketPublic:
     # A ticket opened in this transaction has no tags yet: skip the query.
     result = to_public(ticket, []) if kind == "ticket.created" else await public(session, ticket)
-    events.record(session, type=kind, data={"ticket": result.model_dump(mode="json")},
-                  inbox_id=ticket.inbox_id)
+    data: dict[str, object] = {"ticket": result.model_dump(mode="json")}
+    if reason is not None:
+        data["reason"] = reason
+    events.record(session, type=kind, data=data, inbox_id=ticket.inbox_id)
     return result
 
 
