@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from helpdesk import logs
+from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
 from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
@@ -152,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api, sla_api, assignment_api):
+                   calls_api, realtime_api, sla_api, assignment_api, approval_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

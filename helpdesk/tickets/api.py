@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
@@ -90,8 +91,9 @@ async def post_message(
     """Reply on the ticket's channel, or add an internal note; 409 if the ticket moved on."""
     assert ticket.id is not None
     locked = await service.lock_for_change(session, ticket.id, body.version)
+    hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
     message = await service.reply(session, locked, body=body.body, internal=body.internal,
-                                  actor=user)
+                                  actor=user, hold=hold)
     await session.commit()
     return message
 

@@ -637,23 +637,31 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
 
 
 async def reply(
-    session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User
+    session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User,
+    hold: bool = False,
 ) -> MessagePublic:
-    """Add an operator's reply (sent through the outbox) or internal note to a locked ticket."""
+    """Add an operator's reply (sent through the outbox) or internal note to a locked ticket.
+
+    ``hold``: the reply waits for a supervisor's approval (see helpdesk/approval) and is not sent.
+    """
     now = utcnow()
     assert ticket.id is not None
+    hold = hold and not internal
     message = Message(
         ticket_id=ticket.id, direction=Direction.outbound, internal=internal,
         channel=ticket.channel, author=actor.name, author_user_id=actor.id, body_text=body,
-        delivery_status=None if internal else "queued", created_at=now,
+        delivery_status=None if internal or hold else "queued", created_at=now,
+        approval_status="pending" if hold else None,
     )
     session.add(message)
     await session.flush()
     assert message.id is not None
     search.add(session, kind="message", ref_id=message.id, text_=body,
                ticket_id=ticket.id, customer_id=ticket.customer_id)
-    if not internal:
-        _after_public_reply(ticket, actor, now)
+    if hold:
+        _record_approval(session, ticket, message, "message.approval_requested", actor_id=actor.id)
+    elif not internal:
+        _after_public_reply(ticket, actor.id, now)
         outbox.enqueue(session, kind=f"reply.{ticket.channel}", message_id=message.id,
                        payload={"ticket_id": ticket.id})
     _touch(ticket)
@@ -662,11 +670,46 @@ async def reply(
     return message_public(message, [])
 
 
-def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
+async def decide_approval(session: AsyncSession, ticket: Ticket, message: Message, *, approver: User,
+                          approve: bool, comment: str | None = None) -> MessagePublic:
+    """Send a held reply now (approve) or return it to its author with ``comment``.
+
+    ``ticket`` is locked and ``message`` one of its replies pending approval.
+    """
+    assert message.id is not None and ticket.id is not None
+    now = utcnow()
+    message.approval_comment = comment
+    if approve:
+        message.approval_status, message.delivery_status = "approved", "queued"
+        _after_public_reply(ticket, message.author_user_id, now)
+        outbox.enqueue(session, kind=f"reply.{ticket.channel}", message_id=message.id,
+                       payload={"ticket_id": ticket.id})
+    else:
+        message.approval_status = "rejected"
+    _touch(ticket)
+    await session.flush()
+    _record_approval(session, ticket, message, "message.approved" if approve else "message.rejected",
+                     actor_id=approver.id)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    return message_public(message, [])
+
+
+def _record_approval(session: AsyncSession, ticket: Ticket, message: Message, kind: str, *,
+                     actor_id: int | None) -> None:
+    data = {"ticket_id": ticket.id, "ticket_version": ticket.version, "message_id": message.id,
+            "author_user_id": message.author_user_id, "approval_status": message.approval_status,
+            "comment": message.approval_comment, "preview": message.body_text[:140]}
+    events.record(session, type=kind, inbox_id=ticket.inbox_id, data=data)
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, type=kind, actor_id=actor_id,
+                   data={k: v for k, v in data.items() if k not in ("ticket_id", "ticket_version")})
+
+
+def _after_public_reply(ticket: Ticket, author_id: int | None, now: datetime) -> None:
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     if ticket.assignee_id is None:
-        ticket.assignee_id = actor.id
+        ticket.assignee_id = author_id
     if ticket.status == Status.unhandled:
         ticket.status = Status.in_progress
     ticket.last_message_at = now

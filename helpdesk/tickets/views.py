@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.approval import service as approval
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
@@ -273,7 +274,8 @@ async def reply(
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
-    await service.reply(session, locked, body=body, internal=internal, actor=user)
+    hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
+    await service.reply(session, locked, body=body, internal=internal, actor=user, hold=hold)
     await session.commit()
     async with fresh_reader(request) as reader:
         context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings)
