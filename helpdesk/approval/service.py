@@ -1,6 +1,6 @@
 """Send approval: which replies wait for a supervisor, the queue of those waiting, decisions."""
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -66,7 +66,11 @@ async def decide(session: AsyncSession, message_id: int, *, approver: User, appr
 
 
 async def returned_to(session: AsyncSession, *, ticket_id: int, author_id: int) -> list[Message]:
-    """The author's replies on the ticket that a supervisor returned, newest first."""
+    """The author's replies on the ticket that were returned since they last sent one, newest first."""
+    mine = (col(Message.ticket_id) == ticket_id, col(Message.author_user_id) == author_id,
+            col(Message.internal).is_(False))
+    last_sent = await session.scalar(select(func.max(col(Message.id))).where(
+        *mine, or_(col(Message.approval_status).is_(None), col(Message.approval_status) != "rejected")))
     return list(await session.scalars(select(Message).where(
-        col(Message.ticket_id) == ticket_id, col(Message.author_user_id) == author_id,
-        col(Message.approval_status) == "rejected").order_by(col(Message.id).desc())))
+        *mine, col(Message.approval_status) == "rejected", col(Message.id) > (last_sent or 0))
+        .order_by(col(Message.id).desc())))

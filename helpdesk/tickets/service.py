@@ -684,9 +684,11 @@ async def decide_approval(session: AsyncSession, ticket: Ticket, message: Messag
         _after_public_reply(ticket, message.author_user_id, now)
         outbox.enqueue(session, kind=f"reply.{ticket.channel}", message_id=message.id,
                        payload={"ticket_id": ticket.id})
+        _touch(ticket)  # a reply went out: an operator's composer must see it before sending
     else:
+        # Nothing reached the customer: the ticket's version stays, so the author can send
+        # the corrected reply without being told that someone else replied.
         message.approval_status = "rejected"
-    _touch(ticket)
     await session.flush()
     _record_approval(session, ticket, message, "message.approved" if approve else "message.rejected",
                      actor_id=approver.id)

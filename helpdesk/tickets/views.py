@@ -17,6 +17,7 @@ from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
+from helpdesk.history import service as history
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
@@ -134,7 +135,13 @@ async def _ticket_context(
         profile = await profiles.profile(session, ticket.customer_id, viewer=user,
                                          dormant_after_days=settings.dormant_after_days)
     inbox = await session.get(Inbox, ticket.inbox_id)
+    assert ticket.id is not None and user.id is not None
     return {
+        # Approval and history (helpdesk/approval, helpdesk/history): the approval notes and
+        # history blocks of the ticket page.
+        "approval_pending": any(m.approval_status == "pending" for m in detail.messages),
+        "returned": await approval.returned_to(session, ticket_id=ticket.id, author_id=user.id),
+        "history": await history.of_ticket(session, ticket.id),
         "ticket": detail, "profile": profile, "inbox": inbox,
         "assignable": await _assignable(session, ticket),
         "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
@@ -281,6 +288,17 @@ async def reply(
         context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings)
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
+
+
+@router.get("/tickets/{ticket_id}/returned/{message_id}")
+async def returned_draft(request: Request, ticket: CurrentTicket, message_id: int,
+                         session: ReadSessionDep, user: CurrentUser) -> Response:
+    """A reply a supervisor returned, put back in its author's composer to edit and send again."""
+    message = await session.get(Message, message_id)
+    if message is None or message.ticket_id != ticket.id or message.author_user_id != user.id:
+        raise NotFound("no such returned reply")
+    return templating.render(request, "ticket.html", {"draft": message.body_text}, user=user,
+                             block="reply_body")
 
 
 @router.get("/tickets/{ticket_id}/template")

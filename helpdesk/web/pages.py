@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from helpdesk.access import views as access_views
+from helpdesk.approval import views as approval_views
 from helpdesk.audit import views as audit_views
 from helpdesk.auth import views as auth_views
 from helpdesk.auth.dependencies import SESSION_COOKIE
@@ -23,7 +24,7 @@ from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
 ROUTERS = (auth_views, tickets_views, customers_views, reports_views, routing_views,
-           replies_views, access_views, audit_views, web_views)
+           replies_views, access_views, audit_views, web_views, approval_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:
