@@ -7,7 +7,7 @@ anyway): fifty messages arriving at once can never push an operator past capacit
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,3 +166,24 @@ async def presence_of(session: AsyncSession, user_id: int) -> str:
     """A user's status now (offline when never seen)."""
     status = await session.scalar(select(col(Presence.status)).where(col(Presence.user_id) == user_id))
     return str(status or PresenceStatus.offline)
+
+
+@dataclass(frozen=True)
+class CapacityUse:
+    """One member of an automatic inbox: their load now and their capacity there."""
+
+    inbox_id: int
+    user_id: int
+    load: float
+    capacity: float | None
+
+
+async def capacity_use(session: AsyncSession) -> list[CapacityUse]:
+    """Load and capacity of every member of the inboxes assigned by a policy."""
+    found: list[CapacityUse] = []
+    for inbox_id, config in (await automatic_inboxes(session)).items():
+        # active_members is typed loosely (a select of one column): its scalars are user ids.
+        members = cast(list[int], list(await session.scalars(routing.active_members(inbox_id))))
+        current = await loads(session, members, config.weights)
+        found += [CapacityUse(inbox_id, u, current[u], config.capacity.get(str(u))) for u in members]
+    return found

@@ -59,8 +59,8 @@ class Calendar:
 
 
 @lru_cache(maxsize=64)
-def _holidays(country: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(country, years=year)
+def _holidays(country: str, year: int, language: str | None = None) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, years=year, language=language)
 
 
 def known_country(country: str) -> bool:
@@ -99,3 +99,14 @@ def parse_clock(text: str) -> int:
     if len(hours) != 2 or len(minutes) != 2 or int(minutes) > 59 or value > 1440:
         raise ValueError(f"not a time of day: {text}")
     return value
+
+
+def holiday_name(calendar: Calendar, day: date, language: str | None = None) -> str | None:
+    """The public holiday's name on ``day`` in ``language`` when known (None: not a holiday)."""
+    if calendar.public_holidays is None:
+        return None
+    table = _holidays(calendar.public_holidays, day.year)
+    if language is not None and language in table.supported_languages:
+        table = _holidays(calendar.public_holidays, day.year, language)
+    found = table.get(day)
+    return str(found) if found else None

@@ -5,9 +5,9 @@ times are always current in the row (the inbox sorts by them without computing a
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -196,3 +196,25 @@ async def report_breaches(session: AsyncSession, *, now: datetime, limit: int = 
         refresh(ticket)
     await session.flush()
     return count
+
+
+# ---- the board ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Risk:
+    """Open tickets past a deadline, close to one, and the soonest due."""
+
+    breached: int
+    near: int
+    soonest: list[Ticket]
+
+
+async def at_risk(session: AsyncSession, *, now: datetime, near: timedelta, limit: int = 10) -> Risk:
+    """How many running deadlines are past or close, and the tickets due soonest."""
+    due = col(Ticket.sla_due_at)
+    breached = await session.scalar(select(func.count()).where(due <= now))
+    close = await session.scalar(select(func.count()).where(due > now, due <= now + near))
+    soonest = list(await session.scalars(select(Ticket).where(due.is_not(None))
+                                         .order_by(due, col(Ticket.id)).limit(limit)))
+    return Risk(breached=int(breached or 0), near=int(close or 0), soonest=soonest)

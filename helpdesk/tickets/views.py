@@ -52,22 +52,26 @@ class InboxQuery:
     channel: Channel | None
     tag: str
     q: str
+    sort: str = "activity"  # or "due": soonest SLA deadline first
 
     def params(self, **changes: object) -> str:
         """The query string of this view with ``changes`` applied."""
         values: dict[str, object] = {"status": self.status.value, "view": self.view,
                                      "inbox_id": self.inbox_id or "",
                                      "channel": self.channel.value if self.channel else "",
-                                     "tag": self.tag, "q": self.q, **changes}
+                                     "tag": self.tag, "q": self.q,
+                                     "sort": "" if self.sort == "activity" else self.sort, **changes}
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
-def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str) -> InboxQuery:
+def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str,
+                 sort: str = "") -> InboxQuery:
     try:
         return InboxQuery(
             status=Status(status or Status.unhandled), view=view if view in VIEWS else "all",
             inbox_id=int(inbox_id) if inbox_id else None,
-            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip())
+            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip(),
+            sort="due" if sort == "due" else "activity")
     except ValueError:
         raise BadInput("filter: not a valid value") from None
 
@@ -78,7 +82,8 @@ async def _inbox_context(
     assert user.id is not None
     assignee = {"mine": "me", "unassigned": "none"}.get(query.view)
     filters = service.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
-                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id)
+                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id,
+                                   sort=query.sort)
     items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
                                                     limit=PAGE_SIZE, region=region)
     visible = await routing.visible_inbox_ids(session, user)
@@ -103,10 +108,10 @@ async def home(request: Request, user: CurrentUser) -> Response:
 async def inbox(
     request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
-    tag: Short = "", q: Short = "", cursor: Short = "",
+    tag: Short = "", q: Short = "", cursor: Short = "", sort: Short = "",
 ) -> Response:
     """Tickets by status tab, with live counts, filters, search and keyset pagination."""
-    query = _parse_query(status, view, inbox_id, channel, tag, q)
+    query = _parse_query(status, view, inbox_id, channel, tag, q, sort)
     context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
     if cursor:
         return templating.render(request, "inbox.html", context, user=user, block="rows")

@@ -24,7 +24,7 @@ from tests.web.conftest import Tab, Tabs, inbound
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.
 BRANDS = {"LINE", "SMS", "API", "Messenger", "Instagram", "WhatsApp", "CIDR", "IP", "CTI", "ID",
-          "HELPDESK_", "KB"}
+          "HELPDESK_", "KB", "SLA"}
 # data-* attributes that carry ids, urls or states rather than text for people.
 NOT_TEXT = {"ticketId", "version", "userId", "page", "status", "count", "load", "liveUrl",
             "presenceUser", "callUser", "operatorId", "messageId", "twilio", "autosubmit", "queue",
@@ -107,13 +107,14 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
     await db.commit()
     await inbound(db, "i2", name="鈴木 一郎", email="ichiro@example.jp", channel=Channel.line)
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
-            "version": ticket.version}
+            "version": ticket.version, "inbox": ticket.inbox_id}
 
 
 PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999"]
+         "/admin/audit", "/tickets/999999",
+         "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

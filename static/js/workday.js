@@ -1,10 +1,11 @@
-// Send approval, live: the approval queue and a ticket's held or returned replies follow the
-// socket (message.approval_requested, message.approved, message.rejected).
+// Assignment, SLA and send approval, live: the approval queue and a ticket's held or returned
+// replies follow the socket (message.approval_requested, message.approved, message.rejected);
+// the inbox list and the board follow breaches (ticket.sla_breached).
 (function () {
   "use strict";
   var onEvent = window.helpdeskOnEvent;
   var page = document.body && document.body.dataset.page;
-  if (!onEvent || (page !== "approvals" && page !== "ticket")) return;
+  if (!onEvent || ["approvals", "ticket", "inbox", "board"].indexOf(page) < 0) return;
 
   function refresh(url, target) {
     var el = document.querySelector(target);
@@ -18,6 +19,17 @@
   }
 
   onEvent(function (frame, data) {
+    if (frame.type === "ticket.sla_breached" && page === "inbox") {
+      var main = document.getElementById("inbox-main");
+      if (main && !document.querySelector(".more-row ~ tr, #ticket-rows tr.more-row + tr")) {
+        refresh(main.dataset.liveUrl, "#ticket-list");
+      }
+      return;
+    }
+    if (frame.type === "ticket.sla_breached" && page === "board") {
+      refresh("/board", "#sla-risk");
+      return;
+    }
     if (page === "ticket" && (frame.type === "ticket.assigned" || frame.type === "ticket.sla_breached") &&
         isOwnTicket(data)) {
       refresh(location.pathname, "#ticket-history");
