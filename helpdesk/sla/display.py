@@ -18,7 +18,9 @@ class TimeLeft:
 def time_left(ticket: object, now: datetime | None = None) -> TimeLeft:
     """The ticket's soonest running deadline as seen now (any object with the ticket's fields)."""
     due: datetime | None = getattr(ticket, "sla_due_at", None)
-    if getattr(ticket, "status", None) == "pending" and getattr(ticket, "resolution_due_at", None):
+    if getattr(ticket, "status", None) == "pending" and any(
+            getattr(ticket, name, None) for name in ("first_response_due_at", "next_response_due_at",
+                                                     "resolution_due_at")):
         return TimeLeft("paused")
     if due is None:
         return TimeLeft("none")
