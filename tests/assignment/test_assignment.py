@@ -198,3 +198,22 @@ async def test_policy_settings_are_checked(http: httpx.AsyncClient, staff: Staff
         assert (await http.put(url, json=bad, headers=boss)).status_code == 422, bad
     assert (await http.get(url, headers=boss)).json()["policy"] == "manual"
     assert (await http.get("/api/admin/inboxes/424242/assignment", headers=boss)).status_code == 404
+
+
+async def test_sticky_gives_a_returning_customer_their_last_operator(
+        http: httpx.AsyncClient, staff: Staff, db: AsyncSession, engine: AsyncEngine) -> None:
+    boss = Staff.headers(await staff.create("boss", Role.supervisor))
+    a = await staff.create("a", Role.operator, inboxes=["default"])
+    b = await staff.create("b", Role.operator, inboxes=["default"])
+    a_id, b_id = a.id, b.id
+    await go_online(engine, a_id, b_id)
+    await set_policy(http, db, boss, policy="round_robin", sticky=True)
+    await send(http, 1, prefix="x")  # customer x → a
+    await send(http, 1, prefix="y")  # customer y → b
+    # y writes again about something else (a new ticket): round robin would say a; sticky says b.
+    again = await post_inbound(http, "y-again", {**inbound_body(email="y0@example.jp"),
+                                                 "external_id": "other-thread"})
+    assert again.status_code == 201
+    assert await assignees(db) == [a_id, b_id, b_id]
+    history = (await http.get(f"/api/tickets/{again.json()['ticket_id']}/history", headers=boss)).json()
+    assert history["items"][-1]["data"]["reason"]["sticky"] is True
