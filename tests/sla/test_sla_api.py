@@ -1,6 +1,7 @@
 """SLA settings over HTTP, due times on real tickets, sort=due, and breaches reported once."""
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -8,13 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker
+from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.realtime import service as presence
 from helpdesk.realtime.models import Event
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.sla.models import SlaSettings
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
-from tests.conftest import Staff
+from tests.conftest import LiveServer, Staff, make_settings
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 SETTINGS = {
@@ -101,3 +103,36 @@ async def test_on_hold_stops_the_clock_over_http(http: httpx.AsyncClient, staff:
     assert history["items"][-1]["type"] == "ticket.status"
     assert history["items"][-1]["data"] == {"from": "unhandled", "to": "pending",
                                             "pending_reason": "お客様の返信待ち"}
+
+
+async def test_the_app_reports_breaches_and_moves_tickets_in_the_background(
+        database_url: str, engine: AsyncEngine, staff: Staff, db: AsyncSession) -> None:
+    boss = await staff.create("boss", Role.supervisor)
+    operator = await staff.create("op", Role.operator, inboxes=["default"])
+    operator_id = operator.id
+    # Weeks ago, before any policy: long past both default deadlines, and nobody's.
+    ticket_id = await ingest_at(engine, "old", datetime(2026, 11, 6, 9, 0, tzinfo=TOKYO))
+    settings = make_settings(database_url, run_workers=True, sla_check_seconds=0.2,
+                             assignment_sweep_seconds=0.2)
+    with LiveServer(settings) as live:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            found = await http.get(f"/api/tickets/{ticket_id}", headers=staff.headers(boss))
+            inbox_id = found.json()["inbox_id"]
+            policy = await http.put(f"/api/admin/inboxes/{inbox_id}/assignment", headers=staff.headers(boss),
+                                    json={"policy": "round_robin"})
+            assert policy.status_code == 200
+            async with create_sessionmaker(engine)() as session:
+                await presence.connect(session, connection_id="bg", user_id=operator_id or 0, node="test",
+                                       now=utcnow(), ttl=timedelta(hours=1))
+                await session.commit()
+            for _ in range(100):
+                body = (await http.get(f"/api/tickets/{ticket_id}", headers=staff.headers(boss))).json()
+                if body["sla_breached"] and body["assignee_id"] == operator_id:
+                    break
+                await asyncio.sleep(0.1)
+    assert body["sla_breached"] is True and body["assignee_id"] == operator_id
+    await db.rollback()
+    breaches = list(await db.scalars(select(Event).where(Event.type == "ticket.sla_breached")))
+    assert {e.data["target"] for e in breaches} == {"first_response", "resolution"}
+    assert len(breaches) == 2
+    assert not live.thread.is_alive()
