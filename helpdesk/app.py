@@ -15,6 +15,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from helpdesk import boundary, limits, logs
+from helpdesk.approval import api as approval_api
+from helpdesk.assignment import api as assignment_api
+from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.auth.throttle import create_counters
 from helpdesk.calls import api as calls_api
@@ -36,6 +39,8 @@ from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
 from helpdesk.retention import tasks as retention
+from helpdesk.sla import api as sla_api
+from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
 from helpdesk.web import pages
@@ -86,6 +91,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
                 http=http, listen=bus.listen), retention.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), assignment_tasks.running(
                 sessionmaker=app.state.sessionmaker, settings=settings):
             yield
     finally:
@@ -158,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(limits.WebhookRateMiddleware, limiter=app.state.limiter,
                        rate=limits.Rate.parse(app.state.settings.rate_webhook))
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api):
+                   calls_api, realtime_api, sla_api, assignment_api, approval_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

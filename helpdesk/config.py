@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     retention_batch: int = Field(default=1000, ge=1)
 
+    # Assignment and SLA: how often past-due tickets are looked for, and how often offline
+    # operators' tickets and tickets waiting for capacity are (re)assigned.
+    sla_check_seconds: float = Field(default=30.0, gt=0)
+    assignment_sweep_seconds: float = Field(default=10.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":
         if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):

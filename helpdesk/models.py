@@ -1,6 +1,8 @@
 """Every table model, imported in one place so Alembic and create_all see them all."""
 
 from helpdesk.access.models import IpRule
+from helpdesk.approval.models import ApprovalPolicy
+from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
 from helpdesk.calls.models import Call, CallEvent, CtiSettings
@@ -13,18 +15,21 @@ from helpdesk.customers.models import (
     RfmBoundary,
 )
 from helpdesk.db import Counter
+from helpdesk.history.models import TicketHistory
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
+from helpdesk.sla.models import SlaSettings
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent", "ChatVisitor", "Counter",
-    "CtiSettings", "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
-    "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
-    "PresenceConnection", "RecoveryCode", "ReplyTemplate", "RfmBoundary", "RolePolicy",
-    "SearchEntry", "Tag", "Ticket", "TicketCount", "TicketTag", "User",
+    "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
+    "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity", "DeliveryReceipt", "Event",
+    "ImapCursor", "Inbox", "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem",
+    "OutboxItem", "Presence", "PresenceConnection", "RecoveryCode", "ReplyTemplate", "RfmBoundary",
+    "RolePolicy", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount", "TicketHistory",
+    "TicketTag", "User",
 ]

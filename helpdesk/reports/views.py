@@ -6,16 +6,19 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.assignment import service as assignment
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
 from helpdesk.calls import service as calls
 from helpdesk.customers import service as customers
-from helpdesk.db import ReadSessionDep, SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import NotFound
 from helpdesk.realtime import service as realtime
 from helpdesk.reports import service
 from helpdesk.routing import service as routing
+from helpdesk.sla import display as sla_display
+from helpdesk.sla import service as sla
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket, TicketUpdate
 from helpdesk.web import i18n, templating
@@ -39,6 +42,9 @@ async def _context(session: AsyncSession, user: User) -> dict[str, object]:
         "customer_names": await customers.names(
             session, [t.customer_id for t in board.queue if t.customer_id]),
         "staff_names": await auth.names(session),
+        # Assignment and SLA: capacity use per automatic inbox, deadlines past or close.
+        "capacity": await assignment.capacity_use(session),
+        "risk": await sla.at_risk(session, now=utcnow(), near=sla_display.NEAR),
     }
 
 

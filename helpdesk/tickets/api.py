@@ -1,12 +1,15 @@
 """The tickets JSON API."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
+from helpdesk.history import service as history
+from helpdesk.history.models import HistoryPage
 from helpdesk.outbox.dependencies import SendersDep
 from helpdesk.tickets import delivery, service
 from helpdesk.tickets.dependencies import CurrentTicket
@@ -39,10 +42,12 @@ async def list_tickets(
     q: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    sort: Literal["activity", "due"] = "activity",
 ) -> TicketPage:
-    """Tickets the caller may see, newest activity first."""
+    """Tickets the caller may see, newest activity first (``sort=due``: soonest deadline first)."""
     filters = service.TicketFilter(status=status, assignee=assignee, channel=channel,
-                                   customer_id=customer_id, tag=tag, q=q, inbox_id=inbox_id)
+                                   customer_id=customer_id, tag=tag, q=q, inbox_id=inbox_id,
+                                   sort=sort)
     items, next_cursor = await service.list_tickets(
         session, user, filters, cursor=cursor, limit=limit, region=settings.default_region)
     return TicketPage(items=items, next_cursor=next_cursor)
@@ -58,6 +63,13 @@ async def counts(session: ReadSessionDep, user: CurrentUser) -> dict[str, int]:
 async def get_ticket(ticket: CurrentTicket, session: ReadSessionDep) -> TicketDetail:
     """One ticket with its messages and customer."""
     return await service.detail(session, ticket)
+
+
+@router.get("/{ticket_id}/history", response_model=HistoryPage)
+async def ticket_history(ticket: CurrentTicket, session: ReadSessionDep) -> HistoryPage:
+    """Assignments with their reasons, status changes, SLA breaches and approvals, oldest first."""
+    assert ticket.id is not None
+    return HistoryPage(items=await history.of_ticket(session, ticket.id))
 
 
 @router.patch("/{ticket_id}", response_model=TicketPublic, responses=CONFLICT)
@@ -85,8 +97,9 @@ async def post_message(
     if not body.internal:
         delivery.ensure_sendable(senders, channel)
     locked = await service.lock_for_change(session, ticket.id, body.version)
+    hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
     message = await service.reply(session, locked, body=body.body, internal=body.internal,
-                                  actor=user, channel=channel)
+                                  actor=user, channel=channel, hold=hold)
     await session.commit()
     return message
 

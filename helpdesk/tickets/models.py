@@ -82,6 +82,17 @@ class Ticket(SQLModel, table=True):
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # ---- SLA (see helpdesk/sla): due times in business hours, kept by the ticket service ----
+    first_response_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_response_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolution_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_breached: bool = Field(default=False)
+    # The earliest due time still running (the inbox sorts by it) and the earliest not yet
+    # breached (the breach job looks for it); both None while 保留 pauses the clock.
+    sla_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    sla_check_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    sla_breaches: str = Field(default="", max_length=60)  # targets already reported, comma-separated
+    sla_paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TicketCount(SQLModel, table=True):
@@ -133,6 +144,9 @@ class Message(SQLModel, table=True):
     reactions: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     auto_reply: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # ---- send approval (see helpdesk/approval): pending | approved | rejected, None = not needed
+    approval_status: str | None = Field(default=None, max_length=10, index=True)
+    approval_comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Attachment(SQLModel, table=True):
@@ -188,6 +202,11 @@ class TicketPublic(SQLModel):
     updated_at: datetime
     first_response_at: datetime | None
     last_message_at: datetime | None
+    first_response_due_at: datetime | None = None
+    next_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    sla_breached: bool = False
+    sla_due_at: datetime | None = None
 
 
 class MessagePublic(SQLModel):
@@ -205,6 +224,8 @@ class MessagePublic(SQLModel):
     delivery_error: str | None = None
     history: list[dict[str, Any]] | None = None
     reactions: list[dict[str, Any]] | None = None
+    approval_status: str | None = None
+    approval_comment: str | None = None
 
 
 class TicketDetail(TicketPublic):

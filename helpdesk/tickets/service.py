@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, overload
 
 import nh3
 from sqlalchemy import and_, bindparam, delete, or_, select
@@ -13,15 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from helpdesk import normalize
+from helpdesk.assignment import service as assignment
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
 from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
+from helpdesk.history import service as history
 from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.sla import service as sla
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
     Attachment,
@@ -84,8 +88,15 @@ async def ingest(
         ticket = await _open_ticket(session, inbound, customer_id=customer.id, inbox_id=inbox.id)
     else:
         _touch(ticket)
+    before = ticket.status
     message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
+    await _keep_sla(session, ticket, before, message.created_at, created=created)
+    # Last, so the inbox's assignment lock is held for as short a time as possible.
+    reason = await auto_assign(session, ticket, why="new") \
+        if ticket.assignee_id is None and ticket.status == Status.unhandled else None
     await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    if reason is not None:
+        await _publish_ticket(session, ticket, "ticket.assigned", reason=reason)
     _publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
@@ -170,6 +181,43 @@ async def _open_ticket(
     search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
                ticket_id=ticket.id, customer_id=customer_id)
     return ticket
+
+
+async def auto_assign(session: AsyncSession, ticket: Ticket, *, why: str,
+                      previous: int | None = None) -> dict[str, object] | None:
+    """Assign by the inbox's policy; the reason when the assignee changed, else None.
+
+    ``previous``: an absent assignee whose ticket goes to someone else, or back to the queue.
+    The caller publishes the change.
+    """
+    decision = await assignment.choose(session, ticket, exclude={previous} if previous else None)
+    if decision is None or (decision.user_id is None and previous is None):
+        return None
+    reason = {**decision.reason, "why": why}
+    if previous is not None:
+        reason["previous_assignee_id"] = previous
+    ticket.assignee_id = decision.user_id
+    await session.flush()  # the next choice in this transaction counts this ticket's load
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, data={"assignee_id": decision.user_id, "reason": reason},
+                   type="ticket.assigned" if decision.user_id is not None else "ticket.unassigned")
+    return reason
+
+
+async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict[str, object]) -> None:
+    """Tell everyone a policy (re)assigned ``ticket``, which moved on a version."""
+    _touch(ticket)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    await _publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+
+
+async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
+                    created: bool) -> None:
+    policy = await sla.policy(session)
+    if created:
+        sla.on_opened(policy, ticket, at)
+    elif not (before == ticket.status == Status.no_action):
+        sla.on_inbound(policy, ticket, before, at)
 
 
 def _subject_from(body: str) -> str:
@@ -277,28 +325,44 @@ class TicketFilter:
     tag: str | None = None
     q: str | None = None
     inbox_id: int | None = None
+    sort: str = "activity"  # or "due": soonest SLA deadline first, tickets without one last
 
 
 async def list_tickets(
     session: AsyncSession, user: User, filters: TicketFilter, *, cursor: str | None,
     limit: int, region: str = "JP",
 ) -> tuple[list[TicketPublic], str | None]:
-    """A page of tickets ``user`` may see, newest activity first, by keyset."""
+    """A page of tickets ``user`` may see, newest activity (or soonest due) first, by keyset."""
     stmt = select(Ticket)
     visible = await routing.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
-    if cursor:
-        at, ticket_id = _decode_cursor(cursor)
-        stmt = stmt.where(or_(col(Ticket.updated_at) < at,
-                              and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
-    stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
-    rows = list(await session.scalars(stmt))
+    if filters.sort == "due":
+        stmt = _by_due(stmt, cursor)
+    else:
+        if cursor:
+            at, ticket_id = _decode_cursor(cursor)
+            stmt = stmt.where(or_(col(Ticket.updated_at) < at,
+                                  and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
+        stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
+    rows = list(await session.scalars(stmt.limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     items = await publics(session, page)
-    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    encode = _encode_due_cursor if filters.sort == "due" else _encode_cursor
+    next_cursor = encode(page[-1]) if more and page else None
     return items, next_cursor
+
+
+def _by_due(stmt, cursor: str | None):  # type: ignore[no-untyped-def]
+    due, ticket_id = col(Ticket.sla_due_at), col(Ticket.id)
+    if cursor:
+        at, after_id = _decode_cursor(cursor, due=True)
+        if at is None:
+            stmt = stmt.where(due.is_(None), ticket_id > after_id)
+        else:
+            stmt = stmt.where(or_(due > at, and_(due == at, ticket_id > after_id), due.is_(None)))
+    return stmt.order_by(due.asc().nulls_last(), ticket_id.asc())
 
 
 def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region: str):  # type: ignore[no-untyped-def]
@@ -342,10 +406,22 @@ def _encode_cursor(ticket: Ticket) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _encode_due_cursor(ticket: Ticket) -> str:
+    due = ticket.sla_due_at.isoformat() if ticket.sla_due_at else ""
+    return base64.urlsafe_b64encode(f"due|{due}|{ticket.id}".encode()).decode()
+
+
+@overload
+def _decode_cursor(cursor: str) -> tuple[datetime, int]: ...
+@overload
+def _decode_cursor(cursor: str, *, due: Literal[True]) -> tuple[datetime | None, int]: ...
+def _decode_cursor(cursor: str, *, due: bool = False) -> tuple[datetime | None, int]:
     try:
-        at, ticket_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(ticket_id)
+        parts = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if due != (parts[0] == "due"):
+            raise ValueError("cursor of another order")
+        at, ticket_id = parts[1:] if due else parts
+        return (datetime.fromisoformat(at) if at or not due else None), int(ticket_id)
     except (ValueError, UnicodeDecodeError):
         raise BadInput("cursor is not valid") from None
 
@@ -452,7 +528,9 @@ async def update(
     fields = change.model_fields_set - {"version"}
     before = {name: getattr(ticket, name) for name in fields if name != "tags"}
     if "status" in fields and change.status is not None:
+        status_before = ticket.status
         _set_status(ticket, change.status, change.pending_reason)
+        await _status_changed(session, ticket, status_before, actor)
     elif "pending_reason" in fields and ticket.status == Status.pending:
         ticket.pending_reason = _pending_reason(change.pending_reason)
     if "priority" in fields and change.priority is not None:
@@ -461,6 +539,7 @@ async def update(
     if assigned:
         await _check_assignable(session, ticket, change.assignee_id, actor)
         ticket.assignee_id = change.assignee_id
+        _record_manual_assignment(session, ticket, actor)
     if "tags" in fields and change.tags is not None:
         await _set_tags(session, ticket, change.tags)
     _touch(ticket)
@@ -472,6 +551,16 @@ async def update(
     if assigned:
         await _publish_ticket(session, ticket, "ticket.assigned")
     return result
+
+
+async def _status_changed(session: AsyncSession, ticket: Ticket, before: Status, actor: User) -> None:
+    if ticket.status == before:
+        return
+    assert ticket.id is not None
+    sla.on_status(await sla.policy(session), ticket, before, utcnow())
+    history.record(session, ticket_id=ticket.id, type="ticket.status", actor_id=actor.id,
+                   data={"from": str(before), "to": str(ticket.status),
+                         "pending_reason": ticket.pending_reason})
 
 
 def _set_status(ticket: Ticket, status: Status, reason: str | None) -> None:
@@ -523,6 +612,12 @@ async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> 
         session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
 
 
+def _record_manual_assignment(session: AsyncSession, ticket: Ticket, actor: User) -> None:
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, type="ticket.assigned", actor_id=actor.id,
+                   data={"assignee_id": ticket.assignee_id, "reason": {"policy": "manual"}})
+
+
 async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
     """Assign the ticket to ``actor``; 409 when someone else holds it."""
     ticket = await _locked_ticket(session, ticket_id)
@@ -533,6 +628,7 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
         raise Conflict("someone else holds this ticket",
                        current=(await public(session, ticket)).model_dump(mode="json"))
     ticket.assignee_id = actor.id
+    _record_manual_assignment(session, ticket, actor)
     if ticket.status == Status.unhandled:
         ticket.status = Status.in_progress
     _touch(ticket)
@@ -544,27 +640,33 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
 async def reply(
     session: AsyncSession, ticket: Ticket, *, body: str, internal: bool, actor: User,
     channel: Channel | None = None,
+    hold: bool = False,
 ) -> MessagePublic:
     """Add an operator's reply (sent through the outbox) or internal note to a locked ticket.
 
     ``channel`` answers on another channel than the ticket's (checked by the caller, see
-    ``delivery.reply_channel``).
+    ``delivery.reply_channel``). ``hold``: the reply waits for a supervisor's approval (see
+    helpdesk/approval) and is not sent.
     """
     now = utcnow()
     assert ticket.id is not None
     channel = channel or ticket.channel
+    hold = hold and not internal
     message = Message(
         ticket_id=ticket.id, direction=Direction.outbound, internal=internal,
         channel=channel, author=actor.name, author_user_id=actor.id, body_text=body,
-        delivery_status=None if internal else "queued", created_at=now,
+        delivery_status=None if internal or hold else "queued", created_at=now,
+        approval_status="pending" if hold else None,
     )
     session.add(message)
     await session.flush()
     assert message.id is not None
     search.add(session, kind="message", ref_id=message.id, text_=body,
                ticket_id=ticket.id, customer_id=ticket.customer_id)
-    if not internal:
-        _after_public_reply(ticket, actor, now)
+    if hold:
+        _record_approval(session, ticket, message, "message.approval_requested", actor_id=actor.id)
+    elif not internal:
+        _after_public_reply(ticket, actor.id, now)
         outbox.enqueue(session, kind=f"reply.{channel}", message_id=message.id,
                        payload={"ticket_id": ticket.id})
     _touch(ticket)
@@ -573,24 +675,65 @@ async def reply(
     return message_public(message, [])
 
 
-def _after_public_reply(ticket: Ticket, actor: User, now: datetime) -> None:
+async def decide_approval(session: AsyncSession, ticket: Ticket, message: Message, *, approver: User,
+                          approve: bool, comment: str | None = None) -> MessagePublic:
+    """Send a held reply now (approve) or return it to its author with ``comment``.
+
+    ``ticket`` is locked and ``message`` one of its replies pending approval.
+    """
+    assert message.id is not None and ticket.id is not None
+    now = utcnow()
+    message.approval_comment = comment
+    if approve:
+        message.approval_status, message.delivery_status = "approved", "queued"
+        _after_public_reply(ticket, message.author_user_id, now)
+        outbox.enqueue(session, kind=f"reply.{message.channel}", message_id=message.id,
+                       payload={"ticket_id": ticket.id})
+        _touch(ticket)  # a reply went out: an operator's composer must see it before sending
+    else:
+        # Nothing reached the customer: the ticket's version stays, so the author can send
+        # the corrected reply without being told that someone else replied.
+        message.approval_status = "rejected"
+    await session.flush()
+    _record_approval(session, ticket, message, "message.approved" if approve else "message.rejected",
+                     actor_id=approver.id)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    return message_public(message, [])
+
+
+def _record_approval(session: AsyncSession, ticket: Ticket, message: Message, kind: str, *,
+                     actor_id: int | None) -> None:
+    data = {"ticket_id": ticket.id, "ticket_version": ticket.version, "message_id": message.id,
+            "author_user_id": message.author_user_id, "approval_status": message.approval_status,
+            "comment": message.approval_comment, "preview": message.body_text[:140]}
+    events.record(session, type=kind, inbox_id=ticket.inbox_id, data=data)
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, type=kind, actor_id=actor_id,
+                   data={k: v for k, v in data.items() if k not in ("ticket_id", "ticket_version")})
+
+
+def _after_public_reply(ticket: Ticket, author_id: int | None, now: datetime) -> None:
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     if ticket.assignee_id is None:
-        ticket.assignee_id = actor.id
+        ticket.assignee_id = author_id
     if ticket.status == Status.unhandled:
         ticket.status = Status.in_progress
     ticket.last_message_at = now
+    sla.on_reply(ticket)
 
 
 # ---- events ------------------------------------------------------------------------------
 
 
-async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str) -> TicketPublic:
+async def _publish_ticket(session: AsyncSession, ticket: Ticket, kind: str,
+                          reason: dict[str, object] | None = None) -> TicketPublic:
     # A ticket opened in this transaction has no tags yet: skip the query.
     result = to_public(ticket, []) if kind == "ticket.created" else await public(session, ticket)
-    events.record(session, type=kind, data={"ticket": result.model_dump(mode="json")},
-                  inbox_id=ticket.inbox_id)
+    data: dict[str, object] = {"ticket": result.model_dump(mode="json")}
+    if reason is not None:
+        data["reason"] = reason
+    events.record(session, type=kind, data=data, inbox_id=ticket.inbox_id)
     return result
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
@@ -18,6 +19,7 @@ from helpdesk.calls import api as calls_api
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
+from helpdesk.history import service as history
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
@@ -53,22 +55,26 @@ class InboxQuery:
     channel: Channel | None
     tag: str
     q: str
+    sort: str = "activity"  # or "due": soonest SLA deadline first
 
     def params(self, **changes: object) -> str:
         """The query string of this view with ``changes`` applied."""
         values: dict[str, object] = {"status": self.status.value, "view": self.view,
                                      "inbox_id": self.inbox_id or "",
                                      "channel": self.channel.value if self.channel else "",
-                                     "tag": self.tag, "q": self.q, **changes}
+                                     "tag": self.tag, "q": self.q,
+                                     "sort": "" if self.sort == "activity" else self.sort, **changes}
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
-def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str) -> InboxQuery:
+def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str,
+                 sort: str = "") -> InboxQuery:
     try:
         return InboxQuery(
             status=Status(status or Status.unhandled), view=view if view in VIEWS else "all",
             inbox_id=int(inbox_id) if inbox_id else None,
-            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip())
+            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip(),
+            sort="due" if sort == "due" else "activity")
     except ValueError:
         raise BadInput("filter: not a valid value") from None
 
@@ -79,7 +85,8 @@ async def _inbox_context(
     assert user.id is not None
     assignee = {"mine": "me", "unassigned": "none"}.get(query.view)
     filters = service.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
-                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id)
+                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id,
+                                   sort=query.sort)
     items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
                                                     limit=PAGE_SIZE, region=region)
     visible = await routing.visible_inbox_ids(session, user)
@@ -104,10 +111,10 @@ async def home(request: Request, user: CurrentUser) -> Response:
 async def inbox(
     request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
-    tag: Short = "", q: Short = "", cursor: Short = "",
+    tag: Short = "", q: Short = "", cursor: Short = "", sort: Short = "",
 ) -> Response:
     """Tickets by status tab, with live counts, filters, search and keyset pagination."""
-    query = _parse_query(status, view, inbox_id, channel, tag, q)
+    query = _parse_query(status, view, inbox_id, channel, tag, q, sort)
     context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
     if cursor:
         return templating.render(request, "inbox.html", context, user=user, block="rows")
@@ -137,7 +144,13 @@ async def _ticket_context(
         profile = await profiles.profile(session, ticket.customer_id, viewer=user,
                                          dormant_after_days=settings.dormant_after_days)
     inbox = await session.get(Inbox, ticket.inbox_id)
+    assert ticket.id is not None and user.id is not None
     return {
+        # Approval and history (helpdesk/approval, helpdesk/history): the approval notes and
+        # history blocks of the ticket page.
+        "approval_pending": any(m.approval_status == "pending" for m in detail.messages),
+        "returned": await approval.returned_to(session, ticket_id=ticket.id, author_id=user.id),
+        "history": await history.of_ticket(session, ticket.id),
         "ticket": detail, "profile": profile, "inbox": inbox,
         "assignable": await _assignable(session, ticket),
         "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
@@ -303,8 +316,9 @@ async def reply(
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
+    hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
     await service.reply(session, locked, body=body, internal=internal, actor=user,
-                        channel=reply_channel)
+                        channel=reply_channel, hold=hold)
     await session.commit()
     async with fresh_reader(request) as reader:
         context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings,
@@ -338,6 +352,15 @@ async def call_back(
                                       customer_id=ticket.customer_id, settings=settings)
     return templating.render(request, "ticket.html", {"ticket": ticket, "calling": call.to_number},
                              user=user, block="call_back")
+@router.get("/tickets/{ticket_id}/returned/{message_id}")
+async def returned_draft(request: Request, ticket: CurrentTicket, message_id: int,
+                         session: ReadSessionDep, user: CurrentUser) -> Response:
+    """A reply a supervisor returned, put back in its author's composer to edit and send again."""
+    message = await session.get(Message, message_id)
+    if message is None or message.ticket_id != ticket.id or message.author_user_id != user.id:
+        raise NotFound("no such returned reply")
+    return templating.render(request, "ticket.html", {"draft": message.body_text}, user=user,
+                             block="reply_body")
 
 
 @router.get("/tickets/{ticket_id}/template")

@@ -7,6 +7,8 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from helpdesk.access import views as access_views
+from helpdesk.approval import views as approval_views
+from helpdesk.assignment import views as assignment_views
 from helpdesk.audit import views as audit_views
 from helpdesk.auth import account_views
 from helpdesk.auth import views as auth_views
@@ -17,6 +19,7 @@ from helpdesk.errors import error_response
 from helpdesk.replies import views as replies_views
 from helpdesk.reports import views as reports_views
 from helpdesk.routing import views as routing_views
+from helpdesk.sla import views as sla_views
 from helpdesk.tickets import views as tickets_views
 from helpdesk.web import i18n, templating
 from helpdesk.web import views as web_views
@@ -24,7 +27,8 @@ from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
 ROUTERS = (auth_views, account_views, tickets_views, customers_views, reports_views, routing_views,
-           replies_views, access_views, audit_views, web_views)
+           replies_views, access_views, audit_views, web_views, approval_views, assignment_views,
+           sla_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:

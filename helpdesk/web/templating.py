@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from helpdesk.auth.models import User
 from helpdesk.config import Settings
+from helpdesk.sla import display as sla_display
 from helpdesk.tickets import photos
 from helpdesk.tickets.models import Status
 from helpdesk.web import csrf, i18n, messages
@@ -75,7 +76,8 @@ def environment() -> Environment:
     env.filters.update(dt=_per_render(i18n.format_dt), day=_per_render(i18n.format_day),
                        money=_per_render(i18n.format_money), number=_per_render(i18n.format_number),
                        status_label=_per_render(status_label), t=_per_render(i18n.gettext),
-                       sanitized=sanitized, isodt=datetime.fromisoformat)
+                       sanitized=sanitized, isodt=datetime.fromisoformat,
+                       time_left=sla_display.time_left)
     env.globals.update(statuses=list(Status), languages=i18n.LANGUAGES,
                        translated_detail=translated_detail, is_photo=photos.is_photo)
     env.globals["m"] = env.get_template("_macros.html").module

@@ -24,7 +24,7 @@ from tests.web.conftest import Tab, Tabs, inbound
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.
 BRANDS = {"LINE", "SMS", "API", "Messenger", "Instagram", "WhatsApp", "CIDR", "IP", "CTI", "ID",
-          "HELPDESK_", "KB"}
+          "HELPDESK_", "KB", "SLA"}
 # data-* attributes that carry ids, urls or states rather than text for people.
 NOT_TEXT = {"ticketId", "version", "userId", "page", "status", "count", "load", "liveUrl",
             "presenceUser", "callUser", "operatorId", "messageId", "twilio", "autosubmit", "queue",
@@ -110,14 +110,15 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
     call = await inbound(db, "i3", name="佐藤 花子", email=None, phone="090-1111-2222",
                          channel=Channel.phone, body="不在着信")
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
-            "version": ticket.version, "phone_ticket": call.ticket_id}
+            "version": ticket.version, "phone_ticket": call.ticket_id, "inbox": ticket.inbox_id}
 
 
 PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/tickets/{phone_ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999", "/me/two-factor"]
+         "/admin/audit", "/tickets/999999", "/me/two-factor",
+         "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

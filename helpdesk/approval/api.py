@@ -1,0 +1,61 @@
+"""Send approval over JSON: per-inbox rules, the queue, approve and reject."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from helpdesk.approval import service
+from helpdesk.approval.models import ApprovalConfig, ApprovalPage, Rejection
+from helpdesk.assignment.api import check_users, existing_inbox
+from helpdesk.audit import service as audit
+from helpdesk.auth.dependencies import Supervisor
+from helpdesk.db import ReadSessionDep, SessionDep
+from helpdesk.tickets.models import MessagePublic
+
+router = APIRouter(tags=["approval"])
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the reply was approved or returned already"}}
+
+
+@router.get("/api/admin/inboxes/{inbox_id}/approval", response_model=ApprovalConfig)
+async def get_approval(inbox_id: int, session: ReadSessionDep, _: Supervisor) -> ApprovalConfig:
+    """Whose replies in the inbox wait for a supervisor."""
+    await existing_inbox(session, inbox_id)
+    return await service.load_config(session, inbox_id)
+
+
+@router.put("/api/admin/inboxes/{inbox_id}/approval", response_model=ApprovalConfig)
+async def put_approval(inbox_id: int, body: ApprovalConfig, session: SessionDep, user: Supervisor,
+                       request: Request) -> ApprovalConfig:
+    """Replace the inbox's approval rule (audited)."""
+    await existing_inbox(session, inbox_id)
+    if isinstance(body.required_for, list):
+        await check_users(session, set(body.required_for), "required_for")
+    saved = await service.save_config(session, inbox_id, body)
+    audit.record(session, action="inbox.approval", actor_id=user.id, actor_email=user.email,
+                 target_type="inbox", target_id=inbox_id,
+                 ip=request.client.host if request.client else None)
+    await session.commit()
+    return saved
+
+
+@router.get("/api/approvals", response_model=ApprovalPage)
+async def list_approvals(session: ReadSessionDep, _: Supervisor) -> ApprovalPage:
+    """Replies waiting for approval, oldest first."""
+    return ApprovalPage(items=await service.pending(session))
+
+
+@router.post("/api/messages/{message_id}/approve", response_model=MessagePublic, responses=CONFLICT)
+async def approve(message_id: int, session: SessionDep, user: Supervisor) -> MessagePublic:
+    """Approve a held reply: it goes out at once."""
+    result = await service.decide(session, message_id, approver=user, approve=True)
+    await session.commit()
+    return result
+
+
+@router.post("/api/messages/{message_id}/reject", response_model=MessagePublic, responses=CONFLICT)
+async def reject(message_id: int, body: Rejection, session: SessionDep, user: Supervisor) -> MessagePublic:
+    """Return a held reply to its author with a comment; nothing is sent."""
+    result = await service.decide(session, message_id, approver=user, approve=False, comment=body.comment)
+    await session.commit()
+    return result

@@ -1,0 +1,95 @@
+"""The assignment sweep: tickets of operators gone offline or away past the grace period go to
+someone else (or back to the queue), and tickets that waited for capacity are handed out.
+
+Every process runs it; tickets are taken with SKIP LOCKED, so two sweeps never move one ticket
+twice, and each inbox's policy row is locked while choosing (see assignment/service.py).
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpdesk.assignment import service as assignment
+from helpdesk.config import Settings
+from helpdesk.db import utcnow
+from helpdesk.tickets import service as tickets
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession], *,
+                     now: datetime | None = None) -> int:
+    """One pass over every automatic inbox; how many tickets changed hands."""
+    async with sessionmaker() as session:
+        inboxes = await assignment.automatic_inboxes(session)
+    moved = 0
+    for inbox_id, config in inboxes.items():
+        grace = timedelta(seconds=config.offline_grace_seconds)
+        moved += await _take_from_absent(sessionmaker, inbox_id, grace, now or utcnow())
+        moved += await _hand_out_waiting(sessionmaker, inbox_id)
+    return moved
+
+
+async def _take_from_absent(sessionmaker: async_sessionmaker[AsyncSession], inbox_id: int,
+                            grace: timedelta, now: datetime) -> int:
+    moved = 0
+    async with sessionmaker() as session:
+        for ticket in await assignment.absent_assignees_tickets(session, inbox_id=inbox_id,
+                                                                grace=grace, now=now):
+            previous = ticket.assignee_id
+            assert previous is not None
+            why = await assignment.presence_of(session, previous)  # "offline" or "away"
+            reason = await tickets.auto_assign(session, ticket, why=why, previous=previous)
+            if reason is not None:
+                await tickets.publish_assignment(session, ticket, reason)
+                moved += 1
+        await session.commit()
+    return moved
+
+
+async def _hand_out_waiting(sessionmaker: async_sessionmaker[AsyncSession], inbox_id: int) -> int:
+    moved = 0
+    async with sessionmaker() as session:
+        for ticket in await assignment.waiting_tickets(session, inbox_id=inbox_id):
+            reason = await tickets.auto_assign(session, ticket, why="waiting")
+            if reason is not None:
+                await tickets.publish_assignment(session, ticket, reason)
+                moved += 1
+        await session.commit()
+    return moved
+
+
+async def keep_sweeping(sessionmaker: async_sessionmaker[AsyncSession], every: float,
+                        stop: asyncio.Event) -> None:
+    """Sweep every ``every`` seconds until ``stop`` is set; a failed pass is logged, not fatal."""
+    while True:
+        try:
+            await sweep_once(sessionmaker)
+        except Exception:
+            log.exception("assignment sweep failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+            return
+        except TimeoutError:
+            pass
+
+
+@asynccontextmanager
+async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
+                  settings: Settings) -> AsyncIterator[None]:
+    """Sweep for the app's life when ``settings.run_workers``."""
+    if not settings.run_workers:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(keep_sweeping(sessionmaker, settings.assignment_sweep_seconds, stop),
+                               name="assignment-sweep")
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
