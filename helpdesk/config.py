@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     twilio_api_secret: str | None = None
     twilio_twiml_app_sid: str | None = None
     twilio_ring_timeout: int = 20
+    # After-call work: how long at most an operator doing it is kept from new calls, and the
+    # outcome codes the wrap-up offers (known codes are shown translated, others as written).
+    acw_limit_seconds: int = Field(default=120, ge=0, le=3600)
+    call_dispositions: list[str] = ["resolved", "callback", "transferred", "no_action"]
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base: str = "https://api.line.me"

@@ -3,7 +3,14 @@
 from helpdesk.access.models import IpRule
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
-from helpdesk.calls.models import Call, CallEvent, CtiSettings
+from helpdesk.calls.models import (
+    Call,
+    CallEvent,
+    CallTransfer,
+    CtiSettings,
+    InboxVoice,
+    WrapupState,
+)
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
 from helpdesk.customers.models import (
     Customer,
@@ -22,9 +29,10 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
 
 __all__ = [
-    "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
+    "Attachment", "AuditLog", "Call", "CallEvent", "CallTransfer", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
-    "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
+    "InboxMember", "InboxVoice", "IpRule", "MediaFetch", "Message", "Order", "OrderItem",
+    "OutboxItem", "Presence",
     "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
-    "TicketCount", "TicketTag", "User",
+    "TicketCount", "TicketTag", "User", "WrapupState",
 ]

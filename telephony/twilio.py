@@ -182,13 +182,14 @@ async def _browser_call(
 
 
 @router.post("/telephony/twilio/wait", response_class=Response)
-async def wait(form: TwilioForm, session: ReadSessionDep) -> Response:
+async def wait(form: TwilioForm, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """What a queued caller hears while waiting; Twilio asks again each time it has played.
 
     Once an operator is free the caller leaves the queue (``<Leave>``) for the offer below.
     """
     response = VoiceResponse()
-    if await calls.operator_free_for(session, PROVIDER, _required(form, "CallSid")):
+    if await calls.operator_free_for(session, PROVIDER, _required(form, "CallSid"),
+                                     options=calls.options_from(settings)):
         response.leave()
         return _xml(response)
     if _optional_int(form, "QueueTime") in (None, 0):
@@ -226,7 +227,8 @@ async def status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -
     if form.get("RecordingUrl"):
         recording = (form.get("RecordingSid") or form.get("RecordingUrl") or "")[:64]
         await calls.store_recording(session, PROVIDER, parent or sid, key=f"{sid}:rec:{recording}",
-                                    url=_required(form, "RecordingUrl", 500))
+                                    url=_required(form, "RecordingUrl", 500),
+                                    seconds=_optional_int(form, "RecordingDuration"))
     elif parent:
         await _operator_leg(session, form, parent, sid, call_status, options)
     else:

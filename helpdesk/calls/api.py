@@ -6,8 +6,18 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
-from helpdesk.calls import service
-from helpdesk.calls.models import CallIds, CallPage, CallPublic, CtiConfig, OutboundCall, WrapUp
+from helpdesk.calls import callbacks, service, wrapup
+from helpdesk.calls.models import (
+    CallbackResult,
+    CallIds,
+    CallPage,
+    CallPublic,
+    CtiConfig,
+    OutboundCall,
+    WrapUp,
+    WrapupPublic,
+    WrapupView,
+)
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.tickets.models import MessagePublic
@@ -50,6 +60,8 @@ async def call_out(
         raise BadInput("customer_id: no such customer")
     call = await service.start_outbound(session, user=user, to=body.to, customer_id=body.customer_id,
                                         options=service.options_from(settings))
+    await callbacks.attach_outbound(session, call, user=user, ticket_id=body.ticket_id,
+                                    callback_of=body.callback_of)
     await session.commit()
     assert user.id is not None
     try:
@@ -74,12 +86,37 @@ async def mark_done(call_id: int, session: SessionDep, user: CurrentUser) -> Cal
 
 
 @router.post("/api/calls/{call_id}/wrapup", response_model=MessagePublic, status_code=201)
-async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: CurrentUser) -> MessagePublic:
-    """After-call work: notes onto the call's ticket, optionally a new status."""
+async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: CurrentUser,
+                  settings: SettingsDep) -> MessagePublic:
+    """After-call work: notes and outcome onto the call's ticket, optionally a new status and
+    follow-up day; ends (and times) the operator's after-call work."""
     call = await service.visible_call(session, call_id, user)
-    message = await service.wrap_up(session, call, body, user=user)
+    message = await wrapup.submit(session, call, body, user=user,
+                                  dispositions=settings.call_dispositions)
     await session.commit()
     return message
+
+
+@router.get("/api/calls/{call_id}/wrapup", response_model=WrapupView)
+async def wrapup_state(call_id: int, session: ReadSessionDep, user: CurrentUser,
+                       settings: SettingsDep) -> WrapupView:
+    """What the wrap-up panel needs: the call, its after-call work so far, the outcome codes."""
+    call = await service.visible_call(session, call_id, user)
+    state = await wrapup.state_of(session, call)
+    return WrapupView(call=CallPublic.model_validate(call),
+                      wrapup=WrapupPublic.model_validate(state) if state else None,
+                      dispositions=settings.call_dispositions,
+                      acw_limit_seconds=settings.acw_limit_seconds)
+
+
+@router.post("/api/calls/{call_id}/callback", response_model=CallPublic)
+async def callback_result(call_id: int, body: CallbackResult, session: SessionDep,
+                          user: CurrentUser) -> CallPublic:
+    """What came of calling back a missed call or voicemail; reaching the caller marks it done."""
+    call = await service.visible_call(session, call_id, user)
+    await callbacks.record_result(session, call, body, user=user)
+    await session.commit()
+    return CallPublic.model_validate(call)
 
 
 @router.get("/api/admin/cti", response_model=CtiConfig)

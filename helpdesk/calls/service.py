@@ -6,7 +6,6 @@ and changes nothing. A call's state only moves forward, whatever order events ar
 """
 
 import base64
-import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
+from helpdesk.calls import threads, wrapup
 from helpdesk.calls.models import (
     BusinessHours,
     Call,
@@ -31,21 +31,20 @@ from helpdesk.calls.models import (
     CtiConfig,
     CtiSettings,
     Routed,
-    WrapUp,
+    WrapupState,
 )
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
-from helpdesk.db import construct, serialize_on, utcnow
+from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
 from helpdesk.errors import BadInput, HelpdeskError, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Channel, InboundMessage, MessagePublic, Sender, Ticket, TicketUpdate
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
+WRAPUP: Table = WrapupState.__table__  # type: ignore[attr-defined]
 # Hang-up causes that mean the call went somewhere else rather than being missed.
 NOT_MISSED_CAUSES = {"forwarded"}
 VOICEMAIL = "voicemail"
@@ -60,13 +59,15 @@ class CallOptions:
     dormant_after_days: int = 180
     ring_group: int = 10
     reopen_window: timedelta = timedelta(days=14)
+    acw_limit: timedelta = timedelta(seconds=120)
 
 
 def options_from(settings: Settings) -> CallOptions:
     """CallOptions from the app's settings."""
     return CallOptions(region=settings.default_region, timezone=settings.timezone,
                        dormant_after_days=settings.dormant_after_days,
-                       reopen_window=timedelta(days=settings.reopen_window_days))
+                       reopen_window=timedelta(days=settings.reopen_window_days),
+                       acw_limit=timedelta(seconds=settings.acw_limit_seconds))
 
 
 @dataclass(frozen=True)
@@ -112,23 +113,32 @@ async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
 
 
 def _free_operators_query() -> Select[Any]:
-    # Online active members of the inbox, each with whether they are on a call and when they
-    # last answered one: both single index probes per operator, however long their history.
+    # Online active members of the inbox, each with whether they are on a call (or still in
+    # its after-call work) and when they last answered one: single index probes per operator,
+    # however long their history.
     on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
                                        CALL.c.operator_id == routing.USER.c.id)
                .limit(1).correlate(routing.USER).scalar_subquery())
+    in_wrapup = (select(WRAPUP.c.call_ref).where(
+        WRAPUP.c.operator_id == routing.USER.c.id, WRAPUP.c.submitted_at.is_(None),
+        WRAPUP.c.started_at > bindparam("acw_since", type_=UTCDateTime))
+        .limit(1).correlate(routing.USER).scalar_subquery())
     last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
             .correlate(routing.USER).scalar_subquery())
     online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(routing.USER.c.id, on_call, last).where(routing.USER.c.id.in_(online))
+    return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
+        routing.USER.c.id.in_(online))
 
 
 _FREE_OPERATORS = _free_operators_query()
 
 
-async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:
-    """Online members of the inbox not on a call, longest since their last answered call first."""
-    rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id})
+async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
+                           acw_limit: timedelta = timedelta(0)) -> list[int]:
+    """Online members of the inbox neither on a call nor in after-call work younger than
+    ``acw_limit``, longest since their last answered call first."""
+    rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id,
+                                                          "acw_since": utcnow() - acw_limit})
     never = datetime.min.replace(tzinfo=UTC)
     free = [(_aware(at) or never, uid) for uid, busy, at in rows if busy is None and uid is not None]
     return [uid for _, uid in sorted(free)][:limit]
@@ -270,6 +280,8 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
         from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
         inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
         customer_id=customer.id if customer is not None else None,
+        ticket_id=(await threads.open_ticket_id(session, customer_id=customer.id, inbox_id=inbox.id)
+                   if customer is not None and inbound else None),
         queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
         user_label=new.user_label[:500] if new.user_label else None,
     )
@@ -303,7 +315,8 @@ async def _route(
     if new.route and not is_open(settings.config.business_hours, tz=options.timezone):
         call.routed, call.voicemail = Routed.voicemail, True
         return
-    call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group)
+    call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group,
+                                                   acw_limit=options.acw_limit)
     if new.route:
         call.routed = Routed.dial if call.offered_user_ids else Routed.queue
 
@@ -321,22 +334,16 @@ async def _announce_ring(session: AsyncSession, call: Call, customer: profiles.C
     })
 
 
-def caller_card(call: Call, profile: dict[str, Any] | None, region: str) -> dict[str, Any]:
-    """What the pop-up headline shows: a known customer, a new one, or a withheld number."""
-    raw = call.from_number if call.direction == CallDirection.inbound else call.to_number
-    withheld = call.caller_e164 is None and normalize.is_withheld(raw)
-    display = normalize.phone_display(call.caller_e164, region) if call.caller_e164 else (
-        "非通知" if withheld else raw)
-    return {"number": call.caller_e164, "display": display, "withheld": withheld,
-            "known": profile is not None, "customer_id": call.customer_id,
-            "name": profile["name"] if profile else None}
+caller_card = threads.caller_card
 
 
-async def operator_free_for(session: AsyncSession, provider: str, call_id: str) -> bool:
+async def operator_free_for(session: AsyncSession, provider: str, call_id: str, *,
+                            options: CallOptions) -> bool:
     """Whether a call waiting in its inbox's queue could be offered to someone right now."""
     call = await _call_by_provider_id(session, provider, call_id)
     return (call is not None and _waiting(call)
-            and bool(await choose_operators(session, call.inbox_id, limit=1)))
+            and bool(await choose_operators(session, call.inbox_id, limit=1,
+                                            acw_limit=options.acw_limit)))
 
 
 async def offer_queued(
@@ -352,7 +359,8 @@ async def offer_queued(
         return None
     if _waiting(call):
         call.offered_user_ids = await choose_operators(session, call.inbox_id,
-                                                       limit=options.ring_group)
+                                                       limit=options.ring_group,
+                                                       acw_limit=options.acw_limit)
         if call.offered_user_ids:
             call.routed = Routed.dial
             customer = (await profiles.customer_rows(session, call.customer_id)
@@ -386,7 +394,9 @@ async def answer(
     voicemail = (answered_by or "").strip().lower() == VOICEMAIL
     call.state, call.answered_at, call.voicemail = CallState.answered, at or utcnow(), voicemail
     call.operator_id = call.operator_id if voicemail else (operator_id or call.operator_id)
-    call.done = call.direction == CallDirection.outbound or not voicemail
+    # As in Zammad's CTI: an answer, even by voicemail, counts as done until the hang-up says
+    # nobody but the voicemail took the call.
+    call.done = True
     if not voicemail:
         await _take_call(session, call, options)
     return call
@@ -414,20 +424,27 @@ async def hangup(
     if call.direction == CallDirection.inbound and not answered:
         call.done = cause in NOT_MISSED_CAUSES
         if not call.done:
-            await _missed_ticket(session, call, options)
+            await threads.missed_ticket(session, call, region=options.region,
+                                        timezone=options.timezone,
+                                        reopen_window=options.reopen_window)
             _publish(session, call, "call.missed")
+    elif answered:
+        await threads.ended_entry(session, call)
+        await wrapup.begin(session, call, limit=options.acw_limit)
     _publish(session, call, "call.ended")
     return call
 
 
 async def store_recording(session: AsyncSession, provider: str, call_id: str, *, key: str,
-                          url: str) -> Call | None:
-    """Keep the recording URL a provider reported (the first one wins)."""
+                          url: str, seconds: int | None = None) -> Call | None:
+    """Keep the recording URL a provider reported (the first one wins) and show it in the
+    call's ticket; a voicemail left on a call nobody answered gets its missed-call ticket."""
     call = await _locked(session, provider, call_id)
     if call is None or not await _applied(session, call, key, None):
         return call
     if call.recording_url is None:
-        call.recording_url = url[:500]
+        call.recording_url, call.recording_seconds = url[:500], seconds
+        await threads.recording_entry(session, call, key="recording")
     return call
 
 
@@ -476,52 +493,10 @@ def _advance(call: Call, sequence: int | None) -> None:
 
 async def _take_call(session: AsyncSession, call: Call, options: CallOptions) -> None:
     """An answered inbound call joins the caller's open ticket or opens one, for the operator."""
-    if call.direction != CallDirection.inbound:
-        _publish_answered(session, call)
-        return
-    token = None
-    if call.customer_id is not None:
-        token = await tickets.open_ticket_token(session, customer_id=call.customer_id,
-                                                inbox_id=call.inbox_id)
-    display = caller_card(call, None, options.region)["display"]
-    await _ticket_from(session, call, options, suffix="answered", subject=f"電話 {display}",
-                       body=f"着信 {display}", token=token)
-    if call.operator_id is not None and call.ticket_id is not None:
-        operator = await session.get(User, call.operator_id)
-        if operator is not None:
-            await _claim_quietly(session, call.ticket_id, operator)
+    if call.direction == CallDirection.inbound:
+        await threads.join_ticket(session, call, region=options.region,
+                                  reopen_window=options.reopen_window)
     _publish_answered(session, call)
-
-
-async def _claim_quietly(session: AsyncSession, ticket_id: int, operator: User) -> None:
-    # When someone else already holds the ticket, the call does not take it from them.
-    with contextlib.suppress(HelpdeskError):
-        await tickets.claim(session, ticket_id, actor=operator)
-
-
-async def _missed_ticket(session: AsyncSession, call: Call, options: CallOptions) -> None:
-    display = caller_card(call, None, options.region)["display"]
-    kind = "留守番電話" if call.voicemail else "不在着信"
-    await _ticket_from(session, call, options, suffix="missed", subject="不在着信",
-                       body=f"{kind} {display}: 折り返しが必要です", token=None)
-
-
-async def _ticket_from(
-    session: AsyncSession, call: Call, options: CallOptions, *, suffix: str, subject: str,
-    body: str, token: str | None,
-) -> None:
-    inbox = await session.get(Inbox, call.inbox_id)
-    withheld = call.caller_e164 is None
-    result = await tickets.ingest(session, InboundMessage(
-        channel=Channel.phone, external_id=f"{call.provider}:{call.call_id}:{suffix}"[:255],
-        sender=Sender(phone=call.caller_e164, name="非通知" if withheld else None),
-        subject=subject, body_text=body, inbox=inbox.name if inbox else "default",
-        ticket_token=token, conversation_key=None if token else f"call:{call.id}",
-    ), options=tickets.IngestOptions(region=options.region, reopen_window=options.reopen_window))
-    ticket = await session.get(Ticket, result.ticket_id)
-    call.ticket_id = result.ticket_id
-    if call.customer_id is None and ticket is not None:
-        call.customer_id = ticket.customer_id
 
 
 def _public(call: Call) -> dict[str, Any]:
@@ -605,25 +580,6 @@ async def mark_done(session: AsyncSession, user: User, ids: list[int]) -> int:
         stmt = stmt.where(col(Call.inbox_id).in_(visible))
     result = await session.execute(stmt.values(done=True))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def wrap_up(session: AsyncSession, call: Call, body: WrapUp, *, user: User) -> MessagePublic:
-    """After-call notes as an internal message on the call's ticket, and its new status."""
-    ticket_id = body.ticket_id or call.ticket_id
-    if ticket_id is None:
-        raise BadInput("ticket_id: this call has no ticket; name one")
-    ticket = await tickets.lock(session, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
-    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
-        raise BadInput("ticket_id: no such ticket")
-    message = await tickets.reply(session, ticket, body=body.notes, internal=True, actor=user)
-    if body.status is not None:
-        change = TicketUpdate(version=ticket.version, status=body.status,
-                              pending_reason=body.pending_reason)
-        await tickets.update(session, ticket, change, actor=user)
-    call.ticket_id = call.ticket_id or ticket.id
-    call.done = True
-    return message
 
 
 # ---- click-to-call ------------------------------------------------------------------------

@@ -228,6 +228,8 @@ class Sender(BaseModel):
     line_id: str | None = None
     meta_id: str | None = None
     chat_id: str | None = None
+    # A caller who withheld their number: the message makes no customer.
+    withheld: bool = False
 
 
 class InboundAttachment(BaseModel):
