@@ -41,6 +41,7 @@ from helpdesk.web import pages
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import twilio as telephony_twilio
+from telephony import twilio_menu as telephony_twilio_menu
 
 ROOT = Path(__file__).resolve().parent.parent
 # How uvicorn serves the app (the CLI, the benchmarks and the tests' servers alike).
@@ -140,8 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Providers' webhooks first: routes are matched in order, and a ringing phone should not
     # wait while its path is compared with every page and API route.
-    for router in (telephony_twilio.router, telephony_cti.router, shopify_channel.router,
-                   *channels.ROUTERS):
+    for router in (telephony_twilio.router, telephony_twilio_menu.router, telephony_cti.router,
+                   shopify_channel.router, *channels.ROUTERS):
         app.include_router(router)
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)

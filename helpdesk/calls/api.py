@@ -3,10 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
 from helpdesk.calls import callbacks, service, wrapup
+from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     CallbackResult,
     CallIds,
@@ -14,12 +16,14 @@ from helpdesk.calls.models import (
     CallPublic,
     CtiConfig,
     OutboundCall,
+    VoiceConfig,
     WrapUp,
     WrapupPublic,
     WrapupView,
 )
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
+from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -134,3 +138,32 @@ async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: R
                  ip=request.client.host if request.client else None)
     await session.commit()
     return saved
+
+
+@router.get("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
+async def get_voice(inbox_id: int, session: ReadSessionDep, _: Admin) -> VoiceConfig:
+    """What the inbox's callers hear: greeting, keypad menu, hold music, callback offer, closed
+    hours, recording."""
+    await _inbox_or_404(session, inbox_id)
+    return await cti_settings.voice_config(session, inbox_id)
+
+
+@router.put("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
+async def put_voice(inbox_id: int, body: VoiceConfig, session: SessionDep, admin: Admin,
+                    request: Request) -> VoiceConfig:
+    """Replace what the inbox's callers hear (audited); menu options must name real inboxes."""
+    await _inbox_or_404(session, inbox_id)
+    for option in body.menu:
+        if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:
+            raise BadInput(f"menu {option.digit}: no such inbox")
+    saved = await cti_settings.save_voice_config(session, inbox_id, body)
+    audit.record(session, action="inbox.voice.update", actor_id=admin.id, actor_email=admin.email,
+                 target_type="inbox", target_id=inbox_id,
+                 ip=request.client.host if request.client else None)
+    await session.commit()
+    return saved
+
+
+async def _inbox_or_404(session: AsyncSession, inbox_id: int) -> None:
+    if await session.get(Inbox, inbox_id) is None:
+        raise NotFound("inbox not found")

@@ -31,6 +31,7 @@ class Routed(StrEnum):
     queue = "queue"
     voicemail = "voicemail"
     rejected = "rejected"
+    menu = "menu"  # the caller is choosing from the inbox's keypad menu
 
 
 class Call(SQLModel, table=True):
@@ -70,6 +71,7 @@ class Call(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     recording_url: str | None = Field(default=None, max_length=500)
     recording_seconds: int | None = Field(default=None)
+    menu_tag: str | None = Field(default=None, max_length=60)  # the keypad choice's tag
     # A missed or voicemail call someone called back: who, when, and what came of it.
     callback_result: str | None = Field(default=None, max_length=20)
     callback_by: int | None = Field(default=None, foreign_key="user.id")
@@ -320,3 +322,39 @@ class CtiConfig(BaseModel):
         if any(len(item) > 40 for item in value):
             raise ValueError("a caller id is at most 40 characters")
         return [item.strip() for item in value if item.strip()]
+
+
+_AUDIO_URL = r"^https?://[^\s]{1,490}$"
+
+
+class MenuOption(BaseModel):
+    """One keypad choice: what is said, and the inbox and/or tag the call goes to."""
+
+    digit: str = PydanticField(pattern=r"^[0-9*#]$")
+    label: str = PydanticField(min_length=1, max_length=100)
+    inbox_id: int | None = None
+    tag: str | None = PydanticField(default=None, min_length=1, max_length=60)
+
+
+class VoiceConfig(BaseModel):
+    """What callers to one inbox hear, spoken in Japanese (``<Say language="ja-JP">``) or played
+    from an audio file's URL where one is given."""
+
+    greeting: str = PydanticField(default="", max_length=500)
+    greeting_audio_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    menu: list[MenuOption] = PydanticField(default=[], max_length=12)
+    hold_music_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    announce_position: bool = True
+    callback_offer: bool = False
+    closed_message: str = PydanticField(default="", max_length=500)
+    closed_audio_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    record_calls: bool = False
+    record_announcement: str = PydanticField(default="", max_length=300)
+
+    @field_validator("menu")
+    @classmethod
+    def _distinct_digits(cls, value: list[MenuOption]) -> list[MenuOption]:
+        digits = [option.digit for option in value]
+        if len(digits) != len(set(digits)):
+            raise ValueError("each keypad digit at most once")
+        return value

@@ -20,7 +20,8 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
-from helpdesk.calls import threads, wrapup
+from helpdesk.calls import ivr, threads, wrapup
+from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     BusinessHours,
     Call,
@@ -29,8 +30,8 @@ from helpdesk.calls.models import (
     CallPublic,
     CallState,
     CtiConfig,
-    CtiSettings,
     Routed,
+    VoiceConfig,
     WrapupState,
 )
 from helpdesk.config import Settings
@@ -91,6 +92,7 @@ class Ringing:
     created: bool
     inbox_name: str = "default"
     config: CtiConfig = field(default_factory=CtiConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)  # what the inbox's callers hear
 
 
 # ---- presence and operator choice ---------------------------------------------------------
@@ -163,95 +165,12 @@ def is_open(hours: BusinessHours | None, *, tz: str, now: datetime | None = None
     return local.weekday() in hours.days and opens <= local.time() < closes
 
 
-# ---- CTI settings -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _CachedConfig:
-    """The parsed settings row of one database as of one ``updated_at``, with its blocked list
-    normalised once (a long list would otherwise be parsed again on every call)."""
-
-    updated_at: datetime
-    config: CtiConfig
-    blocked: "BlockedCallers"
-
-
-# Per database: the settings as last read. The row's ``updated_at`` is read on every use, so an
-# edit made by any process is seen by the next call everywhere.
-_config_cache: dict[str, _CachedConfig] = {}
-CTI_SETTINGS: Table = CtiSettings.__table__  # type: ignore[attr-defined]
-_CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1)
-
-
-async def cti_config(session: AsyncSession) -> CtiConfig:
-    """The admin-edited blocked list, routing table, default caller id and business hours."""
-    return (await _cti_settings(session, "JP")).config
-
-
-async def _cti_settings(session: AsyncSession, region: str) -> _CachedConfig:
-    """The CTI settings, parsed once per change of the row (checked with one indexed read)."""
-    key = f"{session.get_bind().engine.url}|{region}"
-    version = await prepared.scalar(session, _CONFIG_VERSION)
-    if version is None:  # never saved: the defaults
-        return _CachedConfig(datetime.min, CtiConfig(), BlockedCallers(frozenset(), frozenset()))
-    cached = _config_cache.get(key)
-    if cached is not None and cached.updated_at == version:
-        return cached
-    row = await session.get(CtiSettings, 1, populate_existing=True)
-    assert row is not None
-    config = CtiConfig.model_validate({
-        "blocked_caller_ids": row.blocked_caller_ids, "routing_table": row.routing_table,
-        "default_caller_id": row.default_caller_id, "business_hours": row.business_hours})
-    cached = _CachedConfig(row.updated_at, config, BlockedCallers.of(config, region))
-    _config_cache[key] = cached
-    return cached
-
-
-async def save_cti_config(session: AsyncSession, config: CtiConfig) -> CtiConfig:
-    """Replace the CTI settings."""
-    row = await session.get(CtiSettings, 1) or CtiSettings(id=1)
-    row.blocked_caller_ids = config.blocked_caller_ids
-    row.routing_table = [route.model_dump() for route in config.routing_table]
-    row.default_caller_id = config.default_caller_id
-    row.business_hours = config.business_hours.model_dump() if config.business_hours else None
-    row.updated_at = utcnow()
-    session.add(row)
-    await session.flush()
-    return config
-
-
-@dataclass(frozen=True)
-class BlockedCallers:
-    """The blocked list, each entry normalised once: as E.164 where it parses, and NFKC."""
-
-    e164: frozenset[str]
-    folded: frozenset[str]
-
-    @classmethod
-    def of(cls, config: CtiConfig, region: str) -> "BlockedCallers":
-        """The blocked list of ``config``, read with ``region``'s numbering."""
-        numbers = {normalize.phone(item, region) for item in config.blocked_caller_ids}
-        return cls(frozenset(n for n in numbers if n is not None),
-                   frozenset(normalize.nfkc(item) for item in config.blocked_caller_ids))
-
-    def match(self, caller: str, *, region: str) -> bool:
-        """Whether the caller id is on the list (compared as E.164 when both parse)."""
-        e164 = normalize.phone(caller, region)
-        return (e164 is not None and e164 in self.e164) or normalize.nfkc(caller) in self.folded
-
-
-def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
-    """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
-    return BlockedCallers.of(config, region).match(caller, region=region)
-
-
-def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
-    """The caller id for a destination: the first matching route (``*`` = any digits), or default."""
-    for route in config.routing_table:
-        pattern = ".+?".join(re.escape(part) for part in route.dest.split("*"))
-        if re.fullmatch(pattern, destination.strip()):
-            return route.caller_id
-    return config.default_caller_id
+# The admin-edited settings live in helpdesk.calls.settings; these names stay importable here.
+cti_config = cti_settings.cti_config
+save_cti_config = cti_settings.save_cti_config
+is_blocked = cti_settings.is_blocked
+outbound_caller_id = cti_settings.outbound_caller_id
+BlockedCallers = cti_settings.BlockedCallers
 
 
 # ---- transitions --------------------------------------------------------------------------
@@ -260,14 +179,15 @@ def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
 async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Ringing:
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
-    settings = await _cti_settings(session, options.region)
+    settings = await cti_settings.cached(session, options.region)
     existing_id = await prepared.scalar(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
                                                                         "call_id": new.call_id})
     if existing_id is not None:
         existing = await session.get(Call, existing_id)
         assert existing is not None
         known = await session.get(Inbox, existing.inbox_id)
-        return Ringing(existing, False, known.name if known else "default", settings.config)
+        return Ringing(existing, False, known.name if known else "default", settings.config,
+                       settings.voice.get(existing.inbox_id) or VoiceConfig())
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
     inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
@@ -291,9 +211,10 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     call.id = await prepared.scalar(session, _INSERT_CALL, {name: getattr(call, name)
                                                             for name in _INSERT_CALL_COLUMNS})
     await prepared.rows(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
-    if inbound and call.routed != Routed.rejected:
+    if inbound and call.routed not in (Routed.rejected, Routed.menu):
         await _announce_ring(session, call, customer, options)
-    return Ringing(call, True, inbox.name, settings.config)
+    return Ringing(call, True, inbox.name, settings.config,
+                   settings.voice.get(call.inbox_id) or VoiceConfig())
 
 
 _INSERT_CALL_COLUMNS = [column.name for column in CALL.c if column.name != "id"]
@@ -306,7 +227,7 @@ _CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("pro
 
 
 async def _route(
-    session: AsyncSession, call: Call, new: Ring, settings: _CachedConfig, options: CallOptions
+    session: AsyncSession, call: Call, new: Ring, settings: cti_settings.Cached, options: CallOptions
 ) -> None:
     if settings.blocked.match(new.from_, region=options.region):
         call.routed, call.state, call.cause = Routed.rejected, CallState.ended, "blocked"
@@ -314,6 +235,10 @@ async def _route(
         return
     if new.route and not is_open(settings.config.business_hours, tz=options.timezone):
         call.routed, call.voicemail = Routed.voicemail, True
+        return
+    voice = settings.voice.get(call.inbox_id)
+    if new.route and voice is not None and voice.menu:
+        call.routed = Routed.menu  # operators are offered the call once the caller has chosen
         return
     call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group,
                                                    acw_limit=options.acw_limit)
@@ -367,7 +292,43 @@ async def offer_queued(
                         if call.customer_id is not None else None)
             await _announce_ring(session, call, customer, options)
     inbox = await session.get(Inbox, call.inbox_id)
-    return Ringing(call, False, inbox.name if inbox else "default", await cti_config(session))
+    found = await cti_settings.cached(session, options.region)
+    return Ringing(call, False, inbox.name if inbox else "default", found.config,
+                   found.voice.get(call.inbox_id) or VoiceConfig())
+
+
+async def menu_choice(
+    session: AsyncSession, provider: str, call_id: str, digit: str | None, *, options: CallOptions
+) -> Ringing | None:
+    """The caller pressed ``digit`` (None: nothing) in the keypad menu: the call goes to that
+    option's inbox with its tag, and is offered to whoever is free there (or queues)."""
+    call = await _locked(session, provider, call_id)
+    if call is None:
+        return None
+    if call.routed == Routed.menu and call.state == CallState.ringing:
+        found = await cti_settings.cached(session, options.region)
+        await ivr.apply_choice(session, call, found.voice.get(call.inbox_id), digit)
+        call.routed = Routed.queue
+    return await offer_queued(session, provider, call_id, options=options)
+
+
+async def request_callback(session: AsyncSession, provider: str, call_id: str, *,
+                           options: CallOptions) -> Call | None:
+    """A queued caller asked to be called back: a callback task (ticket) for their inbox."""
+    call = await _locked(session, provider, call_id)
+    if call is None or not await _applied(session, call, "callback", None):
+        return call
+    await ivr.callback_task(session, call, region=options.region, timezone=options.timezone,
+                            reopen_window=options.reopen_window)
+    return call
+
+
+async def voice_for_call(session: AsyncSession, provider: str, call_id: str, *,
+                         options: CallOptions) -> VoiceConfig:
+    """What callers to the call's inbox hear (the defaults for an unknown call)."""
+    call = await _call_by_provider_id(session, provider, call_id)
+    found = await cti_settings.cached(session, options.region)
+    return (found.voice.get(call.inbox_id) if call is not None else None) or VoiceConfig()
 
 
 def _waiting(call: Call) -> bool:

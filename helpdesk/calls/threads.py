@@ -88,11 +88,25 @@ async def missed_ticket(session: AsyncSession, call: Call, *, region: str, timez
     """A missed call or voicemail: one ticket per caller, inbox and day, each call an entry."""
     display = caller_card(call, None, region)["display"]
     kind = "留守番電話" if call.voicemail else "不在着信"
-    day = (call.ended_at or call.started_at).astimezone(ZoneInfo(timezone)).date().isoformat()
-    key = f"missed:{call.inbox_id}:{call.caller_e164}:{day}" if call.caller_e164 else None
     await _ticket_from(session, call, suffix="missed", subject="不在着信",
-                       body=f"{kind} {display}: 折り返しが必要です", token=None, key=key,
+                       body=f"{kind} {display}: 折り返しが必要です", token=None,
+                       key=_daily_key(call, timezone), region=region, reopen_window=reopen_window)
+
+
+async def callback_ticket(session: AsyncSession, call: Call, *, region: str, timezone: str,
+                          reopen_window: timedelta) -> int | None:
+    """A queued caller's callback request, in the caller's ticket of the day."""
+    display = caller_card(call, None, region)["display"]
+    await _ticket_from(session, call, suffix="callback", subject="折り返し依頼",
+                       body=f"折り返し希望 {display}", token=None, key=_daily_key(call, timezone),
                        region=region, reopen_window=reopen_window)
+    return call.ticket_id
+
+
+def _daily_key(call: Call, timezone: str) -> str | None:
+    # Missed calls and callback requests from one caller to one inbox on one day share a ticket.
+    day = (call.ended_at or call.started_at).astimezone(ZoneInfo(timezone)).date().isoformat()
+    return f"missed:{call.inbox_id}:{call.caller_e164}:{day}" if call.caller_e164 else None
 
 
 async def _ticket_from(
@@ -112,6 +126,8 @@ async def _ticket_from(
     call.ticket_id = result.ticket_id
     if call.customer_id is None and ticket is not None:
         call.customer_id = ticket.customer_id
+    if call.menu_tag and not result.duplicate:
+        await tickets.add_tag(session, result.ticket_id, call.menu_tag)
 
 
 def talk_seconds(call: Call) -> int | None:

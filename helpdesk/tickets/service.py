@@ -526,6 +526,18 @@ async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> 
         session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
 
 
+async def add_tag(session: AsyncSession, ticket_id: int, name: str) -> None:
+    """Tag a ticket (a caller's keypad choice), keeping the tags it has."""
+    ticket = await _locked_ticket(session, ticket_id)
+    if ticket is None:
+        return
+    current = (await tags_of(session, [ticket_id])).get(ticket_id, [])
+    await _set_tags(session, ticket, [*current, name])
+    _touch(ticket)
+    await session.flush()
+    await _publish_ticket(session, ticket, "ticket.updated")
+
+
 async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
     """Assign the ticket to ``actor``; 409 when someone else holds it."""
     ticket = await _locked_ticket(session, ticket_id)

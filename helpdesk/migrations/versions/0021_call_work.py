@@ -25,6 +25,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('call') as batch:
         batch.add_column(sa.Column('recording_seconds', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('menu_tag', sqlmodel.sql.sqltypes.AutoString(length=60),
+                                   nullable=True))
         batch.add_column(sa.Column('callback_result', sqlmodel.sql.sqltypes.AutoString(length=20),
                                    nullable=True))
         batch.add_column(sa.Column('callback_by', sa.Integer(), nullable=True))
@@ -87,4 +89,5 @@ def downgrade() -> None:
         batch.drop_column('callback_at')
         batch.drop_column('callback_by')
         batch.drop_column('callback_result')
+        batch.drop_column('menu_tag')
         batch.drop_column('recording_seconds')
