@@ -42,6 +42,7 @@ from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import twilio as telephony_twilio
 from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
 # How uvicorn serves the app (the CLI, the benchmarks and the tests' servers alike).
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -8,7 +8,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.calls import service as calls
-from helpdesk.db import SessionDep
+from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.realtime import service as events
 from telephony import twiml
 from telephony.twilio import PROVIDER, XML, TwilioForm, inbound_twiml, required, xml
@@ -51,3 +51,11 @@ async def callback(form: TwilioForm, session: SessionDep, settings: SettingsDep)
         response.hangup()
         return xml(response)
     return xml(twiml.callback_taken())
+
+
+@router.post("/telephony/twilio/hold", response_class=Response, responses=TWIML)
+async def hold(form: TwilioForm, session: ReadSessionDep, settings: SettingsDep) -> Response:
+    """What a caller on hold hears while their call is handed over (a conference's wait URL)."""
+    voice = await calls.voice_for_call(session, PROVIDER, required(form, "CallSid"),
+                                       options=calls.options_from(settings))
+    return xml(twiml.on_hold(voice))

@@ -14,6 +14,7 @@ RECORDING = "品質向上のため、通話を録音させていただきます�
 BUSY = "ただいま電話が混み合っております。このままお待ちください。"
 CALLBACK_OFFER = "折り返しをご希望の方は1を押してください。"
 CALLBACK_TAKEN = "承知いたしました。担当者より折り返しお電話いたします。お電話ありがとうございました。"
+HOLD = "担当者におつなぎしています。少々お待ちください。"
 MENU_SECONDS = 6
 HOLD_PAUSE_SECONDS = 5
 
@@ -71,4 +72,15 @@ def callback_taken() -> VoiceResponse:
     response = VoiceResponse()
     response.say(CALLBACK_TAKEN, language=JA)
     response.hangup()
+    return response
+
+
+def on_hold(voice: VoiceConfig) -> VoiceResponse:
+    """Hold music (or a short notice and silence) while a call is being handed over."""
+    response = VoiceResponse()
+    if voice.hold_music_url:
+        response.play(voice.hold_music_url)
+    else:
+        response.say(HOLD, language=JA)
+        response.pause(length=HOLD_PAUSE_SECONDS * 2)
     return response

@@ -7,22 +7,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
-from helpdesk.calls import callbacks, service, wrapup
+from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
+    Call,
     CallbackResult,
     CallIds,
     CallPage,
     CallPublic,
+    CallTransfer,
     CtiConfig,
     OutboundCall,
+    TransferPublic,
+    TransferRequest,
     VoiceConfig,
     WrapUp,
     WrapupPublic,
     WrapupView,
 )
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, NotFound
+from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
@@ -167,3 +171,68 @@ async def put_voice(inbox_id: int, body: VoiceConfig, session: SessionDep, admin
 async def _inbox_or_404(session: AsyncSession, inbox_id: int) -> None:
     if await session.get(Inbox, inbox_id) is None:
         raise NotFound("inbox not found")
+
+
+@router.post("/api/calls/{call_id}/transfer", response_model=TransferPublic, status_code=201)
+async def start_transfer(call_id: int, body: TransferRequest, session: SessionDep, user: CurrentUser,
+                         settings: SettingsDep, request: Request) -> TransferPublic:
+    """Hand the call to an operator or an inbox's queue, blind or consulting first (warm); the
+    card pops for the receiver with the notes. 409 when the call is not in progress or is
+    already being transferred; 502 when the phone provider refused (nothing is kept then)."""
+    call = await service.visible_call(session, call_id, user)
+    options = service.options_from(settings)
+    receivers = ([body.to_user_id] if body.to_user_id is not None else
+                 await service.choose_operators(session, body.to_inbox_id or 0,
+                                                limit=options.ring_group,
+                                                acw_limit=options.acw_limit))
+    moved = await transfer.start(session, call, body, by=user, receivers=receivers,
+                                 pop=transfer.Pop(options.region, options.dormant_after_days))
+    switch = _switch(request, call)
+    if switch is not None:
+        inbox = await session.get(Inbox, body.to_inbox_id) if body.to_inbox_id else None
+        await switch.start(call, moved, inbox_name=inbox.name if inbox else None)
+    await session.commit()
+    return TransferPublic.model_validate(moved)
+
+
+@router.post("/api/calls/{call_id}/transfer/complete", response_model=CallPublic)
+async def complete_transfer(call_id: int, session: SessionDep, user: CurrentUser,
+                            request: Request) -> CallPublic:
+    """The receiver takes the call (the first operator ends a consultation, or the receiver
+    accepts): the operator changes and the ticket moves. 409 with no transfer under way."""
+    call = await service.visible_call(session, call_id, user)
+    moved = await _open_or_409(session, call)
+    receiver = moved.to_user_id if user.id == moved.from_user_id else user.id
+    switch = _switch(request, call)
+    if switch is not None:
+        await switch.complete(call, moved)
+    await transfer.complete(session, call, moved, receiver_id=receiver)
+    await session.commit()
+    return CallPublic.model_validate(call)
+
+
+@router.post("/api/calls/{call_id}/transfer/cancel", response_model=TransferPublic)
+async def cancel_transfer(call_id: int, session: SessionDep, user: CurrentUser,
+                          request: Request) -> TransferPublic:
+    """Call the transfer off: the first operator keeps the call."""
+    call = await service.visible_call(session, call_id, user)
+    moved = await _open_or_409(session, call)
+    switch = _switch(request, call)
+    if switch is not None:
+        await switch.cancel(call, moved)
+    transfer.cancel(call, moved)
+    await session.commit()
+    return TransferPublic.model_validate(moved)
+
+
+async def _open_or_409(session: AsyncSession, call: Call) -> CallTransfer:
+    moved = await transfer.open_transfer(session, call)
+    if moved is None:
+        raise Conflict("no transfer is under way on this call")
+    return moved
+
+
+def _switch(request: Request, call: Call) -> transfer.Switch | None:
+    # Twilio calls are moved through its REST API; a PBX on the generic CTI moves its own.
+    switches: dict[str, transfer.Switch] = getattr(request.app.state, "switches", {})
+    return switches.get(call.provider)

@@ -253,6 +253,36 @@ class WrapupPublic(BaseModel):
     follow_up_on: date | None
 
 
+class TransferRequest(BaseModel):
+    """Hand the call to an operator or an inbox's queue; ``warm`` consults the receiver first."""
+
+    to_user_id: int | None = None
+    to_inbox_id: int | None = None
+    mode: TransferMode = TransferMode.blind
+    notes: str = PydanticField(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferRequest":
+        if (self.to_user_id is None) == (self.to_inbox_id is None):
+            raise ValueError("name one receiver: to_user_id or to_inbox_id")
+        return self
+
+
+class TransferPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    call_id: int = PydanticField(validation_alias="call_ref")
+    from_user_id: int | None
+    to_user_id: int | None
+    to_inbox_id: int | None
+    mode: TransferMode
+    state: TransferState
+    notes: str
+    created_at: datetime
+    completed_at: datetime | None
+
+
 class WrapupView(BaseModel):
     call: CallPublic
     wrapup: WrapupPublic | None

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
-from helpdesk.calls import ivr, threads, wrapup
+from helpdesk.calls import announce, ivr, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     BusinessHours,
@@ -248,15 +248,8 @@ async def _route(
 
 async def _announce_ring(session: AsyncSession, call: Call, customer: profiles.CustomerRows | None,
                          options: CallOptions) -> None:
-    profile = None
-    if customer is not None:
-        found = await profiles.complete(session, customer, profiles.Audience(None, {call.inbox_id}),
-                                        options.dormant_after_days)
-        profile = found.model_dump(mode="json")
-    events.record(session, type="call.ringing", user_ids=call.offered_user_ids, data={
-        "call": _public(call), "caller": caller_card(call, profile, options.region),
-        "profile": profile,
-    })
+    await announce.ringing(session, call, customer, region=options.region,
+                           dormant_after_days=options.dormant_after_days)
 
 
 caller_card = threads.caller_card
@@ -332,7 +325,10 @@ async def voice_for_call(session: AsyncSession, provider: str, call_id: str, *,
 
 
 def _waiting(call: Call) -> bool:
-    return call.state == CallState.ringing and call.routed == Routed.queue
+    # Ringing in a queue, or transferred to one and waiting there for someone to take it.
+    return call.routed == Routed.queue and (
+        call.state == CallState.ringing
+        or (call.state == CallState.answered and call.operator_id is None))
 
 
 async def answer(
@@ -348,6 +344,9 @@ async def answer(
         return call
     _advance(call, sequence)
     if call.state == CallState.answered:
+        if (operator_id is not None and operator_id != call.operator_id
+                and await transfer.picked_up(session, call, operator_id)):
+            return call
         if operator_id is not None and call.operator_id is None:
             call.operator_id = operator_id
             await _take_call(session, call, options)
@@ -460,29 +459,10 @@ async def _take_call(session: AsyncSession, call: Call, options: CallOptions) ->
     _publish_answered(session, call)
 
 
-def _public(call: Call) -> dict[str, Any]:
-    return CallPublic.model_validate(call).model_dump(mode="json", by_alias=True)
-
-
-def _audience(call: Call) -> list[int]:
-    ids = list(call.offered_user_ids)
-    if call.operator_id is not None and call.operator_id not in ids:
-        ids.append(call.operator_id)
-    return ids
-
-
-def _publish(session: AsyncSession, call: Call, kind: str) -> None:
-    events.record(session, type=kind, data={"call": _public(call)}, inbox_id=call.inbox_id,
-                  user_ids=_audience(call))
-
-
-def _publish_answered(session: AsyncSession, call: Call) -> None:
-    # The answering operator's page opens the ticket (or the customer); others close the pop-up.
-    target = ({"ticket_id": call.ticket_id} if call.ticket_id is not None
-              else {"customer_id": call.customer_id} if call.customer_id is not None
-              else {"new_ticket": {"phone": call.caller_e164}})
-    events.record(session, type="call.answered", user_ids=_audience(call),
-                  data={"call": _public(call), "operator_id": call.operator_id, "open": target})
+_public = announce.public
+_audience = announce.audience
+_publish = announce.publish
+_publish_answered = announce.publish_answered
 
 
 # ---- operators' actions -------------------------------------------------------------------

@@ -526,6 +526,23 @@ async def _set_tags(session: AsyncSession, ticket: Ticket, names: list[str]) -> 
         session.add(TicketTag(ticket_id=ticket.id, tag_id=tag.id))
 
 
+async def hand_over(session: AsyncSession, ticket_id: int, *, inbox_id: int,
+                    assignee_id: int | None) -> None:
+    """Move a ticket to another inbox and/or assignee (a transferred call takes its ticket)."""
+    ticket = await _locked_ticket(session, ticket_id)
+    if ticket is None:
+        return
+    assigned = ticket.assignee_id != assignee_id
+    ticket.inbox_id, ticket.assignee_id = inbox_id, assignee_id
+    if assignee_id is not None and ticket.status == Status.unhandled:
+        ticket.status = Status.in_progress
+    _touch(ticket)
+    await session.flush()
+    await _publish_ticket(session, ticket, "ticket.updated")
+    if assigned:
+        await _publish_ticket(session, ticket, "ticket.assigned")
+
+
 async def add_tag(session: AsyncSession, ticket_id: int, name: str) -> None:
     """Tag a ticket (a caller's keypad choice), keeping the tags it has."""
     ticket = await _locked_ticket(session, ticket_id)
