@@ -1,12 +1,15 @@
 """The caller log, after-call work, click-to-call, and the admin's CTI settings."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
+from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
@@ -27,6 +30,8 @@ from helpdesk.calls.models import (
 )
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.realtime import service as events
+from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
@@ -45,6 +50,18 @@ async def list_calls(
     items, next_cursor = await service.list_calls(session, user, done=done, cursor=cursor,
                                                   limit=limit)
     return CallPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/api/calls/transfer-targets")
+async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[str, list[dict[str, Any]]]:
+    """Who a call can be handed to: active staff (online first) and every inbox's queue."""
+    staff = list(await session.execute(select(col(User.id), col(User.name)).where(
+        col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
+    online = set(await events.online_among(session))
+    inboxes = await routing.inboxes_by_id(session, None)
+    people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
+    people.sort(key=lambda p: not p["online"])
+    return {"operators": people, "inboxes": [{"id": i.id, "name": i.name} for i in inboxes]}
 
 
 @router.post("/api/calls/done")

@@ -212,8 +212,21 @@ class CallPublic(BaseModel):
         return max(0, int((self.ended_at - self.answered_at).total_seconds()))
 
 
+class CallLogEntry(CallPublic):
+    """A call in the caller log, with what people read instead of ids."""
+
+    customer_name: str | None = None
+    operator_name: str | None = None
+    ticket_number: int | None = None
+    withheld: bool = False
+    recording_seconds: int | None = None
+    callback_result: str | None = None
+    callback_at: datetime | None = None
+    wrapup: "WrapupPublic | None" = None
+
+
 class CallPage(BaseModel):
-    items: list[CallPublic]
+    items: list[CallLogEntry]
     next_cursor: str | None
 
 
@@ -388,3 +401,6 @@ class VoiceConfig(BaseModel):
         if len(digits) != len(set(digits)):
             raise ValueError("each keypad digit at most once")
         return value
+
+
+CallLogEntry.model_rebuild()

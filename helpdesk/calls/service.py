@@ -20,14 +20,14 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
-from helpdesk.calls import announce, ivr, threads, transfer, wrapup
+from helpdesk.calls import announce, ivr, log, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     BusinessHours,
     Call,
     CallDirection,
     CallEvent,
-    CallPublic,
+    CallLogEntry,
     CallState,
     CtiConfig,
     Routed,
@@ -479,7 +479,7 @@ async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
 
 async def list_calls(
     session: AsyncSession, user: User, *, done: bool | None, cursor: str | None, limit: int
-) -> tuple[list[CallPublic], str | None]:
+) -> tuple[list[CallLogEntry], str | None]:
     """The caller log the user may see, newest first, by keyset on id."""
     stmt = select(Call)
     visible = await routing.visible_inbox_ids(session, user)
@@ -493,7 +493,7 @@ async def list_calls(
     page = rows[:limit]
     more = len(rows) > limit and page
     next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
-    return [CallPublic.model_validate(c) for c in page], next_cursor
+    return await log.entries(session, page), next_cursor
 
 
 async def current_calls(session: AsyncSession, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
