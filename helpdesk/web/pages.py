@@ -10,6 +10,7 @@ from helpdesk.access import views as access_views
 from helpdesk.audit import views as audit_views
 from helpdesk.auth import views as auth_views
 from helpdesk.auth.dependencies import SESSION_COOKIE
+from helpdesk.calls import views as calls_views
 from helpdesk.config import Settings
 from helpdesk.customers import views as customers_views
 from helpdesk.errors import error_response
@@ -23,7 +24,7 @@ from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
 ROUTERS = (auth_views, tickets_views, customers_views, reports_views, routing_views,
-           replies_views, access_views, audit_views, web_views)
+           replies_views, access_views, audit_views, calls_views, web_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:

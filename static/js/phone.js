@@ -43,7 +43,7 @@
   // ---- texts from the page's <template id="call-texts"> ----------------------------------
   function text(key, values) {
     var holder = document.getElementById("call-texts");
-    var node = holder && holder.content.querySelector('[data-key="' + key + '"]');
+    var node = holder && holder.content.querySelector(".text-" + key);
     var out = node ? node.textContent.trim() : key;
     Object.keys(values || {}).forEach(function (k) { out = out.replace("{" + k + "}", values[k]); });
     return out;

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
+from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Ticket
-from tests.conftest import LiveServer, Staff, make_settings
+from tests.conftest import LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Peek, Tab, Tabs
 from tests.web.test_phone_pages import known_caller
 
@@ -137,3 +138,36 @@ async def test_a_warm_transfer_between_two_browsers(
     await expect(second.page.locator("#call-rows tr").first.locator(".call-operator")).to_have_text("suzuki")
     first.assert_clean()
     second.assert_clean()
+
+
+async def test_an_admin_sets_the_keypad_menu_from_the_voice_page(
+        tabs: Tabs, staff: Staff, db: AsyncSession, engine: AsyncEngine) -> None:
+    admin = await staff.create("admin", Role.admin)
+    await begin_write(db)
+    returns = await routing.create_inbox(db, name="returns")
+    default = await routing.inbox_by_name(db, "default")
+    await db.commit()
+    tab = await tabs.open(admin)
+    await tab.goto("/admin/cti")
+    await tab.page.locator(f".voice-menus a[href='/admin/inboxes/{default.id}/voice']").click()
+    form = tab.page.locator("#voice-form")
+    await form.locator("textarea[name=greeting]").fill("お電話ありがとうございます。")
+    await form.locator("input[name=menu_1_label]").fill("ご注文について")
+    await form.locator("input[name=menu_2_label]").fill("返品")
+    await form.locator("select[name=menu_2_inbox]").select_option(str(returns.id))
+    await form.locator("input[name=menu_2_tag]").fill("返品")
+    await form.locator("input[name=callback_offer]").check()
+    await form.locator("button[type=submit]").click()
+    await expect(tab.page.locator("#voice-status")).to_have_text("保存しました")
+    await form.locator("input[name=hold_music_url]").fill("ftp://example.jp/hold.mp3")
+    await form.locator("button[type=submit]").click()  # refused, with the reason shown
+    await expect(tab.page.locator("#toasts .toast")).to_contain_text("hold_music_url")
+    async with httpx.AsyncClient(base_url=tab.base) as client:
+        saved = (await client.get(f"/api/admin/inboxes/{default.id}/voice",
+                                  headers=Staff.headers(admin))).json()
+    assert saved["greeting"] == "お電話ありがとうございます。" and saved["callback_offer"] is True
+    assert saved["menu"] == [
+        {"digit": "1", "label": "ご注文について", "inbox_id": None, "tag": None},
+        {"digit": "2", "label": "返品", "inbox_id": returns.id, "tag": "返品"}]
+    assert saved["hold_music_url"] is None
+    tab.assert_clean()

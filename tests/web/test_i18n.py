@@ -107,13 +107,13 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient) -> dic
     await db.commit()
     await inbound(db, "i2", name="鈴木 一郎", email="ichiro@example.jp", channel=Channel.line)
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
-            "version": ticket.version}
+            "version": ticket.version, "inbox": ticket.inbox_id}
 
 
 PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999"]
+         "/admin/audit", "/admin/inboxes/{inbox}/voice", "/tickets/999999"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
