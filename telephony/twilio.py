@@ -30,6 +30,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk import normalize
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.models import User
 from helpdesk.calls import service as calls
 from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
@@ -180,10 +181,26 @@ async def _browser_call(
         return xml(response)
     await calls.ring(session, calls.Ring(
         provider=PROVIDER, call_id=sid, direction=CallDirection.outbound, from_=caller_id, to=e164,
-        operator_id=operator_id), options=options)
+        operator_id=operator_id, ticket_id=await _ticket_param(session, form, operator_id)),
+        options=options)
     response.dial(e164, caller_id=caller_id, answer_on_bridge=True)
     await session.commit()
     return xml(response)
+
+
+async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
+                        operator_id: int) -> int | None:
+    """The ticket a browser phone's call was started from (its ``TicketId`` parameter), when
+    the operator may see it."""
+    raw = (form.get("TicketId") or "").strip()
+    if not raw.isdigit() or len(raw) > 12:
+        return None
+    operator = await session.get(User, operator_id)
+    inbox_id = await tickets.inbox_of(session, int(raw))
+    visible = await routing.visible_inbox_ids(session, operator) if operator else set()
+    if inbox_id is None or (visible is not None and inbox_id not in visible):
+        return None
+    return int(raw)
 
 
 @router.post("/telephony/twilio/wait", response_class=Response)

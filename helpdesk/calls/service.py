@@ -84,6 +84,7 @@ class Ring:
     user_label: str | None = None
     operator_id: int | None = None
     route: bool = False  # choose dial / queue / voicemail (providers that ask us what to do)
+    ticket_id: int | None = None  # an outbound call started from this ticket belongs to it
 
 
 @dataclass
@@ -200,8 +201,9 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
         from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
         inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
         customer_id=customer.id if customer is not None else None,
-        ticket_id=(await threads.open_ticket_id(session, customer_id=customer.id, inbox_id=inbox.id)
-                   if customer is not None and inbound else None),
+        ticket_id=new.ticket_id or (
+            await threads.open_ticket_id(session, customer_id=customer.id, inbox_id=inbox.id)
+            if customer is not None else None),
         queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
         user_label=new.user_label[:500] if new.user_label else None,
     )

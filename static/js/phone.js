@@ -456,6 +456,12 @@
           audio.preload = "none";
           audio.src = c.provider === "twilio" && !/\.(mp3|wav)$/.test(c.recording_url) ? c.recording_url + ".mp3" : c.recording_url;
           audio.setAttribute("aria-label", t.recording);
+          if (answeredByMachine && !c.done) {
+            // A voicemail is done once someone has listened to it.
+            audio.addEventListener("ended", function () {
+              api("/api/calls/" + c.id + "/done", { method: "POST" }).then(load);
+            }, { once: true });
+          }
           state.appendChild(audio);
           if (c.recording_seconds !== null && c.recording_seconds !== undefined) state.appendChild(el("span", seconds(c.recording_seconds), "duration"));
         }
@@ -539,6 +545,27 @@
       });
     });
   }
+
+  // ---- recordings in a ticket's thread ------------------------------------------------------
+  // A call's recording or voicemail is an internal entry whose first line names it (通話録音 /
+  // 留守番電話 and its length) and whose last line is the recording's address: play it in place.
+  function recordingsInThread() {
+    var thread = document.getElementById("thread");
+    if (!thread) return;
+    thread.querySelectorAll(".msg-note .body-text").forEach(function (entry) {
+      if (entry.querySelector("audio")) return;
+      var lines = entry.textContent.trim().split("\n");
+      var address = lines[lines.length - 1].trim();
+      if (lines.length < 2 || !/^(通話録音|留守番電話)/.test(lines[0]) || !/^https:\/\/\S+$/.test(address)) return;
+      var audio = el("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = /\.(mp3|wav)$/.test(address) ? address : address + ".mp3";
+      entry.appendChild(audio);
+    });
+  }
+  document.addEventListener("htmx:afterSwap", recordingsInThread);
+  recordingsInThread();
 
   startTwilio();
   callLog();

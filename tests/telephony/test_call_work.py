@@ -7,6 +7,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call, WrapupState
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
@@ -169,3 +170,34 @@ async def test_calling_back_records_the_result_and_reaching_them_marks_it_done(
     assert call.ticket_id is not None
     thread = await thread_of(db, call.ticket_id)
     assert thread[-2:] == ["折り返し: 不在（sales0）", "折り返し: つながった（sales0）\n再配達で解決"]
+
+
+async def test_outbound_calls_started_from_a_ticket_belong_to_it(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    f = await floor(db, staff)
+    op = f.sales_ops[0]
+    admin = await staff.create("admin", role=Role.admin)
+    await tel.put("/api/admin/cti", json={"default_caller_id": "+815012345678"},
+                  headers=Staff.headers(admin))
+    mail = await inbound(db, "m-out", email="taro@example.jp", phone="+81312345678",
+                         channel=Channel.email, inbox="sales", subject="返金について")
+    # Click-to-call from the ticket page.
+    placed = await tel.post("/api/calls/outbound", headers=Staff.headers(op),
+                            json={"to": "03-1234-5678", "ticket_id": mail.ticket_id})
+    assert placed.status_code == 201 and placed.json()["ticket_id"] == mail.ticket_id
+    hidden = await inbound(db, "m-hidden", email="other@example.jp", inbox="support")
+    refused = await tel.post("/api/calls/outbound", headers=Staff.headers(op),
+                             json={"to": "03-1234-5678", "ticket_id": hidden.ticket_id})
+    assert refused.status_code == 422  # a ticket the operator may not see
+    # The browser phone's own call carries the ticket it was started from.
+    await twilio_post(tel, VOICE, {"CallSid": "CA-out1", "From": f"client:op-{op.id}",
+                                   "To": "03-1234-5678", "TicketId": str(mail.ticket_id)})
+    out = await db.scalar(select(Call).where(Call.call_id == "CA-out1"))
+    assert out is not None and out.ticket_id == mail.ticket_id
+    await db.commit()
+    # Answered and hung up: the call's length goes into that ticket's thread.
+    await twilio_post(tel, STATUS, {"CallSid": "CA-out1", "CallStatus": "in-progress",
+                                    "SequenceNumber": "2", "Direction": "outbound-api"})
+    await twilio_post(tel, STATUS, {"CallSid": "CA-out1", "CallStatus": "completed",
+                                    "SequenceNumber": "3", "Direction": "outbound-api"})
+    assert (await thread_of(db, mail.ticket_id))[-1].startswith("発信終了 通話時間 ")
