@@ -1,11 +1,14 @@
-"""Calls from any provider: ringing, answer, hang-up, screen pop, missed-call tickets, caller log.
+"""Calls from any provider: ringing, answer, hang-up, operator choice, queue, click-to-call.
 
 Provider adapters parse their protocol and call ``ring``, ``answer``, ``hangup`` and
 ``store_recording``. Every transition carries a key; a key already applied to the call is a retry
 and changes nothing. A call's state only moves forward, whatever order events arrive in.
+
+Around it: ``threads`` (the call's ticket and its entries), ``wrapup`` (after-call work),
+``transfer``, ``ivr`` (keypad menu and callback offer), ``settings`` (admin-edited CTI and voice
+settings), ``announce`` (the events), ``log`` (the caller log), ``callbacks`` (calling back).
 """
 
-import base64
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,7 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -27,7 +30,6 @@ from helpdesk.calls.models import (
     Call,
     CallDirection,
     CallEvent,
-    CallLogEntry,
     CallState,
     CtiConfig,
     Routed,
@@ -37,7 +39,7 @@ from helpdesk.calls.models import (
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
-from helpdesk.errors import BadInput, HelpdeskError, NotFound
+from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
@@ -467,62 +469,11 @@ _publish = announce.publish
 _publish_answered = announce.publish_answered
 
 
-# ---- operators' actions -------------------------------------------------------------------
-
-
-async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
-    """A call in an inbox the user works; 404 otherwise."""
-    call = await session.get(Call, call_pk)
-    visible = await routing.visible_inbox_ids(session, user)
-    if call is None or (visible is not None and call.inbox_id not in visible):
-        raise NotFound("call not found")
-    return call
-
-
-async def list_calls(
-    session: AsyncSession, user: User, *, done: bool | None, cursor: str | None, limit: int
-) -> tuple[list[CallLogEntry], str | None]:
-    """The caller log the user may see, newest first, by keyset on id."""
-    stmt = select(Call)
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    if done is not None:
-        stmt = stmt.where(col(Call.done).is_(done))
-    if cursor:
-        stmt = stmt.where(col(Call.id) < _decode_cursor(cursor))
-    rows = list(await session.scalars(stmt.order_by(col(Call.id).desc()).limit(limit + 1)))
-    page = rows[:limit]
-    more = len(rows) > limit and page
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
-    return await log.entries(session, page), next_cursor
-
-
-async def current_calls(session: AsyncSession, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Calls ringing or in progress that the user may see, oldest first, shaped as in events."""
-    stmt = select(Call).where(col(Call.state) != CallState.ended)
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    rows = await session.scalars(stmt.order_by(col(Call.id)).limit(limit))
-    return [_public(call) for call in rows]
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("cursor is not valid") from None
-
-
-async def mark_done(session: AsyncSession, user: User, ids: list[int]) -> int:
-    """Mark the user's visible calls among ``ids`` as done; returns how many were found."""
-    stmt = update(Call).where(col(Call.id).in_(ids))
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    result = await session.execute(stmt.values(done=True))
-    return int(getattr(result, "rowcount", 0) or 0)
+# The caller log and marking calls done live in helpdesk.calls.log.
+visible_call = log.visible_call
+list_calls = log.list_calls
+current_calls = log.current_calls
+mark_done = log.mark_done
 
 
 # ---- click-to-call ------------------------------------------------------------------------
