@@ -10,6 +10,8 @@
   var api = function (url, options) { return window.helpdeskFetch(url, options); };
   var device = null;
   var incoming = new Map(); // CallSid -> Twilio call
+  var lastIncoming = null;  // a transfer's receiver answers the leg Twilio rang them with
+  var consultUntil = 0;     // until when this browser expects its consultation leg
   var TOKEN_URL = "/api/telephony/token"; // {token, identity, expires_in}
 
   function el(tag, text, className) {
@@ -27,6 +29,9 @@
       device = new window.Twilio.Device(grant.token, { closeProtection: true });
       device.on("incoming", function (call) {
         var sid = call.parameters && call.parameters.CallSid;
+        // A warm transfer calls its first operator into the consultation: take it at once.
+        if (consultUntil > Date.now()) { consultUntil = 0; call.accept(); return; }
+        lastIncoming = call;
         if (sid) incoming.set(sid, call);
         call.on("disconnect", function () { incoming.delete(sid); });
         call.on("cancel", function () { incoming.delete(sid); });
@@ -108,7 +113,7 @@
       var accept = card.querySelector(".pop-accept");
       accept.hidden = false;
       accept.addEventListener("click", function () {
-        var c = incoming.get(call.call_id);
+        var c = incoming.get(call.call_id) || lastIncoming;
         if (c) c.accept();
         api("/api/calls/" + call.id + "/transfer/complete", { method: "POST" });
       });
@@ -195,9 +200,11 @@
       var data = new FormData(form);
       var payload = { mode: data.get("mode"), notes: data.get("notes") || "" };
       payload[parts[0] === "user" ? "to_user_id" : "to_inbox_id"] = Number(parts[1]);
+      // Twilio rings this browser into the consultation while the request is still answering.
+      if (payload.mode === "warm") consultUntil = Date.now() + 30000;
       api("/api/calls/" + active.id + "/transfer", { method: "POST", body: JSON.stringify(payload) })
         .then(function (r) {
-          if (!r.ok) return failed(r);
+          if (!r.ok) { consultUntil = 0; return failed(r); }
           form.hidden = true;
           if (payload.mode === "warm") {
             say(text("consulting"));
