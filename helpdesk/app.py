@@ -48,6 +48,8 @@ from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
+from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
 # How uvicorn serves the app (the CLI, the benchmarks and the tests' servers alike).
@@ -153,8 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Providers' webhooks first: routes are matched in order, and a ringing phone should not
     # wait while its path is compared with every page and API route.
-    for router in (telephony_twilio.router, telephony_cti.router, shopify_channel.router,
-                   *channels.ROUTERS):
+    for router in (telephony_twilio.router, telephony_twilio_menu.router, telephony_cti.router,
+                   shopify_channel.router, *channels.ROUTERS):
         app.include_router(router)
     pages.install(app, app.state.settings)
     boundary.install(app)  # inside the body limit, which bounds what it reads
@@ -169,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # of its own (WhatsApp's is often a different sender from the voice and SMS number).
     twilio_sms_from: str | None = None
     twilio_whatsapp_from: str | None = None
+    # After-call work: how long at most an operator doing it is kept from new calls, and the
+    # outcome codes the wrap-up offers (known codes are shown translated, others as written).
+    acw_limit_seconds: int = Field(default=120, ge=0, le=3600)
+    call_dispositions: list[str] = ["resolved", "callback", "transferred", "no_action"]
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base: str = "https://api.line.me"

@@ -5,7 +5,14 @@ from helpdesk.approval.models import ApprovalPolicy
 from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
-from helpdesk.calls.models import Call, CallEvent, CtiSettings
+from helpdesk.calls.models import (
+    Call,
+    CallEvent,
+    CallTransfer,
+    CtiSettings,
+    InboxVoice,
+    WrapupState,
+)
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
 from helpdesk.customers.models import (
     Customer,
@@ -27,9 +34,9 @@ from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCoun
 
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
-    "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity", "DeliveryReceipt", "Event",
-    "ImapCursor", "Inbox", "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem",
-    "OutboxItem", "Presence", "PresenceConnection", "RecoveryCode", "ReplyTemplate", "RfmBoundary",
-    "RolePolicy", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount", "TicketHistory",
-    "TicketTag", "User",
+    "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
+    "DeliveryReceipt", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice", "IpRule",
+    "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
+    "RecoveryCode", "ReplyTemplate", "RfmBoundary", "RolePolicy", "SearchEntry", "SlaSettings", "Tag",
+    "Ticket", "TicketCount", "TicketHistory", "TicketTag", "User", "WrapupState",
 ]

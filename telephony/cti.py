@@ -52,7 +52,10 @@ async def cti_event(token: str, request: Request, session: SessionDep,
         answered_by = fields["answeringNumber"] or user
         operator_id = (await calls.user_id_named(session, fields["answeringNumber"])
                        or await calls.user_id_named(session, user))
-        _known(await calls.answer(session, PROVIDER, call_id, key="answer", operator_id=operator_id,
+        # Keyed by who answered: a retry changes nothing, while an answer by someone else on a
+        # call in progress is the PBX transferring it.
+        key = f"answer:{operator_id}" if operator_id is not None else "answer"
+        _known(await calls.answer(session, PROVIDER, call_id, key=key, operator_id=operator_id,
                                   answered_by=answered_by, options=options))
         answer = {}
     else:

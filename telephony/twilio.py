@@ -30,6 +30,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk import normalize
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.models import User
 from helpdesk.calls import service as calls
 from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
@@ -39,6 +40,7 @@ from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
+from telephony import twiml
 
 router = APIRouter(tags=["telephony"])
 PROVIDER = "twilio"
@@ -47,7 +49,6 @@ PROGRESS = {"queued", "initiated", "ringing"}
 MAX_FIELDS = 200
 TOKEN_TTL = 3600
 XML = "text/xml"
-WAIT_POLL_SECONDS = 5  # how soon a queued caller notices a freed operator
 
 
 # ---- verification -------------------------------------------------------------------------
@@ -79,7 +80,7 @@ async def signed_form(request: Request, settings: SettingsDep) -> ImmutableMulti
 TwilioForm = Annotated[ImmutableMultiDict[str, str], Depends(signed_form)]
 
 
-def _required(form: ImmutableMultiDict[str, str], name: str, max_length: int = 64) -> str:
+def required(form: ImmutableMultiDict[str, str], name: str, max_length: int = 64) -> str:
     value = (form.get(name) or "").strip()
     if not value or len(value) > max_length:
         raise BadInput(f"{name}: required, at most {max_length} characters")
@@ -105,11 +106,11 @@ def _timestamp(form: ImmutableMultiDict[str, str]) -> Any:
         return None
 
 
-def _url(settings: Settings, path: str) -> str:
+def url_of(settings: Settings, path: str) -> str:
     return settings.public_url.rstrip("/") + path
 
 
-def _xml(twiml: VoiceResponse | str) -> Response:
+def xml(twiml: VoiceResponse | str) -> Response:
     return Response(str(twiml), media_type=XML)
 
 
@@ -120,7 +121,7 @@ def _xml(twiml: VoiceResponse | str) -> Response:
              responses={200: {"content": {XML: {}}, "description": "TwiML"}})
 async def voice(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
     """An incoming call (or a browser phone's outgoing one): record it and say where it goes."""
-    sid = _required(form, "CallSid")
+    sid = required(form, "CallSid")
     caller = (form.get("From") or "")[:64]
     options = calls.options_from(settings)
     operator_id = calls.user_id_of_identity(caller) if caller.startswith("client:") else None
@@ -129,31 +130,36 @@ async def voice(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
     ringing = await calls.ring(session, calls.Ring(
         provider=PROVIDER, call_id=sid, direction=CallDirection.inbound, from_=caller,
         to=(form.get("To") or "")[:64], route=True), options=options)
-    twiml = _inbound_twiml(ringing, settings)
+    twiml = inbound_twiml(ringing, settings)
     await session.commit()
     await events.sockets_first()
-    return _xml(twiml)
+    return xml(twiml)
 
 
-def _inbound_twiml(ringing: calls.Ringing, settings: Settings) -> VoiceResponse:
-    call, response = ringing.call, VoiceResponse()
-    status_url = _url(settings, "/telephony/twilio/status")
+def inbound_twiml(ringing: calls.Ringing, settings: Settings) -> VoiceResponse:
+    call, response, voice = ringing.call, VoiceResponse(), ringing.voice
+    status_url = url_of(settings, "/telephony/twilio/status")
     if call.routed == Routed.rejected:
         response.reject(reason="busy")
     elif call.routed == Routed.voicemail:
-        response.say("お電話ありがとうございます。ただいま営業時間外です。発信音のあとにご用件をお話しください。",
-                     language="ja-JP")
+        twiml.closed(response, voice)
         response.record(max_length=120, play_beep=True, recording_status_callback=status_url)
+    elif call.routed == Routed.menu:
+        return twiml.menu(voice, action=url_of(settings, "/telephony/twilio/menu"))
     elif call.routed == Routed.dial and call.offered_user_ids:
-        dial = response.dial(answer_on_bridge=True, timeout=settings.twilio_ring_timeout)
+        twiml.recording_notice(response, voice)
+        recording = ({"record": "record-from-answer-dual", "recording_status_callback": status_url}
+                     if voice.record_calls else {})
+        dial = response.dial(answer_on_bridge=True, timeout=settings.twilio_ring_timeout,
+                             **recording)
         for user_id in call.offered_user_ids:
             dial.client(calls.client_identity(user_id), status_callback=status_url,
                         status_callback_event="answered")
     elif call.state == CallState.ringing:
         # The wait URL answers <Leave> once an operator is free; the caller then goes on to
         # the next verb, which offers the call to whoever is free at that moment.
-        response.enqueue(ringing.inbox_name, wait_url=_url(settings, "/telephony/twilio/wait"))
-        response.redirect(_url(settings, "/telephony/twilio/offer"))
+        response.enqueue(ringing.inbox_name, wait_url=url_of(settings, "/telephony/twilio/wait"))
+        response.redirect(url_of(settings, "/telephony/twilio/offer"))
     else:
         response.hangup()
     return response
@@ -172,45 +178,62 @@ async def _browser_call(
     if e164 is None or caller_id is None:
         response.say("この番号には発信できません。", language="ja-JP")
         response.hangup()
-        return _xml(response)
+        return xml(response)
     await calls.ring(session, calls.Ring(
         provider=PROVIDER, call_id=sid, direction=CallDirection.outbound, from_=caller_id, to=e164,
-        operator_id=operator_id), options=options)
+        operator_id=operator_id, ticket_id=await _ticket_param(session, form, operator_id)),
+        options=options)
     response.dial(e164, caller_id=caller_id, answer_on_bridge=True)
     await session.commit()
-    return _xml(response)
+    return xml(response)
+
+
+async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
+                        operator_id: int) -> int | None:
+    """The ticket a browser phone's call was started from (its ``TicketId`` parameter), when
+    the operator may see it."""
+    raw = (form.get("TicketId") or "").strip()
+    if not raw.isdigit() or len(raw) > 12:
+        return None
+    operator = await session.get(User, operator_id)
+    inbox_id = await tickets.inbox_of(session, int(raw))
+    visible = await routing.visible_inbox_ids(session, operator) if operator else set()
+    if inbox_id is None or (visible is not None and inbox_id not in visible):
+        return None
+    return int(raw)
 
 
 @router.post("/telephony/twilio/wait", response_class=Response)
-async def wait(form: TwilioForm, session: ReadSessionDep) -> Response:
+async def wait(form: TwilioForm, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """What a queued caller hears while waiting; Twilio asks again each time it has played.
 
     Once an operator is free the caller leaves the queue (``<Leave>``) for the offer below.
     """
-    response = VoiceResponse()
-    if await calls.operator_free_for(session, PROVIDER, _required(form, "CallSid")):
+    sid, options = required(form, "CallSid"), calls.options_from(settings)
+    if await calls.operator_free_for(session, PROVIDER, sid, options=options):
+        response = VoiceResponse()
         response.leave()
-        return _xml(response)
-    if _optional_int(form, "QueueTime") in (None, 0):
-        response.say("ただいま電話が混み合っております。このままお待ちください。", language="ja-JP")
-    response.pause(length=WAIT_POLL_SECONDS)
-    return _xml(response)
+        return xml(response)
+    voice = await calls.voice_for_call(session, PROVIDER, sid, options=options)
+    return xml(twiml.waiting(voice, first=_optional_int(form, "QueueTime") in (None, 0),
+                              position=_optional_int(form, "QueuePosition"),
+                              callback=url_of(settings, "/telephony/twilio/callback")))
 
 
 @router.post("/telephony/twilio/offer", response_class=Response,
              responses={200: {"content": {XML: {}}, "description": "TwiML"}})
 async def offer(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
     """A caller who left the queue: ring the operators free now, or queue again."""
-    ringing = await calls.offer_queued(session, PROVIDER, _required(form, "CallSid"),
+    ringing = await calls.offer_queued(session, PROVIDER, required(form, "CallSid"),
                                        options=calls.options_from(settings))
     if ringing is None:
         response = VoiceResponse()
         response.hangup()
-        return _xml(response)
-    twiml = _inbound_twiml(ringing, settings)
+        return xml(response)
+    twiml = inbound_twiml(ringing, settings)
     await session.commit()
     await events.sockets_first()
-    return _xml(twiml)
+    return xml(twiml)
 
 
 # ---- status callbacks ---------------------------------------------------------------------
@@ -219,14 +242,15 @@ async def offer(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
 @router.post("/telephony/twilio/status", status_code=204, response_class=Response)
 async def status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
     """Call progress, answer by an operator's browser, hang-up, and recordings."""
-    sid = _required(form, "CallSid")
+    sid = required(form, "CallSid")
     parent = (form.get("ParentCallSid") or "").strip()[:64]
     call_status = (form.get("CallStatus") or "").strip()
     options = calls.options_from(settings)
     if form.get("RecordingUrl"):
         recording = (form.get("RecordingSid") or form.get("RecordingUrl") or "")[:64]
         await calls.store_recording(session, PROVIDER, parent or sid, key=f"{sid}:rec:{recording}",
-                                    url=_required(form, "RecordingUrl", 500))
+                                    url=required(form, "RecordingUrl", 500),
+                                    seconds=_optional_int(form, "RecordingDuration"))
     elif parent:
         await _operator_leg(session, form, parent, sid, call_status, options)
     else:
@@ -268,8 +292,8 @@ async def _caller_leg(
 @router.post("/telephony/twilio/sms", response_class=Response)
 async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
     """An SMS or WhatsApp message in: into a ticket through ingest, deduplicated by MessageSid."""
-    sid = _required(form, "MessageSid") if form.get("MessageSid") else _required(form, "SmsSid")
-    sender = _required(form, "From")
+    sid = required(form, "MessageSid") if form.get("MessageSid") else required(form, "SmsSid")
+    sender = required(form, "From")
     channel = Channel.whatsapp if sender.startswith("whatsapp:") else Channel.sms
     to = (form.get("To") or "").removeprefix("whatsapp:")
     inbox = await routing.inbox_for_number(session, to, region=settings.default_region)
@@ -279,7 +303,7 @@ async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> R
         body_text=_sms_body(form), inbox=inbox.name, metadata={"to": form.get("To")},
     ), options=tickets.IngestOptions(region=settings.default_region))
     await session.commit()
-    return _xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
+    return xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
 
 
 def _sms_body(form: ImmutableMultiDict[str, str]) -> str:
@@ -367,7 +391,7 @@ def dialer(settings: Settings) -> calls.Dialer:
         try:
             call = await rest_client(settings).calls.create_async(
                 to=f"client:{identity}", from_=caller_id, twiml=str(bridge),
-                status_callback=_url(settings, "/telephony/twilio/status"),
+                status_callback=url_of(settings, "/telephony/twilio/status"),
                 status_callback_event=["initiated", "ringing", "answered", "completed"])
         except TwilioRestException as exc:
             raise calls.DialFailed(f"Twilio refused the call: {exc.msg}") from exc

@@ -1,18 +1,39 @@
 """The caller log, after-call work, click-to-call, and the admin's CTI settings."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
 from helpdesk.auth.models import User
-from helpdesk.calls import service
-from helpdesk.calls.models import Call, CallIds, CallPage, CallPublic, CtiConfig, OutboundCall, WrapUp
+from helpdesk.calls import callbacks, service, transfer, wrapup
+from helpdesk.calls import settings as cti_settings
+from helpdesk.calls.models import (
+    Call,
+    CallbackResult,
+    CallIds,
+    CallPage,
+    CallPublic,
+    CallTransfer,
+    CtiConfig,
+    OutboundCall,
+    TransferPublic,
+    TransferRequest,
+    VoiceConfig,
+    WrapUp,
+    WrapupPublic,
+    WrapupView,
+)
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, NotFound
+from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.realtime import service as events
+from helpdesk.routing import service as routing
+from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -32,6 +53,18 @@ async def list_calls(
     return CallPage(items=items, next_cursor=next_cursor)
 
 
+@router.get("/api/calls/transfer-targets")
+async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[str, list[dict[str, Any]]]:
+    """Who a call can be handed to: active staff (online first) and every inbox's queue."""
+    staff = list(await session.execute(select(col(User.id), col(User.name)).where(
+        col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
+    online = set(await events.online_among(session))
+    inboxes = await routing.inboxes_by_id(session, None)
+    people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
+    people.sort(key=lambda p: not p["online"])
+    return {"operators": people, "inboxes": [{"id": i.id, "name": i.name} for i in inboxes]}
+
+
 @router.post("/api/calls/done")
 async def mark_all_done(body: CallIds, session: SessionDep, user: CurrentUser) -> dict[str, int]:
     """Mark several calls done (missed calls called back, voicemails heard)."""
@@ -47,13 +80,16 @@ async def call_out(
 ) -> CallPublic:
     """Click-to-call: ring the operator's browser phone, then the customer."""
     call = await place_call(request, session, user=user, to=body.to, customer_id=body.customer_id,
-                            settings=settings)
+                            settings=settings, ticket_id=body.ticket_id, callback_of=body.callback_of)
     return CallPublic.model_validate(call)
 
 
 async def place_call(request: Request, session: AsyncSession, *, user: User, to: str,
-                     customer_id: int | None, settings: Settings) -> Call:
+                     customer_id: int | None, settings: Settings, ticket_id: int | None = None,
+                     callback_of: int | None = None) -> Call:
     """Record the call, then ask the provider to place it (the row exists before its callbacks).
+
+    ``ticket_id``: the ticket the call belongs to; ``callback_of``: the missed call it returns.
 
     Commits twice; 404 when click-to-call is not configured, 502 when the provider refuses.
     """
@@ -64,6 +100,8 @@ async def place_call(request: Request, session: AsyncSession, *, user: User, to:
         raise BadInput("customer_id: no such customer")
     call = await service.start_outbound(session, user=user, to=to, customer_id=customer_id,
                                         options=service.options_from(settings))
+    await callbacks.attach_outbound(session, call, user=user, ticket_id=ticket_id,
+                                    callback_of=callback_of)
     await session.commit()
     assert user.id is not None
     try:
@@ -88,12 +126,37 @@ async def mark_done(call_id: int, session: SessionDep, user: CurrentUser) -> Cal
 
 
 @router.post("/api/calls/{call_id}/wrapup", response_model=MessagePublic, status_code=201)
-async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: CurrentUser) -> MessagePublic:
-    """After-call work: notes onto the call's ticket, optionally a new status."""
+async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: CurrentUser,
+                  settings: SettingsDep) -> MessagePublic:
+    """After-call work: notes and outcome onto the call's ticket, optionally a new status and
+    follow-up day; ends (and times) the operator's after-call work."""
     call = await service.visible_call(session, call_id, user)
-    message = await service.wrap_up(session, call, body, user=user)
+    message = await wrapup.submit(session, call, body, user=user,
+                                  dispositions=settings.call_dispositions)
     await session.commit()
     return message
+
+
+@router.get("/api/calls/{call_id}/wrapup", response_model=WrapupView)
+async def wrapup_state(call_id: int, session: ReadSessionDep, user: CurrentUser,
+                       settings: SettingsDep) -> WrapupView:
+    """What the wrap-up panel needs: the call, its after-call work so far, the outcome codes."""
+    call = await service.visible_call(session, call_id, user)
+    state = await wrapup.state_of(session, call)
+    return WrapupView(call=CallPublic.model_validate(call),
+                      wrapup=WrapupPublic.model_validate(state) if state else None,
+                      dispositions=settings.call_dispositions,
+                      acw_limit_seconds=settings.acw_limit_seconds)
+
+
+@router.post("/api/calls/{call_id}/callback", response_model=CallPublic)
+async def callback_result(call_id: int, body: CallbackResult, session: SessionDep,
+                          user: CurrentUser) -> CallPublic:
+    """What came of calling back a missed call or voicemail; reaching the caller marks it done."""
+    call = await service.visible_call(session, call_id, user)
+    await callbacks.record_result(session, call, body, user=user)
+    await session.commit()
+    return CallPublic.model_validate(call)
 
 
 @router.get("/api/admin/cti", response_model=CtiConfig)
@@ -111,3 +174,97 @@ async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: R
                  ip=request.client.host if request.client else None)
     await session.commit()
     return saved
+
+
+@router.get("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
+async def get_voice(inbox_id: int, session: ReadSessionDep, _: Admin) -> VoiceConfig:
+    """What the inbox's callers hear: greeting, keypad menu, hold music, callback offer, closed
+    hours, recording."""
+    await _inbox_or_404(session, inbox_id)
+    return await cti_settings.voice_config(session, inbox_id)
+
+
+@router.put("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
+async def put_voice(inbox_id: int, body: VoiceConfig, session: SessionDep, admin: Admin,
+                    request: Request) -> VoiceConfig:
+    """Replace what the inbox's callers hear (audited); menu options must name real inboxes."""
+    await _inbox_or_404(session, inbox_id)
+    for option in body.menu:
+        if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:
+            raise BadInput(f"menu {option.digit}: no such inbox")
+    saved = await cti_settings.save_voice_config(session, inbox_id, body)
+    audit.record(session, action="inbox.voice.update", actor_id=admin.id, actor_email=admin.email,
+                 target_type="inbox", target_id=inbox_id,
+                 ip=request.client.host if request.client else None)
+    await session.commit()
+    return saved
+
+
+async def _inbox_or_404(session: AsyncSession, inbox_id: int) -> None:
+    if await session.get(Inbox, inbox_id) is None:
+        raise NotFound("inbox not found")
+
+
+@router.post("/api/calls/{call_id}/transfer", response_model=TransferPublic, status_code=201)
+async def start_transfer(call_id: int, body: TransferRequest, session: SessionDep, user: CurrentUser,
+                         settings: SettingsDep, request: Request) -> TransferPublic:
+    """Hand the call to an operator or an inbox's queue, blind or consulting first (warm); the
+    card pops for the receiver with the notes. 409 when the call is not in progress or is
+    already being transferred; 502 when the phone provider refused (nothing is kept then)."""
+    call = await service.visible_call(session, call_id, user)
+    options = service.options_from(settings)
+    receivers = ([body.to_user_id] if body.to_user_id is not None else
+                 await service.choose_operators(session, body.to_inbox_id or 0,
+                                                limit=options.ring_group,
+                                                acw_limit=options.acw_limit))
+    moved = await transfer.start(session, call, body, by=user, receivers=receivers,
+                                 pop=transfer.Pop(options.region, options.dormant_after_days))
+    switch = _switch(request, call)
+    if switch is not None:
+        inbox = await session.get(Inbox, body.to_inbox_id) if body.to_inbox_id else None
+        await switch.start(call, moved, inbox_name=inbox.name if inbox else None)
+    await session.commit()
+    return TransferPublic.model_validate(moved)
+
+
+@router.post("/api/calls/{call_id}/transfer/complete", response_model=CallPublic)
+async def complete_transfer(call_id: int, session: SessionDep, user: CurrentUser,
+                            request: Request) -> CallPublic:
+    """The receiver takes the call (the first operator ends a consultation, or the receiver
+    accepts): the operator changes and the ticket moves. 409 with no transfer under way."""
+    call = await service.visible_call(session, call_id, user)
+    moved = await _open_or_409(session, call)
+    receiver = moved.to_user_id if user.id == moved.from_user_id else user.id
+    switch = _switch(request, call)
+    if switch is not None:
+        await switch.complete(call, moved)
+    await transfer.complete(session, call, moved, receiver_id=receiver)
+    await session.commit()
+    return CallPublic.model_validate(call)
+
+
+@router.post("/api/calls/{call_id}/transfer/cancel", response_model=TransferPublic)
+async def cancel_transfer(call_id: int, session: SessionDep, user: CurrentUser,
+                          request: Request) -> TransferPublic:
+    """Call the transfer off: the first operator keeps the call."""
+    call = await service.visible_call(session, call_id, user)
+    moved = await _open_or_409(session, call)
+    switch = _switch(request, call)
+    if switch is not None:
+        await switch.cancel(call, moved)
+    transfer.cancel(call, moved)
+    await session.commit()
+    return TransferPublic.model_validate(moved)
+
+
+async def _open_or_409(session: AsyncSession, call: Call) -> CallTransfer:
+    moved = await transfer.open_transfer(session, call)
+    if moved is None:
+        raise Conflict("no transfer is under way on this call")
+    return moved
+
+
+def _switch(request: Request, call: Call) -> transfer.Switch | None:
+    # Twilio calls are moved through its REST API; a PBX on the generic CTI moves its own.
+    switches: dict[str, transfer.Switch] = getattr(request.app.state, "switches", {})
+    return switches.get(call.provider)

@@ -1,10 +1,10 @@
 """Phone calls from any provider, their deduplicated transitions, CTI settings, and presence."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, computed_field, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -31,6 +31,7 @@ class Routed(StrEnum):
     queue = "queue"
     voicemail = "voicemail"
     rejected = "rejected"
+    menu = "menu"  # the caller is choosing from the inbox's keypad menu
 
 
 class Call(SQLModel, table=True):
@@ -69,6 +70,12 @@ class Call(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     recording_url: str | None = Field(default=None, max_length=500)
+    recording_seconds: int | None = Field(default=None)
+    menu_tag: str | None = Field(default=None, max_length=60)  # the keypad choice's tag
+    # A missed or voicemail call someone called back: who, when, and what came of it.
+    callback_result: str | None = Field(default=None, max_length=20)
+    callback_by: int | None = Field(default=None, foreign_key="user.id")
+    callback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CallEvent(SQLModel, table=True):
@@ -95,6 +102,69 @@ class CtiSettings(SQLModel, table=True):
                                                 sa_column=Column(JSON, nullable=False))
     default_caller_id: str | None = Field(default=None, max_length=40)
     business_hours: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WrapupState(SQLModel, table=True):
+    """After-call work on one answered call: open from hang-up until its operator submits it.
+
+    While it is open (and younger than the ACW limit) its operator is not offered calls.
+    """
+
+    __tablename__ = "call_wrapup"
+    __table_args__ = (Index("ix_call_wrapup_operator_open", "operator_id", "submitted_at", "started_at"),)
+
+    call_ref: int = Field(primary_key=True, foreign_key="call.id", ondelete="CASCADE")
+    operator_id: int = Field(foreign_key="user.id")
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", ondelete="SET NULL")
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acw_seconds: int | None = Field(default=None)
+    disposition: str | None = Field(default=None, max_length=40)
+    follow_up_on: date | None = Field(default=None)
+    message_id: int | None = Field(default=None)
+
+
+class TransferMode(StrEnum):
+    blind = "blind"
+    warm = "warm"
+
+
+class TransferState(StrEnum):
+    consulting = "consulting"  # warm: the two operators talk, the caller on hold
+    ringing = "ringing"        # handed over, waiting for the receiver to pick up
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class CallTransfer(SQLModel, table=True):
+    """A call handed from one operator to another operator or to an inbox's queue."""
+
+    __tablename__ = "call_transfer"
+    __table_args__ = (Index("ix_call_transfer_call", "call_ref", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_ref: int = Field(foreign_key="call.id", ondelete="CASCADE")
+    from_user_id: int | None = Field(default=None, foreign_key="user.id")
+    to_user_id: int | None = Field(default=None, foreign_key="user.id")
+    to_inbox_id: int | None = Field(default=None, foreign_key="inbox.id")
+    mode: TransferMode = Field(max_length=5, sa_type=String(5))
+    state: TransferState = Field(max_length=12, sa_type=String(12))
+    notes: str = Field(default="", max_length=4000)
+    # Twilio: the operators' consultation legs (warm transfers).
+    from_leg: str | None = Field(default=None, max_length=64)
+    to_leg: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InboxVoice(SQLModel, table=True):
+    """What callers to one inbox hear: greeting, keypad menu, hold music, closed-hours message."""
+
+    __tablename__ = "inbox_voice"
+
+    inbox_id: int = Field(primary_key=True, foreign_key="inbox.id", ondelete="CASCADE")
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -142,8 +212,21 @@ class CallPublic(BaseModel):
         return max(0, int((self.ended_at - self.answered_at).total_seconds()))
 
 
+class CallLogEntry(CallPublic):
+    """A call in the caller log, with what people read instead of ids."""
+
+    customer_name: str | None = None
+    operator_name: str | None = None
+    ticket_number: int | None = None
+    withheld: bool = False
+    recording_seconds: int | None = None
+    callback_result: str | None = None
+    callback_at: datetime | None = None
+    wrapup: "WrapupPublic | None" = None
+
+
 class CallPage(BaseModel):
-    items: list[CallPublic]
+    items: list[CallLogEntry]
     next_cursor: str | None
 
 
@@ -152,15 +235,91 @@ class CallIds(BaseModel):
 
 
 class WrapUp(BaseModel):
-    notes: str = PydanticField(min_length=1, max_length=20_000)
+    """After-call work: notes and/or an outcome code, optionally a status and a follow-up day."""
+
+    notes: str = PydanticField(default="", max_length=20_000)
     ticket_id: int | None = None
     status: Status | None = None
     pending_reason: str | None = PydanticField(default=None, max_length=300)
+    disposition: str | None = PydanticField(default=None, min_length=1, max_length=40)
+    follow_up_on: date | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "WrapUp":
+        if not self.notes.strip() and not self.disposition:
+            raise ValueError("notes or disposition: one is required")
+        return self
+
+
+class WrapupPublic(BaseModel):
+    """A call's after-call work as the panel shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    call_id: int = PydanticField(validation_alias="call_ref")
+    operator_id: int
+    ticket_id: int | None
+    started_at: datetime
+    submitted_at: datetime | None
+    acw_seconds: int | None
+    disposition: str | None
+    follow_up_on: date | None
+
+
+class TransferRequest(BaseModel):
+    """Hand the call to an operator or an inbox's queue; ``warm`` consults the receiver first."""
+
+    to_user_id: int | None = None
+    to_inbox_id: int | None = None
+    mode: TransferMode = TransferMode.blind
+    notes: str = PydanticField(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferRequest":
+        if (self.to_user_id is None) == (self.to_inbox_id is None):
+            raise ValueError("name one receiver: to_user_id or to_inbox_id")
+        return self
+
+
+class TransferPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    call_id: int = PydanticField(validation_alias="call_ref")
+    from_user_id: int | None
+    to_user_id: int | None
+    to_inbox_id: int | None
+    mode: TransferMode
+    state: TransferState
+    notes: str
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class WrapupView(BaseModel):
+    call: CallPublic
+    wrapup: WrapupPublic | None
+    dispositions: list[str]
+    acw_limit_seconds: int
+
+
+class CallbackOutcome(StrEnum):
+    reached = "reached"
+    no_answer = "no_answer"
+    voicemail = "voicemail"
+    wrong_number = "wrong_number"
+
+
+class CallbackResult(BaseModel):
+    result: CallbackOutcome
+    notes: str = PydanticField(default="", max_length=4000)
 
 
 class OutboundCall(BaseModel):
     to: str = PydanticField(min_length=3, max_length=40)
     customer_id: int | None = None
+    ticket_id: int | None = None  # started from a ticket: the call belongs to it
+    callback_of: int | None = None  # calling back this missed call or voicemail
 
 
 _PATTERN_CHARS = set("0123456789*+#")
@@ -206,3 +365,42 @@ class CtiConfig(BaseModel):
         if any(len(item) > 40 for item in value):
             raise ValueError("a caller id is at most 40 characters")
         return [item.strip() for item in value if item.strip()]
+
+
+_AUDIO_URL = r"^https?://[^\s]{1,490}$"
+
+
+class MenuOption(BaseModel):
+    """One keypad choice: what is said, and the inbox and/or tag the call goes to."""
+
+    digit: str = PydanticField(pattern=r"^[0-9*#]$")
+    label: str = PydanticField(min_length=1, max_length=100)
+    inbox_id: int | None = None
+    tag: str | None = PydanticField(default=None, min_length=1, max_length=60)
+
+
+class VoiceConfig(BaseModel):
+    """What callers to one inbox hear, spoken in Japanese (``<Say language="ja-JP">``) or played
+    from an audio file's URL where one is given."""
+
+    greeting: str = PydanticField(default="", max_length=500)
+    greeting_audio_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    menu: list[MenuOption] = PydanticField(default=[], max_length=12)
+    hold_music_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    announce_position: bool = True
+    callback_offer: bool = False
+    closed_message: str = PydanticField(default="", max_length=500)
+    closed_audio_url: str | None = PydanticField(default=None, pattern=_AUDIO_URL)
+    record_calls: bool = False
+    record_announcement: str = PydanticField(default="", max_length=300)
+
+    @field_validator("menu")
+    @classmethod
+    def _distinct_digits(cls, value: list[MenuOption]) -> list[MenuOption]:
+        digits = [option.digit for option in value]
+        if len(digits) != len(set(digits)):
+            raise ValueError("each keypad digit at most once")
+        return value
+
+
+CallLogEntry.model_rebuild()

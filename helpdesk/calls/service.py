@@ -1,12 +1,14 @@
-"""Calls from any provider: ringing, answer, hang-up, screen pop, missed-call tickets, caller log.
+"""Calls from any provider: ringing, answer, hang-up, operator choice, queue, click-to-call.
 
 Provider adapters parse their protocol and call ``ring``, ``answer``, ``hangup`` and
 ``store_recording``. Every transition carries a key; a key already applied to the call is a retry
 and changes nothing. A call's state only moves forward, whatever order events arrive in.
+
+Around it: ``threads`` (the call's ticket and its entries), ``wrapup`` (after-call work),
+``transfer``, ``ivr`` (keypad menu and callback offer), ``settings`` (admin-edited CTI and voice
+settings), ``announce`` (the events), ``log`` (the caller log), ``callbacks`` (calling back).
 """
 
-import base64
-import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,37 +17,37 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
+from helpdesk.calls import announce, ivr, log, threads, transfer, wrapup
+from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     BusinessHours,
     Call,
     CallDirection,
     CallEvent,
-    CallPublic,
     CallState,
     CtiConfig,
-    CtiSettings,
     Routed,
-    WrapUp,
+    VoiceConfig,
+    WrapupState,
 )
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
-from helpdesk.db import construct, serialize_on, utcnow
-from helpdesk.errors import BadInput, HelpdeskError, NotFound
+from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
+from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Channel, InboundMessage, MessagePublic, Sender, Ticket, TicketUpdate
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
+WRAPUP: Table = WrapupState.__table__  # type: ignore[attr-defined]
 # Hang-up causes that mean the call went somewhere else rather than being missed.
 NOT_MISSED_CAUSES = {"forwarded"}
 VOICEMAIL = "voicemail"
@@ -60,13 +62,15 @@ class CallOptions:
     dormant_after_days: int = 180
     ring_group: int = 10
     reopen_window: timedelta = timedelta(days=14)
+    acw_limit: timedelta = timedelta(seconds=120)
 
 
 def options_from(settings: Settings) -> CallOptions:
     """CallOptions from the app's settings."""
     return CallOptions(region=settings.default_region, timezone=settings.timezone,
                        dormant_after_days=settings.dormant_after_days,
-                       reopen_window=timedelta(days=settings.reopen_window_days))
+                       reopen_window=timedelta(days=settings.reopen_window_days),
+                       acw_limit=timedelta(seconds=settings.acw_limit_seconds))
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Ring:
     user_label: str | None = None
     operator_id: int | None = None
     route: bool = False  # choose dial / queue / voicemail (providers that ask us what to do)
+    ticket_id: int | None = None  # an outbound call started from this ticket belongs to it
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Ringing:
     created: bool
     inbox_name: str = "default"
     config: CtiConfig = field(default_factory=CtiConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)  # what the inbox's callers hear
 
 
 # ---- presence and operator choice ---------------------------------------------------------
@@ -112,23 +118,32 @@ async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
 
 
 def _free_operators_query() -> Select[Any]:
-    # Online active members of the inbox, each with whether they are on a call and when they
-    # last answered one: both single index probes per operator, however long their history.
+    # Online active members of the inbox, each with whether they are on a call (or still in
+    # its after-call work) and when they last answered one: single index probes per operator,
+    # however long their history.
     on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
                                        CALL.c.operator_id == routing.USER.c.id)
                .limit(1).correlate(routing.USER).scalar_subquery())
+    in_wrapup = (select(WRAPUP.c.call_ref).where(
+        WRAPUP.c.operator_id == routing.USER.c.id, WRAPUP.c.submitted_at.is_(None),
+        WRAPUP.c.started_at > bindparam("acw_since", type_=UTCDateTime))
+        .limit(1).correlate(routing.USER).scalar_subquery())
     last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
             .correlate(routing.USER).scalar_subquery())
     online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(routing.USER.c.id, on_call, last).where(routing.USER.c.id.in_(online))
+    return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
+        routing.USER.c.id.in_(online))
 
 
 _FREE_OPERATORS = _free_operators_query()
 
 
-async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int) -> list[int]:
-    """Online members of the inbox not on a call, longest since their last answered call first."""
-    rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id})
+async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
+                           acw_limit: timedelta = timedelta(0)) -> list[int]:
+    """Online members of the inbox neither on a call nor in after-call work younger than
+    ``acw_limit``, longest since their last answered call first."""
+    rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id,
+                                                          "acw_since": utcnow() - acw_limit})
     never = datetime.min.replace(tzinfo=UTC)
     free = [(_aware(at) or never, uid) for uid, busy, at in rows if busy is None and uid is not None]
     return [uid for _, uid in sorted(free)][:limit]
@@ -153,95 +168,12 @@ def is_open(hours: BusinessHours | None, *, tz: str, now: datetime | None = None
     return local.weekday() in hours.days and opens <= local.time() < closes
 
 
-# ---- CTI settings -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _CachedConfig:
-    """The parsed settings row of one database as of one ``updated_at``, with its blocked list
-    normalised once (a long list would otherwise be parsed again on every call)."""
-
-    updated_at: datetime
-    config: CtiConfig
-    blocked: "BlockedCallers"
-
-
-# Per database: the settings as last read. The row's ``updated_at`` is read on every use, so an
-# edit made by any process is seen by the next call everywhere.
-_config_cache: dict[str, _CachedConfig] = {}
-CTI_SETTINGS: Table = CtiSettings.__table__  # type: ignore[attr-defined]
-_CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1)
-
-
-async def cti_config(session: AsyncSession) -> CtiConfig:
-    """The admin-edited blocked list, routing table, default caller id and business hours."""
-    return (await _cti_settings(session, "JP")).config
-
-
-async def _cti_settings(session: AsyncSession, region: str) -> _CachedConfig:
-    """The CTI settings, parsed once per change of the row (checked with one indexed read)."""
-    key = f"{session.get_bind().engine.url}|{region}"
-    version = await prepared.scalar(session, _CONFIG_VERSION)
-    if version is None:  # never saved: the defaults
-        return _CachedConfig(datetime.min, CtiConfig(), BlockedCallers(frozenset(), frozenset()))
-    cached = _config_cache.get(key)
-    if cached is not None and cached.updated_at == version:
-        return cached
-    row = await session.get(CtiSettings, 1, populate_existing=True)
-    assert row is not None
-    config = CtiConfig.model_validate({
-        "blocked_caller_ids": row.blocked_caller_ids, "routing_table": row.routing_table,
-        "default_caller_id": row.default_caller_id, "business_hours": row.business_hours})
-    cached = _CachedConfig(row.updated_at, config, BlockedCallers.of(config, region))
-    _config_cache[key] = cached
-    return cached
-
-
-async def save_cti_config(session: AsyncSession, config: CtiConfig) -> CtiConfig:
-    """Replace the CTI settings."""
-    row = await session.get(CtiSettings, 1) or CtiSettings(id=1)
-    row.blocked_caller_ids = config.blocked_caller_ids
-    row.routing_table = [route.model_dump() for route in config.routing_table]
-    row.default_caller_id = config.default_caller_id
-    row.business_hours = config.business_hours.model_dump() if config.business_hours else None
-    row.updated_at = utcnow()
-    session.add(row)
-    await session.flush()
-    return config
-
-
-@dataclass(frozen=True)
-class BlockedCallers:
-    """The blocked list, each entry normalised once: as E.164 where it parses, and NFKC."""
-
-    e164: frozenset[str]
-    folded: frozenset[str]
-
-    @classmethod
-    def of(cls, config: CtiConfig, region: str) -> "BlockedCallers":
-        """The blocked list of ``config``, read with ``region``'s numbering."""
-        numbers = {normalize.phone(item, region) for item in config.blocked_caller_ids}
-        return cls(frozenset(n for n in numbers if n is not None),
-                   frozenset(normalize.nfkc(item) for item in config.blocked_caller_ids))
-
-    def match(self, caller: str, *, region: str) -> bool:
-        """Whether the caller id is on the list (compared as E.164 when both parse)."""
-        e164 = normalize.phone(caller, region)
-        return (e164 is not None and e164 in self.e164) or normalize.nfkc(caller) in self.folded
-
-
-def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
-    """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
-    return BlockedCallers.of(config, region).match(caller, region=region)
-
-
-def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
-    """The caller id for a destination: the first matching route (``*`` = any digits), or default."""
-    for route in config.routing_table:
-        pattern = ".+?".join(re.escape(part) for part in route.dest.split("*"))
-        if re.fullmatch(pattern, destination.strip()):
-            return route.caller_id
-    return config.default_caller_id
+# The admin-edited settings live in helpdesk.calls.settings; these names stay importable here.
+cti_config = cti_settings.cti_config
+save_cti_config = cti_settings.save_cti_config
+is_blocked = cti_settings.is_blocked
+outbound_caller_id = cti_settings.outbound_caller_id
+BlockedCallers = cti_settings.BlockedCallers
 
 
 # ---- transitions --------------------------------------------------------------------------
@@ -250,14 +182,15 @@ def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
 async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Ringing:
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
-    settings = await _cti_settings(session, options.region)
+    settings = await cti_settings.cached(session, options.region)
     existing_id = await prepared.scalar(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
                                                                         "call_id": new.call_id})
     if existing_id is not None:
         existing = await session.get(Call, existing_id)
         assert existing is not None
         known = await session.get(Inbox, existing.inbox_id)
-        return Ringing(existing, False, known.name if known else "default", settings.config)
+        return Ringing(existing, False, known.name if known else "default", settings.config,
+                       settings.voice.get(existing.inbox_id) or VoiceConfig())
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
     inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
@@ -270,6 +203,9 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
         from_number=new.from_[:64], to_number=new.to[:64], caller_e164=e164,
         inbox_id=inbox.id, operator_id=new.operator_id, done=not inbound,
         customer_id=customer.id if customer is not None else None,
+        ticket_id=new.ticket_id or (
+            await threads.open_ticket_id(session, customer_id=customer.id, inbox_id=inbox.id)
+            if customer is not None else None),
         queue=(new.queue or (new.to if inbound else new.from_))[:120] or None,
         user_label=new.user_label[:500] if new.user_label else None,
     )
@@ -279,9 +215,10 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     call.id = await prepared.scalar(session, _INSERT_CALL, {name: getattr(call, name)
                                                             for name in _INSERT_CALL_COLUMNS})
     await prepared.rows(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
-    if inbound and call.routed != Routed.rejected:
+    if inbound and call.routed not in (Routed.rejected, Routed.menu):
         await _announce_ring(session, call, customer, options)
-    return Ringing(call, True, inbox.name, settings.config)
+    return Ringing(call, True, inbox.name, settings.config,
+                   settings.voice.get(call.inbox_id) or VoiceConfig())
 
 
 _INSERT_CALL_COLUMNS = [column.name for column in CALL.c if column.name != "id"]
@@ -294,7 +231,7 @@ _CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("pro
 
 
 async def _route(
-    session: AsyncSession, call: Call, new: Ring, settings: _CachedConfig, options: CallOptions
+    session: AsyncSession, call: Call, new: Ring, settings: cti_settings.Cached, options: CallOptions
 ) -> None:
     if settings.blocked.match(new.from_, region=options.region):
         call.routed, call.state, call.cause = Routed.rejected, CallState.ended, "blocked"
@@ -303,40 +240,32 @@ async def _route(
     if new.route and not is_open(settings.config.business_hours, tz=options.timezone):
         call.routed, call.voicemail = Routed.voicemail, True
         return
-    call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group)
+    voice = settings.voice.get(call.inbox_id)
+    if new.route and voice is not None and voice.menu:
+        call.routed = Routed.menu  # operators are offered the call once the caller has chosen
+        return
+    call.offered_user_ids = await choose_operators(session, call.inbox_id, limit=options.ring_group,
+                                                   acw_limit=options.acw_limit)
     if new.route:
         call.routed = Routed.dial if call.offered_user_ids else Routed.queue
 
 
 async def _announce_ring(session: AsyncSession, call: Call, customer: profiles.CustomerRows | None,
                          options: CallOptions) -> None:
-    profile = None
-    if customer is not None:
-        found = await profiles.complete(session, customer, profiles.Audience(None, {call.inbox_id}),
-                                        options.dormant_after_days)
-        profile = found.model_dump(mode="json")
-    events.record(session, type="call.ringing", user_ids=call.offered_user_ids, data={
-        "call": _public(call), "caller": caller_card(call, profile, options.region),
-        "profile": profile,
-    })
+    await announce.ringing(session, call, customer, region=options.region,
+                           dormant_after_days=options.dormant_after_days)
 
 
-def caller_card(call: Call, profile: dict[str, Any] | None, region: str) -> dict[str, Any]:
-    """What the pop-up headline shows: a known customer, a new one, or a withheld number."""
-    raw = call.from_number if call.direction == CallDirection.inbound else call.to_number
-    withheld = call.caller_e164 is None and normalize.is_withheld(raw)
-    display = normalize.phone_display(call.caller_e164, region) if call.caller_e164 else (
-        "非通知" if withheld else raw)
-    return {"number": call.caller_e164, "display": display, "withheld": withheld,
-            "known": profile is not None, "customer_id": call.customer_id,
-            "name": profile["name"] if profile else None}
+caller_card = threads.caller_card
 
 
-async def operator_free_for(session: AsyncSession, provider: str, call_id: str) -> bool:
+async def operator_free_for(session: AsyncSession, provider: str, call_id: str, *,
+                            options: CallOptions) -> bool:
     """Whether a call waiting in its inbox's queue could be offered to someone right now."""
     call = await _call_by_provider_id(session, provider, call_id)
     return (call is not None and _waiting(call)
-            and bool(await choose_operators(session, call.inbox_id, limit=1)))
+            and bool(await choose_operators(session, call.inbox_id, limit=1,
+                                            acw_limit=options.acw_limit)))
 
 
 async def offer_queued(
@@ -352,18 +281,58 @@ async def offer_queued(
         return None
     if _waiting(call):
         call.offered_user_ids = await choose_operators(session, call.inbox_id,
-                                                       limit=options.ring_group)
+                                                       limit=options.ring_group,
+                                                       acw_limit=options.acw_limit)
         if call.offered_user_ids:
             call.routed = Routed.dial
             customer = (await profiles.customer_rows(session, call.customer_id)
                         if call.customer_id is not None else None)
             await _announce_ring(session, call, customer, options)
     inbox = await session.get(Inbox, call.inbox_id)
-    return Ringing(call, False, inbox.name if inbox else "default", await cti_config(session))
+    found = await cti_settings.cached(session, options.region)
+    return Ringing(call, False, inbox.name if inbox else "default", found.config,
+                   found.voice.get(call.inbox_id) or VoiceConfig())
+
+
+async def menu_choice(
+    session: AsyncSession, provider: str, call_id: str, digit: str | None, *, options: CallOptions
+) -> Ringing | None:
+    """The caller pressed ``digit`` (None: nothing) in the keypad menu: the call goes to that
+    option's inbox with its tag, and is offered to whoever is free there (or queues)."""
+    call = await _locked(session, provider, call_id)
+    if call is None:
+        return None
+    if call.routed == Routed.menu and call.state == CallState.ringing:
+        found = await cti_settings.cached(session, options.region)
+        await ivr.apply_choice(session, call, found.voice.get(call.inbox_id), digit)
+        call.routed = Routed.queue
+    return await offer_queued(session, provider, call_id, options=options)
+
+
+async def request_callback(session: AsyncSession, provider: str, call_id: str, *,
+                           options: CallOptions) -> Call | None:
+    """A queued caller asked to be called back: a callback task (ticket) for their inbox."""
+    call = await _locked(session, provider, call_id)
+    if call is None or not await _applied(session, call, "callback", None):
+        return call
+    await ivr.callback_task(session, call, region=options.region, timezone=options.timezone,
+                            reopen_window=options.reopen_window)
+    return call
+
+
+async def voice_for_call(session: AsyncSession, provider: str, call_id: str, *,
+                         options: CallOptions) -> VoiceConfig:
+    """What callers to the call's inbox hear (the defaults for an unknown call)."""
+    call = await _call_by_provider_id(session, provider, call_id)
+    found = await cti_settings.cached(session, options.region)
+    return (found.voice.get(call.inbox_id) if call is not None else None) or VoiceConfig()
 
 
 def _waiting(call: Call) -> bool:
-    return call.state == CallState.ringing and call.routed == Routed.queue
+    # Ringing in a queue, or transferred to one and waiting there for someone to take it.
+    return call.routed == Routed.queue and (
+        call.state == CallState.ringing
+        or (call.state == CallState.answered and call.operator_id is None))
 
 
 async def answer(
@@ -379,6 +348,9 @@ async def answer(
         return call
     _advance(call, sequence)
     if call.state == CallState.answered:
+        if (operator_id is not None and operator_id != call.operator_id
+                and await transfer.picked_up(session, call, operator_id)):
+            return call
         if operator_id is not None and call.operator_id is None:
             call.operator_id = operator_id
             await _take_call(session, call, options)
@@ -386,7 +358,9 @@ async def answer(
     voicemail = (answered_by or "").strip().lower() == VOICEMAIL
     call.state, call.answered_at, call.voicemail = CallState.answered, at or utcnow(), voicemail
     call.operator_id = call.operator_id if voicemail else (operator_id or call.operator_id)
-    call.done = call.direction == CallDirection.outbound or not voicemail
+    # As in Zammad's CTI: an answer, even by voicemail, counts as done until the hang-up says
+    # nobody but the voicemail took the call.
+    call.done = True
     if not voicemail:
         await _take_call(session, call, options)
     return call
@@ -414,20 +388,27 @@ async def hangup(
     if call.direction == CallDirection.inbound and not answered:
         call.done = cause in NOT_MISSED_CAUSES
         if not call.done:
-            await _missed_ticket(session, call, options)
+            await threads.missed_ticket(session, call, region=options.region,
+                                        timezone=options.timezone,
+                                        reopen_window=options.reopen_window)
             _publish(session, call, "call.missed")
+    elif answered:
+        await threads.ended_entry(session, call)
+        await wrapup.begin(session, call, limit=options.acw_limit)
     _publish(session, call, "call.ended")
     return call
 
 
 async def store_recording(session: AsyncSession, provider: str, call_id: str, *, key: str,
-                          url: str) -> Call | None:
-    """Keep the recording URL a provider reported (the first one wins)."""
+                          url: str, seconds: int | None = None) -> Call | None:
+    """Keep the recording URL a provider reported (the first one wins) and show it in the
+    call's ticket; a voicemail left on a call nobody answered gets its missed-call ticket."""
     call = await _locked(session, provider, call_id)
     if call is None or not await _applied(session, call, key, None):
         return call
     if call.recording_url is None:
-        call.recording_url = url[:500]
+        call.recording_url, call.recording_seconds = url[:500], seconds
+        await threads.recording_entry(session, call, key="recording")
     return call
 
 
@@ -476,154 +457,23 @@ def _advance(call: Call, sequence: int | None) -> None:
 
 async def _take_call(session: AsyncSession, call: Call, options: CallOptions) -> None:
     """An answered inbound call joins the caller's open ticket or opens one, for the operator."""
-    if call.direction != CallDirection.inbound:
-        _publish_answered(session, call)
-        return
-    token = None
-    if call.customer_id is not None:
-        token = await tickets.open_ticket_token(session, customer_id=call.customer_id,
-                                                inbox_id=call.inbox_id)
-    display = caller_card(call, None, options.region)["display"]
-    await _ticket_from(session, call, options, suffix="answered", subject=f"電話 {display}",
-                       body=f"着信 {display}", token=token)
-    if call.operator_id is not None and call.ticket_id is not None:
-        operator = await session.get(User, call.operator_id)
-        if operator is not None:
-            await _claim_quietly(session, call.ticket_id, operator)
+    if call.direction == CallDirection.inbound:
+        await threads.join_ticket(session, call, region=options.region,
+                                  reopen_window=options.reopen_window)
     _publish_answered(session, call)
 
 
-async def _claim_quietly(session: AsyncSession, ticket_id: int, operator: User) -> None:
-    # When someone else already holds the ticket, the call does not take it from them.
-    with contextlib.suppress(HelpdeskError):
-        await tickets.claim(session, ticket_id, actor=operator)
+_public = announce.public
+_audience = announce.audience
+_publish = announce.publish
+_publish_answered = announce.publish_answered
 
 
-async def _missed_ticket(session: AsyncSession, call: Call, options: CallOptions) -> None:
-    display = caller_card(call, None, options.region)["display"]
-    kind = "留守番電話" if call.voicemail else "不在着信"
-    await _ticket_from(session, call, options, suffix="missed", subject="不在着信",
-                       body=f"{kind} {display}: 折り返しが必要です", token=None)
-
-
-async def _ticket_from(
-    session: AsyncSession, call: Call, options: CallOptions, *, suffix: str, subject: str,
-    body: str, token: str | None,
-) -> None:
-    inbox = await session.get(Inbox, call.inbox_id)
-    withheld = call.caller_e164 is None
-    result = await tickets.ingest(session, InboundMessage(
-        channel=Channel.phone, external_id=f"{call.provider}:{call.call_id}:{suffix}"[:255],
-        sender=Sender(phone=call.caller_e164, name="非通知" if withheld else None),
-        subject=subject, body_text=body, inbox=inbox.name if inbox else "default",
-        ticket_token=token, conversation_key=None if token else f"call:{call.id}",
-    ), options=tickets.IngestOptions(region=options.region, reopen_window=options.reopen_window))
-    ticket = await session.get(Ticket, result.ticket_id)
-    call.ticket_id = result.ticket_id
-    if call.customer_id is None and ticket is not None:
-        call.customer_id = ticket.customer_id
-
-
-def _public(call: Call) -> dict[str, Any]:
-    return CallPublic.model_validate(call).model_dump(mode="json", by_alias=True)
-
-
-def _audience(call: Call) -> list[int]:
-    ids = list(call.offered_user_ids)
-    if call.operator_id is not None and call.operator_id not in ids:
-        ids.append(call.operator_id)
-    return ids
-
-
-def _publish(session: AsyncSession, call: Call, kind: str) -> None:
-    events.record(session, type=kind, data={"call": _public(call)}, inbox_id=call.inbox_id,
-                  user_ids=_audience(call))
-
-
-def _publish_answered(session: AsyncSession, call: Call) -> None:
-    # The answering operator's page opens the ticket (or the customer); others close the pop-up.
-    target = ({"ticket_id": call.ticket_id} if call.ticket_id is not None
-              else {"customer_id": call.customer_id} if call.customer_id is not None
-              else {"new_ticket": {"phone": call.caller_e164}})
-    events.record(session, type="call.answered", user_ids=_audience(call),
-                  data={"call": _public(call), "operator_id": call.operator_id, "open": target})
-
-
-# ---- operators' actions -------------------------------------------------------------------
-
-
-async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
-    """A call in an inbox the user works; 404 otherwise."""
-    call = await session.get(Call, call_pk)
-    visible = await routing.visible_inbox_ids(session, user)
-    if call is None or (visible is not None and call.inbox_id not in visible):
-        raise NotFound("call not found")
-    return call
-
-
-async def list_calls(
-    session: AsyncSession, user: User, *, done: bool | None, cursor: str | None, limit: int
-) -> tuple[list[CallPublic], str | None]:
-    """The caller log the user may see, newest first, by keyset on id."""
-    stmt = select(Call)
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    if done is not None:
-        stmt = stmt.where(col(Call.done).is_(done))
-    if cursor:
-        stmt = stmt.where(col(Call.id) < _decode_cursor(cursor))
-    rows = list(await session.scalars(stmt.order_by(col(Call.id).desc()).limit(limit + 1)))
-    page = rows[:limit]
-    more = len(rows) > limit and page
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
-    return [CallPublic.model_validate(c) for c in page], next_cursor
-
-
-async def current_calls(session: AsyncSession, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Calls ringing or in progress that the user may see, oldest first, shaped as in events."""
-    stmt = select(Call).where(col(Call.state) != CallState.ended)
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    rows = await session.scalars(stmt.order_by(col(Call.id)).limit(limit))
-    return [_public(call) for call in rows]
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("cursor is not valid") from None
-
-
-async def mark_done(session: AsyncSession, user: User, ids: list[int]) -> int:
-    """Mark the user's visible calls among ``ids`` as done; returns how many were found."""
-    stmt = update(Call).where(col(Call.id).in_(ids))
-    visible = await routing.visible_inbox_ids(session, user)
-    if visible is not None:
-        stmt = stmt.where(col(Call.inbox_id).in_(visible))
-    result = await session.execute(stmt.values(done=True))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def wrap_up(session: AsyncSession, call: Call, body: WrapUp, *, user: User) -> MessagePublic:
-    """After-call notes as an internal message on the call's ticket, and its new status."""
-    ticket_id = body.ticket_id or call.ticket_id
-    if ticket_id is None:
-        raise BadInput("ticket_id: this call has no ticket; name one")
-    ticket = await tickets.lock(session, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
-    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
-        raise BadInput("ticket_id: no such ticket")
-    message = await tickets.reply(session, ticket, body=body.notes, internal=True, actor=user)
-    if body.status is not None:
-        change = TicketUpdate(version=ticket.version, status=body.status,
-                              pending_reason=body.pending_reason)
-        await tickets.update(session, ticket, change, actor=user)
-    call.ticket_id = call.ticket_id or ticket.id
-    call.done = True
-    return message
+# The caller log and marking calls done live in helpdesk.calls.log.
+visible_call = log.visible_call
+list_calls = log.list_calls
+current_calls = log.current_calls
+mark_done = log.mark_done
 
 
 # ---- click-to-call ------------------------------------------------------------------------

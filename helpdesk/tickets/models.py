@@ -279,6 +279,8 @@ class Sender(BaseModel):
     line_id: str | None = None
     meta_id: str | None = None
     chat_id: str | None = None
+    # A caller who withheld their number: the message makes no customer.
+    withheld: bool = False
 
     # A name goes into the From/To header of replies: no line break may reach it.
     @field_validator("name")

@@ -78,18 +78,20 @@ async def ingest(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,
         meta_id=sender.meta_id, chat_id=sender.chat_id, region=options.region,
     )
-    customer = await customers.resolve(
+    customer = None if sender.withheld and not identities else await customers.resolve(
         session, identities=identities, name=sender.name, region=options.region
     )
-    assert inbox.id is not None and customer.id is not None
-    ticket = await _conversation_ticket(session, inbound, customer.id, inbox.id, options)
+    customer_id = customer.id if customer is not None else None
+    assert inbox.id is not None
+    ticket = await _conversation_ticket(session, inbound, customer_id, inbox.id, options)
     created = ticket is None
     if ticket is None:
-        ticket = await _open_ticket(session, inbound, customer_id=customer.id, inbox_id=inbox.id)
+        ticket = await _open_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
     else:
         _touch(ticket)
     before = ticket.status
-    message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
+    author = (customer.name if customer is not None else None) or sender.name
+    message = await _append_inbound(session, ticket, inbound, author=author)
     await _keep_sla(session, ticket, before, message.created_at, created=created)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
@@ -112,7 +114,7 @@ async def _message_by_external_id(
 
 
 async def _conversation_ticket(
-    session: AsyncSession, inbound: InboundMessage, customer_id: int, inbox_id: int,
+    session: AsyncSession, inbound: InboundMessage, customer_id: int | None, inbox_id: int,
     options: IngestOptions,
 ) -> Ticket | None:
     """The ticket this message continues: by references, token, subject number, then thread."""
@@ -127,7 +129,7 @@ async def _conversation_ticket(
         found = await session.scalar(select(col(Ticket.id)).where(col(Ticket.token) == inbound.ticket_token))
         if found is not None:
             return await _locked_ticket(session, found)
-    if inbound.ticket_number is not None:
+    if inbound.ticket_number is not None and customer_id is not None:
         # A subject tag is easy to type, so it only threads for the same customer.
         found = await session.scalar(select(col(Ticket.id)).where(
             col(Ticket.number) == inbound.ticket_number, col(Ticket.customer_id) == customer_id))
@@ -139,10 +141,12 @@ async def _conversation_ticket(
 
 
 async def _recent_thread(
-    session: AsyncSession, inbound: InboundMessage, customer_id: int, inbox_id: int,
+    session: AsyncSession, inbound: InboundMessage, customer_id: int | None, inbox_id: int,
     options: IngestOptions,
 ) -> Ticket | None:
     """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
+    if customer_id is None and not inbound.conversation_key:
+        return None  # nobody to continue a thread with
     stmt = select(col(Ticket.id)).where(col(Ticket.channel) == inbound.channel,
                                    col(Ticket.inbox_id) == inbox_id)
     if inbound.conversation_key:
@@ -167,7 +171,7 @@ async def _locked_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None
 
 
 async def _open_ticket(
-    session: AsyncSession, inbound: InboundMessage, *, customer_id: int, inbox_id: int
+    session: AsyncSession, inbound: InboundMessage, *, customer_id: int | None, inbox_id: int
 ) -> Ticket:
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
     ticket = Ticket(
@@ -616,6 +620,35 @@ def _record_manual_assignment(session: AsyncSession, ticket: Ticket, actor: User
     assert ticket.id is not None
     history.record(session, ticket_id=ticket.id, type="ticket.assigned", actor_id=actor.id,
                    data={"assignee_id": ticket.assignee_id, "reason": {"policy": "manual"}})
+async def hand_over(session: AsyncSession, ticket_id: int, *, inbox_id: int,
+                    assignee_id: int | None) -> None:
+    """Move a ticket to another inbox and/or assignee (a transferred call takes its ticket)."""
+    ticket = await _locked_ticket(session, ticket_id)
+    if ticket is None:
+        return
+    assigned = ticket.assignee_id != assignee_id
+    ticket.inbox_id, ticket.assignee_id = inbox_id, assignee_id
+    if assignee_id is not None and ticket.status == Status.unhandled:
+        ticket.status = Status.in_progress
+    _touch(ticket)
+    await session.flush()
+    await _publish_ticket(session, ticket, "ticket.updated")
+    if assigned:
+        history.record(session, ticket_id=ticket_id, type="ticket.assigned",
+                       data={"assignee_id": assignee_id, "reason": {"policy": "transfer"}})
+        await _publish_ticket(session, ticket, "ticket.assigned")
+
+
+async def add_tag(session: AsyncSession, ticket_id: int, name: str) -> None:
+    """Tag a ticket (a caller's keypad choice), keeping the tags it has."""
+    ticket = await _locked_ticket(session, ticket_id)
+    if ticket is None:
+        return
+    current = (await tags_of(session, [ticket_id])).get(ticket_id, [])
+    await _set_tags(session, ticket, [*current, name])
+    _touch(ticket)
+    await session.flush()
+    await _publish_ticket(session, ticket, "ticket.updated")
 
 
 async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
@@ -764,3 +797,26 @@ async def open_ticket_token(session: AsyncSession, *, customer_id: int, inbox_id
                                         col(Ticket.status).in_(OPEN_STATUSES))
         .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc()).limit(1)
     )
+
+
+async def system_note(
+    session: AsyncSession, ticket_id: int, *, channel: Channel, external_id: str, body: str,
+    at: datetime | None,
+) -> Message | None:
+    """An internal entry the system writes in a thread (a call's length, a recording), once per
+    ``external_id``; the ticket's status and assignee stay as they are. None when it exists."""
+    await serialize_on(session, f"inbound:{channel}:{external_id}")
+    if await _message_by_external_id(session, channel, external_id) is not None:
+        return None
+    ticket = await _locked_ticket(session, ticket_id)
+    if ticket is None:
+        return None
+    message = Message(ticket_id=ticket_id, direction=Direction.outbound, internal=True,
+                      channel=channel, body_text=body, external_id=external_id,
+                      created_at=at or utcnow())
+    session.add(message)
+    await session.flush()
+    _touch(ticket)
+    await _publish_ticket(session, ticket, "ticket.updated")
+    _publish_message(session, ticket, message)
+    return message

@@ -349,7 +349,8 @@ async def call_back(
 ) -> Response:
     """Click-to-call the customer from a phone ticket (rings the operator's browser phone first)."""
     call = await calls_api.place_call(request, session, user=user, to=to,
-                                      customer_id=ticket.customer_id, settings=settings)
+                                      customer_id=ticket.customer_id, settings=settings,
+                                      ticket_id=ticket.id)
     return templating.render(request, "ticket.html", {"ticket": ticket, "calling": call.to_number},
                              user=user, block="call_back")
 @router.get("/tickets/{ticket_id}/returned/{message_id}")

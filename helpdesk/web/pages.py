@@ -13,6 +13,7 @@ from helpdesk.audit import views as audit_views
 from helpdesk.auth import account_views
 from helpdesk.auth import views as auth_views
 from helpdesk.auth.dependencies import SESSION_COOKIE
+from helpdesk.calls import views as calls_views
 from helpdesk.config import Settings
 from helpdesk.customers import views as customers_views
 from helpdesk.errors import error_response
@@ -27,8 +28,8 @@ from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
 ROUTERS = (auth_views, account_views, tickets_views, customers_views, reports_views, routing_views,
-           replies_views, access_views, audit_views, web_views, approval_views, assignment_views,
-           sla_views)
+           replies_views, access_views, audit_views, calls_views, web_views, approval_views,
+           assignment_views, sla_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:

@@ -69,9 +69,22 @@ class FakeTwilio:
         return JSONResponse({"sid": sid, "account_sid": ACCOUNT_SID, "to": form.get("To"),
                              "from": form.get("From"), "status": "queued"}, 201)
 
+    async def _update(self, request: Request) -> JSONResponse:
+        """A call's TwiML or status changed in flight (transfers)."""
+        form = await request.form()
+        self.requests.append({"path": request.url.path, "auth": request.headers.get("authorization", ""),
+                              "form": ImmutableMultiDict(form.multi_items())})
+        if self.fail_with:
+            return JSONResponse({"code": 20404, "message": "Not found", "status": self.fail_with},
+                                self.fail_with)
+        sid = request.path_params["sid"].removesuffix(".json")
+        return JSONResponse({"sid": sid, "account_sid": ACCOUNT_SID, "status": "in-progress"}, 200)
+
     def app(self) -> Starlette:
         path = "/2010-04-01/Accounts/{account}/{kind}"
-        return Starlette(routes=[Route(path, self._create, methods=["POST"])])
+        return Starlette(routes=[Route(path, self._create, methods=["POST"]),
+                                 Route("/2010-04-01/Accounts/{account}/Calls/{sid}", self._update,
+                                       methods=["POST"])])
 
 
 @pytest.fixture(scope="session")

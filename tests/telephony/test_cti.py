@@ -102,12 +102,14 @@ async def test_forwarded_hangup_is_not_missed(tel: httpx.AsyncClient, db: AsyncS
     assert await events_of(db, "call.missed") == []
 
 
-async def test_call_answered_by_voicemail_stays_not_done(tel: httpx.AsyncClient, db: AsyncSession,
-                                                          staff: Staff) -> None:
+async def test_call_answered_by_voicemail_is_done_until_the_hangup(
+        tel: httpx.AsyncClient, db: AsyncSession, staff: Staff) -> None:
+    # Zammad's semantics: an answer, even by voicemail, counts as done until the hang-up.
     await floor(db, staff)
     await cti_post(tel, new_call("c4"))
     await cti_post(tel, event("answer", "c4", answeringNumber="voicemail"))
-    assert (await the_call(db, "c4")).done is False
+    answered = await the_call(db, "c4")
+    assert answered.done is True and answered.voicemail is True
     await cti_post(tel, event("hangup", "c4", cause="normalClearing"))
     call = await the_call(db, "c4")
     assert call.done is False and call.voicemail is True and call.ticket_id is not None

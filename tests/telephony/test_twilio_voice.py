@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallState
 from helpdesk.realtime.models import Event
 from tests.conftest import Staff
@@ -27,6 +28,15 @@ def twiml(response: httpx.Response) -> ET.Element:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/xml")
     return ET.fromstring(response.text)
+
+
+async def wrap_up_latest(tel: httpx.AsyncClient, operator: User) -> None:
+    """The operator submits the wrap-up of their latest call, ending their after-call work."""
+    calls = (await tel.get("/api/calls", headers=Staff.headers(operator))).json()["items"]
+    mine = next(c for c in calls if c["operator_id"] == operator.id and c["state"] == "ended")
+    done = await tel.post(f"/api/calls/{mine['id']}/wrapup", json={"disposition": "resolved"},
+                          headers=Staff.headers(operator))
+    assert done.status_code == 201, done.text
 
 
 async def test_signed_call_gets_a_dial_to_the_online_operators_of_the_number(
@@ -118,6 +128,8 @@ async def test_round_robin_offers_the_longest_idle_operator_first(
         "To": f"client:op-{first.id}"})
     await twilio_post(tel, "/telephony/twilio/status", status_params("CA-a", "completed", 3,
                                                                       CallDuration="30"))
+    # The first operator's after-call work ends with the wrap-up: they can be offered calls.
+    await wrap_up_latest(tel, first)
     root = twiml(await twilio_post(tel, VOICE, voice_params("CA-b", "0322223333")))
     dial = root.find("Dial")
     assert dial is not None
@@ -189,6 +201,7 @@ async def test_a_queued_caller_leaves_the_queue_for_the_operator_who_frees_up(
 
     await twilio_post(tel, "/telephony/twilio/status", status_params("CA-first", "completed", 3,
                                                                       CallDuration="40"))
+    await wrap_up_latest(tel, operator)
     freed = twiml(await twilio_post(tel, "/telephony/twilio/wait",
                                     {"CallSid": "CA-waiting", "QueueTime": "25"}))
     assert freed.find("Leave") is not None

@@ -117,7 +117,7 @@ PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/tickets/{phone_ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
          "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
-         "/admin/audit", "/tickets/999999", "/me/two-factor",
+         "/admin/audit", "/admin/inboxes/{inbox}/voice", "/tickets/999999", "/me/two-factor",
          "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due"]
 
 

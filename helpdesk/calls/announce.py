@@ -1,0 +1,58 @@
+"""The events a call sends to operators' pages: the ringing card, answered, ended, missed."""
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.calls import threads
+from helpdesk.calls.models import Call, CallPublic
+from helpdesk.profiles import service as profiles
+from helpdesk.realtime import service as events
+
+
+def public(call: Call) -> dict[str, Any]:
+    """The call as events and the API show it."""
+    return CallPublic.model_validate(call).model_dump(mode="json", by_alias=True)
+
+
+def audience(call: Call) -> list[int]:
+    """The operators a call's events go to: those offered it and the one who has it."""
+    ids = list(call.offered_user_ids)
+    if call.operator_id is not None and call.operator_id not in ids:
+        ids.append(call.operator_id)
+    return ids
+
+
+async def ringing(
+    session: AsyncSession, call: Call, customer: profiles.CustomerRows | None, *, region: str,
+    dormant_after_days: int, user_ids: list[int] | None = None,
+    transfer: dict[str, Any] | None = None,
+) -> None:
+    """Pop the card: the call, the caller's headline and profile (and a transfer's notes)."""
+    profile = None
+    if customer is not None:
+        found = await profiles.complete(session, customer, profiles.Audience(None, {call.inbox_id}),
+                                        dormant_after_days)
+        profile = found.model_dump(mode="json")
+    data = {"call": public(call), "caller": threads.caller_card(call, profile, region),
+            "profile": profile}
+    if transfer is not None:
+        data["transfer"] = transfer
+    events.record(session, type="call.ringing",
+                  user_ids=call.offered_user_ids if user_ids is None else user_ids, data=data)
+
+
+def publish(session: AsyncSession, call: Call, kind: str) -> None:
+    """A plain call event (ended, missed, transferred) to its operators and inbox."""
+    events.record(session, type=kind, data={"call": public(call)}, inbox_id=call.inbox_id,
+                  user_ids=audience(call))
+
+
+def publish_answered(session: AsyncSession, call: Call) -> None:
+    """Answered: the answering operator's page opens the ticket (or the customer); others close
+    the pop-up."""
+    target = ({"ticket_id": call.ticket_id} if call.ticket_id is not None
+              else {"customer_id": call.customer_id} if call.customer_id is not None
+              else {"new_ticket": {"phone": call.caller_e164}})
+    events.record(session, type="call.answered", user_ids=audience(call),
+                  data={"call": public(call), "operator_id": call.operator_id, "open": target})
