@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from helpdesk import logs
 from helpdesk.auth import api as auth_api
+from helpdesk.backups import tasks as backup_tasks
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
 from helpdesk.channels import shopify as shopify_channel
@@ -25,6 +26,7 @@ from helpdesk.customers import api as customers_api
 from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
+from helpdesk.exports import api as exports_api
 from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.outbox import tasks as outbox_tasks
@@ -34,6 +36,8 @@ from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
+from helpdesk.reports import api as reports_api
+from helpdesk.reports import tasks as report_tasks
 from helpdesk.retention import tasks as retention
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import service as tickets
@@ -82,7 +86,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with channels.running(app), outbox_tasks.running(
                 sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
                 http=http, listen=bus.listen), retention.running(
-                sessionmaker=app.state.sessionmaker, settings=settings):
+                sessionmaker=app.state.sessionmaker, settings=settings), report_tasks.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), backup_tasks.running(settings):
             yield
     finally:
         await http.aclose()
@@ -146,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api):
+                   calls_api, realtime_api, reports_api, exports_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

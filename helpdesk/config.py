@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     retention_batch: int = Field(default=1000, ge=1)
 
+    # Reports: how often the rollups fold new events from the log (a pass, when there is news).
+    report_rollup_seconds: float = Field(default=2.0, gt=0)
+    # Backups: with a directory set, a consistent SQLite copy is written there every day at
+    # ``backup_at`` (local time, ``timezone``), keeping the newest ``backup_keep`` of them.
+    backup_dir: str | None = None
+    backup_at: str = Field(default="03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    backup_keep: int = Field(default=7, ge=1)
+    # /metrics: off unless enabled (and then behind the staff IP allow-list like every page).
+    metrics_enabled: bool = True
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":
         if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):

@@ -17,6 +17,14 @@ from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.reports.models import (
+    ReportBacklog,
+    ReportInboxDay,
+    ReportOperator,
+    ReportOperatorDay,
+    ReportSample,
+    ReportTicket,
+)
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
@@ -25,6 +33,7 @@ __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
     "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
-    "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
+    "PresenceConnection", "ReplyTemplate", "ReportBacklog", "ReportInboxDay", "ReportOperator",
+    "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
     "TicketCount", "TicketTag", "User",
 ]
