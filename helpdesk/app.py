@@ -29,6 +29,8 @@ from helpdesk.errors import install_error_handlers
 from helpdesk.exports import api as exports_api
 from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
+from helpdesk.metrics import api as metrics_api
+from helpdesk.metrics.service import Metrics, RequestMetrics
 from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
@@ -150,8 +152,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     pages.install(app, app.state.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    app.state.metrics = Metrics()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api, reports_api, exports_api):
+                   calls_api, realtime_api, reports_api, exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)
