@@ -38,7 +38,11 @@ def day_range(calendar: CalendarDep,
 
     today = calendar.today(utcnow())
     end = end or (start if start and start > today else today)
-    start = start or end
+    return checked_range(start or end, end)
+
+
+def checked_range(start: date, end: date) -> DayRange:
+    """[start, end] when it is the right way round and at most ``MAX_DAYS`` long; 422 otherwise."""
     if start > end:
         raise BadInput("from: must not be after to")
     if (end - start).days >= MAX_DAYS:

@@ -23,6 +23,7 @@ from helpdesk.reports.models import (
     ReportSample,
 )
 from helpdesk.reports.rollup import OPEN_STATUSES
+from helpdesk.tickets.models import Ticket
 
 MAX_DAYS = 366
 PERCENTS = (50, 90)
@@ -211,3 +212,76 @@ def clamp_range(start: date, end: date, today: date) -> tuple[date, date]:
     start = min(start, end)
     return max(start, end - timedelta(days=MAX_DAYS - 1)), end
 
+
+
+@dataclass
+class InboxTotals:
+    """One inbox over a range: sums of the days, the backlog as the last day left it."""
+
+    inbox_id: int
+    name: str
+    created: int = 0
+    resolved: int = 0
+    backlog: dict[str, int] = field(default_factory=dict)
+    oldest_waiting_at: Any = None
+    sla_met_ratio: float | None = None
+    calls_offered: int = 0
+    calls_answered: int = 0
+    calls_abandoned: int = 0
+    service_level_20s: float | None = None
+    average_wait_seconds: float | None = None
+    average_talk_seconds: float | None = None
+
+
+async def inbox_totals(session: AsyncSession, *, start: date, end: date,
+                       days: list[InboxDayPublic], names: dict[int, str]) -> list[InboxTotals]:
+    """Each inbox over [start, end] (``days`` are its day items, for the backlog at the end)."""
+    r = ReportInboxDay
+    stmt = (select(col(r.inbox_id), func.sum(r.created), func.sum(r.resolved), func.sum(r.sla_met),
+                   func.sum(r.sla_total), func.sum(r.calls_offered), func.sum(r.calls_answered),
+                   func.sum(r.calls_abandoned), func.sum(r.calls_answered_20s),
+                   func.sum(r.wait_seconds), func.sum(r.talk_seconds))
+            .where(col(r.day) >= start, col(r.day) <= end).group_by(col(r.inbox_id)))
+    sums = {row[0]: row[1:] for row in (await session.execute(stmt)).all()}
+    last = {item.inbox_id: item for item in days}  # days come oldest first: the last one wins
+    totals = []
+    for inbox_id in sorted(set(sums) | set(last), key=lambda i: (names.get(i, ""), i)):
+        created, resolved, met, sla, offered, answered, abandoned, fast, wait, talk = (
+            int(v or 0) if n < 8 else float(v or 0) for n, v in enumerate(sums.get(inbox_id, (0,) * 10)))
+        end_of = last.get(inbox_id)
+        totals.append(InboxTotals(
+            inbox_id=inbox_id, name=names.get(inbox_id, f"#{inbox_id}"), created=int(created),
+            resolved=int(resolved), backlog=end_of.backlog if end_of else {},
+            oldest_waiting_at=end_of.oldest_waiting_at if end_of else None,
+            sla_met_ratio=_ratio(met, sla), calls_offered=int(offered), calls_answered=int(answered),
+            calls_abandoned=int(abandoned), service_level_20s=_ratio(fast, offered),
+            average_wait_seconds=_ratio(wait, answered), average_talk_seconds=_ratio(talk, answered)))
+    return totals
+
+
+@dataclass(frozen=True)
+class SampleTicket:
+    ticket_id: int
+    number: int
+    subject: str
+    status: str
+    day: date
+    seconds: float
+
+
+async def sample_tickets(session: AsyncSession, *, metric: str, start: date, end: date,
+                         user_id: int | None, inbox_id: int | None,
+                         limit: int = 200) -> list[SampleTicket]:
+    """The tickets behind a figure (a resolution or first-response count), slowest first."""
+    stmt = (select(col(ReportSample.ticket_id), col(Ticket.number), col(Ticket.subject),
+                   col(Ticket.status), col(ReportSample.day), col(ReportSample.seconds))
+            .join(Ticket, col(Ticket.id) == col(ReportSample.ticket_id))
+            .where(col(ReportSample.metric) == metric, col(ReportSample.day) >= start,
+                   col(ReportSample.day) <= end)
+            .order_by(col(ReportSample.seconds).desc(), col(ReportSample.id)).limit(limit))
+    if user_id is not None:
+        stmt = stmt.where(col(ReportSample.user_id) == user_id)
+    if inbox_id is not None:
+        stmt = stmt.where(col(ReportSample.inbox_id) == inbox_id)
+    return [SampleTicket(row[0], row[1], row[2], str(row[3]), row[4], row[5])
+            for row in (await session.execute(stmt)).all()]
