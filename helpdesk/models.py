@@ -19,6 +19,7 @@ from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports.models import (
     ReportBacklog,
+    ReportHistogram,
     ReportInboxDay,
     ReportOperator,
     ReportOperatorDay,
@@ -33,7 +34,7 @@ __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
     "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
-    "PresenceConnection", "ReplyTemplate", "ReportBacklog", "ReportInboxDay", "ReportOperator",
-    "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
-    "TicketCount", "TicketTag", "User",
+    "PresenceConnection", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
+    "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",
+    "SearchEntry", "Tag", "Ticket", "TicketCount", "TicketTag", "User",
 ]

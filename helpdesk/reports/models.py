@@ -55,7 +55,8 @@ class ReportSample(SQLModel, table=True):
     """One duration behind a median: a first response or a resolution, by whom and when."""
 
     __tablename__ = "report_sample"
-    __table_args__ = (Index("ix_report_sample_metric_day", "metric", "day", "user_id"),)
+    # In the order the day percentiles rank them: the window functions read it without sorting.
+    __table_args__ = (Index("ix_report_sample_metric_day", "metric", "day", "user_id", "seconds"),)
 
     id: int | None = Field(default=None, primary_key=True)
     metric: str = Field(max_length=20)
@@ -64,6 +65,19 @@ class ReportSample(SQLModel, table=True):
     inbox_id: int
     ticket_id: int
     seconds: float
+
+
+class ReportHistogram(SQLModel, table=True):
+    """Samples counted in buckets 5 % wide, per operator and day: medians over long ranges
+    come from a few hundred of these rows instead of sorting every sample (within 5 %)."""
+
+    __tablename__ = "report_histogram"
+
+    metric: str = Field(primary_key=True, max_length=20)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    user_id: int = Field(primary_key=True)
+    bucket: int = Field(primary_key=True)
+    n: int = 0
 
 
 class ReportTicket(SQLModel, table=True):
@@ -102,7 +116,8 @@ class ReportOperator(SQLModel, table=True):
 
 
 ROLLUP_MODELS: tuple[type[SQLModel], ...] = (
-    ReportOperatorDay, ReportInboxDay, ReportSample, ReportTicket, ReportBacklog, ReportOperator)
+    ReportOperatorDay, ReportInboxDay, ReportSample, ReportHistogram, ReportTicket, ReportBacklog,
+    ReportOperator)
 
 
 # ---- API shapes --------------------------------------------------------------------------

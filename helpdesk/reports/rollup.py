@@ -23,11 +23,13 @@ from sqlmodel import col
 from helpdesk.db import raise_counter, read_counter, try_serialize_on
 from helpdesk.realtime import service as events
 from helpdesk.realtime.models import Event
+from helpdesk.reports import histogram
 from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.reports.models import (
     APPLIED,
     ROLLUP_MODELS,
     ReportBacklog,
+    ReportHistogram,
     ReportInboxDay,
     ReportOperator,
     ReportOperatorDay,
@@ -98,6 +100,7 @@ class Folder:
         self.inbox_days: dict[tuple[date, int], ReportInboxDay] = {}
         self.backlog: dict[tuple[int, str], ReportBacklog] = {}
         self.operators: dict[int, ReportOperator] = {}
+        self.histograms: dict[tuple[str, date, int, int], ReportHistogram] = {}
         self.inbox_day_now: dict[int, date] = {}  # the last day each inbox had an event on
 
     async def load_tickets(self, batch: list[Event]) -> None:
@@ -149,7 +152,7 @@ class Folder:
         if not prev.responded and snap.get("first_response_at"):
             prev.responded = True
             seconds = (_time(snap["first_response_at"]) - prev.created_at).total_seconds()
-            self._sample("first_response", day, assignee or 0, inbox_id, ticket_id, seconds)
+            await self._sample("first_response", day, assignee or 0, inbox_id, ticket_id, seconds)
 
     async def _left_state(self, prev: ReportTicket, at: datetime, day: date) -> None:
         """対応中 time ends when the status or the assignee changes: count it for its operator."""
@@ -163,7 +166,7 @@ class Folder:
         inbox_day.resolved += 1
         if assignee is not None:
             (await self._operator_day(day, assignee, inbox_id)).handled += 1
-        self._sample("resolution", day, assignee or 0, inbox_id, prev.ticket_id,
+        await self._sample("resolution", day, assignee or 0, inbox_id, prev.ticket_id,
                      (at - prev.created_at).total_seconds())
         # SLA attainment counts only once tickets carry SLA state (``sla_breached``, added with
         # the SLA settings); until then the ratio stays unknown rather than a made-up 100 %.
@@ -227,10 +230,19 @@ class Folder:
 
     # ---- rows --------------------------------------------------------------------------
 
-    def _sample(self, metric: str, day: date, user_id: int, inbox_id: int, ticket_id: int,
-                seconds: float) -> None:
+    async def _sample(self, metric: str, day: date, user_id: int, inbox_id: int, ticket_id: int,
+                      seconds: float) -> None:
+        seconds = max(0.0, seconds)
         self.session.add(ReportSample(metric=metric, day=day, user_id=user_id, inbox_id=inbox_id,
-                                      ticket_id=ticket_id, seconds=max(0.0, seconds)))
+                                      ticket_id=ticket_id, seconds=seconds))
+        key = (metric, day, user_id, histogram.bucket(seconds))
+        row = self.histograms.get(key)
+        if row is None:
+            row = await self.session.get(ReportHistogram, key) or ReportHistogram(
+                metric=metric, day=day, user_id=user_id, bucket=key[3])
+            self.session.add(row)
+            self.histograms[key] = row
+        row.n += 1
 
     async def _inbox_touch(self, inbox_id: int, at: datetime) -> date:
         """The event's day; an inbox's earlier day is closed when its events move past it."""

@@ -55,7 +55,16 @@ def upgrade() -> None:
     sa.Column('seconds', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_sample')),
     )
-    op.create_index('ix_report_sample_metric_day', 'report_sample', ['metric', 'day', 'user_id'])
+    op.create_index('ix_report_sample_metric_day', 'report_sample',
+                    ['metric', 'day', 'user_id', 'seconds'])
+    op.create_table('report_histogram',
+    sa.Column('metric', sa.String(length=20), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('metric', 'day', 'user_id', 'bucket', name=op.f('pk_report_histogram')),
+    )
     op.create_table('report_ticket',
     sa.Column('ticket_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('inbox_id', sa.Integer(), nullable=False),
@@ -83,6 +92,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ('report_operator', 'report_backlog', 'report_ticket', 'report_sample',
+    for name in ('report_operator', 'report_backlog', 'report_ticket', 'report_histogram',
+                 'report_sample',
                  'report_inbox_day', 'report_operator_day'):
         op.drop_table(name)
