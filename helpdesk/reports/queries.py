@@ -68,8 +68,9 @@ async def percentiles(session: AsyncSession, *, start: date, end: date, by: Sequ
 
 def _sample_filter(start: date, end: date, inbox_id: int | None,
                    user_id: int | None) -> list[ColumnElement[bool]]:
-    clauses = [col(ReportSample.day) >= start, col(ReportSample.day) <= end,
-               col(ReportSample.user_id) != 0]
+    # The metric leads the index: naming both lets the database seek instead of scanning it.
+    clauses = [col(ReportSample.metric).in_(METRICS), col(ReportSample.day) >= start,
+               col(ReportSample.day) <= end, col(ReportSample.user_id) != 0]
     if inbox_id is not None:
         clauses.append(col(ReportSample.inbox_id) == inbox_id)
     if user_id is not None:
@@ -136,7 +137,8 @@ async def operator_totals(session: AsyncSession, *, start: date, end: date, name
 async def _histogram_spreads(session: AsyncSession, start: date, end: date) -> dict[Key, Spread]:
     h = ReportHistogram
     stmt = (select(col(h.user_id), col(h.metric), col(h.bucket), func.sum(h.n))
-            .where(col(h.day) >= start, col(h.day) <= end, col(h.user_id) != 0)
+            .where(col(h.metric).in_(METRICS), col(h.day) >= start, col(h.day) <= end,
+                   col(h.user_id) != 0)
             .group_by(col(h.user_id), col(h.metric), col(h.bucket))
             .order_by(col(h.user_id), col(h.metric), col(h.bucket)))
     counts: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
