@@ -91,7 +91,24 @@ def upgrade() -> None:
     )
 
 
+    _start_from_now()
+
+
+def _start_from_now() -> None:
+    """On a database already in use, the rollups begin with the tickets as they stand and the
+    log's current seq: the backlog is right from the first day (days before have no figures;
+    `helpdesk reports rebuild` recomputes them while the log still holds their events)."""
+    op.execute("INSERT INTO report_ticket (ticket_id, inbox_id, status, assignee_id, created_at, "
+               "status_since, responded) SELECT id, inbox_id, status, assignee_id, created_at, "
+               "updated_at, first_response_at IS NOT NULL FROM ticket")
+    op.execute("INSERT INTO report_backlog (inbox_id, status, n) "
+               "SELECT inbox_id, status, SUM(n) FROM ticket_count GROUP BY inbox_id, status")
+    op.execute("INSERT INTO counter (name, value) "
+               "SELECT 'report_applied', value FROM counter WHERE name = 'event_seq'")
+
+
 def downgrade() -> None:
+    op.execute("DELETE FROM counter WHERE name = 'report_applied'")
     for name in ('report_operator', 'report_backlog', 'report_ticket', 'report_histogram',
                  'report_sample',
                  'report_inbox_day', 'report_operator_day'):
