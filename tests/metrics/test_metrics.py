@@ -60,3 +60,8 @@ async def test_metrics_are_behind_the_staff_allow_list(
         await begin_write(db)
         await db.execute(IpRule.__table__.delete())  # type: ignore[attr-defined]
         await db.commit()
+
+
+def test_metrics_can_be_turned_off(database_url: str) -> None:
+    with LiveServer(make_settings(database_url, metrics_enabled=False)) as live:
+        assert httpx.get(f"{live.url}/metrics").status_code == 404
