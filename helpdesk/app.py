@@ -20,6 +20,7 @@ from helpdesk.assignment import api as assignment_api
 from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.auth.throttle import create_counters
+from helpdesk.backups import tasks as backup_tasks
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
 from helpdesk.channels import shopify as shopify_channel
@@ -29,8 +30,11 @@ from helpdesk.customers import api as customers_api
 from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
+from helpdesk.exports import api as exports_api
 from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
+from helpdesk.metrics import api as metrics_api
+from helpdesk.metrics.service import Metrics, RequestMetrics
 from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
@@ -38,6 +42,8 @@ from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
+from helpdesk.reports import api as reports_api
+from helpdesk.reports import tasks as report_tasks
 from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
@@ -95,7 +101,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 http=http, listen=bus.listen), retention.running(
                 sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
                 sessionmaker=app.state.sessionmaker, settings=settings), assignment_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings):
+                sessionmaker=app.state.sessionmaker, settings=settings), report_tasks.running(
+                sessionmaker=app.state.sessionmaker, settings=settings), backup_tasks.running(settings):
             yield
     finally:
         await http.aclose()
@@ -161,13 +168,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app, app.state.settings)
     boundary.install(app)  # inside the body limit, which bounds what it reads
     app.add_middleware(BodyLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    app.state.metrics = Metrics()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     # Outermost: a flood is refused before its bodies are read.
     app.state.limiter = limits.create_limiter(app.state.settings.redis_url,
                                               app.state.settings.redis_channel)
     app.add_middleware(limits.WebhookRateMiddleware, limiter=app.state.limiter,
                        rate=limits.Rate.parse(app.state.settings.rate_webhook))
     for module in (auth_api, tickets_api, imports_api, customers_api, profiles_api, channels_api,
-                   calls_api, realtime_api, sla_api, assignment_api, approval_api):
+                   calls_api, realtime_api, sla_api, assignment_api, approval_api, reports_api,
+                   exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
         app.state.dialer = telephony_twilio.dialer(app.state.settings)

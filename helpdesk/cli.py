@@ -50,7 +50,68 @@ def _parser() -> argparse.ArgumentParser:
                          help="columns for other layouts, e.g. 'email=メールアドレス,phone=電話番号'")
     imports.add_argument("--source", default=None, help="the orders' platform (default: detected)")
     imports.set_defaults(handler=_import)
+    reports = commands.add_parser("reports", help="report rollups").add_subparsers()
+    rebuild = reports.add_parser("rebuild", help="recompute the report rollups from the event log")
+    rebuild.add_argument("--force", action="store_true",
+                         help="rebuild even though retention pruned the log's oldest events")
+    rebuild.set_defaults(handler=_rebuild_reports)
+    backup = commands.add_parser("backup", help="write a consistent copy of the live database")
+    backup.add_argument("file")
+    backup.set_defaults(handler=_backup)
+    restore = commands.add_parser("restore", help="put a backup back (stop the server first)")
+    restore.add_argument("file")
+    restore.set_defaults(handler=_restore)
     return parser
+
+
+def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
+    from helpdesk.realtime import service as events
+    from helpdesk.reports import tasks as report_tasks
+    from helpdesk.reports.calendar import report_calendar
+
+    async def rebuild() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            sessions = create_sessionmaker(engine)
+            async with sessions() as session:
+                pruned = await events.pruned_through(session)
+            if pruned and not args.force:
+                print(f"error: retention deleted the events up to seq {pruned}; a rebuild would "
+                      "lose the days they covered (pass --force to rebuild anyway)", file=sys.stderr)
+                sys.exit(1)
+            return await report_tasks.rebuild(sessions, report_calendar(settings))
+        finally:
+            await engine.dispose()
+
+    run_upgrade(settings.database_url)
+    print(f"report rollups rebuilt from {asyncio.run(rebuild())} events")
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> None:
+    from pathlib import Path
+
+    from helpdesk.backups import service as backups
+
+    source = backups.sqlite_path(settings.database_url)
+    if source is None:
+        print(backups.postgresql_advice(settings.database_url, args.file, restore=False))
+        sys.exit(2)
+    size = backups.backup(source, Path(args.file))
+    print(f"backup written to {args.file} ({size:,} bytes, integrity ok)")
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> None:
+    from pathlib import Path
+
+    from helpdesk.backups import service as backups
+
+    target = backups.sqlite_path(settings.database_url)
+    if target is None:
+        print(backups.postgresql_advice(settings.database_url, args.file, restore=True))
+        sys.exit(2)
+    kept = backups.restore(Path(args.file), target)
+    run_upgrade(settings.database_url)
+    print(f"restored {args.file} to {target}" + (f"; the previous database is in {kept}" if kept else ""))
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> None:

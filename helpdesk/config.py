@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     # operators' tickets and tickets waiting for capacity are (re)assigned.
     sla_check_seconds: float = Field(default=30.0, gt=0)
     assignment_sweep_seconds: float = Field(default=10.0, gt=0)
+    # Reports: how often the rollups fold new events from the log (a pass, when there is news).
+    report_rollup_seconds: float = Field(default=2.0, gt=0)
+    # Backups: with a directory set, a consistent SQLite copy is written there every day at
+    # ``backup_at`` (local time, ``timezone``), keeping the newest ``backup_keep`` of them.
+    backup_dir: str | None = None
+    backup_at: str = Field(default="03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    backup_keep: int = Field(default=7, ge=1)
+    # /metrics: off unless enabled (and then behind the staff IP allow-list like every page).
+    metrics_enabled: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> "Settings":

@@ -27,6 +27,15 @@ from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.reports.models import (
+    ReportBacklog,
+    ReportHistogram,
+    ReportInboxDay,
+    ReportOperator,
+    ReportOperatorDay,
+    ReportSample,
+    ReportTicket,
+)
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
@@ -37,6 +46,8 @@ __all__ = [
     "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
     "DeliveryReceipt", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice", "IpRule",
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
-    "RecoveryCode", "ReplyTemplate", "RfmBoundary", "RolePolicy", "SearchEntry", "SlaSettings", "Tag",
-    "Ticket", "TicketCount", "TicketHistory", "TicketTag", "User", "WrapupState",
+    "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
+    "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",
+    "RolePolicy", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount", "TicketHistory",
+    "TicketTag", "User", "WrapupState",
 ]

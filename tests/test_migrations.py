@@ -78,3 +78,25 @@ def test_0007_moves_both_receipt_tables_into_one_and_back(scratch: str) -> None:
         ("line", "F1"), ("line", "F2")]
     assert asyncio.run(_run(scratch, "SELECT source, delivery_id FROM order_delivery")) == [
         ("shopify", "evt-1")]
+
+
+def test_0019_starts_the_rollups_from_the_tickets_as_they_stand(scratch: str) -> None:
+    config = alembic_config(scratch)
+    command.upgrade(config, "0013")
+    asyncio.run(_run(
+        scratch,
+        "UPDATE counter SET value = 41 WHERE name = 'event_seq'",
+        "INSERT INTO ticket (number, subject, status, priority, channel, inbox_id, token, version, "
+        "created_at, updated_at, first_response_at) VALUES "
+        "(1001, 'a', 'unhandled', 'normal', 'email', 1, 't1', 1, '2026-12-01 00:00:00', "
+        "'2026-12-01 01:00:00', NULL), (1002, 'b', 'pending', 'normal', 'email', 1, 't2', 1, "
+        "'2026-12-01 00:00:00', '2026-12-01 02:00:00', '2026-12-01 00:30:00')",
+        "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) VALUES "
+        "(1, 0, 'unhandled', 1), (1, 0, 'pending', 1)"))
+    command.upgrade(config, "0019")
+    assert asyncio.run(_run(scratch, "SELECT status, responded FROM report_ticket ORDER BY ticket_id")) == [
+        ("unhandled", False), ("pending", True)]
+    assert asyncio.run(_run(scratch, "SELECT status, n FROM report_backlog ORDER BY status")) == [
+        ("pending", 1), ("unhandled", 1)]
+    assert asyncio.run(_run(scratch, "SELECT value FROM counter WHERE name = 'report_applied'")) == [(41,)]
+    command.downgrade(config, "0013")

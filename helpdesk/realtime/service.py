@@ -204,17 +204,20 @@ async def pruned_through(session: AsyncSession) -> int:
     return await read_counter(session, PRUNED)
 
 
-async def prune_events(session: AsyncSession, *, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` of the oldest events recorded before ``before``; how many went.
+async def prune_events(session: AsyncSession, *, before: datetime, limit: int,
+                       through: int | None = None) -> int:
+    """Delete up to ``limit`` of the oldest events recorded before ``before`` (and at most up to
+    seq ``through``, when given); how many went.
 
     Only a leading run of the log goes (by seq, on its primary key), so everything after the
     recorded watermark is still there; the newest event always stays, so the log's highest seq
     never goes back.
     """
     newest = select(func.max(Event.seq)).scalar_subquery()
-    rows = (await session.execute(
-        select(col(Event.seq), col(Event.at)).where(col(Event.seq) < newest)
-        .order_by(col(Event.seq)).limit(limit))).all()
+    stmt = select(col(Event.seq), col(Event.at)).where(col(Event.seq) < newest)
+    if through is not None:
+        stmt = stmt.where(col(Event.seq) <= through)
+    rows = (await session.execute(stmt.order_by(col(Event.seq)).limit(limit))).all()
     cut = None
     for seq, at in rows:
         if at >= before:

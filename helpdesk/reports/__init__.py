@@ -1,1 +1,1 @@
-"""What supervisors watch: each operator's load and pace, the queue, live."""
+"""What supervisors watch: the live board, and reports over days folded from the event log."""

@@ -1,8 +1,10 @@
 """The supervisor board: presence, load, pace, queue and calls, live; reassign from it."""
 
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +17,8 @@ from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import NotFound
 from helpdesk.realtime import service as realtime
-from helpdesk.reports import service
+from helpdesk.reports import charts, queries, service
+from helpdesk.reports.dependencies import CalendarDep, DayRange, RangeDep, checked_range
 from helpdesk.routing import service as routing
 from helpdesk.sla import display as sla_display
 from helpdesk.sla import service as sla
@@ -69,3 +72,62 @@ async def reassign(
     async with fresh_reader(request) as reader:
         context = await _context(reader, user)
     return templating.render(request, "board.html", context, user=user, block="board_body")
+
+
+# ---- reports: figures over a range of days, from the rollups -------------------------------
+
+RANGES = ("today", "7d", "month", "custom")
+
+
+def pick_range(kind: str, start: date | None, end: date | None, today: date) -> DayRange:
+    """Today, the last 7 days, this month so far, or ``start``–``end`` (custom)."""
+    if kind == "today":
+        return DayRange(today, today)
+    if kind == "month":
+        return DayRange(today.replace(day=1), today)
+    if kind == "custom" and start is not None:
+        return checked_range(start, min(end or start, today))
+    return DayRange(today - timedelta(days=6), today)
+
+
+@router.get("/reports")
+async def reports_page(
+    request: Request, session: ReadSessionDep, user: Supervisor, calendar: CalendarDep,
+    chosen: Annotated[str, Query(alias="range", max_length=10)] = "7d",
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    """Per operator and per inbox figures over a range, with charts and CSV links."""
+    kind = chosen if chosen in RANGES else "7d"
+    days = pick_range(kind, start, end, calendar.today(utcnow()))
+    names = await auth.names(session)
+    inbox_names = {i.id: i.name for i in await routing.all_inboxes(session) if i.id is not None}
+    inbox_days = await queries.inbox_days(session, start=days.start, end=days.end, names=inbox_names)
+    context = {
+        "kind": kind, "days": days, "ranges": RANGES,
+        "operators": await queries.operator_totals(session, start=days.start, end=days.end,
+                                                   names=names),
+        "inboxes": await queries.inbox_totals(session, start=days.start, end=days.end,
+                                              days=inbox_days, names=inbox_names),
+        "chart": charts.daily_chart(inbox_days, calendar),
+        "query": urlencode({"from": days.start.isoformat(), "to": days.end.isoformat()}),
+    }
+    return templating.render(request, "reports.html", context, user=user)
+
+
+@router.get("/reports/tickets")
+async def report_tickets_page(
+    request: Request, session: ReadSessionDep, user: Supervisor, days: RangeDep,
+    metric: Annotated[Literal["resolution", "first_response"], Query()] = "resolution",
+    user_id: Annotated[int | None, Query(ge=1)] = None,
+    inbox_id: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The tickets behind a number on the reports page."""
+    found = await queries.sample_tickets(session, metric=metric, start=days.start, end=days.end,
+                                         user_id=user_id, inbox_id=inbox_id)
+    inbox_names = {i.id: i.name for i in await routing.all_inboxes(session) if i.id is not None}
+    context = {"tickets": found, "metric": metric, "days": days,
+               "who": (await auth.names(session)).get(user_id or 0) or inbox_names.get(inbox_id or 0),
+               "back": urlencode({"range": "custom", "from": days.start.isoformat(),
+                                  "to": days.end.isoformat()})}
+    return templating.render(request, "report_tickets.html", context, user=user)

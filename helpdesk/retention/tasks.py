@@ -11,14 +11,16 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.config import Settings
 from helpdesk.db import try_serialize_on, utcnow
 from helpdesk.outbox import service as outbox
-from helpdesk.realtime import service as events
 from helpdesk.receipts import service as receipts
+from helpdesk.reports import rollup
+from helpdesk.reports.calendar import report_calendar
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,9 @@ def pruners(settings: Settings, now: datetime) -> list[tuple[str, Prune, datetim
     """What is pruned, with what, and the cut-off time of each."""
     events_before = now - timedelta(days=settings.event_retention_days)
     return [
-        ("event", events.prune_events, events_before),
+        # The rollups fold events before they go (reports are rebuilt from what the log keeps).
+        ("event", partial(rollup.prune_folded_events, calendar=report_calendar(settings)),
+         events_before),
         ("outbox", outbox.prune_done, events_before),
         ("delivery_receipt", receipts.prune,
          now - timedelta(days=settings.receipt_retention_days)),

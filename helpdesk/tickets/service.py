@@ -775,7 +775,7 @@ def _publish_message(session: AsyncSession, ticket: Ticket, message: Message) ->
         "ticket_id": ticket.id, "ticket_version": ticket.version, "message_id": message.id,
         "direction": message.direction, "internal": message.internal,
         "channel": message.channel, "author": message.author,
-        "preview": message.body_text[:140],
+        "author_id": message.author_user_id, "preview": message.body_text[:140],
     })
 
 

@@ -2,7 +2,7 @@
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import cache
 from io import BytesIO
@@ -109,11 +109,13 @@ def format_dt(value: datetime | None, form: str = "short") -> str:
     return format_datetime(value, form, tzinfo=locale.tz, locale=locale.language)
 
 
-def format_day(value: datetime | None) -> str:
-    """The date part only, in the viewer's zone."""
+def format_day(value: datetime | date | None) -> str:
+    """The date part only, in the viewer's zone (a plain date as it is)."""
     if value is None:
         return ""
     locale = current()
+    if not isinstance(value, datetime):
+        return format_date(value, "medium", locale=locale.language)
     return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
 
 

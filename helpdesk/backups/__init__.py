@@ -1,0 +1,1 @@
+"""Consistent copies of the database, and putting one back."""

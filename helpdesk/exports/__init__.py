@@ -1,0 +1,1 @@
+"""CSV exports a shop owns: tickets, messages, calls, customers, the audit log, report tables."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics: request latency, queues, sockets, outbox backlog, webhook failures."""

@@ -1,0 +1,68 @@
+"""Keeping the report rollups up to date: a pass every few seconds folds what the log gained.
+
+Passes are batched on purpose rather than run after every commit: on SQLite each pass is a
+write transaction, and one per commit would double the writes of a busy ingest.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpdesk.config import Settings
+from helpdesk.db import readers_like
+from helpdesk.outbox import tasks as outbox_tasks
+from helpdesk.reports import rollup
+from helpdesk.reports.calendar import ReportCalendar, report_calendar
+
+
+async def catch_up(sessionmaker: async_sessionmaker[AsyncSession], calendar: ReportCalendar, *,
+                   batch: int = rollup.BATCH) -> int:
+    """Fold everything the log holds beyond the watermark, one transaction per batch; how many."""
+    total = 0
+    while True:
+        async with sessionmaker() as session:
+            done = await rollup.apply_pending(session, calendar, limit=batch)
+            await session.commit()
+        total += done
+        if done < batch:
+            return total
+        await asyncio.sleep(0)  # writers queued meanwhile go first
+
+
+async def rebuild(sessionmaker: async_sessionmaker[AsyncSession], calendar: ReportCalendar) -> int:
+    """Empty the rollups and fold the whole log again; how many events were folded."""
+    async with sessionmaker() as session:
+        await rollup.reset(session)
+        await session.commit()
+    return await catch_up(sessionmaker, calendar)
+
+
+class RollupWorker:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.readers = readers_like(sessionmaker)
+        self.calendar = report_calendar(settings)
+
+    async def run_once(self) -> int:
+        """One pass, taking a write session only when the log has news (a read says so)."""
+        async with self.readers() as session:
+            if not await rollup.behind(session):
+                return 0
+        await catch_up(self.sessionmaker, self.calendar)
+        return 0  # caught up: wait for the next poll
+
+
+@asynccontextmanager
+async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
+                  settings: Settings) -> AsyncIterator[None]:
+    """Keep the rollups current for the app's life when ``settings.run_workers``."""
+    if not settings.run_workers:
+        yield
+        return
+    worker = RollupWorker(sessionmaker, settings)
+    async with outbox_tasks.in_background(worker.run_once, lambda _callback: lambda: None,
+                                          poll_seconds=settings.report_rollup_seconds,
+                                          name="report rollup"):
+        yield
