@@ -42,9 +42,12 @@ VIEWS = ("all", "mine", "unassigned")
 
 @dataclass(frozen=True)
 class InboxQuery:
-    """The inbox page's filters, parsed leniently from a form where empty means "any"."""
+    """The inbox page's filters, parsed leniently from a form where empty means "any".
 
-    status: Status
+    A search looks in every status (``status`` None) unless a tab narrows it afterwards.
+    """
+
+    status: Status | None
     view: str
     inbox_id: int | None
     channel: Channel | None
@@ -53,19 +56,28 @@ class InboxQuery:
 
     def params(self, **changes: object) -> str:
         """The query string of this view with ``changes`` applied."""
-        values: dict[str, object] = {"status": self.status.value, "view": self.view,
+        values: dict[str, object] = {"status": self.status.value if self.status else "",
+                                     "view": self.view,
                                      "inbox_id": self.inbox_id or "",
                                      "channel": self.channel.value if self.channel else "",
                                      "tag": self.tag, "q": self.q, **changes}
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
-def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str) -> InboxQuery:
+def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str,
+                 searched: str | None = None) -> InboxQuery:
+    """``searched`` is the search the filter form showed: a new search leaves the tab behind."""
+    q = q.strip()
+    new_search = bool(q) and searched is not None and q != searched.strip()
     try:
+        if status and not new_search:
+            tab: Status | None = Status(status)
+        else:
+            tab = None if q else Status.unhandled
         return InboxQuery(
-            status=Status(status or Status.unhandled), view=view if view in VIEWS else "all",
+            status=tab, view=view if view in VIEWS else "all",
             inbox_id=int(inbox_id) if inbox_id else None,
-            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip())
+            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q)
     except ValueError:
         raise BadInput("filter: not a valid value") from None
 
@@ -102,9 +114,10 @@ async def inbox(
     request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
     tag: Short = "", q: Short = "", cursor: Short = "",
+    searched: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Tickets by status tab, with live counts, filters, search and keyset pagination."""
-    query = _parse_query(status, view, inbox_id, channel, tag, q)
+    query = _parse_query(status, view, inbox_id, channel, tag, q, searched)
     context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
     if cursor:
         return templating.render(request, "inbox.html", context, user=user, block="rows")
