@@ -19,12 +19,20 @@ from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
-from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
+from helpdesk.tickets.models import (
+    Attachment,
+    Message,
+    Tag,
+    Ticket,
+    TicketCount,
+    TicketRead,
+    TicketTag,
+)
 
 __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
     "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
     "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
-    "TicketCount", "TicketTag", "User",
+    "TicketCount", "TicketRead", "TicketTag", "User",
 ]

@@ -262,3 +262,13 @@ class IngestResult(BaseModel):
     ticket_id: int
     message_id: int
     duplicate: bool
+
+
+class TicketRead(SQLModel, table=True):
+    """The newest customer message each user has seen on a ticket: newer ones show as unread."""
+
+    __tablename__ = "ticket_read"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True, ondelete="CASCADE")
+    message_id: int = Field(default=0)

@@ -20,11 +20,12 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import counts, photos, service
+from helpdesk.tickets import counts, photos, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
+    Direction,
     Message,
     Priority,
     Status,
@@ -99,6 +100,7 @@ async def _inbox_context(
         "query": query, "tickets": items, "next_cursor": next_cursor, "inboxes": inboxes,
         "counts": await counts.by_status(session, inbox_ids=scope, assignee_id=owner),
         "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
+        "row_extras": await reads.row_extras(session, user.id, [t.id for t in items]),
         "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
     }
 
@@ -165,7 +167,19 @@ async def ticket_page(
     ``new_since`` (a message id) highlights what arrived after it when the thread is refreshed live.
     """
     context = {**await _ticket_context(session, ticket, user, settings), "new_since": new_since}
+    await _mark_read(request, session, user, context["ticket"])
     return templating.render(request, "ticket.html", context, user=user)
+
+
+async def _mark_read(request: Request, reader: AsyncSession, user: User, ticket: Any) -> None:
+    """The customer messages on the page are read by this user: a write only when there is news."""
+    newest = max((m.id for m in ticket.messages if m.direction == Direction.inbound), default=0)
+    assert user.id is not None
+    if newest <= await reads.seen_up_to(reader, user.id, ticket.id):
+        return
+    async with request.app.state.sessionmaker() as writer:
+        await reads.mark_read(writer, user_id=user.id, ticket_id=ticket.id, message_id=newest)
+        await writer.commit()
 
 
 def _change_from_form(ticket: Ticket, tags_now: list[str], form: "ControlsForm") -> TicketUpdate:

@@ -73,6 +73,7 @@ def environment() -> Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(dt=_per_render(i18n.format_dt), day=_per_render(i18n.format_day),
+                       age=_per_render(i18n.format_age),
                        money=_per_render(i18n.format_money), number=_per_render(i18n.format_number),
                        status_label=_per_render(status_label), t=_per_render(i18n.gettext),
                        sanitized=sanitized, isodt=datetime.fromisoformat)

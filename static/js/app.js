@@ -122,6 +122,16 @@
       refresh(url, "#ticket-list").then(function () { mark(known); });
     }, 300);
     onEvent(function (frame) { if (isTicketEvent(frame.type)) update(); });
+    // The whole row opens its ticket (a middle or modified click opens a new tab as links do);
+    // links, buttons and text being selected keep their own meaning.
+    body.addEventListener("click", function (e) {
+      var row = e.target.closest && e.target.closest(".ticket-row");
+      if (!row || e.target.closest("a, button, input, select, label")) return;
+      if (window.getSelection && String(window.getSelection())) return;
+      var url = "/tickets/" + row.dataset.ticketId;
+      if (e.ctrlKey || e.metaKey || e.shiftKey) window.open(url, "_blank", "noopener");
+      else window.location.href = url;
+    });
     return {
       move: function (step) {
         var all = rows();

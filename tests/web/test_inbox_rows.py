@@ -1,5 +1,8 @@
 """What an inbox row and an inbox search show an operator at a glance."""
 
+import re
+from datetime import timedelta
+
 from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,4 +48,33 @@ async def test_search_looks_in_every_status_and_shows_each_status(
     await tab.page.press("#search-box", "Enter")
     await tab.page.wait_for_url(lambda url: "status=" not in url)
     await expect(tab.page.locator(".ticket-row")).to_have_count(1)
+    tab.assert_clean()
+
+
+async def test_row_shows_age_unread_and_preview_and_opens_from_anywhere(
+        tabs: Tabs, staff: Staff, db: AsyncSession) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    first = await inbound(db, "a", body="湯呑みが割れていました。\n交換をお願いします。", name="中村 大翔",
+                          email="n@example.jp")
+    await begin_write(db)
+    ticket = await db.get(Ticket, first.ticket_id)
+    assert ticket is not None
+    ticket.created_at = ticket.created_at - timedelta(hours=3, minutes=5)
+    await db.commit()
+    tab = await tabs.open(sato)
+    await tab.goto("/inbox")
+    row = tab.page.locator(f".ticket-row[data-ticket-id='{first.ticket_id}']")
+    await expect(row).to_have_class(re.compile("is-unread"))
+    await expect(row.locator(".unread-dot")).to_have_count(1)
+    await expect(row.locator(".preview")).to_have_text("湯呑みが割れていました。 交換をお願いします。")
+    await expect(row.locator(".age")).to_have_text("3 時間")
+    await row.locator("td").nth(3).click()  # the channel cell, not the subject link
+    await tab.page.wait_for_url(f"**/tickets/{first.ticket_id}")
+    await tab.goto("/inbox")
+    await expect(row).not_to_have_class(re.compile("is-unread"))  # opened: read
+    # The customer writes again: unread again, and the preview follows the thread.
+    await inbound(db, "b", body="追加で質問です", name="中村 大翔", email="n@example.jp")
+    await tab.goto("/inbox")
+    await expect(row).to_have_class(re.compile("is-unread"))
+    await expect(row.locator(".preview")).to_have_text("追加で質問です")
     tab.assert_clean()
