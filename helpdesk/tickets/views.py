@@ -303,7 +303,8 @@ async def reply(
     await service.reply(session, locked, body=body, internal=internal, actor=user)
     await session.commit()
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings)
+        context = {**await _ticket_context(reader, await _reload(reader, ticket.id), user, settings),
+                   "sent": "note" if internal else "reply"}
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
 

@@ -274,6 +274,68 @@
       var fresh = document.querySelector(".msg.is-new");
       if (fresh && document.getElementById("conflict-alert")) fresh.scrollIntoView({ block: "center" });
     });
+
+    // The thread opens at its newest message, and follows new ones while the reader is there.
+    function thread() { return document.getElementById("thread"); }
+    function toNewest() { var t = thread(); if (t) t.scrollTop = t.scrollHeight; }
+    function atNewest() {
+      var t = thread();
+      return !t || t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+    }
+    if (!window.location.hash) toNewest();
+    var followThread = true;
+    body.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.detail.target && e.detail.target.id === "thread") followThread = atNewest();
+    });
+    body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.detail.target && e.detail.target.id === "thread" && followThread) toNewest();
+    });
+
+    // The draft is kept in this browser per ticket until it is sent, so leaving the page (or a
+    // crash) does not lose it.
+    var draftKey = "helpdesk:draft:" + ticketId;
+    function replyBox() { return document.getElementById("reply-body"); }
+    function storeDraft() {
+      var box = replyBox();
+      if (!box) return;
+      try {
+        if (box.value.trim()) window.localStorage.setItem(draftKey, box.value);
+        else window.localStorage.removeItem(draftKey);
+      } catch (err) { /* storage full or disabled: the draft lives only in the page */ }
+    }
+    function forgetDraft() {
+      try { window.localStorage.removeItem(draftKey); } catch (err) { /* nothing kept */ }
+    }
+    (function restoreDraft() {
+      var box = replyBox();
+      var kept = null;
+      try { kept = window.localStorage.getItem(draftKey); } catch (err) { kept = null; }
+      if (!box || box.value.trim() || !kept) return;
+      box.value = kept;
+      var note = document.createElement("p");
+      note.className = "draft-note";
+      note.setAttribute("role", "status");
+      note.textContent = root.dataset.draftText || "";
+      box.parentNode.insertBefore(note, box);
+    })();
+    var storeSoon = debounce(storeDraft, 300);
+    document.addEventListener("input", function (e) { if (e.target.id === "reply-body") storeSoon(); });
+    window.addEventListener("pagehide", storeDraft);
+    body.addEventListener("htmx:afterSwap", function (e) {
+      var target = e.detail.target;
+      if (target && target.id === "reply-body") storeDraft();  // a template was inserted
+      var sent = document.getElementById("sent-note");
+      if (sent && !sent.dataset.handled) {
+        sent.dataset.handled = "1";
+        forgetDraft();
+        // The reply just sent is the newest message: bring it into view once the thread settles.
+        window.requestAnimationFrame(function () {
+          toNewest();
+          var mine = document.querySelectorAll("#thread [data-message-id]");
+          if (mine.length) mine[mine.length - 1].classList.add("just-sent");
+        });
+      }
+    });
     return {
       reply: function () { var box = document.getElementById("reply-body"); if (box) box.focus(); },
       resolve: function () {
