@@ -223,6 +223,9 @@
         var who = Number(data.user_id);
         if (!who || who === me) return;
         var name = data.name || "";
+        // Someone just opened the ticket: say at once that we are here too, rather than at our
+        // next beat, so they see everyone who was here first (they answer us the same way).
+        if (!others.has(who)) viewing();
         var entry = others.get(who) || { name: name, viewing: 0, typing: 0 };
         entry.name = name || entry.name;
         if (frame.type === "ticket.viewing") entry.viewing = Date.now() + 40000;

@@ -50,3 +50,21 @@ async def test_long_thread_opens_at_newest_draft_survives_and_sending_confirms(
     await expect(tab.page.locator("#reply-body")).to_have_value("")  # the sent draft is gone
     await expect(tab.page.locator(".draft-note")).to_have_count(0)
     tab.assert_clean()
+
+
+async def test_who_opened_the_ticket_first_is_seen_at_once_by_who_comes_next(
+        tabs: Tabs, staff: Staff, db: AsyncSession) -> None:
+    """Over the real socket: A was here first; B sees "A is viewing" without waiting for A's beat."""
+    a = await staff.create("a", Role.operator, inboxes=["default"])
+    b = await staff.create("b", Role.operator, inboxes=["default"])
+    result = await inbound(db, "p1", body="至急お願いします")
+    tab_a = await tabs.open(a)
+    await tab_a.goto(f"/tickets/{result.ticket_id}")
+    await tab_a.page.wait_for_timeout(800)  # its socket is open and it has said it is here
+    tab_b = await tabs.open(b)
+    await tab_b.goto(f"/tickets/{result.ticket_id}")
+    chip = tab_b.page.locator(f"#presence [data-user-id='{a.id}']")
+    await expect(chip).to_have_text("aさんが閲覧中", timeout=4000)  # A's own beat is every 15 s
+    await expect(tab_a.page.locator(f"#presence [data-user-id='{b.id}']")).to_have_text("bさんが閲覧中")
+    tab_a.assert_clean()
+    tab_b.assert_clean()
