@@ -490,6 +490,30 @@ def _pending_reason(reason: str | None) -> str:
     return cleaned
 
 
+def holder_fixed_for(actor: User, ticket: Ticket) -> bool:
+    """Whether the ticket's assignee is out of ``actor``'s hands (someone else holds it)."""
+    return not actor.sees_everything and ticket.assignee_id not in (None, actor.id)
+
+
+def assignable_by(actor: User, ticket: Ticket, members: list[User]) -> list[User]:
+    """Of the inbox's ``members``, those ``actor`` may give the ticket to (or leave it with)."""
+    if actor.sees_everything:
+        return members
+    keep = ticket.assignee_id if holder_fixed_for(actor, ticket) else actor.id
+    return [m for m in members if m.id == keep]
+
+
+async def assignment_refusal(
+    session: AsyncSession, ticket: Ticket, assignee_id: int | None, actor: User
+) -> str | None:
+    """Why ``actor`` may not give the ticket to ``assignee_id``; None when they may."""
+    try:
+        await _check_assignable(session, ticket, assignee_id, actor)
+    except (Forbidden, BadInput) as refused:
+        return str(refused)
+    return None
+
+
 async def _check_assignable(
     session: AsyncSession, ticket: Ticket, assignee_id: int | None, actor: User
 ) -> None:

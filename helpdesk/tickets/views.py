@@ -133,10 +133,12 @@ async def inbox(
 # ---- the ticket page --------------------------------------------------------------------------
 
 
-async def _assignable(session: AsyncSession, ticket: Ticket) -> list[User]:
+async def _assignable(session: AsyncSession, ticket: Ticket, user: User) -> list[User]:
+    """The assignee menu: the inbox's active members ``user`` may choose among."""
     members = await routing.memberships(session)
-    return [u for u in await auth.all_users(session) if u.is_active and (
-        u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))]
+    return service.assignable_by(user, ticket, [
+        u for u in await auth.all_users(session) if u.is_active and (
+            u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))])
 
 
 async def _ticket_context(
@@ -150,7 +152,8 @@ async def _ticket_context(
     inbox = await session.get(Inbox, ticket.inbox_id)
     return {
         "ticket": detail, "profile": profile, "inbox": inbox,
-        "assignable": await _assignable(session, ticket),
+        "assignable": await _assignable(session, ticket, user),
+        "holder_fixed": service.holder_fixed_for(user, ticket),
         "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
@@ -240,11 +243,17 @@ async def update_ticket(
                        "stale_controls": True}
         return templating.render(request, "ticket.html", context, user=user, block="controls",
                                  status=409)
+    refused = None
+    if "assignee_id" in change.model_fields_set:
+        refused = await service.assignment_refusal(session, locked, change.assignee_id, user)
+        if refused is not None:  # the rest of the form is saved all the same
+            change = TicketUpdate.model_validate(change.model_dump(exclude_unset=True,
+                                                                   exclude={"assignee_id"}))
     if change.model_fields_set - {"version"}:
         await service.update(session, locked, change, actor=user)
         await session.commit()
     return await _after_own_change(request, ticket.id, user, settings, form.version,
-                                   form.composer_version)
+                                   form.composer_version, refused=refused)
 
 
 async def _reload(reader: AsyncSession, ticket_id: int) -> Ticket:
@@ -256,11 +265,15 @@ async def _reload(reader: AsyncSession, ticket_id: int) -> Ticket:
 
 async def _after_own_change(
     request: Request, ticket_id: int, user: User, settings: SettingsDep,
-    old_version: int, composer_version: int | None,
+    old_version: int, composer_version: int | None, *, refused: str | None = None,
 ) -> Response:
-    """The new controls; the composer's version follows when nothing else happened meanwhile."""
+    """The new controls; the composer's version follows when nothing else happened meanwhile.
+
+    ``refused`` says why the assignee change (and only it) was not saved.
+    """
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket_id), user, settings)
+        context = {**await _ticket_context(reader, await _reload(reader, ticket_id), user, settings),
+                   "refused": refused}
     oob = ["composer_version"] if composer_version == old_version else []
     return templating.render(request, "ticket.html", context, user=user, block="controls", oob=oob)
 

@@ -1,11 +1,14 @@
 """Working one ticket: a long thread, drafts, sending, who else is here, the controls' refusals."""
 
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
-from tests.conftest import Staff
-from tests.web.conftest import Tabs, inbound
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Priority, Tag, Ticket, TicketTag
+from tests.conftest import Staff, begin_write
+from tests.web.conftest import Peek, Tabs, inbound
 
 NEWEST_IN_VIEW = """() => {
   const thread = document.getElementById('thread');
@@ -68,3 +71,47 @@ async def test_who_opened_the_ticket_first_is_seen_at_once_by_who_comes_next(
     await expect(tab_a.page.locator(f"#presence [data-user-id='{b.id}']")).to_have_text("bさんが閲覧中")
     tab_a.assert_clean()
     tab_b.assert_clean()
+
+
+async def test_assignee_menu_offers_only_allowed_choices_and_a_refusal_keeps_the_rest(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    suzuki = await staff.create("suzuki", Role.operator, inboxes=["default"])
+    await staff.create("boss", Role.supervisor)
+    free = await inbound(db, "f1", body="返品したい", email="f@example.jp", name="返品 太郎")
+    held = await inbound(db, "h1", body="請求について", email="h@example.jp", name="請求 花子")
+    await begin_write(db)
+    await tickets.claim(db, held.ticket_id, actor=suzuki)
+    await db.commit()
+    tab = await tabs.open(sato)
+    await tab.goto(f"/tickets/{free.ticket_id}")
+    options = await tab.page.locator("select[name=assignee_id] option").all_inner_texts()
+    assert options == ["なし", "sato"]  # not the colleague, not the supervisor
+
+    # A menu tampered with (or gone stale) offers a colleague: the refusal keeps the rest.
+    await tab.page.evaluate(f"""() => {{
+        const o = document.createElement('option'); o.value = '{suzuki.id}'; o.textContent = 'suzuki';
+        document.querySelector('select[name=assignee_id]').appendChild(o); }}""")
+    await tab.page.select_option("select[name=assignee_id]", str(suzuki.id))
+    await tab.page.select_option("select[name=priority]", "high")
+    await tab.page.fill("#controls input[name=tags]", "返品, 至急")
+    await tab.page.click("#controls button.primary")
+    await expect(tab.page.locator("#assignee-refused")).to_contain_text(
+        "ほかの人への割り当てはスーパーバイザーのみ可能です")
+    ticket = await peek.get(Ticket, free.ticket_id)
+    assert ticket.priority == Priority.high and ticket.assignee_id is None
+    assert sorted(await peek.scalars(select(Tag.name).join(TicketTag).where(
+        TicketTag.ticket_id == free.ticket_id))) == ["至急", "返品"]
+    await expect(tab.page.locator("#controls input[name=tags]")).to_have_value("至急, 返品")
+
+    # Someone else holds it: the menu shows them and cannot be changed.
+    await tab.goto(f"/tickets/{held.ticket_id}")
+    menu = tab.page.locator("#controls select[disabled]")
+    await expect(menu).to_have_text("suzuki")
+    await tab.page.select_option("select[name=priority]", "urgent")
+    await tab.page.click("#controls button.primary")
+    await expect(tab.page.locator("#controls select[name=priority]")).to_have_value("urgent")
+    held_now = await peek.get(Ticket, held.ticket_id)
+    assert held_now.priority == Priority.urgent and held_now.assignee_id == suzuki.id
+    await expect(tab.page.locator("#assignee-refused")).to_have_count(0)
+    tab.assert_clean()
