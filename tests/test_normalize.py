@@ -48,3 +48,11 @@ def test_display_format() -> None:
 def test_search_digits_are_those_of_the_displayed_form(e164: str) -> None:
     """The digits people type: national inside the region, with the country code outside."""
     assert normalize.phone_search_digits(e164) == re.sub(r"\D", "", normalize.phone_display(e164))
+
+
+def test_phone_for_people_formats_stored_numbers_and_leaves_the_rest_as_stored() -> None:
+    assert normalize.phone_for_people("+819010727576") == "090-1072-7576"
+    assert normalize.phone_for_people("+14155552671") == "+1 415-555-2671"
+    assert normalize.phone_for_people("anonymous") == "anonymous"
+    assert normalize.phone_for_people("+81") == "+81"
+    assert normalize.phone_for_people(None) == ""
