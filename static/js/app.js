@@ -355,7 +355,12 @@
     var root = document.getElementById("board");
     var presence = new Map();
     var calls = new Map();
-    var update = debounce(function () { refresh("/board", "#board-body").then(apply); }, 300);
+    // The live refresh keeps as much of the queue as the supervisor chose to show.
+    function liveUrl() {
+      var el = document.getElementById("board-body");
+      return (el && el.dataset.liveUrl) || "/board";
+    }
+    var update = debounce(function () { refresh(liveUrl(), "#board-body").then(apply); }, 300);
 
     function apply() {
       document.querySelectorAll("[data-presence-user]").forEach(function (cell) {
