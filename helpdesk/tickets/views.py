@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -20,7 +20,7 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import counts, photos, reads, service
+from helpdesk.tickets import bulk, counts, photos, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -102,6 +102,8 @@ async def _inbox_context(
         "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
         "row_extras": await reads.row_extras(session, user.id, [t.id for t in items]),
         "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
+        "bulk_assignees": [u for u in await auth.all_users(session) if u.is_active]
+        if user.sees_everything else [user],
     }
 
 
@@ -128,6 +130,52 @@ async def inbox(
     headers = {"HX-Push-Url": f"/inbox?{query.params()}"} if target == "inbox-main" else {}
     return templating.render(request, "inbox.html", context, user=user, headers=headers,
                              oob=["counts"] if target == "ticket-list" else ())
+
+
+@router.post("/inbox/bulk")
+async def bulk_change(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    ids: Annotated[list[int], Form(max_length=bulk.MAX_TICKETS)],
+    back: Annotated[str, Form(max_length=1000)] = "",
+    status: Annotated[str, Form(max_length=20)] = "",
+    pending_reason: Annotated[str, Form(max_length=300)] = "",
+    assignee: Annotated[str, Form(max_length=20)] = bulk.KEEP,
+    add_tags: Annotated[str, Form(max_length=600)] = "",
+    remove_tags: Annotated[str, Form(max_length=600)] = "",
+) -> Response:
+    """Status, assignee and tags of the selected tickets; the inbox comes back with the outcome."""
+    change = bulk.BulkChange(
+        status=_status_or_none(status), pending_reason=pending_reason or None,
+        assignee=_bulk_assignee(assignee, user), add_tags=_tag_list(add_tags),
+        remove_tags=_tag_list(remove_tags))
+    outcome = await bulk.apply(session, ids, change, actor=user)
+    await session.commit()
+    values = parse_qs(back)
+    query = _parse_query(*(values.get(k, [""])[0] for k in
+                           ("status", "view", "inbox_id", "channel", "tag", "q")))
+    async with fresh_reader(request) as reader:
+        context = await _inbox_context(reader, user, query, None, settings.default_region)
+    return templating.render(request, "inbox.html", {**context, "bulk_outcome": outcome},
+                             user=user, block="inbox_main")
+
+
+def _status_or_none(value: str) -> Status | None:
+    try:
+        return Status(value) if value else None
+    except ValueError:
+        raise BadInput("a control has a value that is not offered") from None
+
+
+def _bulk_assignee(value: str, user: User) -> int | str | None:
+    if value in ("", bulk.KEEP):
+        return bulk.KEEP
+    if value == "none":
+        return None
+    return user.id if value == "me" else _int(value)
+
+
+def _tag_list(value: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in value.replace("、", ",").split(",") if t.strip())
 
 
 # ---- the ticket page --------------------------------------------------------------------------

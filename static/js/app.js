@@ -110,23 +110,65 @@
     body.addEventListener("htmx:afterSwap", function (e) {
       if (e.target.id === "inbox-main") paged = false;
     });
+    // A live refresh asked for before the view changed (another tab, a search) brings the old
+    // view's rows and counts: they are dropped rather than shown over the new view. The check
+    // sits on the element itself, which may no longer be in the page when the answer comes.
+    function liveRefresh(url, target) {
+      var el = document.querySelector(target);
+      if (!el) return Promise.resolve();
+      el.addEventListener("htmx:beforeSwap", function drop(e) {
+        el.removeEventListener("htmx:beforeSwap", drop);
+        if (!el.isConnected || liveUrl() !== url) e.detail.shouldSwap = false;
+      });
+      return refresh(url, target);
+    }
+    // Selected rows (for a bulk change) are not swept away by a live refresh either.
+    function picked() { return document.querySelectorAll(".ticket-row input[name=ids]:checked"); }
+    function showBulk() {
+      var form = document.getElementById("bulk-form");
+      if (!form) return;
+      var n = picked().length;
+      form.hidden = n === 0;
+      var count = document.getElementById("bulk-count");
+      if (count) count.textContent = (form.dataset.countText || "").replace("{n}", String(n));
+    }
+    // What is selected is remembered, so a refresh already on its way does not drop it.
+    var chosen = new Set();
+    body.addEventListener("change", function (e) {
+      if (e.target.id === "pick-all") {
+        document.querySelectorAll(".ticket-row input[name=ids]").forEach(function (box) {
+          box.checked = e.target.checked;
+        });
+      }
+      if (e.target.id === "pick-all" || e.target.name === "ids") {
+        chosen = new Set(Array.prototype.map.call(picked(), function (box) { return box.value; }));
+        showBulk();
+      }
+    });
+    body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.target.id === "inbox-main") chosen = new Set();
+      document.querySelectorAll(".ticket-row input[name=ids]").forEach(function (box) {
+        if (chosen.has(box.value)) box.checked = true;
+      });
+      showBulk();
+    });
     var update = debounce(function () {
       var url = liveUrl();
       if (!url) return;
-      if (paged) {
-        refresh(url, "#counts");
+      if (paged || chosen.size) {
+        liveRefresh(url, "#counts");
         return;
       }
       var known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
       // One request: the list, with the counts out of band.
-      refresh(url, "#ticket-list").then(function () { mark(known); });
+      liveRefresh(url, "#ticket-list").then(function () { mark(known); });
     }, 300);
     onEvent(function (frame) { if (isTicketEvent(frame.type)) update(); });
     // The whole row opens its ticket (a middle or modified click opens a new tab as links do);
     // links, buttons and text being selected keep their own meaning.
     body.addEventListener("click", function (e) {
       var row = e.target.closest && e.target.closest(".ticket-row");
-      if (!row || e.target.closest("a, button, input, select, label")) return;
+      if (!row || e.target.closest("a, button, input, select, label, .pick")) return;
       if (window.getSelection && String(window.getSelection())) return;
       var url = "/tickets/" + row.dataset.ticketId;
       if (e.ctrlKey || e.metaKey || e.shiftKey) window.open(url, "_blank", "noopener");
