@@ -22,6 +22,7 @@ from helpdesk.search.models import SearchEntry
 from helpdesk.tickets.models import (
     Attachment,
     Message,
+    SavedView,
     Tag,
     Ticket,
     TicketCount,
@@ -33,6 +34,7 @@ __all__ = [
     "Attachment", "AuditLog", "Call", "CallEvent", "ChatVisitor", "Counter", "CtiSettings",
     "Customer", "CustomerIdentity", "DeliveryReceipt", "Event", "ImapCursor", "Inbox",
     "InboxMember", "IpRule", "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence",
-    "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SearchEntry", "Tag", "Ticket",
+    "PresenceConnection", "ReplyTemplate", "RfmBoundary", "SavedView", "SearchEntry", "Tag",
+    "Ticket",
     "TicketCount", "TicketRead", "TicketTag", "User",
 ]

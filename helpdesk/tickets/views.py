@@ -20,7 +20,7 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import bulk, counts, photos, reads, service
+from helpdesk.tickets import bulk, counts, photos, reads, saved, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -104,6 +104,7 @@ async def _inbox_context(
         "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
         "bulk_assignees": [u for u in await auth.all_users(session) if u.is_active]
         if user.sees_everything else [user],
+        "saved_views": await saved.of_user(session, user.id),
     }
 
 
@@ -150,13 +151,42 @@ async def bulk_change(
         remove_tags=_tag_list(remove_tags))
     outcome = await bulk.apply(session, ids, change, actor=user)
     await session.commit()
+    return await _inbox_again(request, user, settings, back, bulk_outcome=outcome)
+
+
+async def _inbox_again(request: Request, user: User, settings: SettingsDep, back: str,
+                       **extra: object) -> Response:
+    """The inbox view ``back`` (a query string) after a change made from it."""
     values = parse_qs(back)
-    query = _parse_query(*(values.get(k, [""])[0] for k in
-                           ("status", "view", "inbox_id", "channel", "tag", "q")))
+    query = _parse_query(*(values.get(k, [""])[0] for k in saved.FIELDS))
     async with fresh_reader(request) as reader:
         context = await _inbox_context(reader, user, query, None, settings.default_region)
-    return templating.render(request, "inbox.html", {**context, "bulk_outcome": outcome},
-                             user=user, block="inbox_main")
+    return templating.render(request, "inbox.html", {**context, **extra}, user=user,
+                             block="inbox_main")
+
+
+@router.post("/inbox/views")
+async def save_view(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    name: Annotated[str, Form(max_length=60)], back: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Keep the current filters under a name of the user's choosing."""
+    assert user.id is not None
+    await saved.save(session, user_id=user.id, name=name, query=back)
+    await session.commit()
+    return await _inbox_again(request, user, settings, back)
+
+
+@router.post("/inbox/views/{view_id}/delete")
+async def delete_view(
+    request: Request, view_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    back: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Forget one of the user's saved views."""
+    assert user.id is not None
+    await saved.remove(session, user_id=user.id, view_id=view_id)
+    await session.commit()
+    return await _inbox_again(request, user, settings, back)
 
 
 def _status_or_none(value: str) -> Status | None:

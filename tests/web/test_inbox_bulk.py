@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Status, Tag, Ticket, TicketTag
+from helpdesk.tickets.models import SavedView, Status, Tag, Ticket, TicketTag, TicketUpdate
 from tests.conftest import Staff, begin_write
 from tests.web.conftest import Peek, Tabs, inbound
 
@@ -61,3 +61,37 @@ async def test_bulk_status_assignee_and_tags_with_refusals_said(
     assert (await peek.get(Ticket, held.ticket_id)).assignee_id == suzuki.id
     assert await tags_of(peek, held.ticket_id) == ["要確認"]
     tab.assert_clean()
+
+
+async def test_saved_views_are_named_kept_reopened_and_removed(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    suzuki = await staff.create("suzuki", Role.operator, inboxes=["default"])
+    returned = await inbound(db, "v1", email="r@example.jp", name="返品 太郎")
+    await inbound(db, "v2", email="o@example.jp", name="他 花子")
+    await begin_write(db)
+    ticket = await db.get(Ticket, returned.ticket_id)
+    await tickets.update(db, ticket, TicketUpdate(version=ticket.version, tags=["返品"]), actor=sato)
+    await db.commit()
+    tab = await tabs.open(sato)
+    await tab.goto("/inbox?tag=返品")
+    await expect(tab.page.locator(".ticket-row")).to_have_count(1)
+    await tab.page.fill(".save-view input[name=name]", "返品の問い合わせ")
+    await tab.page.click(".save-view button")
+    link = tab.page.locator(".saved-view a", has_text="返品の問い合わせ")
+    await expect(link).to_have_attribute("aria-current", "page")
+    assert await peek.scalars(select(SavedView.query)) == [
+        "status=unhandled&view=all&tag=%E8%BF%94%E5%93%81"]
+    await tab.goto("/inbox")
+    await expect(tab.page.locator(".ticket-row")).to_have_count(2)
+    await link.click()
+    await tab.page.wait_for_url("**tag=**")
+    await expect(tab.page.locator(".ticket-row")).to_have_count(1)
+    other = await tabs.open(suzuki)
+    await other.goto("/inbox")
+    await expect(other.page.locator(".saved-view")).to_have_count(0)  # kept per user
+    await tab.page.locator(".saved-view button").click()
+    await expect(tab.page.locator(".saved-view")).to_have_count(0)
+    assert await peek.scalars(select(SavedView.id)) == []
+    tab.assert_clean()
+    other.assert_clean()

@@ -1,4 +1,5 @@
-"""operator tools: ticket_read, the newest customer message each user has seen on a ticket
+"""operator tools: ticket_read (the newest customer message each user has seen on a ticket),
+saved_view (inbox filters an operator named and kept)
 
 Revision ID: 0020
 Revises: 0013
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+import helpdesk
 
 revision: str = '0020'
 down_revision: str | None = '0013'
@@ -25,7 +28,21 @@ def upgrade() -> None:
                             ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'ticket_id', name=op.f('pk_ticket_read')),
     )
+    op.create_table('saved_view',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('query', sa.String(length=1000), nullable=False),
+    sa.Column('created_at', helpdesk.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_saved_view_user_id_user'),
+                            ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_saved_view')),
+    sa.UniqueConstraint('user_id', 'name', name=op.f('uq_saved_view_user_id_name')),
+    )
+    op.create_index(op.f('ix_saved_view_user_id'), 'saved_view', ['user_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_saved_view_user_id'), table_name='saved_view')
+    op.drop_table('saved_view')
     op.drop_table('ticket_read')
