@@ -44,6 +44,8 @@ async def save(
         name="", body="")
     template.name = normalize.nfkc(form.name).strip()[:120]
     template.body = form.body.replace("\r\n", "\n")
+    template.set_status = form.set_status or None
+    template.add_tags = ", ".join(normalize.nfkc(t)[:60] for t in form.tag_list())[:300]
     template.updated_at = utcnow()
     session.add(template)
     try:

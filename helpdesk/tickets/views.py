@@ -20,7 +20,7 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import bulk, counts, photos, reads, saved, service
+from helpdesk.tickets import bulk, counts, macros, photos, reads, saved, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -375,9 +375,11 @@ async def reply(
     request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
     settings: SettingsDep, body: Annotated[str, Form(max_length=100_000)],
     composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
-    internal: Annotated[bool, Form()] = False,
+    internal: Annotated[bool, Form()] = False, macro_id: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown."""
+    """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown.
+
+    ``macro_id`` (a template inserted into the reply) also sets its status and tags."""
     if not body.strip():
         raise BadInput("write something before sending")
     assert ticket.id is not None
@@ -391,11 +393,15 @@ async def reply(
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
+    macro = await replies.get(session, macro_id) if macro_id is not None else None
     await service.reply(session, locked, body=body, internal=internal, actor=user)
+    if macro is not None and not internal:
+        await macros.apply(session, locked, macro, actor=user)
     await session.commit()
     async with fresh_reader(request) as reader:
         context = {**await _ticket_context(reader, await _reload(reader, ticket.id), user, settings),
-                   "sent": "note" if internal else "reply"}
+                   "sent": "note" if internal else "reply",
+                   "macro_applied": macro.name if macro is not None and not internal else None}
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
 
@@ -407,12 +413,14 @@ async def insert_template(
     body: Annotated[str, Query(max_length=100_000)] = "",
 ) -> Response:
     """The composer's text with a reply template filled in for this ticket's customer."""
-    text = body
+    text, macro = body, None
     if template_id:
         template = await replies.get(session, _int(template_id))
         filled = replies.fill(template.body, await _variables(session, ticket, user))
         text = f"{body.rstrip()}\n\n{filled}" if body.strip() else filled
-    return templating.render(request, "ticket.html", {"draft": text}, user=user, block="reply_body")
+        macro = template if macros.is_macro(template) else None
+    return templating.render(request, "ticket.html", {"draft": text, "macro": macro}, user=user,
+                             block="reply_body", oob=["macro_note"])
 
 
 def _int(value: str) -> int:

@@ -363,6 +363,12 @@
       note.textContent = root.dataset.draftText || "";
       box.parentNode.insertBefore(note, box);
     })();
+    // A macro's status and tags go with the reply unless the operator drops them.
+    body.addEventListener("click", function (e) {
+      if (!e.target.matches || !e.target.matches("[data-drop-macro]")) return;
+      var note = document.getElementById("macro-note");
+      if (note) note.replaceChildren();
+    });
     var storeSoon = debounce(storeDraft, 300);
     document.addEventListener("input", function (e) { if (e.target.id === "reply-body") storeSoon(); });
     window.addEventListener("pagehide", storeDraft);

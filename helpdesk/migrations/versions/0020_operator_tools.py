@@ -1,5 +1,6 @@
 """operator tools: ticket_read (the newest customer message each user has seen on a ticket),
-saved_view (inbox filters an operator named and kept)
+saved_view (inbox filters an operator named and kept), and reply templates that set a status
+and add tags when sent (macros)
 
 Revision ID: 0020
 Revises: 0013
@@ -40,9 +41,15 @@ def upgrade() -> None:
     sa.UniqueConstraint('user_id', 'name', name=op.f('uq_saved_view_user_id_name')),
     )
     op.create_index(op.f('ix_saved_view_user_id'), 'saved_view', ['user_id'], unique=False)
+    op.add_column('reply_template', sa.Column('set_status', sa.String(length=20), nullable=True))
+    op.add_column('reply_template', sa.Column('add_tags', sa.String(length=300), nullable=False,
+                                              server_default=''))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('reply_template') as batch:
+        batch.drop_column('add_tags')
+        batch.drop_column('set_status')
     op.drop_index(op.f('ix_saved_view_user_id'), table_name='saved_view')
     op.drop_table('saved_view')
     op.drop_table('ticket_read')
