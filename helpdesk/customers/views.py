@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
-from helpdesk.customers import service
+from helpdesk.customers import details, service
+from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
 from helpdesk.profiles import service as profiles
@@ -43,13 +44,33 @@ async def customer_page(
         raise NotFound("customer not found")
     history, _ = await tickets.list_tickets(
         reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
-    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader)}
+    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
+               "customer": await reader.get(Customer, customer_id)}
     # Only the audit row goes through the write session: the write lock is held for one insert.
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
                  ip=request.client.host if request.client else None)
     await session.commit()
     return templating.render(request, "customer.html", context, user=user)
+
+
+@router.post("/customers/{customer_id}/details")
+async def edit_details(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, name: Annotated[str, Form(max_length=200)] = "",
+    name_kana: Annotated[str, Form(max_length=200)] = "",
+    note: Annotated[str, Form(max_length=details.NOTE_MAX)] = "",
+) -> Response:
+    """Change the name, the reading and the note of a customer the user may see."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    await details.update(session, customer_id, name=name, name_kana=name_kana, note=note,
+                         region=settings.default_region)
+    audit.record(session, action="customer.update", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
 
 
 @router.get("/phone/card")
