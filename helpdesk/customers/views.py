@@ -11,9 +11,12 @@ from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.customers import details, service
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import NotFound
+from helpdesk.errors import BadInput, NotFound
 from helpdesk.profiles import service as profiles
+from helpdesk.routing import service as routing
+from helpdesk.tickets import outbound
 from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +48,10 @@ async def customer_page(
     history, _ = await tickets.list_tickets(
         reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
     context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
-               "customer": await reader.get(Customer, customer_id)}
+               "customer": await reader.get(Customer, customer_id),
+               "reachable": await outbound.reachable_channels(reader, customer_id),
+               "inboxes": await routing.inboxes_by_id(
+                   reader, await routing.visible_inbox_ids(reader, user))}
     # Only the audit row goes through the write session: the write lock is held for one insert.
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
@@ -71,6 +77,27 @@ async def edit_details(
                  target_type="customer", target_id=customer_id)
     await session.commit()
     return templating.redirect(request, f"/customers/{customer_id}")
+
+
+@router.post("/customers/{customer_id}/message")
+async def new_message(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, channel: Annotated[str, Form(max_length=20)],
+    inbox_id: Annotated[int, Form()], body: Annotated[str, Form(max_length=100_000)],
+    subject: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Start a conversation with the customer: a new ticket, our message sent on ``channel``."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        raise BadInput("a control has a value that is not offered") from None
+    ticket = await outbound.start(session, customer_id=customer_id, inbox_id=inbox_id,
+                                  channel=chosen, subject=subject, body=body, actor=user)
+    await session.commit()
+    return templating.redirect(request, f"/tickets/{ticket.id}")
 
 
 @router.get("/phone/card")

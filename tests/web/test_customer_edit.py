@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Customer
+from helpdesk.outbox.models import OutboxItem
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
@@ -33,4 +34,28 @@ async def test_edit_name_kana_and_note_then_find_by_the_new_kana(
     assert await peek.scalars(select(AuditLog.action).where(AuditLog.action == "customer.update"))
     await tab.goto("/customers?q=ヤマダ")
     await expect(tab.page.locator("main")).to_contain_text("山田 太郎")
+    tab.assert_clean()
+
+
+async def test_a_new_outbound_message_opens_a_ticket_and_is_queued_on_the_chosen_channel(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    result = await inbound(db, "o1", name="山田 花子", email="hanako@example.jp",
+                           phone="090-1072-7576")
+    customer_id = (await peek.get(Ticket, result.ticket_id)).customer_id
+    tab = await tabs.open(sato)
+    await tab.goto(f"/customers/{customer_id}")
+    await tab.page.click(".new-message summary")
+    form = tab.page.locator(".new-message form")
+    assert await form.locator("select[name=channel] option").all_inner_texts() == ["メール", "SMS"]
+    await form.locator("input[name=subject]").fill("ご注文の商品について")
+    await form.locator("textarea[name=body]").fill("在庫が入りましたのでご連絡します。")
+    await form.locator("button[type=submit]").click()
+    await tab.page.wait_for_url("**/tickets/*")
+    await expect(tab.page.locator("#thread .msg-out")).to_contain_text("在庫が入りましたのでご連絡します。")
+    await expect(tab.page.locator("#ticket-title")).to_contain_text("ご注文の商品について")
+    new_id = int(tab.page.url.rsplit("/", 1)[1])
+    ticket = await peek.get(Ticket, new_id)
+    assert (ticket.customer_id, ticket.channel, ticket.assignee_id) == (customer_id, "email", sato.id)
+    assert await peek.scalars(select(OutboxItem.kind)) == ["reply.email"]
     tab.assert_clean()
