@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
 from helpdesk.customers import details, service
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
@@ -38,9 +38,11 @@ async def search(
 @router.get("/customers/{customer_id}")
 async def customer_page(
     request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
-    user: CurrentUser, settings: SettingsDep,
+    user: CurrentUser, settings: SettingsDep, merge_q: Short = "",
 ) -> Response:
-    """A customer's profile, purchase history, tickets and calls; the view is audited."""
+    """A customer's profile, purchase history, tickets and calls; the view is audited.
+
+    ``merge_q`` (supervisors) lists other customers to fold into this one."""
     profile = await profiles.profile(reader, customer_id, viewer=user,
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
@@ -50,6 +52,10 @@ async def customer_page(
     context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
                "customer": await reader.get(Customer, customer_id),
                "reachable": await outbound.reachable_channels(reader, customer_id),
+               "merge_q": merge_q.strip(), "merge_candidates": [
+                   c for c in await service.find(reader, q=merge_q.strip(),
+                                                 region=settings.default_region, limit=10)
+                   if c.id != customer_id] if merge_q.strip() and user.sees_everything else [],
                "inboxes": await routing.inboxes_by_id(
                    reader, await routing.visible_inbox_ids(reader, user))}
     # Only the audit row goes through the write session: the write lock is held for one insert.
@@ -98,6 +104,22 @@ async def new_message(
                                   channel=chosen, subject=subject, body=body, actor=user)
     await session.commit()
     return templating.redirect(request, f"/tickets/{ticket.id}")
+
+
+@router.post("/customers/{customer_id}/merge")
+async def merge_from_page(
+    request: Request, customer_id: int, session: SessionDep, user: Supervisor,
+    settings: SettingsDep, other_id: Annotated[int, Form()],
+) -> Response:
+    """Fold a duplicate into this customer (supervisors), as the API's merge does."""
+    moved = await service.merge(session, customer_id, other_id, region=settings.default_region,
+                                dormant_after_days=settings.dormant_after_days)
+    audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id,
+                 ip=request.client.host if request.client else None, merged_id=other_id,
+                 moved=moved)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
 
 
 @router.get("/phone/card")

@@ -59,3 +59,28 @@ async def test_a_new_outbound_message_opens_a_ticket_and_is_queued_on_the_chosen
     assert (ticket.customer_id, ticket.channel, ticket.assignee_id) == (customer_id, "email", sato.id)
     assert await peek.scalars(select(OutboxItem.kind)) == ["reply.email"]
     tab.assert_clean()
+
+
+async def test_a_supervisor_merges_a_duplicate_from_the_customer_page(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    boss = await staff.create("boss", Role.supervisor)
+    keep = await inbound(db, "d1", name="佐藤 一郎", email="ichiro@example.jp")
+    dup = await inbound(db, "d2", name="佐藤 一郎", email="sato.ichiro@example.net",
+                        phone="090-2222-3333")
+    keep_id = (await peek.get(Ticket, keep.ticket_id)).customer_id
+    dup_id = (await peek.get(Ticket, dup.ticket_id)).customer_id
+    assert keep_id != dup_id
+    tab = await tabs.open(boss)
+    await tab.goto(f"/customers/{keep_id}")
+    await tab.page.click(".merge-customer summary")
+    await tab.page.fill(".merge-customer input[name=merge_q]", "sato.ichiro@example.net")
+    await tab.page.click(".merge-customer form[role=search] button")
+    candidate = tab.page.locator(f".merge-candidates li[data-customer-id='{dup_id}']")
+    await expect(candidate).to_have_count(1)
+    await candidate.locator("button").click()
+    await tab.page.wait_for_url(f"**/customers/{keep_id}")
+    await expect(tab.page.locator("main")).to_contain_text("sato.ichiro@example.net")
+    await expect(tab.page.locator("main")).to_contain_text("090-2222-3333")
+    assert await peek.get(Customer, dup_id) is None
+    assert (await peek.get(Ticket, dup.ticket_id)).customer_id == keep_id
+    tab.assert_clean()
