@@ -20,7 +20,7 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import bulk, counts, macros, photos, reads, saved, service
+from helpdesk.tickets import bulk, counts, macros, mentions, photos, reads, saved, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -394,9 +394,11 @@ async def reply(
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
     macro = await replies.get(session, macro_id) if macro_id is not None else None
-    await service.reply(session, locked, body=body, internal=internal, actor=user)
+    sent = await service.reply(session, locked, body=body, internal=internal, actor=user)
     if macro is not None and not internal:
         await macros.apply(session, locked, macro, actor=user)
+    if internal:
+        await mentions.notify(session, locked, body=body, message_id=sent.id, actor=user)
     await session.commit()
     async with fresh_reader(request) as reader:
         context = {**await _ticket_context(reader, await _reload(reader, ticket.id), user, settings),

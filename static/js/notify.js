@@ -64,9 +64,29 @@
     } catch (err) { /* notifications unavailable here */ }
   }
 
+  // A colleague named this user in a note: always a toast, and an alert if they asked for them.
+  function mentionedHere(data) {
+    var text = (body.dataset.notifyMention || "").replace("{name}", data.by || "")
+      .replace("{number}", String(data.ticket_number || ""));
+    var box = document.getElementById("toasts");
+    if (box) {
+      var toast = document.createElement("div");
+      toast.className = "toast toast-mention";
+      var link = document.createElement("a");
+      link.href = "/tickets/" + data.ticket_id + "#message-" + data.message_id;
+      link.textContent = text;
+      toast.appendChild(link);
+      box.appendChild(toast);
+    }
+    var wanted = choices();
+    if (wanted.desktop) show(text, data.preview || "", "/tickets/" + data.ticket_id);
+    if (wanted.sound) beep(2);
+  }
+
   document.addEventListener("helpdesk:event", function (e) {
     var frame = e.detail || {};
     var data = frame.data || {};
+    if (frame.type === "ticket.mentioned") { mentionedHere(data); return; }
     var wanted = choices();
     if (!wanted.desktop && !wanted.sound) return;
     if (frame.type === "ticket.created" && data.ticket) {
