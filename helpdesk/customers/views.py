@@ -14,7 +14,7 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.routing import service as routing
-from helpdesk.tickets import outbound
+from helpdesk.tickets import outbound, spam
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
@@ -118,6 +118,26 @@ async def merge_from_page(
                  target_type="customer", target_id=customer_id,
                  ip=request.client.host if request.client else None, merged_id=other_id,
                  moved=moved)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
+
+
+@router.post("/customers/{customer_id}/block")
+async def block_sender(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, blocked: Annotated[bool, Form()],
+) -> Response:
+    """Block the customer as spam (their open tickets filed as 対応不要), or unblock them."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    if blocked:
+        await spam.block(session, customer_id, actor=user)
+    else:
+        await spam.unblock(session, customer_id)
+    audit.record(session, action="customer.block" if blocked else "customer.unblock",
+                 actor_id=user.id, actor_email=user.email, target_type="customer",
+                 target_id=customer_id)
     await session.commit()
     return templating.redirect(request, f"/customers/{customer_id}")
 

@@ -85,6 +85,8 @@ async def ingest(
     else:
         _touch(ticket)
     message = await _append_inbound(session, ticket, inbound, author=customer.name or sender.name)
+    if customer.blocked_at is not None:  # a sender blocked as spam: kept, but out of the way
+        ticket.status = Status.no_action
     await _publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
     _publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None

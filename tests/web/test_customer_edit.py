@@ -8,7 +8,7 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Customer
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.tickets.models import Ticket
+from helpdesk.tickets.models import Channel, Message, Status, Ticket
 from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
@@ -83,4 +83,30 @@ async def test_a_supervisor_merges_a_duplicate_from_the_customer_page(
     await expect(tab.page.locator("main")).to_contain_text("090-2222-3333")
     assert await peek.get(Customer, dup_id) is None
     assert (await peek.get(Ticket, dup.ticket_id)).customer_id == keep_id
+    tab.assert_clean()
+
+
+async def test_blocking_a_sender_files_their_tickets_and_next_messages_as_no_action(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    first = await inbound(db, "s1", body="格安で販売中！", name="宣伝 業者", email="ads@spam.example")
+    customer_id = (await peek.get(Ticket, first.ticket_id)).customer_id
+    tab = await tabs.open(sato)
+    await tab.goto(f"/customers/{customer_id}")
+    await tab.page.click(".block-form button")
+    await expect(tab.page.locator("#blocked-note")).to_be_visible()
+    ticket = await peek.get(Ticket, first.ticket_id)
+    assert ticket.status == Status.no_action
+    later = await inbound(db, "s2", body="再送：格安で販売中！", name="宣伝 業者", email="ads@spam.example",
+                          subject="別件", channel=Channel.email)
+    assert later.ticket_id != first.ticket_id  # a new ticket, filed at once
+    assert (await peek.get(Ticket, later.ticket_id)).status == Status.no_action
+    messages = await peek.scalars(select(Message.body_text).where(Message.ticket_id == later.ticket_id))
+    assert messages == ["再送：格安で販売中！"]  # kept as received
+    await tab.goto("/inbox")
+    await expect(tab.page.locator("#counts [data-count='unhandled']")).to_have_text("0")
+    await tab.goto(f"/customers/{customer_id}")
+    await tab.page.click(".block-form button")  # unblock
+    await expect(tab.page.locator("#blocked-note")).to_have_count(0)
+    assert (await peek.get(Customer, customer_id)).blocked_at is None
     tab.assert_clean()

@@ -1,6 +1,6 @@
 """operator tools: ticket_read (the newest customer message each user has seen on a ticket),
 saved_view (inbox filters an operator named and kept), and reply templates that set a status
-and add tags when sent (macros)
+and add tags when sent (macros), customer.blocked_at (a sender blocked as spam)
 
 Revision ID: 0020
 Revises: 0013
@@ -44,9 +44,13 @@ def upgrade() -> None:
     op.add_column('reply_template', sa.Column('set_status', sa.String(length=20), nullable=True))
     op.add_column('reply_template', sa.Column('add_tags', sa.String(length=300), nullable=False,
                                               server_default=''))
+    op.add_column('customer', sa.Column('blocked_at', helpdesk.db.UTCDateTime(timezone=True),
+                                        nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('customer') as batch:
+        batch.drop_column('blocked_at')
     with op.batch_alter_table('reply_template') as batch:
         batch.drop_column('add_tags')
         batch.drop_column('set_status')
