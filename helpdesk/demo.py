@@ -98,9 +98,6 @@ TEMPLATES = [
     ("領収書の再発行", "{customer_name}様\n\n領収書を再発行し、メールでお送りしました。ご確認ください。"),
     ("締めのご挨拶", "今後とも当店をよろしくお願いいたします。\n（お問い合わせ番号 #{ticket_number}）"),
 ]
-# How far each status plays its thread: unhandled ends on the customer, pending on our question.
-PLAYED = {Status.unhandled: (1, 3), Status.in_progress: (3, 3), Status.pending: (2, 2),
-          Status.resolved: (4, 6), Status.no_action: (1, 1)}
 CHANNELS = [Channel.email, Channel.chat, Channel.line, Channel.messenger, Channel.instagram,
             Channel.whatsapp, Channel.sms, Channel.phone, Channel.api]
 
@@ -173,14 +170,15 @@ async def _shape(
 
 
 def _played(thread: list[tuple[str, str]], status: Status, rng: random.Random) -> list[tuple[str, str]]:
-    """The part of a thread a ticket of ``status`` has been through."""
-    low, high = PLAYED[status]
-    steps = thread[:rng.randint(low, high)]
-    last = "o" if status == Status.pending else "c"
-    if status in (Status.unhandled, Status.in_progress, Status.pending):
-        while len(steps) > 1 and steps[-1][0] != last:
-            steps = steps[:-1]
-    return steps
+    """The part of a thread a ticket of ``status`` has been through: unhandled and in progress
+    end on the customer, on hold on our question, resolved at the end."""
+    customer = [i for i, (who, _) in enumerate(thread) if who == "c"]
+    ours = [i for i, (who, _) in enumerate(thread) if who == "o"]
+    again = customer[1] + 1 if len(customer) > 1 else 1  # up to the customer's answer to us
+    upto = {Status.unhandled: rng.choice([1, again]), Status.in_progress: again,
+            Status.pending: ours[0] + 1 if ours else 1, Status.resolved: len(thread),
+            Status.no_action: 1}[status]
+    return thread[:upto]
 
 
 async def _thread(
@@ -190,7 +188,8 @@ async def _thread(
     """The messages after the first, spread over the days since it arrived."""
     assert ticket.id is not None
     gaps = [timedelta(minutes=rng.randint(10, 60 * 20)) for _ in steps]
-    room = (now - timedelta(minutes=5)) - opened
+    # The conversation stops somewhere between its start and now, not all at the same moment.
+    room = ((now - timedelta(minutes=5)) - opened) * rng.uniform(0.4, 0.95)
     scale = min(1.0, room / sum(gaps, timedelta()) if gaps else 1.0)
     at = opened
     for n, ((who, text), gap) in enumerate(zip(steps, gaps, strict=True)):
