@@ -20,7 +20,7 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import bulk, counts, macros, mentions, photos, reads, saved, service
+from helpdesk.tickets import bulk, counts, macros, mentions, merging, photos, reads, saved, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -406,6 +406,24 @@ async def reply(
                    "macro_applied": macro.name if macro is not None and not internal else None}
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
+
+
+@router.post("/tickets/{ticket_id}/merge")
+async def merge_ticket(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    other_id: Annotated[int, Form()],
+) -> Response:
+    """Fold another ticket of the same customer into this one (its messages move here)."""
+    assert ticket.id is not None
+    other = await session.get(Ticket, other_id)
+    if other is None:
+        raise NotFound("ticket not found")
+    i18n.activate(templating.locale_for(request, user))
+    notes = (i18n.gettext("Ticket #%(number)s was merged into this one.") % {"number": other.number},
+             i18n.gettext("Merged into #%(number)s.") % {"number": ticket.number})
+    await merging.merge(session, ticket.id, other_id, actor=user, notes=notes)
+    await session.commit()
+    return templating.redirect(request, f"/tickets/{ticket.id}")
 
 
 @router.get("/tickets/{ticket_id}/template")
