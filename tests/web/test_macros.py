@@ -59,6 +59,7 @@ async def test_a_dropped_macro_sends_only_the_reply(
     await tab.page.click("#macro-note [data-drop-macro]")
     await expect(tab.page.locator("#macro-note")).to_be_empty()
     await tab.page.click("#composer button[type=submit]")
+    await expect(tab.page.locator("#sent-note")).to_be_visible()
     await expect(tab.page.locator("#sent-note")).not_to_contain_text("マクロ")
     assert (await peek.get(Ticket, result.ticket_id)).status == Status.in_progress
     tab.assert_clean()

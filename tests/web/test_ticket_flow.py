@@ -109,7 +109,9 @@ async def test_assignee_menu_offers_only_allowed_choices_and_a_refusal_keeps_the
     menu = tab.page.locator("#controls select[disabled]")
     await expect(menu).to_have_text("suzuki")
     await tab.page.select_option("select[name=priority]", "urgent")
-    await tab.page.click("#controls button.primary")
+    async with tab.page.expect_response(f"**/tickets/{held.ticket_id}/update") as answer:
+        await tab.page.click("#controls button.primary")
+    assert (await answer.value).status == 200
     await expect(tab.page.locator("#controls select[name=priority]")).to_have_value("urgent")
     held_now = await peek.get(Ticket, held.ticket_id)
     assert held_now.priority == Priority.urgent and held_now.assignee_id == suzuki.id
