@@ -2,6 +2,9 @@
 
 import argparse
 import asyncio
+import errno
+import os
+import socket
 import sys
 
 from helpdesk.config import Settings, get_settings
@@ -29,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers()
     serve = commands.add_parser("serve", help="run the web server (migrates first)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("HELPDESK_PORT") or 8000),
+                       help="the port to listen on (default: $HELPDESK_PORT, else 8000)")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="load demo data into an empty database")
     serve.set_defaults(handler=_serve)
@@ -121,17 +125,59 @@ def _import(args: argparse.Namespace, settings: Settings) -> None:
     sys.exit(import_cli.run(args.kind, args.file, settings, mapping=args.map, source=args.source))
 
 
+# The demo's provider tokens, so the screen pop (CTI) and /api/inbound answer from the start.
+DEMO_TOKENS = {"cti_token": "demo-cti", "inbound_token": "demo-inbound"}
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    _refuse_taken_port(args.host, args.port)
+    defaults = _serve_defaults(args, settings)
+    os.environ.update(defaults)  # the app (and every worker) reads its settings afresh
     run_upgrade(settings.database_url)
     if args.demo:
         asyncio.run(_load_demo(settings))
         print("demo data: sign in as admin@example.com / sato@example.com, password helpdesk-demo")
+        url = os.environ["HELPDESK_PUBLIC_URL"]
+        print(f"demo CTI: POST {url}/telephony/cti/{os.environ['HELPDESK_CTI_TOKEN']}; "
+              f"inbound API token: {os.environ['HELPDESK_INBOUND_TOKEN']}")
     from helpdesk.app import SERVER_OPTIONS
 
     uvicorn.run("helpdesk.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, proxy_headers=True, **SERVER_OPTIONS)
+
+
+def _serve_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
+    """Settings the command line implies: the public URL of the port served (unless set), and
+    for the demo, provider tokens (unless set)."""
+    defaults = {}
+    if "public_url" not in settings.model_fields_set:
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        defaults["HELPDESK_PUBLIC_URL"] = f"http://{host}:{args.port}"
+    else:
+        defaults["HELPDESK_PUBLIC_URL"] = settings.public_url
+    if args.demo:
+        for name, token in DEMO_TOKENS.items():
+            defaults[f"HELPDESK_{name.upper()}"] = getattr(settings, name) or token
+    return defaults
+
+
+def _refuse_taken_port(host: str, port: int) -> None:
+    """Say plainly that the port is taken, and how to choose another, rather than Errno 98."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            print(f"error: port {port} on {host} is already in use (another helpdesk or another "
+                  f"program). Choose another: helpdesk serve --port {port + 1}, "
+                  f"./scripts/dev --port {port + 1} or HELPDESK_PORT={port + 1} ./scripts/dev",
+                  file=sys.stderr)
+            sys.exit(1)
 
 
 async def _load_demo(settings: Settings) -> None:

@@ -97,9 +97,11 @@ class Settings(BaseSettings):
     rate_chat_message_visitor: str = Field(default="20/60", pattern=RATE)
 
     run_workers: bool = True
-    # Pages load htmx from this CDN (with its integrity hash) and fall back to the vendored copy;
-    # empty means the vendored copy only.
-    htmx_cdn_url: str = "https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js"
+    # Empty (the default): pages load the htmx copy vendored in static/, never waiting on a third
+    # party. A URL (such as https://cdn.jsdelivr.net/npm/htmx.org@2.0.11/dist/htmx.min.js): pages
+    # load htmx from it, checked by its integrity hash, and fall back to the vendored copy; the
+    # page waits for the CDN while it is slow or unreachable.
+    htmx_cdn_url: str = ""
 
     # Realtime: the Redis channel prefix (several deployments may share one Redis), how long a
     # dropped connection keeps its user online, and the limits of one socket.

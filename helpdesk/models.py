@@ -39,7 +39,16 @@ from helpdesk.reports.models import (
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
-from helpdesk.tickets.models import Attachment, Message, Tag, Ticket, TicketCount, TicketTag
+from helpdesk.tickets.models import (
+    Attachment,
+    Message,
+    SavedView,
+    Tag,
+    Ticket,
+    TicketCount,
+    TicketRead,
+    TicketTag,
+)
 
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
@@ -48,6 +57,6 @@ __all__ = [
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",
-    "RolePolicy", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount", "TicketHistory",
-    "TicketTag", "User", "WrapupState",
+    "RolePolicy", "SavedView", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount",
+    "TicketHistory", "TicketRead", "TicketTag", "User", "WrapupState",
 ]

@@ -147,6 +147,17 @@ def phone_display(e164: str, region: str = "JP") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def phone_for_people(value: str | None, region: str = "JP") -> str:
+    """A stored E.164 number as ``phone_display`` writes it; anything else (a withheld caller,
+    a number that never parsed) exactly as stored."""
+    if not value or not value.startswith("+") or not value[1:].isdigit():
+        return value or ""
+    try:
+        return phone_display(value, region)
+    except phonenumbers.NumberParseException:
+        return value
+
+
 def phone_search_digits(e164: str, region: str = "JP") -> str:
     """The digits of a number as people type them, indexed for partial search.
 

@@ -93,7 +93,7 @@ async def shoot(base: str, out: Path, ticket_id: int, customer_id: int, phone: s
         await page.click("#composer button[type=submit]")
         await page.wait_for_selector("#thread .msg-out")
         await deliver(page, {"type": "ticket.viewing",
-                             "data": {"ticket_id": ticket_id, "user_id": 0, "user_name": "鈴木 健太"}})
+                             "data": {"ticket_id": ticket_id, "user_id": 4, "name": "鈴木 健太"}})
         await page.wait_for_selector("#presence .presence-chip")
         await page.screenshot(path=out / "ticket.png")
 

@@ -1,6 +1,7 @@
 """The ``helpdesk`` command, run as a user would run it."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -61,7 +62,60 @@ def test_serve_demo_starts_with_demo_data(tmp_path: Path) -> None:
         channels = {t["channel"] for t in httpx.get(f"{base}/api/tickets", headers=headers,
                                                     params={"limit": 200}).json()["items"]}
         assert channels >= {"email", "chat", "line", "sms", "phone", "api"}
+        _looks_like_a_week(base, headers)
+        _providers_answer_without_restart(base)
     finally:
         server.terminate()
         server.wait(timeout=20)
         log.close()
+
+
+def _looks_like_a_week(base: str, headers: dict[str, str]) -> None:
+    """Threads of several messages over several days, templates, calls, kana that finds people."""
+    items = httpx.get(f"{base}/api/tickets", headers=headers, params={"limit": 200}).json()["items"]
+    opened = {t["created_at"][:10] for t in items}
+    assert len(opened) >= 5, opened  # not all at the same time
+    threads = [httpx.get(f"{base}/api/tickets/{t['id']}", headers=headers).json()["messages"]
+               for t in items[:30]]
+    long_ones = [m for m in threads if len(m) >= 3]
+    assert len(long_ones) >= 5
+    assert any(len({msg["created_at"][:10] for msg in m}) >= 2 for m in long_ones)
+    assert any(msg["direction"] == "out" and not msg["internal"] for m in threads for msg in m)
+    kana = httpx.get(f"{base}/api/customers", headers=headers, params={"q": "サトウ"}).json()
+    assert kana["items"], kana
+    page = httpx.post(f"{base}/api/auth/token",
+                      json={"email": "admin@example.com", "password": "helpdesk-demo"}).json()
+    admin = {"Authorization": f"Bearer {page['access_token']}"}
+    templates = httpx.get(f"{base}/admin/templates", headers=admin).text
+    assert "発送のご案内" in templates and "返品・交換のご案内" in templates
+    channels = httpx.get(f"{base}/admin/channels", headers=admin).text
+    assert base in channels  # the port actually served, not 8000
+    calls = httpx.get(f"{base}/api/calls", headers=admin, params={"limit": 100}).json()
+    assert len(calls["items"]) >= 20
+
+
+def _providers_answer_without_restart(base: str) -> None:
+    """The demo sets the CTI and inbound tokens, and knows the port it serves."""
+    inbound = httpx.post(f"{base}/api/inbound", headers={
+        "Authorization": "Bearer demo-inbound", "Idempotency-Key": "demo-check"},
+        json={"channel": "api", "from": {"name": "確認 太郎", "email": "check@example.jp"},
+              "body": "デモの確認です"})
+    assert inbound.status_code == 201, inbound.text
+    cti = httpx.post(f"{base}/telephony/cti/demo-cti", data={
+        "event": "newCall", "direction": "in", "callId": "demo-check", "from": "09010727576",
+        "to": "0312345678"})
+    assert cti.status_code == 200, cti.text
+
+
+def test_serve_says_plainly_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+               "HELPDESK_PORT": str(port)}
+        done = subprocess.run([*HELPDESK, "serve"], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert f"--port {port + 1}" in done.stderr and "Errno" not in done.stderr

@@ -75,3 +75,9 @@ def test_names_are_joined_in_the_order_their_country_writes_them(
 def test_kept_text_is_only_trimmed() -> None:
     assert normalize.kept("  ①㈱髙﨑（）！ｶﾅ\u3000様 ") == "①㈱髙﨑（）！ｶﾅ\u3000様"
     assert normalize.kept("  ") is None and normalize.kept(None) is None
+def test_phone_for_people_formats_stored_numbers_and_leaves_the_rest_as_stored() -> None:
+    assert normalize.phone_for_people("+819010727576") == "090-1072-7576"
+    assert normalize.phone_for_people("+14155552671") == "+1 415-555-2671"
+    assert normalize.phone_for_people("anonymous") == "anonymous"
+    assert normalize.phone_for_people("+81") == "+81"
+    assert normalize.phone_for_people(None) == ""

@@ -28,6 +28,8 @@ class Customer(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=200)
     name_kana: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None)
+    # Blocked as spam: what they send is still stored, on tickets filed as 対応不要.
+    blocked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Purchase aggregates, kept current as orders arrive so a screen pop reads one row.
     orders_count: int = Field(default=0)

@@ -2,19 +2,23 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
 from helpdesk.auth.models import User
-from helpdesk.customers import service
+from helpdesk.customers import details, service
+from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import NotFound
+from helpdesk.errors import BadInput, NotFound
 from helpdesk.profiles import service as profiles
+from helpdesk.routing import service as routing
+from helpdesk.tickets import outbound, spam
 from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 
 router = APIRouter(include_in_schema=False)
@@ -36,16 +40,26 @@ async def search(
 @router.get("/customers/{customer_id}")
 async def customer_page(
     request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
-    user: CurrentUser, settings: SettingsDep,
+    user: CurrentUser, settings: SettingsDep, merge_q: Short = "",
 ) -> Response:
-    """A customer's profile, purchase history, tickets and calls; the view is audited."""
+    """A customer's profile, purchase history, tickets and calls; the view is audited.
+
+    ``merge_q`` (supervisors) lists other customers to fold into this one."""
     profile = await profiles.profile(reader, customer_id, viewer=user,
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")
     history, _ = await tickets.list_tickets(
         reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
-    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader)}
+    context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
+               "customer": await reader.get(Customer, customer_id),
+               "reachable": await outbound.reachable_channels(reader, customer_id),
+               "merge_q": merge_q.strip(), "merge_candidates": [
+                   c for c in await service.find(reader, q=merge_q.strip(),
+                                                 region=settings.default_region, limit=10)
+                   if c.id != customer_id] if merge_q.strip() and user.sees_everything else [],
+               "inboxes": await routing.inboxes_by_id(
+                   reader, await routing.visible_inbox_ids(reader, user))}
     await audit_view(session, request, user, customer_id, via="page")
     return templating.render(request, "customer.html", context, user=user)
 
@@ -60,6 +74,82 @@ async def audit_view(session: AsyncSession, request: Request, user: User, custom
                  target_type="customer", target_id=customer_id,
                  ip=request.client.host if request.client else None, via=via)
     await session.commit()
+
+
+@router.post("/customers/{customer_id}/details")
+async def edit_details(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, name: Annotated[str, Form(max_length=200)] = "",
+    name_kana: Annotated[str, Form(max_length=200)] = "",
+    note: Annotated[str, Form(max_length=details.NOTE_MAX)] = "",
+) -> Response:
+    """Change the name, the reading and the note of a customer the user may see."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    await details.update(session, customer_id, name=name, name_kana=name_kana, note=note,
+                         region=settings.default_region)
+    audit.record(session, action="customer.update", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
+
+
+@router.post("/customers/{customer_id}/message")
+async def new_message(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, channel: Annotated[str, Form(max_length=20)],
+    inbox_id: Annotated[int, Form()], body: Annotated[str, Form(max_length=100_000)],
+    subject: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Start a conversation with the customer: a new ticket, our message sent on ``channel``."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        raise BadInput("a control has a value that is not offered") from None
+    ticket = await outbound.start(session, customer_id=customer_id, inbox_id=inbox_id,
+                                  channel=chosen, subject=subject, body=body, actor=user)
+    await session.commit()
+    return templating.redirect(request, f"/tickets/{ticket.id}")
+
+
+@router.post("/customers/{customer_id}/merge")
+async def merge_from_page(
+    request: Request, customer_id: int, session: SessionDep, user: Supervisor,
+    settings: SettingsDep, other_id: Annotated[int, Form()],
+) -> Response:
+    """Fold a duplicate into this customer (supervisors), as the API's merge does."""
+    moved = await service.merge(session, customer_id, other_id, region=settings.default_region,
+                                dormant_after_days=settings.dormant_after_days)
+    audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
+                 target_type="customer", target_id=customer_id,
+                 ip=request.client.host if request.client else None, merged_id=other_id,
+                 moved=moved)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
+
+
+@router.post("/customers/{customer_id}/block")
+async def block_sender(
+    request: Request, customer_id: int, reader: ReadSessionDep, session: SessionDep,
+    user: CurrentUser, settings: SettingsDep, blocked: Annotated[bool, Form()],
+) -> Response:
+    """Block the customer as spam (their open tickets filed as 対応不要), or unblock them."""
+    if await profiles.profile(reader, customer_id, viewer=user,
+                              dormant_after_days=settings.dormant_after_days) is None:
+        raise NotFound("customer not found")
+    if blocked:
+        await spam.block(session, customer_id, actor=user)
+    else:
+        await spam.unblock(session, customer_id)
+    audit.record(session, action="customer.block" if blocked else "customer.unblock",
+                 actor_id=user.id, actor_email=user.email, target_type="customer",
+                 target_id=customer_id)
+    await session.commit()
+    return templating.redirect(request, f"/customers/{customer_id}")
 
 
 @router.get("/phone/card")

@@ -1,4 +1,5 @@
-"""Reply templates: a name and a body with {variables}."""
+"""Reply templates: a name and a body with {variables}; a template that also sets a status or adds
+tags is a macro, applied with the reply it fills in."""
 
 from datetime import datetime
 
@@ -16,6 +17,8 @@ class ReplyTemplate(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    set_status: str | None = Field(default=None, max_length=20)
+    add_tags: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -23,3 +26,8 @@ class ReplyTemplate(SQLModel, table=True):
 class ReplyTemplateForm(BaseModel):
     name: str = PydanticField(min_length=1, max_length=120)
     body: str = PydanticField(min_length=1, max_length=20_000)
+    set_status: str | None = None
+    add_tags: str = PydanticField(default="", max_length=300)
+
+    def tag_list(self) -> list[str]:
+        return [t.strip() for t in self.add_tags.replace("、", ",").split(",") if t.strip()]

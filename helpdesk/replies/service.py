@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk import normalize
 from helpdesk.db import utcnow
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.replies.models import ReplyTemplate, ReplyTemplateForm
@@ -43,6 +44,8 @@ async def save(
         name="", body="")
     template.name = form.name.strip()[:120]  # as written: ① and （） stay what they are
     template.body = form.body.replace("\r\n", "\n")
+    template.set_status = form.set_status or None
+    template.add_tags = ", ".join(normalize.nfkc(t)[:60] for t in form.tag_list())[:300]
     template.updated_at = utcnow()
     session.add(template)
     try:

@@ -13,6 +13,7 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput
 from helpdesk.replies import service
 from helpdesk.replies.models import ReplyTemplateForm
+from helpdesk.tickets.models import Status
 from helpdesk.web import templating
 from helpdesk.web.sessions import fresh_reader
 
@@ -21,9 +22,16 @@ Name = Annotated[str, Form(max_length=120)]
 Body = Annotated[str, Form(max_length=20_000)]
 
 
-def _form(name: str, body: str) -> ReplyTemplateForm:
+SetStatus = Annotated[str, Form(max_length=20)]
+AddTags = Annotated[str, Form(max_length=300)]
+
+
+def _form(name: str, body: str, set_status: str = "", add_tags: str = "") -> ReplyTemplateForm:
+    if set_status and set_status not in {s.value for s in Status}:
+        raise BadInput("a control has a value that is not offered")
     try:
-        return ReplyTemplateForm(name=name.strip(), body=body)
+        return ReplyTemplateForm(name=name.strip(), body=body, set_status=set_status or None,
+                                 add_tags=add_tags)
     except ValidationError:
         raise BadInput("name and body are required") from None
 
@@ -41,10 +49,11 @@ async def templates_page(request: Request, session: ReadSessionDep, admin: Admin
 
 @router.post("/admin/templates")
 async def create_template(
-    request: Request, session: SessionDep, admin: Admin, name: Name, body: Body
+    request: Request, session: SessionDep, admin: Admin, name: Name, body: Body,
+    set_status: SetStatus = "", add_tags: AddTags = "",
 ) -> Response:
-    """Add a template."""
-    template = await service.save(session, _form(name, body))
+    """Add a template (a macro when it also sets a status or adds tags)."""
+    template = await service.save(session, _form(name, body, set_status, add_tags))
     audit.record(session, action="reply_template.create", actor_id=admin.id,
                  actor_email=admin.email, target_type="reply_template", target_id=template.id)
     await session.commit()
@@ -54,10 +63,11 @@ async def create_template(
 
 @router.post("/admin/templates/{template_id}")
 async def update_template(
-    request: Request, session: SessionDep, admin: Admin, template_id: int, name: Name, body: Body
+    request: Request, session: SessionDep, admin: Admin, template_id: int, name: Name, body: Body,
+    set_status: SetStatus = "", add_tags: AddTags = "",
 ) -> Response:
     """Change a template."""
-    await service.save(session, _form(name, body), template_id=template_id)
+    await service.save(session, _form(name, body, set_status, add_tags), template_id=template_id)
     audit.record(session, action="reply_template.update", actor_id=admin.id,
                  actor_email=admin.email, target_type="reply_template", target_id=template_id)
     await session.commit()

@@ -16,7 +16,8 @@ from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketPublic
 
 LOAD_STATUSES = (Status.unhandled, Status.in_progress, Status.pending)
-QUEUE_LIMIT = 12
+QUEUE_LIMIT = 12  # the board shows this many waiting tickets, and this many more per "show more"
+QUEUE_MAX = 1000
 
 
 @dataclass
@@ -45,7 +46,7 @@ def start_of_day(zone: tzinfo, now: datetime | None = None) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def board(session: AsyncSession, *, zone: tzinfo) -> Board:
+async def board(session: AsyncSession, *, zone: tzinfo, queue_limit: int = QUEUE_LIMIT) -> Board:
     """Every operator's load, today's pace, and the unassigned queue."""
     load = await counts.by_assignee(session)
     since = start_of_day(zone)
@@ -62,7 +63,8 @@ async def board(session: AsyncSession, *, zone: tzinfo) -> Board:
             first_response_seconds=_mean(first.get(user.id)), handling_seconds=_mean(handling.get(user.id))))
     queue_counts = await counts.unassigned_by_inbox(session)
     totals = {s.value: sum(c[s.value] for c in queue_counts.values()) for s in Status}
-    return Board(operators=rows, queue_counts=queue_counts, queue=await _queue(session), totals=totals)
+    return Board(operators=rows, queue_counts=queue_counts, queue=await _queue(session, queue_limit),
+                 totals=totals)
 
 
 def _mean(values: list[float] | None) -> float | None:
@@ -95,12 +97,12 @@ async def _first_responses_since(session: AsyncSession, since: datetime) -> dict
     return found
 
 
-async def _queue(session: AsyncSession) -> list[TicketPublic]:
+async def _queue(session: AsyncSession, limit: int) -> list[TicketPublic]:
     """Open tickets nobody holds, longest waiting first."""
     rows = list(await session.scalars(
         select(Ticket).where(col(Ticket.assignee_id).is_(None),
                              col(Ticket.status).in_(LOAD_STATUSES))
-        .order_by(col(Ticket.updated_at), col(Ticket.id)).limit(QUEUE_LIMIT)))
+        .order_by(col(Ticket.updated_at), col(Ticket.id)).limit(min(limit, QUEUE_MAX))))
     return await tickets.publics(session, rows)
 
 

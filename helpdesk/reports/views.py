@@ -30,8 +30,9 @@ from helpdesk.web.sessions import fresh_reader
 router = APIRouter(include_in_schema=False)
 
 
-async def _context(session: AsyncSession, user: User) -> dict[str, object]:
-    board = await service.board(session, zone=i18n.zone(user.timezone))
+async def _context(session: AsyncSession, user: User,
+                   queue_limit: int = service.QUEUE_LIMIT) -> dict[str, object]:
+    board = await service.board(session, zone=i18n.zone(user.timezone), queue_limit=queue_limit)
     presence = {p.user_id: p.model_dump(mode="json") for p in await realtime.presence_list(session)}
     current = await calls.current_calls(session, user)
     return {
@@ -48,19 +49,25 @@ async def _context(session: AsyncSession, user: User) -> dict[str, object]:
         # Assignment and SLA: capacity use per automatic inbox, deadlines past or close.
         "capacity": await assignment.capacity_use(session),
         "risk": await sla.at_risk(session, now=utcnow(), near=sla_display.NEAR),
+        "queue_limit": queue_limit, "queue_step": service.QUEUE_LIMIT,
+        "queue_waiting": sum(board.totals.get(s.value, 0) for s in service.LOAD_STATUSES),
     }
 
 
 @router.get("/board")
-async def board_page(request: Request, session: ReadSessionDep, user: Supervisor) -> Response:
-    """Everyone's work at a glance."""
-    return templating.render(request, "board.html", await _context(session, user), user=user)
+async def board_page(
+    request: Request, session: ReadSessionDep, user: Supervisor,
+    queue: Annotated[int, Query(ge=1, le=service.QUEUE_MAX)] = service.QUEUE_LIMIT,
+) -> Response:
+    """Everyone's work at a glance; ``queue`` is how many waiting tickets the queue shows."""
+    return templating.render(request, "board.html", await _context(session, user, queue), user=user)
 
 
 @router.post("/board/assign")
 async def reassign(
     request: Request, session: SessionDep, user: Supervisor, ticket_id: Annotated[int, Form()],
     version: Annotated[int, Form()], assignee_id: Annotated[str, Form(max_length=20)] = "",
+    queue: Annotated[int, Form(ge=1, le=service.QUEUE_MAX)] = service.QUEUE_LIMIT,
 ) -> Response:
     """Give a ticket to an operator (or to nobody); a stale version is a 409 toast."""
     if await session.get(Ticket, ticket_id) is None:
@@ -70,7 +77,7 @@ async def reassign(
     await tickets.update(session, locked, TicketUpdate(version=version, assignee_id=target), actor=user)
     await session.commit()
     async with fresh_reader(request) as reader:
-        context = await _context(reader, user)
+        context = await _context(reader, user, queue)
     return templating.render(request, "board.html", context, user=user, block="board_body")
 
 

@@ -343,3 +343,26 @@ class IngestResult(BaseModel):
     ticket_id: int
     message_id: int
     duplicate: bool
+
+
+class TicketRead(SQLModel, table=True):
+    """The newest customer message each user has seen on a ticket: newer ones show as unread."""
+
+    __tablename__ = "ticket_read"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True, ondelete="CASCADE")
+    message_id: int = Field(default=0)
+
+
+class SavedView(SQLModel, table=True):
+    """An inbox view (its filters as a query string) an operator named and kept."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=60)
+    query: str = Field(max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

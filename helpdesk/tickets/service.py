@@ -92,6 +92,8 @@ async def ingest(
     before = ticket.status
     author = (customer.name if customer is not None else None) or sender.name
     message = await _append_inbound(session, ticket, inbound, author=author)
+    if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
+        ticket.status = Status.no_action
     await _keep_sla(session, ticket, before, message.created_at, created=created)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
@@ -582,6 +584,30 @@ def _pending_reason(reason: str | None) -> str:
     if not cleaned:
         raise BadInput("pending_reason: 保留 needs a reason")
     return cleaned
+
+
+def holder_fixed_for(actor: User, ticket: Ticket) -> bool:
+    """Whether the ticket's assignee is out of ``actor``'s hands (someone else holds it)."""
+    return not actor.sees_everything and ticket.assignee_id not in (None, actor.id)
+
+
+def assignable_by(actor: User, ticket: Ticket, members: list[User]) -> list[User]:
+    """Of the inbox's ``members``, those ``actor`` may give the ticket to (or leave it with)."""
+    if actor.sees_everything:
+        return members
+    keep = ticket.assignee_id if holder_fixed_for(actor, ticket) else actor.id
+    return [m for m in members if m.id == keep]
+
+
+async def assignment_refusal(
+    session: AsyncSession, ticket: Ticket, assignee_id: int | None, actor: User
+) -> str | None:
+    """Why ``actor`` may not give the ticket to ``assignee_id``; None when they may."""
+    try:
+        await _check_assignable(session, ticket, assignee_id, actor)
+    except (Forbidden, BadInput) as refused:
+        return str(refused)
+    return None
 
 
 async def _check_assignable(

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -25,11 +25,23 @@ from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
-from helpdesk.tickets import counts, delivery, photos, service
+from helpdesk.tickets import (
+    bulk,
+    counts,
+    delivery,
+    macros,
+    mentions,
+    merging,
+    photos,
+    reads,
+    saved,
+    service,
+)
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
+    Direction,
     Message,
     Priority,
     Status,
@@ -47,9 +59,12 @@ VIEWS = ("all", "mine", "unassigned")
 
 @dataclass(frozen=True)
 class InboxQuery:
-    """The inbox page's filters, parsed leniently from a form where empty means "any"."""
+    """The inbox page's filters, parsed leniently from a form where empty means "any".
 
-    status: Status
+    A search looks in every status (``status`` None) unless a tab narrows it afterwards.
+    """
+
+    status: Status | None
     view: str
     inbox_id: int | None
     channel: Channel | None
@@ -59,7 +74,8 @@ class InboxQuery:
 
     def params(self, **changes: object) -> str:
         """The query string of this view with ``changes`` applied."""
-        values: dict[str, object] = {"status": self.status.value, "view": self.view,
+        values: dict[str, object] = {"status": self.status.value if self.status else "",
+                                     "view": self.view,
                                      "inbox_id": self.inbox_id or "",
                                      "channel": self.channel.value if self.channel else "",
                                      "tag": self.tag, "q": self.q,
@@ -68,12 +84,19 @@ class InboxQuery:
 
 
 def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str,
-                 sort: str = "") -> InboxQuery:
+                 searched: str | None = None, sort: str = "") -> InboxQuery:
+    """``searched`` is the search the filter form showed: a new search leaves the tab behind."""
+    q = q.strip()
+    new_search = bool(q) and searched is not None and q != searched.strip()
     try:
+        if status and not new_search:
+            tab: Status | None = Status(status)
+        else:
+            tab = None if q else Status.unhandled
         return InboxQuery(
-            status=Status(status or Status.unhandled), view=view if view in VIEWS else "all",
+            status=tab, view=view if view in VIEWS else "all",
             inbox_id=int(inbox_id) if inbox_id else None,
-            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q.strip(),
+            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q,
             sort="due" if sort == "due" else "activity")
     except ValueError:
         raise BadInput("filter: not a valid value") from None
@@ -97,7 +120,11 @@ async def _inbox_context(
         "query": query, "tickets": items, "next_cursor": next_cursor, "inboxes": inboxes,
         "counts": await counts.by_status(session, inbox_ids=scope, assignee_id=owner),
         "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
+        "row_extras": await reads.row_extras(session, user.id, [t.id for t in items]),
         "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
+        "bulk_assignees": [u for u in await auth.all_users(session) if u.is_active]
+        if user.sees_everything else [user],
+        "saved_views": await saved.of_user(session, user.id),
     }
 
 
@@ -112,9 +139,10 @@ async def inbox(
     request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
     status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
     tag: Short = "", q: Short = "", cursor: Short = "", sort: Short = "",
+    searched: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Tickets by status tab, with live counts, filters, search and keyset pagination."""
-    query = _parse_query(status, view, inbox_id, channel, tag, q, sort)
+    query = _parse_query(status, view, inbox_id, channel, tag, q, searched, sort)
     context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
     if cursor:
         return templating.render(request, "inbox.html", context, user=user, block="rows")
@@ -125,13 +153,90 @@ async def inbox(
                              oob=["counts"] if target == "ticket-list" else ())
 
 
+@router.post("/inbox/bulk")
+async def bulk_change(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    ids: Annotated[list[int], Form(max_length=bulk.MAX_TICKETS)],
+    back: Annotated[str, Form(max_length=1000)] = "",
+    status: Annotated[str, Form(max_length=20)] = "",
+    pending_reason: Annotated[str, Form(max_length=300)] = "",
+    assignee: Annotated[str, Form(max_length=20)] = bulk.KEEP,
+    add_tags: Annotated[str, Form(max_length=600)] = "",
+    remove_tags: Annotated[str, Form(max_length=600)] = "",
+) -> Response:
+    """Status, assignee and tags of the selected tickets; the inbox comes back with the outcome."""
+    change = bulk.BulkChange(
+        status=_status_or_none(status), pending_reason=pending_reason or None,
+        assignee=_bulk_assignee(assignee, user), add_tags=_tag_list(add_tags),
+        remove_tags=_tag_list(remove_tags))
+    outcome = await bulk.apply(session, ids, change, actor=user)
+    await session.commit()
+    return await _inbox_again(request, user, settings, back, bulk_outcome=outcome)
+
+
+async def _inbox_again(request: Request, user: User, settings: SettingsDep, back: str,
+                       **extra: object) -> Response:
+    """The inbox view ``back`` (a query string) after a change made from it."""
+    values = parse_qs(back)
+    query = _parse_query(*(values.get(k, [""])[0] for k in saved.FIELDS))
+    async with fresh_reader(request) as reader:
+        context = await _inbox_context(reader, user, query, None, settings.default_region)
+    return templating.render(request, "inbox.html", {**context, **extra}, user=user,
+                             block="inbox_main")
+
+
+@router.post("/inbox/views")
+async def save_view(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    name: Annotated[str, Form(max_length=60)], back: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Keep the current filters under a name of the user's choosing."""
+    assert user.id is not None
+    await saved.save(session, user_id=user.id, name=name, query=back)
+    await session.commit()
+    return await _inbox_again(request, user, settings, back)
+
+
+@router.post("/inbox/views/{view_id}/delete")
+async def delete_view(
+    request: Request, view_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    back: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Forget one of the user's saved views."""
+    assert user.id is not None
+    await saved.remove(session, user_id=user.id, view_id=view_id)
+    await session.commit()
+    return await _inbox_again(request, user, settings, back)
+
+
+def _status_or_none(value: str) -> Status | None:
+    try:
+        return Status(value) if value else None
+    except ValueError:
+        raise BadInput("a control has a value that is not offered") from None
+
+
+def _bulk_assignee(value: str, user: User) -> int | str | None:
+    if value in ("", bulk.KEEP):
+        return bulk.KEEP
+    if value == "none":
+        return None
+    return user.id if value == "me" else _int(value)
+
+
+def _tag_list(value: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in value.replace("、", ",").split(",") if t.strip())
+
+
 # ---- the ticket page --------------------------------------------------------------------------
 
 
-async def _assignable(session: AsyncSession, ticket: Ticket) -> list[User]:
+async def _assignable(session: AsyncSession, ticket: Ticket, user: User) -> list[User]:
+    """The assignee menu: the inbox's active members ``user`` may choose among."""
     members = await routing.memberships(session)
-    return [u for u in await auth.all_users(session) if u.is_active and (
-        u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))]
+    return service.assignable_by(user, ticket, [
+        u for u in await auth.all_users(session) if u.is_active and (
+            u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))])
 
 
 async def _ticket_context(
@@ -152,7 +257,8 @@ async def _ticket_context(
         "returned": await approval.returned_to(session, ticket_id=ticket.id, author_id=user.id),
         "history": await history.of_ticket(session, ticket.id),
         "ticket": detail, "profile": profile, "inbox": inbox,
-        "assignable": await _assignable(session, ticket),
+        "assignable": await _assignable(session, ticket, user),
+        "holder_fixed": service.holder_fixed_for(user, ticket),
         "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
@@ -188,7 +294,18 @@ async def ticket_page(
                      target_type="customer", target_id=context["profile"].id,
                      ip=request.client.host if request.client else None, via="ticket")
         await writer.commit()
+    await _mark_read(session, writer, user, context["ticket"])
     return templating.render(request, "ticket.html", context, user=user)
+
+
+async def _mark_read(reader: AsyncSession, writer: AsyncSession, user: User, ticket: Any) -> None:
+    """The customer messages on the page are read by this user: a write only when there is news."""
+    newest = max((m.id for m in ticket.messages if m.direction == Direction.inbound), default=0)
+    assert user.id is not None
+    if newest <= await reads.seen_up_to(reader, user.id, ticket.id):
+        return
+    await reads.mark_read(writer, user_id=user.id, ticket_id=ticket.id, message_id=newest)
+    await writer.commit()
 
 
 def _change_from_form(ticket: Ticket, tags_now: list[str], form: "ControlsForm") -> TicketUpdate:
@@ -249,11 +366,17 @@ async def update_ticket(
                        "stale_controls": True}
         return templating.render(request, "ticket.html", context, user=user, block="controls",
                                  status=409)
+    refused = None
+    if "assignee_id" in change.model_fields_set:
+        refused = await service.assignment_refusal(session, locked, change.assignee_id, user)
+        if refused is not None:  # the rest of the form is saved all the same
+            change = TicketUpdate.model_validate(change.model_dump(exclude_unset=True,
+                                                                   exclude={"assignee_id"}))
     if change.model_fields_set - {"version"}:
         await service.update(session, locked, change, actor=user)
         await session.commit()
     return await _after_own_change(request, ticket.id, user, settings, form.version,
-                                   form.composer_version)
+                                   form.composer_version, refused=refused)
 
 
 async def _reload(reader: AsyncSession, ticket_id: int) -> Ticket:
@@ -265,12 +388,16 @@ async def _reload(reader: AsyncSession, ticket_id: int) -> Ticket:
 
 async def _after_own_change(
     request: Request, ticket_id: int, user: User, settings: SettingsDep,
-    old_version: int, composer_version: int | None,
+    old_version: int, composer_version: int | None, *, refused: str | None = None,
 ) -> Response:
-    """The new controls; the composer's version follows when nothing else happened meanwhile."""
+    """The new controls; the composer's version follows when nothing else happened meanwhile.
+
+    ``refused`` says why the assignee change (and only it) was not saved.
+    """
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket_id), user, settings,
-                                         request)
+        context = {**await _ticket_context(reader, await _reload(reader, ticket_id), user, settings,
+                                           request),
+                   "refused": refused}
     oob = ["composer_version"] if composer_version == old_version else []
     return templating.render(request, "ticket.html", context, user=user, block="controls", oob=oob)
 
@@ -295,8 +422,11 @@ async def reply(
     settings: SettingsDep, body: Annotated[str, Form(max_length=100_000)],
     composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
     internal: Annotated[bool, Form()] = False, channel: Annotated[str, Form(max_length=20)] = "",
+    macro_id: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown."""
+    """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown.
+
+    ``macro_id`` (a template inserted into the reply) also sets its status and tags."""
     if not body.strip():
         raise BadInput("write something before sending")
     assert ticket.id is not None
@@ -316,13 +446,20 @@ async def reply(
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
+    macro = await replies.get(session, macro_id) if macro_id is not None else None
     hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
-    await service.reply(session, locked, body=body, internal=internal, actor=user,
-                        channel=reply_channel, hold=hold)
+    sent = await service.reply(session, locked, body=body, internal=internal, actor=user,
+                               channel=reply_channel, hold=hold)
+    if macro is not None and not internal:
+        await macros.apply(session, locked, macro, actor=user)
+    if internal:
+        await mentions.notify(session, locked, body=body, message_id=sent.id, actor=user)
     await session.commit()
     async with fresh_reader(request) as reader:
-        context = await _ticket_context(reader, await _reload(reader, ticket.id), user, settings,
-                                         request)
+        context = {**await _ticket_context(reader, await _reload(reader, ticket.id), user, settings,
+                                           request),
+                   "sent": "note" if internal else "held" if hold else "reply",
+                   "macro_applied": macro.name if macro is not None and not internal else None}
     return templating.render(request, "ticket.html", context, user=user, block="composer",
                              oob=["thread", "controls"])
 
@@ -362,6 +499,22 @@ async def returned_draft(request: Request, ticket: CurrentTicket, message_id: in
         raise NotFound("no such returned reply")
     return templating.render(request, "ticket.html", {"draft": message.body_text}, user=user,
                              block="reply_body")
+@router.post("/tickets/{ticket_id}/merge")
+async def merge_ticket(
+    request: Request, ticket: CurrentTicket, session: SessionDep, user: CurrentUser,
+    other_id: Annotated[int, Form()],
+) -> Response:
+    """Fold another ticket of the same customer into this one (its messages move here)."""
+    assert ticket.id is not None
+    other = await session.get(Ticket, other_id)
+    if other is None:
+        raise NotFound("ticket not found")
+    i18n.activate(templating.locale_for(request, user))
+    notes = (i18n.gettext("Ticket #%(number)s was merged into this one.") % {"number": other.number},
+             i18n.gettext("Merged into #%(number)s.") % {"number": ticket.number})
+    await merging.merge(session, ticket.id, other_id, actor=user, notes=notes)
+    await session.commit()
+    return templating.redirect(request, f"/tickets/{ticket.id}")
 
 
 @router.get("/tickets/{ticket_id}/template")
@@ -371,12 +524,14 @@ async def insert_template(
     body: Annotated[str, Query(max_length=100_000)] = "",
 ) -> Response:
     """The composer's text with a reply template filled in for this ticket's customer."""
-    text = body
+    text, macro = body, None
     if template_id:
         template = await replies.get(session, _int(template_id))
         filled = replies.fill(template.body, await _variables(session, ticket, user))
         text = f"{body.rstrip()}\n\n{filled}" if body.strip() else filled
-    return templating.render(request, "ticket.html", {"draft": text}, user=user, block="reply_body")
+        macro = template if macros.is_macro(template) else None
+    return templating.render(request, "ticket.html", {"draft": text, "macro": macro}, user=user,
+                             block="reply_body", oob=["macro_note"])
 
 
 def _int(value: str) -> int:

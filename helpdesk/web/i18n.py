@@ -2,14 +2,14 @@
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -117,6 +117,14 @@ def format_day(value: datetime | date | None) -> str:
     if not isinstance(value, datetime):
         return format_date(value, "medium", locale=locale.language)
     return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
+
+
+def format_age(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``value`` was, in its largest whole unit ("3 時間", "2 days")."""
+    if value is None:
+        return ""
+    elapsed = max((now or datetime.now(UTC)) - value, timedelta(0))
+    return format_timedelta(elapsed, format="short", threshold=1, locale=current().language)
 
 
 def format_money(value: Decimal | int | float | None, currency: str = "JPY") -> str:

@@ -1,8 +1,10 @@
 """Pages whose data comes from the JSON API of the phone system (the caller log, CTI settings),
 and the channel connection overview built from settings and the latest message per channel."""
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import func, select
 from sqlmodel import col
 
@@ -14,6 +16,14 @@ from helpdesk.tickets.models import Channel, Direction, Message
 from helpdesk.web import templating
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).resolve().parent.parent.parent / "static" / "favicon.ico"
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """The tab icon, where browsers look for it without being told."""
+    return FileResponse(FAVICON, media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=604800"})
 
 
 @router.get("/calls")

@@ -110,18 +110,70 @@
     body.addEventListener("htmx:afterSwap", function (e) {
       if (e.target.id === "inbox-main") paged = false;
     });
+    // A live refresh asked for before the view changed (another tab, a search) brings the old
+    // view's rows and counts: they are dropped rather than shown over the new view. The check
+    // sits on the element itself, which may no longer be in the page when the answer comes.
+    function liveRefresh(url, target) {
+      var el = document.querySelector(target);
+      if (!el) return Promise.resolve();
+      el.addEventListener("htmx:beforeSwap", function drop(e) {
+        el.removeEventListener("htmx:beforeSwap", drop);
+        if (!el.isConnected || liveUrl() !== url) e.detail.shouldSwap = false;
+      });
+      return refresh(url, target);
+    }
+    // Selected rows (for a bulk change) are not swept away by a live refresh either.
+    function picked() { return document.querySelectorAll(".ticket-row input[name=ids]:checked"); }
+    function showBulk() {
+      var form = document.getElementById("bulk-form");
+      if (!form) return;
+      var n = picked().length;
+      form.hidden = n === 0;
+      var count = document.getElementById("bulk-count");
+      if (count) count.textContent = (form.dataset.countText || "").replace("{n}", String(n));
+    }
+    // What is selected is remembered, so a refresh already on its way does not drop it.
+    var chosen = new Set();
+    body.addEventListener("change", function (e) {
+      if (e.target.id === "pick-all") {
+        document.querySelectorAll(".ticket-row input[name=ids]").forEach(function (box) {
+          box.checked = e.target.checked;
+        });
+      }
+      if (e.target.id === "pick-all" || e.target.name === "ids") {
+        chosen = new Set(Array.prototype.map.call(picked(), function (box) { return box.value; }));
+        showBulk();
+      }
+    });
+    body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.target.id === "inbox-main") chosen = new Set();
+      document.querySelectorAll(".ticket-row input[name=ids]").forEach(function (box) {
+        if (chosen.has(box.value)) box.checked = true;
+      });
+      showBulk();
+    });
     var update = debounce(function () {
       var url = liveUrl();
       if (!url) return;
-      if (paged) {
-        refresh(url, "#counts");
+      if (paged || chosen.size) {
+        liveRefresh(url, "#counts");
         return;
       }
       var known = new Set(rows().map(function (r) { return r.dataset.ticketId; }));
       // One request: the list, with the counts out of band.
-      refresh(url, "#ticket-list").then(function () { mark(known); });
+      liveRefresh(url, "#ticket-list").then(function () { mark(known); });
     }, 300);
     onEvent(function (frame) { if (isTicketEvent(frame.type)) update(); });
+    // The whole row opens its ticket (a middle or modified click opens a new tab as links do);
+    // links, buttons and text being selected keep their own meaning.
+    body.addEventListener("click", function (e) {
+      var row = e.target.closest && e.target.closest(".ticket-row");
+      if (!row || e.target.closest("a, button, input, select, label, .pick")) return;
+      if (window.getSelection && String(window.getSelection())) return;
+      var url = "/tickets/" + row.dataset.ticketId;
+      if (e.ctrlKey || e.metaKey || e.shiftKey) window.open(url, "_blank", "noopener");
+      else window.location.href = url;
+    });
     return {
       move: function (step) {
         var all = rows();
@@ -213,6 +265,9 @@
         var who = Number(data.user_id);
         if (!who || who === me) return;
         var name = data.name || "";
+        // Someone just opened the ticket: say at once that we are here too, rather than at our
+        // next beat, so they see everyone who was here first (they answer us the same way).
+        if (!others.has(who)) viewing();
         var entry = others.get(who) || { name: name, viewing: 0, typing: 0 };
         entry.name = name || entry.name;
         if (frame.type === "ticket.viewing") entry.viewing = Date.now() + 40000;
@@ -264,6 +319,74 @@
       var fresh = document.querySelector(".msg.is-new");
       if (fresh && document.getElementById("conflict-alert")) fresh.scrollIntoView({ block: "center" });
     });
+
+    // The thread opens at its newest message, and follows new ones while the reader is there.
+    function thread() { return document.getElementById("thread"); }
+    function toNewest() { var t = thread(); if (t) t.scrollTop = t.scrollHeight; }
+    function atNewest() {
+      var t = thread();
+      return !t || t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+    }
+    if (!window.location.hash) toNewest();
+    var followThread = true;
+    body.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.detail.target && e.detail.target.id === "thread") followThread = atNewest();
+    });
+    body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.detail.target && e.detail.target.id === "thread" && followThread) toNewest();
+    });
+
+    // The draft is kept in this browser per ticket until it is sent, so leaving the page (or a
+    // crash) does not lose it.
+    var draftKey = "helpdesk:draft:" + ticketId;
+    function replyBox() { return document.getElementById("reply-body"); }
+    function storeDraft() {
+      var box = replyBox();
+      if (!box) return;
+      try {
+        if (box.value.trim()) window.localStorage.setItem(draftKey, box.value);
+        else window.localStorage.removeItem(draftKey);
+      } catch (err) { /* storage full or disabled: the draft lives only in the page */ }
+    }
+    function forgetDraft() {
+      try { window.localStorage.removeItem(draftKey); } catch (err) { /* nothing kept */ }
+    }
+    (function restoreDraft() {
+      var box = replyBox();
+      var kept = null;
+      try { kept = window.localStorage.getItem(draftKey); } catch (err) { kept = null; }
+      if (!box || box.value.trim() || !kept) return;
+      box.value = kept;
+      var note = document.createElement("p");
+      note.className = "draft-note";
+      note.setAttribute("role", "status");
+      note.textContent = root.dataset.draftText || "";
+      box.parentNode.insertBefore(note, box);
+    })();
+    // A macro's status and tags go with the reply unless the operator drops them.
+    body.addEventListener("click", function (e) {
+      if (!e.target.matches || !e.target.matches("[data-drop-macro]")) return;
+      var note = document.getElementById("macro-note");
+      if (note) note.replaceChildren();
+    });
+    var storeSoon = debounce(storeDraft, 300);
+    document.addEventListener("input", function (e) { if (e.target.id === "reply-body") storeSoon(); });
+    window.addEventListener("pagehide", storeDraft);
+    body.addEventListener("htmx:afterSwap", function (e) {
+      var target = e.detail.target;
+      if (target && target.id === "reply-body") storeDraft();  // a template was inserted
+      var sent = document.getElementById("sent-note");
+      if (sent && !sent.dataset.handled) {
+        sent.dataset.handled = "1";
+        forgetDraft();
+        // The reply just sent is the newest message: bring it into view once the thread settles.
+        window.requestAnimationFrame(function () {
+          toNewest();
+          var mine = document.querySelectorAll("#thread [data-message-id]");
+          if (mine.length) mine[mine.length - 1].classList.add("just-sent");
+        });
+      }
+    });
     return {
       reply: function () { var box = document.getElementById("reply-body"); if (box) box.focus(); },
       resolve: function () {
@@ -280,7 +403,12 @@
     var root = document.getElementById("board");
     var presence = new Map();
     var calls = new Map();
-    var update = debounce(function () { refresh("/board", "#board-body").then(apply); }, 300);
+    // The live refresh keeps as much of the queue as the supervisor chose to show.
+    function liveUrl() {
+      var el = document.getElementById("board-body");
+      return (el && el.dataset.liveUrl) || "/board";
+    }
+    var update = debounce(function () { refresh(liveUrl(), "#board-body").then(apply); }, 300);
 
     function apply() {
       document.querySelectorAll("[data-presence-user]").forEach(function (cell) {

@@ -95,7 +95,7 @@ async def test_admin_manages_users_inboxes_and_templates(
     await tab.page.fill("form[hx-post='/admin/inboxes'] input[name=name]", "returns")
     await tab.page.fill("form[hx-post='/admin/inboxes'] input[name=phone_number]", "03-1234-5678")
     await tab.page.click("form[hx-post='/admin/inboxes'] button")
-    await expect(tab.page.locator("#inbox-list")).to_contain_text("+81312345678")
+    await expect(tab.page.locator("#inbox-list")).to_contain_text("03-1234-5678")
     await tab.goto("/admin/users")
     form = tab.page.locator("form[hx-post='/admin/users']")
     await form.locator("input[name=name]").fill("新人 太郎")

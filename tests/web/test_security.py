@@ -175,3 +175,23 @@ async def test_operators_cannot_open_supervisor_or_admin_pages(
         response = await web.get(path, headers={"accept": "text/html"})
         assert response.status_code == 403, path
         assert "この操作を行う権限がありません" in response.text
+
+
+async def test_pages_use_the_vendored_htmx_by_default_and_ask_no_third_party(
+        tabs: Tabs, staff: Staff, database_url: str) -> None:
+    """An offline or slow CDN never holds a page up: by default none is asked at all."""
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    with LiveServer(make_settings(database_url)) as live:
+        tab = await tabs.open(sato)
+        tab.base = live.url
+        await tab.context.add_cookies([{"name": SESSION_COOKIE, "url": live.url,
+                                        "value": auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)}])
+        requested: list[str] = []
+        tab.page.on("request", lambda r: requested.append(r.url))
+        await tab.goto("/inbox")
+        await tab.page.wait_for_load_state("networkidle")
+        assert await tab.page.evaluate("htmx.version") == HTMX_VERSION
+        assert [u for u in requested if not u.startswith(live.url)] == []
+        await tab.page.click("#counts a[data-status='pending']")
+        await tab.page.wait_for_url("**status=pending**")  # htmx drives the tabs
+        tab.assert_clean()

@@ -2,7 +2,7 @@
 the provider's own message id where the dedupe key is another (LINE)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0015'
-down_revision: str | None = '0013'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,7 +9,7 @@ The user table gains plain nullable columns (SQLite's ALTER TABLE, no table rebu
 access_version triggers on it stay in place).
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 """
 from collections.abc import Sequence
 
@@ -20,7 +20,7 @@ from alembic import op
 import helpdesk.db
 
 revision: str = '0016'
-down_revision: str | None = '0013'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,7 @@ gains its approval status and the supervisor's comment. ticket_history keeps ass
 their reasons, status changes, breaches and approvals per ticket.
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0016
 """
 from collections.abc import Sequence
 
@@ -17,7 +17,7 @@ from alembic import op
 import helpdesk
 
 revision: str = '0018'
-down_revision: str | None = '0013'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

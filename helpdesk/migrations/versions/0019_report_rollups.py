@@ -2,7 +2,7 @@
 the event log's snapshots are compared with, and the watermark of events folded in
 
 Revision ID: 0019
-Revises: 0013
+Revises: 0018
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 import helpdesk
 
 revision: str = '0019'
-down_revision: str | None = '0013'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ call_transfer: a call handed to another operator or an inbox's queue, blind or a
 inbox_voice: greeting, keypad menu, hold music, callback offer, closed-hours message, recording.
 
 Revision ID: 0021
-Revises: 0013
+Revises: 0020
 """
 from collections.abc import Sequence
 
@@ -17,7 +17,7 @@ from alembic import op
 import helpdesk.db
 
 revision: str = '0021'
-down_revision: str | None = '0013'
+down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

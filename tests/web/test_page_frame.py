@@ -1,0 +1,69 @@
+"""What frames every page: the board's whole queue, a 403 with a way on, the icon, the CSP."""
+
+import httpx
+from playwright.async_api import expect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.auth.models import Role
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Channel, InboundMessage, Sender
+from tests.conftest import Staff, begin_write
+from tests.web.conftest import Peek, Tabs, inbound
+
+
+async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_live(
+        tabs: Tabs, staff: Staff, db: AsyncSession, peek: Peek) -> None:
+    boss = await staff.create("boss", Role.supervisor)
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    await begin_write(db)
+    for n in range(36):
+        await tickets.ingest(db, InboundMessage(
+            channel=Channel.api, external_id=f"q{n}", body_text=f"待っています {n}",
+            sender=Sender(name=f"顧客 {n}", email=f"q{n}@example.jp")))
+    await db.commit()
+    tab = await tabs.open(boss)
+    await tab.goto("/board")
+    rows = tab.page.locator(".board-queue tr[data-ticket-id]")
+    await expect(rows).to_have_count(12)
+    await expect(tab.page.locator(".queue-shown")).to_contain_text("36件中12件を表示")
+    await tab.page.click("#queue-more")
+    await expect(rows).to_have_count(36)
+    await expect(tab.page.locator("#queue-more")).to_have_count(0)
+    # A live change refreshes the board without folding the queue back to 12.
+    seq = await peek.last_seq()
+    await inbound(db, "q-late", email="late@example.jp")
+    await tab.deliver(await peek.frames_after(seq))
+    await expect(rows).to_have_count(37)
+    assert sato.id is not None
+    tab.assert_clean()
+
+
+async def test_forbidden_page_leads_on_favicon_is_served_and_no_page_trips_the_csp(
+        tabs: Tabs, staff: Staff, db: AsyncSession, web: httpx.AsyncClient) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    admin = await staff.create("admin", Role.admin, inboxes=["default"])
+    result = await inbound(db, "c1")
+    icon = await web.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"
+    tab = await tabs.open(sato)
+    await tab.goto("/board")
+    await expect(tab.page.locator("main")).to_contain_text("この操作を行う権限がありません")
+    await tab.page.locator(".error-nav").get_by_role("link", name="顧客").click()
+    await tab.page.wait_for_url("**/customers")
+    boss = await tabs.open(admin)
+    for path in ("/inbox", f"/tickets/{result.ticket_id}", "/customers", "/calls", "/me", "/board",
+                 "/admin/users", "/admin/inboxes", "/admin/channels", "/admin/templates",
+                 "/admin/cti", "/admin/access", "/admin/audit", "/tickets/999999"):
+        await boss.goto(path)
+        await boss.page.wait_for_load_state("networkidle")
+        assert await boss.csp_violations() == [], path
+    boss.console.clear()  # /tickets/999999 rightly logged its 404
+    await boss.goto("/inbox")
+    await boss.page.click("#counts a[data-status='pending']")  # an htmx swap with its classes
+    await boss.page.wait_for_url("**status=pending**")
+    await boss.page.wait_for_load_state("networkidle")
+    assert await boss.csp_violations() == []
+    assert [c for c in boss.console if c.startswith("error")] == []
+    tab.assert_clean()
+    boss.assert_clean()
