@@ -185,7 +185,7 @@ async def test_pages_use_the_vendored_htmx_by_default_and_ask_no_third_party(
         tab = await tabs.open(sato)
         tab.base = live.url
         await tab.context.add_cookies([{"name": SESSION_COOKIE, "url": live.url,
-                                        "value": auth.issue_token(SECRET, sato, salt=auth.SESSION_SALT)}])
+                                        "value": Staff.cookie(sato)}])
         requested: list[str] = []
         tab.page.on("request", lambda r: requested.append(r.url))
         await tab.goto("/inbox")
