@@ -49,6 +49,9 @@ async def test_hostile_next_goes_to_the_inbox_and_never_fails(
         assert 'name="next" value="/inbox"' in page.text, query
     for target in HOSTILE:
         response = await form_login(http, "sato@example.com", next=target)
+        if "\x00" in target:  # the input boundary refuses NUL anywhere, before sign-in
+            assert response.status_code == 422, (target, response.text[:200])
+            continue
         assert response.status_code == 303, (target, response.text[:200])
         assert response.headers["location"] == "/inbox", target
         http.cookies.clear()
