@@ -27,7 +27,7 @@ async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_l
     await expect(rows).to_have_count(12)
     await expect(tab.page.locator(".queue-shown")).to_contain_text("36件中12件を表示")
     await tab.page.click("#queue-more")
-    await expect(rows).to_have_count(36)
+    await expect(rows).to_have_count(36, timeout=15_000)  # swapped in late on a busy host
     await expect(tab.page.locator("#queue-more")).to_have_count(0)
     # A live change refreshes the board without folding the queue back to 12.
     seq = await peek.last_seq()
