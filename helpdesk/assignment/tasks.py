@@ -5,7 +5,6 @@ Every process runs it; tickets are taken with SKIP LOCKED, so two sweeps never m
 twice, and each inbox's policy row is locked while choosing (see assignment/service.py).
 """
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk import periodic
 from helpdesk.assignment import service as assignment
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
@@ -63,33 +63,11 @@ async def _hand_out_waiting(sessionmaker: async_sessionmaker[AsyncSession], inbo
     return moved
 
 
-async def keep_sweeping(sessionmaker: async_sessionmaker[AsyncSession], every: float,
-                        stop: asyncio.Event) -> None:
-    """Sweep every ``every`` seconds until ``stop`` is set; a failed pass is logged, not fatal."""
-    while True:
-        try:
-            await sweep_once(sessionmaker)
-        except Exception:
-            log.exception("assignment sweep failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-            return
-        except TimeoutError:
-            pass
-
-
 @asynccontextmanager
 async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
                   settings: Settings) -> AsyncIterator[None]:
     """Sweep for the app's life when ``settings.run_workers``."""
-    if not settings.run_workers:
+    async with periodic.every(settings.assignment_sweep_seconds, lambda: sweep_once(sessionmaker),
+                              name="assignment-sweep",
+                              enabled=settings.run_workers):
         yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(keep_sweeping(sessionmaker, settings.assignment_sweep_seconds, stop),
-                               name="assignment-sweep")
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)

@@ -1,7 +1,6 @@
 """The breach job: every process looks for tickets past due now and then; SKIP LOCKED (and
 SQLite's one writer) make sure a breach is reported once."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk import periodic
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.sla import service
@@ -29,33 +29,11 @@ async def check_once(sessionmaker: async_sessionmaker[AsyncSession], *,
             return total
 
 
-async def keep_checking(sessionmaker: async_sessionmaker[AsyncSession], every: float,
-                        stop: asyncio.Event) -> None:
-    """Check every ``every`` seconds until ``stop`` is set; a failed pass is logged, not fatal."""
-    while True:
-        try:
-            await check_once(sessionmaker)
-        except Exception:
-            log.exception("SLA breach check failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-            return
-        except TimeoutError:
-            pass
-
-
 @asynccontextmanager
 async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
                   settings: Settings) -> AsyncIterator[None]:
     """Check for breaches for the app's life when ``settings.run_workers``."""
-    if not settings.run_workers:
+    async with periodic.every(settings.sla_check_seconds, lambda: check_once(sessionmaker),
+                              name="sla-breaches",
+                              enabled=settings.run_workers):
         yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(keep_checking(sessionmaker, settings.sla_check_seconds, stop),
-                               name="sla-breaches")
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)
