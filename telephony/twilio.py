@@ -38,7 +38,8 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from telephony import twiml
 
@@ -196,7 +197,7 @@ async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
     if not raw.isdigit() or len(raw) > 12:
         return None
     operator = await session.get(User, operator_id)
-    inbox_id = await tickets.inbox_of(session, int(raw))
+    inbox_id = await ticket_queries.inbox_of(session, int(raw))
     visible = await routing.visible_inbox_ids(session, operator) if operator else set()
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         return None
@@ -297,11 +298,11 @@ async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> R
     channel = Channel.whatsapp if sender.startswith("whatsapp:") else Channel.sms
     to = (form.get("To") or "").removeprefix("whatsapp:")
     inbox = await routing.inbox_for_number(session, to, region=settings.default_region)
-    await tickets.ingest(session, InboundMessage(
+    await ticket_ingest.ingest(session, InboundMessage(
         channel=channel, external_id=sid,
         sender=Sender(phone=sender.removeprefix("whatsapp:"), name=form.get("ProfileName") or None),
         body_text=_sms_body(form), inbox=inbox.name, metadata={"to": form.get("To")},
-    ), options=tickets.IngestOptions(region=settings.default_region))
+    ), options=ticket_ingest.IngestOptions(region=settings.default_region))
     await session.commit()
     return xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
 

@@ -17,7 +17,7 @@ from helpdesk.errors import BadInput, NotFound
 from helpdesk.profiles import service as profiles
 from helpdesk.routing import service as routing
 from helpdesk.tickets import outbound, spam
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 
@@ -49,8 +49,8 @@ async def customer_page(
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")
-    history, _ = await tickets.list_tickets(
-        reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
+    history, _ = await ticket_queries.list_tickets(
+        reader, user, ticket_queries.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
     context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
                "customer": await reader.get(Customer, customer_id),
                "reachable": await outbound.reachable_channels(reader, customer_id),

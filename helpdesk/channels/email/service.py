@@ -23,7 +23,7 @@ from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
 from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import (
     Channel,
     InboundAttachment,
@@ -392,7 +392,7 @@ async def ingest_raw(session: AsyncSession, raw: bytes, *, settings: Settings,
     inbox = await routing.inbox_by_address(session, bare)
     inbound = to_inbound(mail, inbox=inbox.name if inbox else "default",
                          envelope_recipients=envelope_recipients)
-    return await tickets.ingest(session, inbound, options=tickets.IngestOptions(
+    return await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(
         region=settings.default_region))
 
 
