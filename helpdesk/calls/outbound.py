@@ -8,11 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls import settings as cti_settings
-from helpdesk.calls.models import (
-    Call,
-    CallDirection,
-    CallState,
-)
+from helpdesk.calls.models import Call, CallDirection, CallState
 from helpdesk.calls.service import CallOptions
 from helpdesk.customers import service as customers
 from helpdesk.db import utcnow

@@ -11,6 +11,7 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
 from helpdesk.auth.models import User
 from helpdesk.customers import details, service
+from helpdesk.customers import merging as customer_merging
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
@@ -122,7 +123,7 @@ async def merge_from_page(
     settings: SettingsDep, other_id: Annotated[int, Form()],
 ) -> Response:
     """Fold a duplicate into this customer (supervisors), as the API's merge does."""
-    moved = await service.merge(session, customer_id, other_id, region=settings.default_region,
+    moved = await customer_merging.merge(session, customer_id, other_id, region=settings.default_region,
                                 dormant_after_days=settings.dormant_after_days)
     audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,

@@ -5,11 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.db import utcnow
 from helpdesk.realtime import service as events
-from helpdesk.tickets.models import (
-    Message,
-    Ticket,
-    TicketPublic,
-)
+from helpdesk.tickets.models import Message, Ticket, TicketPublic
 from helpdesk.tickets.queries import public, to_public
 
 
