@@ -50,7 +50,7 @@ from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.web import pages
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
@@ -93,7 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
-                        ticket_inbox=tickets.inbox_of, audiences=audiences,
+                        ticket_inbox=ticket_queries.inbox_of, audiences=audiences,
                         presence_heartbeat=presence.heartbeat_and_sweep, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)

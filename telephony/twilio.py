@@ -31,14 +31,18 @@ from twilio.twiml.voice_response import VoiceResponse
 from helpdesk import normalize
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
+from helpdesk.calls import operators as call_operators
+from helpdesk.calls import outbound as call_outbound
 from helpdesk.calls import service as calls
+from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from telephony import twiml
 
@@ -124,7 +128,7 @@ async def voice(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
     sid = required(form, "CallSid")
     caller = (form.get("From") or "")[:64]
     options = calls.options_from(settings)
-    operator_id = calls.user_id_of_identity(caller) if caller.startswith("client:") else None
+    operator_id = call_operators.user_id_of_identity(caller) if caller.startswith("client:") else None
     if operator_id is not None:
         return await _browser_call(session, settings, form, sid, operator_id)
     ringing = await calls.ring(session, calls.Ring(
@@ -153,7 +157,7 @@ def inbound_twiml(ringing: calls.Ringing, settings: Settings) -> VoiceResponse:
         dial = response.dial(answer_on_bridge=True, timeout=settings.twilio_ring_timeout,
                              **recording)
         for user_id in call.offered_user_ids:
-            dial.client(calls.client_identity(user_id), status_callback=status_url,
+            dial.client(call_operators.client_identity(user_id), status_callback=status_url,
                         status_callback_event="answered")
     elif call.state == CallState.ringing:
         # The wait URL answers <Leave> once an operator is free; the caller then goes on to
@@ -172,8 +176,8 @@ async def _browser_call(
     destination = (form.get("To") or "")[:64]
     options = calls.options_from(settings)
     e164 = normalize.phone(destination, options.region)
-    config = await calls.cti_config(session)
-    caller_id = calls.outbound_caller_id(config, e164.lstrip("+")) if e164 else None
+    config = await cti_settings.cti_config(session)
+    caller_id = cti_settings.outbound_caller_id(config, e164.lstrip("+")) if e164 else None
     response = VoiceResponse()
     if e164 is None or caller_id is None:
         response.say("この番号には発信できません。", language="ja-JP")
@@ -196,7 +200,7 @@ async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
     if not raw.isdigit() or len(raw) > 12:
         return None
     operator = await session.get(User, operator_id)
-    inbox_id = await tickets.inbox_of(session, int(raw))
+    inbox_id = await ticket_queries.inbox_of(session, int(raw))
     visible = await routing.visible_inbox_ids(session, operator) if operator else set()
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         return None
@@ -264,7 +268,7 @@ async def _operator_leg(
     call_status: str, options: calls.CallOptions,
 ) -> None:
     """A ``<Client>`` leg of a dialled call: its answer names the operator who took the call."""
-    operator_id = calls.user_id_of_identity(form.get("To") or form.get("Called") or "")
+    operator_id = call_operators.user_id_of_identity(form.get("To") or form.get("Called") or "")
     if call_status == "in-progress" and operator_id is not None:
         await calls.answer(session, PROVIDER, parent, key=f"{sid}:{call_status}",
                            operator_id=operator_id, at=_timestamp(form), options=options)
@@ -297,11 +301,11 @@ async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> R
     channel = Channel.whatsapp if sender.startswith("whatsapp:") else Channel.sms
     to = (form.get("To") or "").removeprefix("whatsapp:")
     inbox = await routing.inbox_for_number(session, to, region=settings.default_region)
-    await tickets.ingest(session, InboundMessage(
+    await ticket_ingest.ingest(session, InboundMessage(
         channel=channel, external_id=sid,
         sender=Sender(phone=sender.removeprefix("whatsapp:"), name=form.get("ProfileName") or None),
         body_text=_sms_body(form), inbox=inbox.name, metadata={"to": form.get("To")},
-    ), options=tickets.IngestOptions(region=settings.default_region))
+    ), options=ticket_ingest.IngestOptions(region=settings.default_region))
     await session.commit()
     return xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
 
@@ -323,7 +327,7 @@ async def browser_phone_token(user: CurrentUser, settings: SettingsDep) -> dict[
     if not (settings.twilio_account_sid and settings.twilio_api_key and settings.twilio_api_secret):
         raise NotFound("the browser phone is not configured")
     assert user.id is not None
-    identity = calls.client_identity(user.id)
+    identity = call_operators.client_identity(user.id)
     token = AccessToken(settings.twilio_account_sid, settings.twilio_api_key,
                         settings.twilio_api_secret, identity=identity, ttl=TOKEN_TTL)
     token.add_grant(VoiceGrant(outgoing_application_sid=settings.twilio_twiml_app_sid,
@@ -382,7 +386,7 @@ async def send_sms(
     return str(message.sid)
 
 
-def dialer(settings: Settings) -> calls.Dialer:
+def dialer(settings: Settings) -> call_outbound.Dialer:
     """Click-to-call through the REST API: ring the operator's browser, then bridge the customer."""
 
     async def dial(*, to: str, caller_id: str, identity: str) -> str:
@@ -394,9 +398,9 @@ def dialer(settings: Settings) -> calls.Dialer:
                 status_callback=url_of(settings, "/telephony/twilio/status"),
                 status_callback_event=["initiated", "ringing", "answered", "completed"])
         except TwilioRestException as exc:
-            raise calls.DialFailed(f"Twilio refused the call: {exc.msg}") from exc
+            raise call_outbound.DialFailed(f"Twilio refused the call: {exc.msg}") from exc
         except httpx.HTTPError as exc:
-            raise calls.DialFailed("Twilio could not be reached") from exc
+            raise call_outbound.DialFailed("Twilio could not be reached") from exc
         return str(call.sid)
 
     return dial

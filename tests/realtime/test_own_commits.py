@@ -13,7 +13,7 @@ from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.frames import Audience
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.log import LocalEvents, event_sessions, publish_to
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from tests.conftest import Staff, make_settings
 from tests.realtime.conftest import until
 
@@ -25,7 +25,7 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
     bus, local = MemoryBus(), LocalEvents()
     writers = event_sessions(engine, publish=publish_to(local, bus.notify))
     hub = Hub(bus=bus, sessionmaker=writers, read_sessionmaker=event_sessions(engine, read_only=True),
-              settings=make_settings(database_url), node="test", ticket_inbox=tickets.inbox_of,
+              settings=make_settings(database_url), node="test", ticket_inbox=ticket_queries.inbox_of,
               audiences=audiences, presence_heartbeat=presence.heartbeat_and_sweep, local=local)
     await hub.start()
     try:

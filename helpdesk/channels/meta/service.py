@@ -23,7 +23,7 @@ from helpdesk.channels.meta import rich
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, SendError
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundAttachment, InboundMessage, Sender
 
 log = logging.getLogger(__name__)
@@ -291,13 +291,13 @@ async def ingest_payload(session: AsyncSession, payload: dict[str, Any], *,
     after Meta has its answer); a redelivered message queues nothing again.
     """
     new = 0
-    options = tickets.IngestOptions(region=settings.default_region)
+    options = ticket_ingest.IngestOptions(region=settings.default_region)
     found = [*messaging_events(payload), *whatsapp_events(payload)]
     received = [f for f in found if isinstance(f, Received)]
     if http is not None:
         received = await with_names(http, settings, received)
     for item in received:
-        result = await tickets.ingest(session, item.message, options=options)
+        result = await ticket_ingest.ingest(session, item.message, options=options)
         if item.media is not None and not result.duplicate:
             media.enqueue(session, message_id=result.message_id, provider=PROVIDER,
                           media_id=item.media.reference, kind=item.media.kind,
