@@ -39,7 +39,7 @@ from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
-from helpdesk.realtime import service as events
+from helpdesk.realtime.log import sockets_first
 from helpdesk.routing import service as routing
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
@@ -136,7 +136,7 @@ async def voice(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
         to=(form.get("To") or "")[:64], route=True), options=options)
     twiml = inbound_twiml(ringing, settings)
     await session.commit()
-    await events.sockets_first()
+    await sockets_first()
     return xml(twiml)
 
 
@@ -236,7 +236,7 @@ async def offer(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
         return xml(response)
     twiml = inbound_twiml(ringing, settings)
     await session.commit()
-    await events.sockets_first()
+    await sockets_first()
     return xml(twiml)
 
 

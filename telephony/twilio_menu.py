@@ -9,7 +9,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.calls import service as calls
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.realtime import service as events
+from helpdesk.realtime.log import sockets_first
 from telephony import twiml
 from telephony.twilio import PROVIDER, XML, TwilioForm, inbound_twiml, required, xml
 
@@ -34,7 +34,7 @@ async def menu(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> 
         return xml(response)
     answer = inbound_twiml(ringing, settings)
     await session.commit()
-    await events.sockets_first()
+    await sockets_first()
     return xml(answer)
 
 

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from helpdesk.assignment.models import DEFAULT_WEIGHTS, AssignmentConfig, AssignmentPolicy
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as presence
+from helpdesk.realtime import presence
 from helpdesk.realtime.models import Presence, PresenceStatus
 from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Status, Ticket

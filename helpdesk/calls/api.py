@@ -34,7 +34,7 @@ from helpdesk.calls.models import (
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
@@ -61,7 +61,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
     """Who a call can be handed to: active staff (online first) and every inbox's queue."""
     staff = list(await session.execute(select(col(User.id), col(User.name)).where(
         col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
-    online = set(await events.online_among(session))
+    online = set(await presence.online_among(session))
     inboxes = await routing.inboxes_by_id(session, None)
     people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
     people.sort(key=lambda p: not p["online"])

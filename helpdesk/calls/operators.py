@@ -16,7 +16,7 @@ from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import BusinessHours, Call, CallState, WrapupState
 from helpdesk.db import UTCDateTime, utcnow
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence
 from helpdesk.routing import service as routing
 
 VOICEMAIL = "voicemail"
@@ -48,7 +48,7 @@ def _free_operators_query() -> Select[Any]:
         .limit(1).correlate(routing.USER).scalar_subquery())
     last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
             .correlate(routing.USER).scalar_subquery())
-    online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
+    online = presence.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
     return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
         routing.USER.c.id.in_(online))
 

@@ -25,6 +25,7 @@ from helpdesk.calls.operators import VOICEMAIL, choose_operators, is_open
 from helpdesk.config import Settings
 from helpdesk.db import construct, serialize_on, utcnow
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime import events
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
 
@@ -291,11 +292,11 @@ async def hangup(
             await threads.missed_ticket(session, call, region=options.region,
                                         timezone=options.timezone,
                                         reopen_window=options.reopen_window)
-            announce.publish(session, call, "call.missed")
+            announce.publish(session, call, events.CallMissed)
     elif answered:
         await threads.ended_entry(session, call)
         await wrapup.begin(session, call, limit=options.acw_limit)
-    announce.publish(session, call, "call.ended")
+    announce.publish(session, call, events.CallEnded)
     return call
 
 

@@ -4,7 +4,7 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.routing.models import InboxMember
 from tests.conftest import Staff, begin_write
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth.models import Role
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import InboxMember
 from tests.conftest import LiveServer, Staff, inbound_body, post_inbound
