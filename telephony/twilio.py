@@ -36,8 +36,8 @@ from helpdesk.calls.models import CallDirection, CallState, Routed
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from telephony import twiml
@@ -197,7 +197,7 @@ async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
         return None
     operator = await session.get(User, operator_id)
     inbox_id = await tickets.inbox_of(session, int(raw))
-    visible = await routing.visible_inbox_ids(session, operator) if operator else set()
+    visible = await inbox_service.visible_inbox_ids(session, operator) if operator else set()
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         return None
     return int(raw)
@@ -296,7 +296,7 @@ async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> R
     sender = required(form, "From")
     channel = Channel.whatsapp if sender.startswith("whatsapp:") else Channel.sms
     to = (form.get("To") or "").removeprefix("whatsapp:")
-    inbox = await routing.inbox_for_number(session, to, region=settings.default_region)
+    inbox = await inbox_service.inbox_for_number(session, to, region=settings.default_region)
     await tickets.ingest(session, InboundMessage(
         channel=channel, external_id=sid,
         sender=Sender(phone=sender.removeprefix("whatsapp:"), name=form.get("ProfileName") or None),

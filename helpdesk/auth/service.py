@@ -21,7 +21,7 @@ from helpdesk.auth.throttle import Counters
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, Unauthorized
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 
 _hasher = PasswordHasher()
 # A hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -283,9 +283,9 @@ async def create_user(
     await session.flush()
     assert user.id is not None
     for inbox_name in inboxes or []:
-        inbox = await routing.inbox_by_name(session, inbox_name)
+        inbox = await inbox_service.inbox_by_name(session, inbox_name)
         assert inbox.id is not None
-        await routing.add_member(session, inbox_id=inbox.id, user_id=user.id)
+        await inbox_service.add_member(session, inbox_id=inbox.id, user_id=user.id)
     return user
 
 

@@ -31,9 +31,9 @@ from helpdesk.calls.models import (
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -59,7 +59,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
     staff = list(await session.execute(select(col(User.id), col(User.name)).where(
         col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
     online = set(await events.online_among(session))
-    inboxes = await routing.inboxes_by_id(session, None)
+    inboxes = await inbox_service.inboxes_by_id(session, None)
     people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
     people.sort(key=lambda p: not p["online"])
     return {"operators": people, "inboxes": [{"id": i.id, "name": i.name} for i in inboxes]}

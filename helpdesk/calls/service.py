@@ -40,10 +40,10 @@ from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
 from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ def user_id_of_identity(identity: str) -> int | None:
 
 async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
     """The active members of an inbox who are online now: the one place calls ask about presence."""
-    return await events.online_among(session, routing.active_members(inbox_id))
+    return await events.online_among(session, inbox_service.active_members(inbox_id))
 
 
 def _free_operators_query() -> Select[Any]:
@@ -122,17 +122,17 @@ def _free_operators_query() -> Select[Any]:
     # its after-call work) and when they last answered one: single index probes per operator,
     # however long their history.
     on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
-                                       CALL.c.operator_id == routing.USER.c.id)
-               .limit(1).correlate(routing.USER).scalar_subquery())
+                                       CALL.c.operator_id == inbox_service.USER.c.id)
+               .limit(1).correlate(inbox_service.USER).scalar_subquery())
     in_wrapup = (select(WRAPUP.c.call_ref).where(
-        WRAPUP.c.operator_id == routing.USER.c.id, WRAPUP.c.submitted_at.is_(None),
+        WRAPUP.c.operator_id == inbox_service.USER.c.id, WRAPUP.c.submitted_at.is_(None),
         WRAPUP.c.started_at > bindparam("acw_since", type_=UTCDateTime))
-        .limit(1).correlate(routing.USER).scalar_subquery())
-    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
-            .correlate(routing.USER).scalar_subquery())
-    online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
-        routing.USER.c.id.in_(online))
+        .limit(1).correlate(inbox_service.USER).scalar_subquery())
+    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == inbox_service.USER.c.id)
+            .correlate(inbox_service.USER).scalar_subquery())
+    online = events.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
+    return select(inbox_service.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
+        inbox_service.USER.c.id.in_(online))
 
 
 _FREE_OPERATORS = _free_operators_query()
@@ -193,7 +193,7 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
                        settings.voice.get(existing.inbox_id) or VoiceConfig())
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
-    inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
+    inbox = await inbox_service.inbox_ref_for_number(session, new.to if inbound else new.from_,
                                                region=options.region)
     e164 = normalize.phone(caller, options.region)
     # The caller's customer row (with identities) is read once: for the call and for the pop.
@@ -499,7 +499,7 @@ async def start_outbound(
         raise BadInput("no caller id for this destination: set a route or a default caller id")
     if customer_id is None:
         customer_id = await customers.customer_id_by_phone(session, e164)
-    inbox = await routing.inbox_for_number(session, caller_id, region=options.region)
+    inbox = await inbox_service.inbox_for_number(session, caller_id, region=options.region)
     assert inbox.id is not None
     call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,
                 from_number=caller_id, to_number=e164, caller_e164=e164, inbox_id=inbox.id,

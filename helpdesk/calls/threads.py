@@ -19,7 +19,7 @@ from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallDirection
 from helpdesk.errors import HelpdeskError
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender, Ticket
 

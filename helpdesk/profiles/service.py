@@ -24,8 +24,8 @@ from helpdesk.customers.models import (
     table_of,
 )
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles.models import Profile
-from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 
@@ -67,7 +67,8 @@ _CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_num
                 "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
                 "started_at", "answered_at", "ended_at", "recording_url"]
 # The inboxes whose work a viewer sees, as a subquery (no separate round trip).
-_VIEWER_INBOXES = select(routing.MEMBER.c.inbox_id).where(routing.MEMBER.c.user_id == bindparam("viewer_id"))
+_VIEWER_INBOXES = (select(inbox_service.MEMBER.c.inbox_id)
+                   .where(inbox_service.MEMBER.c.user_id == bindparam("viewer_id")))
 
 
 def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:

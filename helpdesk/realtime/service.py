@@ -32,6 +32,7 @@ from sqlmodel import col
 from helpdesk import prepared
 from helpdesk.auth.models import User
 from helpdesk.db import Counter, raise_counter, read_counter, serialize_on, utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime.models import (
     Event,
     Presence,
@@ -39,7 +40,6 @@ from helpdesk.realtime.models import (
     PresencePublic,
     PresenceStatus,
 )
-from helpdesk.routing import service as routing
 
 PENDING = "helpdesk.pending_events"
 PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention
@@ -146,8 +146,8 @@ def may_see(user: User, event: Event | LiveEvent, inbox_ids: set[int]) -> bool:
     return Audience.of(user, inbox_ids).may_see(event)
 
 
-_ROLES_OF_USERS = (select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
-                   .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+_ROLES_OF_USERS = (select(inbox_service.USER.c.id, inbox_service.USER.c.role, inbox_service.USER.c.is_active)
+                   .where(inbox_service.USER.c.id.in_(bindparam("user_ids", expanding=True))))
 
 
 async def access_version(session: AsyncSession) -> int | None:
@@ -162,7 +162,7 @@ async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
     if not ids:
         return {}
     rows = await prepared.rows(session, _ROLES_OF_USERS, {"user_ids": ids})
-    inboxes = await routing.inbox_ids_of_users(session, ids)
+    inboxes = await inbox_service.inbox_ids_of_users(session, ids)
     found: dict[int, Audience] = {}
     for uid, role, active in rows:
         assert uid is not None

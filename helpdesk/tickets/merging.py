@@ -8,7 +8,7 @@ from sqlmodel import col
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.search.models import SearchEntry
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Message, Status, Ticket, TicketUpdate
@@ -26,7 +26,7 @@ async def merge(session: AsyncSession, survivor_id: int, other_id: int, *, actor
     first, second = sorted((survivor_id, other_id))
     locked = {first: await service.lock(session, first), second: await service.lock(session, second)}
     survivor, other = locked[survivor_id], locked[other_id]
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     if survivor is None or other is None or (
             visible is not None and {survivor.inbox_id, other.inbox_id} - visible):
         raise NotFound("ticket not found")

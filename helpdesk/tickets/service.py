@@ -21,9 +21,9 @@ from helpdesk.customers import service as customers
 from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
@@ -72,7 +72,7 @@ async def ingest(
     existing = await _message_by_external_id(session, inbound.channel, inbound.external_id)
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
-    inbox = await routing.inbox_by_name(session, inbound.inbox)
+    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
     sender = inbound.sender
     identities = customers.identities_of(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,
@@ -340,7 +340,7 @@ async def list_tickets(
 ) -> tuple[list[TicketPublic], str | None]:
     """A page of tickets ``user`` may see, newest activity (or soonest due) first, by keyset."""
     stmt = select(Ticket)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
@@ -623,7 +623,7 @@ async def _check_assignable(
     assignee = await session.get(User, assignee_id)
     if assignee is None or not assignee.is_active:
         raise BadInput("assignee_id: no such active user")
-    if not assignee.sees_everything and ticket.inbox_id not in await routing.inbox_ids_of(
+    if not assignee.sees_everything and ticket.inbox_id not in await inbox_service.inbox_ids_of(
             session, assignee_id):
         raise BadInput("assignee_id: that user is not a member of the ticket's inbox")
 
@@ -807,7 +807,7 @@ def _publish_message(session: AsyncSession, ticket: Ticket, message: Message) ->
 
 async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
     """Tickets per status among those ``user`` may see, from the kept counters (no COUNT)."""
-    return await counts.by_status(session, inbox_ids=await routing.visible_inbox_ids(session, user))
+    return await counts.by_status(session, inbox_ids=await inbox_service.visible_inbox_ids(session, user))
 
 
 async def lock(session: AsyncSession, ticket_id: int) -> Ticket | None:

@@ -20,11 +20,11 @@ from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets import (
     bulk,
     counts,
@@ -112,8 +112,8 @@ async def _inbox_context(
                                    sort=query.sort)
     items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
                                                     limit=PAGE_SIZE, region=region)
-    visible = await routing.visible_inbox_ids(session, user)
-    inboxes = await routing.inboxes_by_id(session, visible)
+    visible = await inbox_service.visible_inbox_ids(session, user)
+    inboxes = await inbox_service.inboxes_by_id(session, visible)
     scope = [i.id for i in inboxes if i.id is not None and query.inbox_id in (None, i.id)]
     owner = {"mine": user.id, "unassigned": counts.NOBODY}.get(query.view)
     return {
@@ -233,7 +233,7 @@ def _tag_list(value: str) -> tuple[str, ...]:
 
 async def _assignable(session: AsyncSession, ticket: Ticket, user: User) -> list[User]:
     """The assignee menu: the inbox's active members ``user`` may choose among."""
-    members = await routing.memberships(session)
+    members = await inbox_service.memberships(session)
     return service.assignable_by(user, ticket, [
         u for u in await auth.all_users(session) if u.is_active and (
             u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))])

@@ -19,7 +19,7 @@ from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
 from helpdesk.customers.models import Customer
 from helpdesk.db import create_sessionmaker, utcnow
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
 from helpdesk.tickets.models import Attachment, Message, Ticket
 from tests.channels.conftest import count, eventually, fetch, get, reply
 from tests.channels.fakes import FakeIMAP, FakeSMTP

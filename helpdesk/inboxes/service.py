@@ -11,7 +11,7 @@ from sqlmodel import col
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput
-from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.inboxes.models import Inbox, InboxMember
 
 
 async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
