@@ -29,11 +29,11 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk import normalize
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import service as calls
 from helpdesk.calls.models import CallDirection, CallState, Routed
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 from helpdesk.inboxes import service as inbox_service

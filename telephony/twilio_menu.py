@@ -6,8 +6,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 from twilio.twiml.voice_response import VoiceResponse
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.calls import service as calls
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.realtime import service as events
 from telephony import twiml

@@ -16,13 +16,12 @@ from helpdesk.auth.dependencies import (
     SESSION_COOKIE,
     Admin,
     CurrentUser,
-    SettingsDep,
     client_ip,
     login_attempt,
     signed_token,
 )
 from helpdesk.auth.models import Role, SessionKind, User
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import BadInput, HelpdeskError, NotFound
 from helpdesk.inboxes import service as inbox_service

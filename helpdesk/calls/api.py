@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import Admin, CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
@@ -28,7 +28,7 @@ from helpdesk.calls.models import (
     WrapupPublic,
     WrapupView,
 )
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.inboxes import service as inbox_service

@@ -36,7 +36,7 @@ from helpdesk.calls.models import (
     VoiceConfig,
     WrapupState,
 )
-from helpdesk.config import Settings
+from helpdesk.config import DEFAULT_REGION, Settings
 from helpdesk.customers import service as customers
 from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
 from helpdesk.errors import BadInput, HelpdeskError
@@ -57,7 +57,7 @@ VOICEMAIL = "voicemail"
 class CallOptions:
     """The settings call handling reads."""
 
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     ring_group: int = 10

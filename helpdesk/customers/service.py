@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from helpdesk import normalize, prepared
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers.models import (
     Customer,
@@ -54,7 +55,7 @@ def identities_of(
     line_id: str | None = None,
     meta_id: str | None = None,
     chat_id: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
 ) -> list[Identity]:
     """The normalised identities a sender offers; withheld or invalid values are dropped."""
     found: list[Identity] = []
@@ -70,7 +71,7 @@ def identities_of(
 
 
 async def resolve(
-    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = "JP"
+    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = DEFAULT_REGION
 ) -> Customer:
     """Find the customer any identity belongs to, or create one; attach identities they lack.
 
@@ -100,7 +101,7 @@ async def resolve(
     return customer
 
 
-async def reindex(session: AsyncSession, customer: Customer, *, region: str = "JP") -> None:
+async def reindex(session: AsyncSession, customer: Customer, *, region: str = DEFAULT_REGION) -> None:
     """Refresh the searchable text of a customer: names, emails, phones in several spellings."""
     assert customer.id is not None
     ids = await identities_by_customer(session, [customer.id])
@@ -167,7 +168,7 @@ async def find(
     phone: str | None = None,
     email: str | None = None,
     q: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
     limit: int = 50,
 ) -> list[CustomerSummary]:
     """Customers by exact phone (any format) or email, or by free text over names and contacts."""
@@ -386,7 +387,7 @@ class OrderOutcome:
 
 
 async def record_order(
-    session: AsyncSession, incoming: IncomingOrder, *, region: str = "JP",
+    session: AsyncSession, incoming: IncomingOrder, *, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> OrderOutcome:
     """Create or update one order (webhooks): customer resolved, aggregates and rank kept current."""
@@ -488,7 +489,7 @@ def customer_tables() -> list[Table]:
 
 
 async def merge(
-    session: AsyncSession, survivor_id: int, other_id: int, *, region: str = "JP",
+    session: AsyncSession, survivor_id: int, other_id: int, *, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> dict[str, int]:
     """Fold ``other_id`` into ``survivor_id``: every row of every domain moves, then it is deleted."""

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor
 from helpdesk.auth.models import User
+from helpdesk.config import SettingsDep
 from helpdesk.customers import details, service
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep

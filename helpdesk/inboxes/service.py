@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.errors import BadInput
 from helpdesk.inboxes.models import Inbox, InboxMember
 
@@ -91,7 +92,7 @@ def _stored_number(number: str | None, region: str) -> str | None:
 
 
 async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
-                               region: str = "JP") -> InboxRef:
+                               region: str = DEFAULT_REGION) -> InboxRef:
     """The inbox whose phone number is ``number`` (any spelling), else ``default``, in one query."""
     wanted = normalize.phone(number, region)
     fallback = None
@@ -106,7 +107,8 @@ async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
     return fallback
 
 
-async def inbox_for_number(session: AsyncSession, number: str | None, *, region: str = "JP") -> Inbox:
+async def inbox_for_number(session: AsyncSession, number: str | None, *,
+                           region: str = DEFAULT_REGION) -> Inbox:
     """The inbox whose phone number is ``number`` (any spelling), else the ``default`` inbox."""
     found = await inbox_ref_for_number(session, number, region=region)
     inbox = await session.get(Inbox, found.id)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import (
@@ -156,7 +157,7 @@ async def profile(
 
 
 async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
+    session: AsyncSession, phone: str, *, viewer: User, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> Profile | None:
     """The profile of whoever owns a phone number (any spelling), found by the identity index."""

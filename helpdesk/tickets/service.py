@@ -17,6 +17,7 @@ from helpdesk import normalize
 from helpdesk.assignment import service as assignment
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
 from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
@@ -52,7 +53,7 @@ OPEN_STATUSES = (Status.unhandled, Status.in_progress, Status.pending)
 
 @dataclass(frozen=True)
 class IngestOptions:
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     reopen_window: timedelta = timedelta(days=14)
 
 
@@ -336,7 +337,7 @@ class TicketFilter:
 
 async def list_tickets(
     session: AsyncSession, user: User, filters: TicketFilter, *, cursor: str | None,
-    limit: int, region: str = "JP",
+    limit: int, region: str = DEFAULT_REGION,
 ) -> tuple[list[TicketPublic], str | None]:
     """A page of tickets ``user`` may see, newest activity (or soonest due) first, by keyset."""
     stmt = select(Ticket)

@@ -13,9 +13,10 @@ from sqlmodel import col
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
+from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound

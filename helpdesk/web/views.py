@@ -8,8 +8,8 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
-from helpdesk.config import Settings
+from helpdesk.auth.dependencies import Admin, CurrentUser
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Channel, Direction, Message
