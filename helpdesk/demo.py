@@ -107,13 +107,21 @@ async def has_data(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(func.count()).select_from(User)))
 
 
+async def _staff_member(session: AsyncSession, email: str, name: str, role: Role,
+                        inboxes: list[str]) -> User:
+    user = await auth.create_user(session, email=email, name=name, role=role, password=DEMO_PASSWORD)
+    assert user.id is not None
+    await inbox_service.join_named(session, user_id=user.id, names=inboxes)
+    return user
+
+
 async def load(session: AsyncSession, *, seed: int = 7) -> None:
     """Fill an empty database with a week of demo work (the caller commits)."""
     rng = random.Random(seed)
     now = utcnow()
     phone_inbox = await inbox_service.create_inbox(session, name="phone", phone_number="+81312345678")
-    staff = [await auth.create_user(session, email=e, name=n, role=r, password=DEMO_PASSWORD,
-                                    inboxes=i) for e, n, r, i in STAFF]
+    staff = [await _staff_member(session, email, name, role, inboxes)
+             for email, name, role, inboxes in STAFF]
     operators = [u for u in staff if u.role == Role.operator]
     for name, body in TEMPLATES:
         await replies.save(session, ReplyTemplateForm(name=name, body=body))

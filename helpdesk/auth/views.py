@@ -295,8 +295,9 @@ async def create_user(
     role: Annotated[Role, Form()], inbox: Annotated[list[str] | None, Form(max_length=50)] = None,
 ) -> Response:
     """Add a staff account."""
-    user = await service.create_user(session, email=email, name=name, role=role, password=password,
-                                     inboxes=inbox or [])
+    user = await service.create_user(session, email=email, name=name, role=role, password=password)
+    assert user.id is not None
+    await inbox_service.join_named(session, user_id=user.id, names=inbox or [])
     audit.record(session, action="user.create", actor_id=admin.id, actor_email=admin.email,
                  target_type="user", target_id=user.id, ip=client_ip(request), role=str(role))
     await session.commit()

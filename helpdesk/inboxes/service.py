@@ -60,6 +60,14 @@ async def add_member(session: AsyncSession, *, inbox_id: int, user_id: int) -> N
         session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
 
 
+async def join_named(session: AsyncSession, *, user_id: int, names: Iterable[str]) -> None:
+    """Make a user a member of the inboxes called ``names`` (each must exist)."""
+    for name in names:
+        inbox = await inbox_by_name(session, name)
+        assert inbox.id is not None
+        await add_member(session, inbox_id=inbox.id, user_id=user_id)
+
+
 async def create_inbox(
     session: AsyncSession, *, name: str, email_address: str | None = None,
     phone_number: str | None = None,
