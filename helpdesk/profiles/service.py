@@ -100,7 +100,7 @@ _RECENT_CALLS = _scoped(
 
 
 @dataclass(frozen=True)
-class Audience:
+class ProfileScope:
     """Whose view of tickets and calls a profile shows: a viewer's, else a set of inboxes."""
 
     viewer: User | None
@@ -153,7 +153,7 @@ async def profile(
     found = await customer_rows(session, customer_id)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, inbox_ids), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, inbox_ids), dormant_after_days)
 
 
 async def profile_by_phone(
@@ -167,16 +167,16 @@ async def profile_by_phone(
     found = await customer_rows_by_phone(session, e164)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, None), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, None), dormant_after_days)
 
 
 async def complete(
-    session: AsyncSession, found: CustomerRows, audience: Audience, dormant_after_days: int
+    session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int
 ) -> Profile:
     """The profile of a customer already read: orders, open tickets and calls added."""
     (customer_id, name, kana, tags, count, spent, first, last, recency, frequency, monetary,
      *_) = found.rows[0]
-    scope = audience.scope()
+    scope = view.scope()
     identities = [(r[-2], r[-1]) for r in found.rows if r[-2] is not None]
     now = utcnow()
     scores = (recency, frequency, monetary) if recency is not None else None
@@ -240,7 +240,7 @@ async def recent_calls(
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
     return await _recent_calls(session, customer_id,
-                               Audience(None, visible).scope())
+                               ProfileScope(None, visible).scope())
 
 
 async def _recent_calls(
