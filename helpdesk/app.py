@@ -55,6 +55,7 @@ from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
 from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_rest as telephony_twilio_rest
 from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
-        app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.dialer = telephony_twilio_rest.dialer(app.state.settings)
         app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
