@@ -1,7 +1,8 @@
 """What Twilio callers hear, built with the twilio library's TwiML classes from a call's route
 and its inbox's voice settings: where a call goes, the keypad menu, the closed-hours message, the
-recording notice, and the queue's wait (position, callback offer, hold music). Japanese is spoken with ``<Say language="ja-JP">``; an
-uploaded recording's URL, where one is set, is played instead."""
+recording notice, and the queue's wait (position, callback offer, hold music). Japanese is spoken
+with ``<Say language="ja-JP">``; an uploaded recording's URL, where one is set, is played instead.
+"""
 
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import VoiceResponse
