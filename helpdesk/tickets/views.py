@@ -34,6 +34,7 @@ from helpdesk.tickets import (
     mentions,
     merging,
     photos,
+    queries,
     reads,
     saved,
     service,
@@ -108,10 +109,10 @@ async def _inbox_context(
 ) -> dict[str, Any]:
     assert user.id is not None
     assignee = {"mine": "me", "unassigned": "none"}.get(query.view)
-    filters = service.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
+    filters = queries.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
                                    tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id,
                                    sort=query.sort)
-    items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
+    items, next_cursor = await queries.list_tickets(session, user, filters, cursor=cursor,
                                                     limit=PAGE_SIZE, region=region)
     visible = await inbox_service.visible_inbox_ids(session, user)
     inboxes = await inbox_service.inboxes_by_id(session, visible)
@@ -244,7 +245,7 @@ async def _ticket_context(
     session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep,
     request: Request,
 ) -> dict[str, Any]:
-    detail = await service.detail(session, ticket)
+    detail = await queries.detail(session, ticket)
     profile = None
     if ticket.customer_id is not None:
         profile = await profiles.profile(session, ticket.customer_id, viewer=user,
@@ -353,7 +354,7 @@ async def update_ticket(
     form = ControlsForm(version, composer_version, status, pending_reason, assignee_id, priority, tags)
     assert ticket.id is not None
     try:
-        change = _change_from_form(ticket, (await service.tags_of(reader, [ticket.id]))[ticket.id],
+        change = _change_from_form(ticket, (await queries.tags_of(reader, [ticket.id]))[ticket.id],
                                    form)
     except ValueError:
         raise BadInput("a control has a value that is not offered") from None
