@@ -25,7 +25,8 @@ def test_every_module_has_a_layer_and_the_named_ones_the_right_one() -> None:
                 "helpdesk.channels.line.service": "adapter", "telephony.twilio": "adapter",
                 "helpdesk.realtime.api": "socket", "helpdesk.realtime.hub": "hub",
                 "helpdesk.tickets.models": "tables", "helpdesk.tickets.service": "domain",
-                "helpdesk.outbox.tasks": "jobs", "helpdesk.db": "storage"}
+                "helpdesk.outbox.tasks": "jobs", "helpdesk.db": "storage",
+                "helpdesk.tickets.inbox_views": "page", "helpdesk.calls.settings_models": "tables"}
     assert {module: layers.layer_of(module).name for module in expected} == expected
 
 
