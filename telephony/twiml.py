@@ -8,8 +8,9 @@ from twilio.twiml import TwiML
 from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk.calls import operators as call_operators
-from helpdesk.calls.models import CallState, Routed, VoiceConfig
+from helpdesk.calls.models import CallState, Routed
 from helpdesk.calls.service import Ringing
+from helpdesk.calls.settings_models import VoiceConfig
 from helpdesk.config import Settings
 from telephony.twilio_request import url_of
 

@@ -22,15 +22,14 @@ from helpdesk.calls.models import (
     CallPage,
     CallPublic,
     CallTransfer,
-    CtiConfig,
     OutboundCall,
     TransferPublic,
     TransferRequest,
-    VoiceConfig,
     WrapUp,
     WrapupPublic,
     WrapupView,
 )
+from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
 from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound

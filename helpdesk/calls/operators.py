@@ -14,7 +14,8 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
-from helpdesk.calls.models import BusinessHours, Call, CallState, WrapupState
+from helpdesk.calls.models import Call, CallState, WrapupState
+from helpdesk.calls.settings_models import BusinessHours
 from helpdesk.db import UTCDateTime, utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events

@@ -20,8 +20,9 @@ from sqlmodel import col
 from helpdesk import normalize, prepared
 from helpdesk.calls import announce, ivr, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
-from helpdesk.calls.models import Call, CallDirection, CallEvent, CallState, CtiConfig, Routed, VoiceConfig
+from helpdesk.calls.models import Call, CallDirection, CallEvent, CallState, Routed
 from helpdesk.calls.operators import VOICEMAIL, choose_operators, is_open
+from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
 from helpdesk.config import DEFAULT_REGION, Settings
 from helpdesk.db import construct, serialize_on, utcnow
 from helpdesk.inboxes import service as inbox_service
