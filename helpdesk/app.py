@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from helpdesk import boundary, limits, logs
+from helpdesk import boundary, limits, logs, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
 from helpdesk.assignment import tasks as assignment_tasks
@@ -51,12 +51,12 @@ from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import queries as ticket_queries
-from helpdesk.web import pages
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
 from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_rest as telephony_twilio_rest
 from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
-        app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.dialer = telephony_twilio_rest.dialer(app.state.settings)
         app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

@@ -195,6 +195,7 @@ async def _load_demo(settings: Settings) -> None:
 def _create_user(args: argparse.Namespace, settings: Settings) -> None:
     from helpdesk.auth import service as auth
     from helpdesk.auth.models import Role
+    from helpdesk.inboxes import service as inbox_service
 
     async def create() -> None:
         engine = create_engine(settings.database_url)
@@ -202,7 +203,9 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> None:
             async with event_sessions(engine)() as session:
                 user = await auth.create_user(
                     session, email=args.email, name=args.name, role=Role(args.role),
-                    password=args.password, inboxes=args.inbox)
+                    password=args.password)
+                assert user.id is not None
+                await inbox_service.join_named(session, user_id=user.id, names=args.inbox or [])
                 await session.commit()
                 print(f"created user {user.id} <{user.email}> ({user.role})")
         finally:

@@ -17,7 +17,8 @@ from helpdesk.calls import operators as call_operators
 from helpdesk.calls.models import Call, CallTransfer, TransferMode
 from helpdesk.calls.transfer import SwitchFailed
 from helpdesk.config import Settings
-from telephony.twilio import rest_client, url_of
+from telephony.twilio_request import url_of
+from telephony.twilio_rest import rest_client
 
 
 def caller_room(call: Call) -> str:

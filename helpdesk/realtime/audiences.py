@@ -6,11 +6,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import prepared
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime.frames import Audience
-from helpdesk.routing import service as routing
 
-_ROLES_OF_USERS = (select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
-                   .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+_ROLES_OF_USERS = (select(inbox_service.USER.c.id, inbox_service.USER.c.role, inbox_service.USER.c.is_active)
+                   .where(inbox_service.USER.c.id.in_(bindparam("user_ids", expanding=True))))
 
 
 async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
@@ -19,7 +19,7 @@ async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
     if not ids:
         return {}
     rows = await prepared.rows(session, _ROLES_OF_USERS, {"user_ids": ids})
-    inboxes = await routing.inbox_ids_of_users(session, ids)
+    inboxes = await inbox_service.inbox_ids_of_users(session, ids)
     found: dict[int, Audience] = {}
     for uid, role, active in rows:
         assert uid is not None

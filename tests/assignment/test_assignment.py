@@ -12,10 +12,10 @@ from sqlmodel import col
 from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import presence
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event, PresenceConnection
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, inbound_body, post_inbound
 

@@ -21,8 +21,8 @@ from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime.log import event_sessions
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Attachment, Message, Ticket
 from tests.channels.conftest import count, eventually, fetch, get, reply
 from tests.channels.fakes import FakeIMAP, FakeSMTP

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels import wiring
 from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
 from tests.conftest import LiveServer, Staff, begin_write
