@@ -21,7 +21,6 @@ from helpdesk.customers.models import (
     OrderItem,
     RfmBoundary,
 )
-from helpdesk.db import Counter
 from helpdesk.history.models import TicketHistory
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
@@ -39,6 +38,7 @@ from helpdesk.reports.models import (
 from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
+from helpdesk.storage.counters import Counter
 from helpdesk.tickets.models import (
     Attachment,
     Message,

@@ -21,7 +21,7 @@ from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls import announce, ivr, log, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
@@ -38,12 +38,16 @@ from helpdesk.calls.models import (
 )
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
-from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.routing.models import Inbox
+from helpdesk.storage import prepared
+from helpdesk.storage.construct import construct
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.types import UTCDateTime
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]

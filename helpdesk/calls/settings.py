@@ -13,9 +13,10 @@ from datetime import datetime
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.calls.models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
 from helpdesk.db import utcnow
+from helpdesk.storage import prepared
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallDirection
 from helpdesk.errors import HelpdeskError
 from helpdesk.routing.models import Inbox
+from helpdesk.storage import prepared
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender, Ticket
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.customers import rfm
 from helpdesk.customers.models import (
     Customer,
@@ -40,9 +40,12 @@ from helpdesk.customers.models import (
     PurchaseRecount,
     table_of,
 )
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.search import service as search
+from helpdesk.storage import prepared
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 
 Identity = tuple[IdentityKind, str]
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
 from helpdesk.customers import rfm
@@ -26,6 +26,7 @@ from helpdesk.customers.models import (
 from helpdesk.db import utcnow
 from helpdesk.profiles.models import Profile
 from helpdesk.routing import service as routing
+from helpdesk.storage import prepared
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 

@@ -29,9 +29,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import col
 
-from helpdesk import prepared
 from helpdesk.auth.models import User
-from helpdesk.db import Counter, raise_counter, read_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.realtime.models import (
     Event,
     Presence,
@@ -40,6 +39,9 @@ from helpdesk.realtime.models import (
     PresenceStatus,
 )
 from helpdesk.routing import service as routing
+from helpdesk.storage import prepared
+from helpdesk.storage.counters import Counter, raise_counter, read_counter
+from helpdesk.storage.locks import serialize_on
 
 PENDING = "helpdesk.pending_events"
 PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention

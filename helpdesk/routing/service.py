@@ -8,10 +8,11 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, or
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput
 from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.storage import prepared
 
 
 async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:

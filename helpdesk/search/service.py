@@ -10,8 +10,9 @@ from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from helpdesk import normalize
-from helpdesk.db import dialect_of, insert_many
 from helpdesk.search.models import SearchEntry
+from helpdesk.storage.bulk import insert_many
+from helpdesk.storage.sessions import dialect_of
 
 MAX_TEXT = 20_000
 _TABLE = cast(Table, SearchEntry.__table__)  # type: ignore[attr-defined]

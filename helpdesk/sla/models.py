@@ -8,8 +8,9 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
 from helpdesk.sla.hours import DAY_NAMES, known_country, parse_clock
+from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import Channel, Priority
 
 Target = Literal["first_response", "next_response", "resolution"]

@@ -18,7 +18,7 @@ from helpdesk.assignment import service as assignment
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
-from helpdesk.db import dialect_of, next_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.history import service as history
 from helpdesk.outbox import service as outbox
@@ -26,6 +26,9 @@ from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.counters import next_counter
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
     Attachment,

@@ -23,9 +23,10 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.realtime import service as events
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.conftest import LiveServer, Staff, begin_write, make_settings, reset
+from tests.conftest import LiveServer, Staff, make_settings, reset
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -19,9 +19,10 @@ from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff, begin_write
+from tests.conftest import PASSWORD, ROOT, Staff
 from tests.web.conftest import Tab, Tabs, inbound
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"

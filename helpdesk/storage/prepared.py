@@ -24,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from helpdesk.db import UTCDateTime, fast_bind_processor
+from helpdesk.storage.bulk import fast_bind_processor
+from helpdesk.storage.context import RememberedConnection, session_context
+from helpdesk.storage.sqlite import driver_connection
+from helpdesk.storage.types import UTCDateTime
 
 Processor = Callable[[Any], Any]
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
@@ -157,19 +160,18 @@ async def rows(
     return (await connection.execute(statement, params)).all()
 
 
-_CONNECTION = "helpdesk.prepared.connection"
-
-
 async def _connection_of(session: AsyncSession) -> AsyncConnection:
     # AsyncSession.connection() hops through a greenlet on every call (about as long as the
     # statement); the connection is remembered for as long as the session's transaction lasts.
+    context = session_context(session)
     transaction = session.sync_session.get_transaction()
-    known = session.info.get(_CONNECTION)
-    if known is not None and transaction is known[0] and transaction.is_active:
-        connection: AsyncConnection = known[1]
-        return connection
+    known = context.connection
+    if known is not None and transaction is known.transaction and transaction.is_active:
+        return known.connection
     connection = await session.connection()
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    current = session.sync_session.get_transaction()
+    assert current is not None  # the connection just began it
+    context.connection = RememberedConnection(current, connection)
     return connection
 
 
@@ -244,8 +246,7 @@ def _on_sqlite(
 
 
 def _cursor(connection: Connection, sql: str, values: Any, *, many: bool = False) -> sqlite3.Cursor:
-    driver = connection.connection.driver_connection  # helpdesk.sqlite.InlineConnection
-    cursor: sqlite3.Cursor = driver.sqlite3_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_connection(connection).cursor()
     if connection._has_events or connection.engine._has_events:  # listeners, e.g. tests counting
         connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, many)
     return cursor
