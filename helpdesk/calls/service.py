@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select
@@ -139,7 +139,13 @@ def _free_operators_query() -> Select[Any]:
         routing.USER.c.id.in_(online))
 
 
-_FREE_OPERATORS = _free_operators_query()
+class _Operator(NamedTuple):
+    user_id: int | None
+    busy_with: int | None  # the call or after-call work holding them, if any
+    last_answered_at: datetime | str | None
+
+
+_FREE_OPERATORS = prepared.Query(_free_operators_query(), _Operator)
 
 
 async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
@@ -149,7 +155,8 @@ async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
     rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id,
                                                           "acw_since": utcnow() - acw_limit})
     never = datetime.min.replace(tzinfo=UTC)
-    free = [(_aware(at) or never, uid) for uid, busy, at in rows if busy is None and uid is not None]
+    free = [(_aware(row.last_answered_at) or never, row.user_id) for row in rows
+            if row.busy_with is None and row.user_id is not None]
     return [uid for _, uid in sorted(free)][:limit]
 
 
@@ -187,10 +194,10 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
     settings = await cti_settings.cached(session, options.region)
-    existing_id = await prepared.scalar(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
-                                                                        "call_id": new.call_id})
+    existing_id = await prepared.first(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
+                                                                       "call_id": new.call_id})
     if existing_id is not None:
-        existing = await session.get(Call, existing_id)
+        existing = await session.get(Call, existing_id.id)
         assert existing is not None
         known = await session.get(Inbox, existing.inbox_id)
         return Ringing(existing, False, known.name if known else "default", settings.config,
@@ -216,9 +223,11 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     if inbound:
         await _route(session, call, new, settings, options)
     # Written by plain statements: the ORM's unit of work costs more than the rest of the ring.
-    call.id = await prepared.scalar(session, _INSERT_CALL, {name: getattr(call, name)
+    inserted = await prepared.first(session, _INSERT_CALL, {name: getattr(call, name)
                                                             for name in _INSERT_CALL_COLUMNS})
-    await prepared.rows(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
+    assert inserted is not None  # INSERT … RETURNING gives its row
+    call.id = inserted.id
+    await prepared.execute(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
     if inbound and call.routed not in (Routed.rejected, Routed.menu):
         await _announce_ring(session, call, customer, options)
     return Ringing(call, True, inbox.name, settings.config,
@@ -226,12 +235,19 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
 
 
 _INSERT_CALL_COLUMNS = [column.name for column in CALL.c if column.name != "id"]
-_INSERT_CALL = (insert(CALL).values({name: bindparam(name) for name in _INSERT_CALL_COLUMNS})
-                .returning(CALL.c.id))
+
+
+class _CallId(NamedTuple):
+    id: int
+
+
+_INSERT_CALL = prepared.Query(insert(CALL).values({name: bindparam(name) for name in _INSERT_CALL_COLUMNS})
+                              .returning(CALL.c.id), _CallId)
 _INSERT_CALL_EVENT = insert(CALL_EVENT).values(call_ref=bindparam("call_ref"), key=bindparam("key"),
                                                at=bindparam("at"))
-_CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
-                                               CALL.c.call_id == bindparam("call_id"))
+_CALL_BY_PROVIDER_ID = prepared.Query(select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
+                                                              CALL.c.call_id == bindparam("call_id")),
+                                      _CallId)
 
 
 async def _route(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -135,8 +136,8 @@ async def identities_by_customer(
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     if not wanted:
         return found
-    for customer_id, kind, value in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
-        found[customer_id].append((str(kind), value))
+    for row in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
+        found[row.customer_id].append((str(row.kind), row.value))
     return found
 
 
@@ -219,7 +220,7 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
         for start in range(0, len(values), CHUNK):
             rows = await prepared.rows(session, _OWNERS, {"kind": kind,
                                                           "values": values[start:start + CHUNK]})
-            found.update(((kind, value), customer_id) for value, customer_id in rows)
+            found.update(((kind, row.value), row.customer_id) for row in rows)
     return found
 
 
@@ -240,11 +241,23 @@ RECOUNT = table_of(PurchaseRecount)
 RECOUNT_ABANDONED_AFTER = timedelta(minutes=10)
 # kind first: the unique (kind, value) index serves the lookup only when both are given; on
 # value alone every identity row would be scanned.
-_OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
-    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
-_IDENTITIES_OF = (select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
-                  .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
-                  .order_by(IDENTITY.c.id))
+class _Owner(NamedTuple):
+    value: str
+    customer_id: int
+
+
+class _IdentityOf(NamedTuple):
+    customer_id: int
+    kind: str
+    value: str
+
+
+_OWNERS = prepared.Query(select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
+    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True))),
+    _Owner)
+_IDENTITIES_OF = prepared.Query(select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
+                                .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
+                                .order_by(IDENTITY.c.id), _IdentityOf)
 
 
 def _purchases_by_customer(orders: ColumnElement[bool]) -> Subquery:

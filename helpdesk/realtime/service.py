@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -67,10 +67,17 @@ _INSERT_EVENTS = insert(EVENT).values({
     **{name: bindparam(name) for name in ("seq", "type", "at", "inbox_id", "user_ids", "broadcast")},
     "data": bindparam("data_text", type_=_EncodedJSON())})
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
-_ACCESS_VERSION = select(col(Counter.value)).where(col(Counter.name) == "access_version")
-_TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
-              .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
-              .returning(col(Counter.value)))
+
+
+class _CounterValue(NamedTuple):
+    value: int
+
+
+_ACCESS_VERSION = prepared.Query(select(col(Counter.value)).where(col(Counter.name) == "access_version"),
+                                 _CounterValue)
+_TAKE_SEQS = prepared.Query(update(Counter).where(col(Counter.name) == "event_seq")
+                            .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
+                            .returning(col(Counter.value)), _CounterValue)
 
 
 def record(
@@ -148,14 +155,22 @@ def may_see(user: User, event: Event | LiveEvent, inbox_ids: set[int]) -> bool:
     return Audience.of(user, inbox_ids).may_see(event)
 
 
-_ROLES_OF_USERS = (select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
-                   .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+class _UserAccess(NamedTuple):
+    id: int
+    role: str
+    is_active: bool
+
+
+_ROLES_OF_USERS = prepared.Query(select(routing.USER.c.id, routing.USER.c.role, routing.USER.c.is_active)
+                                 .where(routing.USER.c.id.in_(bindparam("user_ids", expanding=True))),
+                                 _UserAccess)
 
 
 async def access_version(session: AsyncSession) -> int | None:
     """A value that changes (database triggers set it) whenever memberships, roles or active
     flags change, by whatever means; None when unknown (the counter row is gone)."""
-    return await prepared.scalar(session, _ACCESS_VERSION)
+    found = await prepared.first(session, _ACCESS_VERSION)
+    return found.value if found is not None else None
 
 
 async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
@@ -166,10 +181,10 @@ async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
     rows = await prepared.rows(session, _ROLES_OF_USERS, {"user_ids": ids})
     inboxes = await routing.inbox_ids_of_users(session, ids)
     found: dict[int, Audience] = {}
-    for uid, role, active in rows:
-        assert uid is not None
-        found[uid] = Audience(uid, role in ("supervisor", "admin"), frozenset(inboxes.get(uid, ())),
-                              active)
+    for row in rows:
+        assert row.id is not None
+        found[row.id] = Audience(row.id, row.role in ("supervisor", "admin"),
+                                 frozenset(inboxes.get(row.id, ())), row.is_active)
     return found
 
 
@@ -183,16 +198,28 @@ async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> li
     return list(rows)
 
 
-_LIVE_EVENTS_AFTER = (
+class _LoggedEvent(NamedTuple):
+    seq: int
+    type: str
+    at: datetime
+    data: dict[str, Any]
+    inbox_id: int | None
+    user_ids: list[int] | None
+    broadcast: bool
+
+
+_LIVE_EVENTS_AFTER = prepared.Query(
     select(col(Event.seq), col(Event.type), col(Event.at), col(Event.data), col(Event.inbox_id),
            col(Event.user_ids), col(Event.broadcast))
-    .where(col(Event.seq) > bindparam("seq")).order_by(col(Event.seq)).limit(bindparam("limit")))
+    .where(col(Event.seq) > bindparam("seq")).order_by(col(Event.seq)).limit(bindparam("limit")),
+    _LoggedEvent)
 
 
 async def live_events_after(session: AsyncSession, seq: int, limit: int = 500) -> list[LiveEvent]:
     """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping)."""
     rows = await prepared.rows(session, _LIVE_EVENTS_AFTER, {"seq": seq, "limit": limit})
-    return [LiveEvent(*row) for row in rows]
+    return [LiveEvent(row.seq, row.type, row.at, row.data, row.inbox_id, row.user_ids, row.broadcast)
+            for row in rows]
 
 
 async def seq_bounds(session: AsyncSession) -> tuple[int, int]:
@@ -257,15 +284,17 @@ def _assign_seqs(session: Session) -> None:
     # Plain statements on the connection: no ORM objects or bookkeeping for the log's rows.
     connection = session.connection()
     # The counter row stays locked until commit, so a later seq never commits before an earlier.
-    counter = prepared.rows_now(connection, _TAKE_SEQS, {"count": len(pending)})[0][0]
+    taken = prepared.first_now(connection, _TAKE_SEQS, {"count": len(pending)})
+    assert taken is not None  # the event_seq row is made by the first migration
+    counter = taken.value
     first = counter - len(pending) + 1
     for offset, event in enumerate(pending):
         event["seq"] = first + offset
         event["data_text"] = _dumps(event["data"])
     prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
-    version = prepared.rows_now(connection, _ACCESS_VERSION)
+    version = prepared.first_now(connection, _ACCESS_VERSION)
     for event in pending:
-        event["access_version"] = version[0][0] if version else None
+        event["access_version"] = version.value if version is not None else None
     session.info[COMMITTED] = pending
 
 
