@@ -24,7 +24,7 @@ from helpdesk.auth.models import User
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.realtime import service as events
 from helpdesk.storage.sessions import begin_write
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
 from tests.conftest import LiveServer, Staff, make_settings, reset
 
@@ -167,7 +167,7 @@ async def inbound(db: AsyncSession, key: str, *, body: str = "注文の件で質
                   body_html: str | None = None, inbox: str = "default") -> IngestResult:
     """A message through the one ingest path, committed so the server sees it."""
     await begin_write(db)
-    result = await tickets.ingest(db, InboundMessage(
+    result = await ticket_ingest.ingest(db, InboundMessage(
         channel=channel, external_id=key, sender=Sender(name=name, email=email, phone=phone),
         body_text=body, body_html=body_html, subject=subject, inbox=inbox))
     await db.commit()
