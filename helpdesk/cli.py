@@ -8,9 +8,10 @@ import socket
 import sys
 
 from helpdesk.config import Settings, get_settings
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.errors import HelpdeskError
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +77,7 @@ def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
     async def rebuild() -> int:
         engine = create_engine(settings.database_url)
         try:
-            sessions = create_sessionmaker(engine)
+            sessions = event_sessions(engine)
             async with sessions() as session:
                 pruned = await events.pruned_through(session)
             if pruned and not args.force:
@@ -184,7 +185,7 @@ async def _load_demo(settings: Settings) -> None:
     from helpdesk import demo
 
     engine = create_engine(settings.database_url)
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         if not await demo.has_data(session):
             await demo.load(session)
             await session.commit()
@@ -199,7 +200,7 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> None:
     async def create() -> None:
         engine = create_engine(settings.database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
+            async with event_sessions(engine)() as session:
                 user = await auth.create_user(
                     session, email=args.email, name=args.name, role=Role(args.role),
                     password=args.password)
