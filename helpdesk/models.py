@@ -16,6 +16,7 @@ from helpdesk.customers.models import (
     RfmBoundary,
 )
 from helpdesk.history.models import TicketHistory
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
@@ -29,7 +30,6 @@ from helpdesk.reports.models import (
     ReportSample,
     ReportTicket,
 )
-from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
 from helpdesk.storage.counters import Counter

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import (
@@ -25,8 +26,8 @@ from helpdesk.customers.models import (
     table_of,
 )
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles.models import Profile
-from helpdesk.routing import service as routing
 from helpdesk.storage import prepared
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
@@ -154,7 +155,8 @@ _TICKET_FIELDS = _TicketRow._fields[:-1]
 if tuple(name for name in TicketPublic.model_fields if name != "tags") != _TICKET_FIELDS:
     raise RuntimeError("_TicketRow no longer follows TicketPublic's fields")
 # The inboxes whose work a viewer sees, as a subquery (no separate round trip).
-_VIEWER_INBOXES = select(routing.MEMBER.c.inbox_id).where(routing.MEMBER.c.user_id == bindparam("viewer_id"))
+_VIEWER_INBOXES = (select(inbox_service.MEMBER.c.inbox_id)
+                   .where(inbox_service.MEMBER.c.user_id == bindparam("viewer_id")))
 
 
 def _scoped(stmt: Select[Any], inbox_id: Any, row: type[Row]) -> dict[str, prepared.Query[Row]]:
@@ -186,7 +188,7 @@ _RECENT_CALLS = _scoped(
 
 
 @dataclass(frozen=True)
-class Audience:
+class ProfileScope:
     """Whose view of tickets and calls a profile shows: a viewer's, else a set of inboxes."""
 
     viewer: User | None
@@ -239,11 +241,11 @@ async def profile(
     found = await customer_rows(session, customer_id)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, inbox_ids), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, inbox_ids), dormant_after_days)
 
 
 async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
+    session: AsyncSession, phone: str, *, viewer: User, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> Profile | None:
     """The profile of whoever owns a phone number (any spelling), found by the identity index."""
@@ -253,18 +255,18 @@ async def profile_by_phone(
     found = await customer_rows_by_phone(session, e164)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, None), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, None), dormant_after_days)
 
 
 async def complete(
-    session: AsyncSession, found: CustomerRows, audience: Audience, dormant_after_days: int
+    session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int
 ) -> Profile:
     """The profile of a customer already read: orders, open tickets and calls added."""
     customer = found.rows[0]
     customer_id, count, spent = customer.id, customer.orders_count, customer.total_spent
     first, last = customer.first_order_at, customer.last_order_at
     recency, frequency, monetary = customer.recency_score, customer.frequency_score, customer.monetary_score
-    scope = audience.scope()
+    scope = view.scope()
     identities = [(r.identity_kind, r.identity_value) for r in found.rows
                   if r.identity_kind is not None and r.identity_value is not None]
     now = utcnow()
@@ -331,7 +333,7 @@ async def recent_calls(
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
     return await _recent_calls(session, customer_id,
-                               Audience(None, visible).scope())
+                               ProfileScope(None, visible).scope())
 
 
 async def _recent_calls(

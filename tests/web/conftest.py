@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.realtime import service as events
+from helpdesk.realtime.log import event_sessions
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
@@ -182,7 +183,7 @@ class Peek:
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.sessions = create_sessionmaker(engine)
+        self.sessions = event_sessions(engine)
 
     async def scalars(self, stmt: Any) -> list[Any]:
         async with self.sessions() as session:
