@@ -28,6 +28,7 @@ from helpdesk.db import construct, serialize_on, utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime import events
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
@@ -292,11 +293,11 @@ async def hangup(
             await threads.missed_ticket(session, call, region=options.region,
                                         timezone=options.timezone,
                                         reopen_window=options.reopen_window)
-            announce.publish(session, call, "call.missed")
+            announce.publish(session, call, events.CallMissed)
     elif answered:
         await threads.ended_entry(session, call)
         await wrapup.begin(session, call, limit=options.acw_limit)
-    announce.publish(session, call, "call.ended")
+    announce.publish(session, call, events.CallEnded)
     return call
 
 
