@@ -18,7 +18,7 @@ from helpdesk.calls.models import Call, CallState, WrapupState
 from helpdesk.calls.settings_models import BusinessHours
 from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence
 from helpdesk.storage import prepared
 from helpdesk.storage.types import UTCDateTime
 
@@ -51,7 +51,7 @@ def _free_operators_query() -> Select[Any]:
         .limit(1).correlate(inbox_service.USER).scalar_subquery())
     last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == inbox_service.USER.c.id)
             .correlate(inbox_service.USER).scalar_subquery())
-    online = events.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
+    online = presence.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
     return select(inbox_service.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
         inbox_service.USER.c.id.in_(online))
 

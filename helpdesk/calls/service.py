@@ -29,6 +29,7 @@ from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime import events
 from helpdesk.storage import prepared
 from helpdesk.storage.construct import construct
 from helpdesk.storage.locks import serialize_on
@@ -303,11 +304,11 @@ async def hangup(
             await threads.missed_ticket(session, call, region=options.region,
                                         timezone=options.timezone,
                                         reopen_window=options.reopen_window)
-            announce.publish(session, call, "call.missed")
+            announce.publish(session, call, events.CallMissed)
     elif answered:
         await threads.ended_entry(session, call)
         await wrapup.begin(session, call, limit=options.acw_limit)
-    announce.publish(session, call, "call.ended")
+    announce.publish(session, call, events.CallEnded)
     return call
 
 

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
 from helpdesk.inboxes.models import InboxMember
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.storage.sessions import begin_write
 from tests.conftest import Staff
 

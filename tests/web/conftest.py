@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
 from helpdesk.db import create_engine
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.realtime.log import event_sessions
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
