@@ -13,8 +13,8 @@ from helpdesk.calls.service import CallOptions
 from helpdesk.customers import service as customers
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles import service as profiles
-from helpdesk.routing import service as routing
 
 
 class DialFailed(HelpdeskError):
@@ -38,7 +38,7 @@ async def start_outbound(
     if customer_id is None:
         owner = await profiles.customer_rows_by_phone(session, e164)
         customer_id = owner.id if owner is not None else None
-    inbox = await routing.inbox_for_number(session, caller_id, region=options.region)
+    inbox = await inbox_service.inbox_for_number(session, caller_id, region=options.region)
     assert inbox.id is not None
     call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,
                 from_number=caller_id, to_number=e164, caller_e164=e164, inbox_id=inbox.id,

@@ -17,10 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers.models import IncomingOrder, Order, OrderLine, PurchaseRecount, table_of
 from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, identities_of, reindex, resolve
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 
 # Words in a status that make an order no purchase (left out of counts, totals and ranks), as
 # carts spell them: 取消 covers 注文取消し and 受注取消, 取り消 covers 取り消し and 取り消し済み.
@@ -177,7 +180,7 @@ class OrderOutcome:
 
 
 async def record_order(
-    session: AsyncSession, incoming: IncomingOrder, *, region: str = "JP",
+    session: AsyncSession, incoming: IncomingOrder, *, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> OrderOutcome:
     """Create or update one order (webhooks): customer resolved, aggregates and rank kept current."""

@@ -2,12 +2,14 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers.models import (
     Customer,
     CustomerIdentity,
@@ -17,8 +19,11 @@ from helpdesk.customers.models import (
     OrderItem,
     table_of,
 )
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.search import service as search
+from helpdesk.storage import prepared
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 
 Identity = tuple[IdentityKind, str]
 
@@ -30,7 +35,7 @@ def identities_of(
     line_id: str | None = None,
     meta_id: str | None = None,
     chat_id: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
 ) -> list[Identity]:
     """The normalised identities a sender offers; withheld or invalid values are dropped."""
     found: list[Identity] = []
@@ -46,7 +51,7 @@ def identities_of(
 
 
 async def resolve(
-    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = "JP"
+    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = DEFAULT_REGION
 ) -> Customer:
     """Find the customer any identity belongs to, or create one; attach identities they lack.
 
@@ -76,7 +81,7 @@ async def resolve(
     return customer
 
 
-async def reindex(session: AsyncSession, customer: Customer, *, region: str = "JP") -> None:
+async def reindex(session: AsyncSession, customer: Customer, *, region: str = DEFAULT_REGION) -> None:
     """Refresh the searchable text of a customer: names, emails, phones in several spellings."""
     assert customer.id is not None
     ids = await identities_by_customer(session, [customer.id])
@@ -108,8 +113,8 @@ async def identities_by_customer(
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     if not wanted:
         return found
-    for customer_id, kind, value in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
-        found[customer_id].append((str(kind), value))
+    for row in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
+        found[row.customer_id].append((str(row.kind), row.value))
     return found
 
 
@@ -143,7 +148,7 @@ async def find(
     phone: str | None = None,
     email: str | None = None,
     q: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
     limit: int = 50,
 ) -> list[CustomerSummary]:
     """Customers by exact phone (any format) or email, or by free text over names and contacts."""
@@ -187,7 +192,7 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
         for start in range(0, len(values), CHUNK):
             rows = await prepared.rows(session, _OWNERS, {"kind": kind,
                                                           "values": values[start:start + CHUNK]})
-            found.update(((kind, value), customer_id) for value, customer_id in rows)
+            found.update(((kind, row.value), row.customer_id) for row in rows)
     return found
 
 
@@ -200,11 +205,23 @@ IDENTITY = table_of(CustomerIdentity)
 
 # kind first: the unique (kind, value) index serves the lookup only when both are given; on
 # value alone every identity row would be scanned.
-_OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
-    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
-_IDENTITIES_OF = (select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
-                  .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
-                  .order_by(IDENTITY.c.id))
+class _Owner(NamedTuple):
+    value: str
+    customer_id: int
+
+
+class _IdentityOf(NamedTuple):
+    customer_id: int
+    kind: str
+    value: str
+
+
+_OWNERS = prepared.Query(select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
+    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True))),
+    _Owner)
+_IDENTITIES_OF = prepared.Query(select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
+                                .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
+                                .order_by(IDENTITY.c.id), _IdentityOf)
 
 
 async def names(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, str | None]:

@@ -10,13 +10,16 @@ from sqlmodel import col
 
 from helpdesk import html
 from helpdesk.assignment import service as assignment
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.history import service as history
-from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.counters import next_counter
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
@@ -36,7 +39,7 @@ MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 @dataclass(frozen=True)
 class IngestOptions:
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     reopen_window: timedelta = timedelta(days=14)
 
 
@@ -53,7 +56,7 @@ async def ingest(
     existing = await message_by_external_id(session, inbound.channel, inbound.external_id)
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
-    inbox = await routing.inbox_by_name(session, inbound.inbox)
+    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
     sender = inbound.sender
     identities = customers.identities_of(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,
@@ -79,9 +82,9 @@ async def ingest(
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
         if ticket.assignee_id is None and ticket.status == Status.unhandled else None
-    await publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketCreated if created else events.TicketUpdated)
     if reason is not None:
-        await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+        await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
     publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
@@ -176,8 +179,8 @@ async def auto_assign(session: AsyncSession, ticket: Ticket, *, why: str,
 async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict[str, object]) -> None:
     """Tell everyone a policy (re)assigned ``ticket``, which moved on a version."""
     touch(ticket)
-    await publish_ticket(session, ticket, "ticket.updated")
-    await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+    await publish_ticket(session, ticket, events.TicketUpdated)
+    await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
 
 
 async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
@@ -253,11 +256,11 @@ async def add_late_content(
     await session.flush()
     inbox_id = await inbox_of(session, message.ticket_id)
     shown = (await attachments_of(session, [message_id])).get(message_id, [])
-    events.record(session, type="message.updated", inbox_id=inbox_id, data={
-        "ticket_id": message.ticket_id, "message_id": message.id, "channel": message.channel,
-        "direction": message.direction, "delivery_status": message.delivery_status, "error": None,
-        "attachments": [a.model_dump() for a in shown], "preview": message.body_text[:140],
-    })
+    events.record(session, events.MessageUpdated(
+        inbox_id=inbox_id, ticket_id=message.ticket_id, message_id=message.id,
+        channel=message.channel, direction=message.direction,
+        delivery_status=message.delivery_status, error=None,
+        attachments=[a.model_dump() for a in shown], preview=message.body_text[:140]))
     return True
 
 
@@ -279,6 +282,6 @@ async def system_note(
     session.add(message)
     await session.flush()
     touch(ticket)
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
     publish_message(session, ticket, message)
     return message

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
-from helpdesk.config import Settings
+from helpdesk.config import DEFAULT_REGION, Settings
 from helpdesk.html import inert
 from helpdesk.sla import display as sla_display
 from helpdesk.tickets import photos
@@ -49,7 +49,7 @@ def sanitized(html: str | None) -> Markup:
 @pass_context
 def _phone(context: Any, value: str | None) -> str:
     """A stored phone number in the way the deployment's readers write it (090-1072-7576)."""
-    return normalize.phone_for_people(value, context.get("phone_region") or "JP")
+    return normalize.phone_for_people(value, context.get("phone_region") or DEFAULT_REGION)
 
 
 def _per_render(function: Callable[..., str]) -> Callable[..., str]:
