@@ -12,12 +12,14 @@ from helpdesk import html
 from helpdesk.assignment import service as assignment
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.counters import next_counter
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Attachment,
     Channel,

@@ -11,7 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from helpdesk import boundary
 from helpdesk.customers.models import CustomerSummary
-from helpdesk.db import EnumString, UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import EnumString, UTCDateTime
 
 
 class Status(StrEnum):

@@ -31,7 +31,8 @@ from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import presence as presences
 from helpdesk.realtime.models import Event
-from tests.conftest import LiveServer, Staff, begin_write, free_port, make_settings
+from helpdesk.storage.sessions import begin_write
+from tests.conftest import LiveServer, Staff, free_port, make_settings
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-for-tests"

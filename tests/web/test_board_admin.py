@@ -17,13 +17,13 @@ from helpdesk.calls.models import Call, CallState
 from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.realtime import presence as presences
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
 from tests.conftest import (
     INBOUND_HEADERS,
     LiveServer,
     Staff,
-    begin_write,
     inbound_body,
     make_settings,
 )
