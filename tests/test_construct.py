@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.calls.models import Call, CallDirection, CallState, Routed
 from helpdesk.db import construct
 from helpdesk.routing import service as routing
-from tests.conftest import begin_write
+from tests.support.database import begin_write
 
 STARTED = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk import prepared
 from helpdesk.customers.models import Customer, CustomerIdentity, IdentityKind, table_of
 from helpdesk.db import create_sessionmaker
-from tests.conftest import begin_write
+from tests.support.database import begin_write
 
 CUSTOMER, IDENTITY = table_of(Customer), table_of(CustomerIdentity)
 # An IN list given per call, a literal IN list, a literal rendered at execution (the separator)

@@ -16,7 +16,8 @@ from helpdesk.realtime import service as presence
 from helpdesk.realtime.models import Event, PresenceConnection
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def go_online(engine: AsyncEngine, *user_ids: int | None) -> None:

@@ -21,9 +21,12 @@ from helpdesk.customers.models import Customer
 from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Attachment, Message, Ticket
-from tests.channels.conftest import count, eventually, fetch, get, reply
-from tests.channels.fakes import FakeIMAP, FakeSMTP
-from tests.conftest import INBOUND_HEADERS, LiveServer, make_settings
+from tests.support.channels import reply
+from tests.support.database import count, fetch, get
+from tests.support.fakes import FakeIMAP, FakeSMTP
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer, make_settings
+from tests.support.waiting import wait_until
 
 MAIL = Path(__file__).resolve().parent.parent / "data" / "mail"
 TOKEN = "0123456789abcdef"
@@ -247,7 +250,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
         async def delivered() -> bool:
             return bool(fake_smtp.messages)
 
-        await eventually(delivered)
+        await wait_until(delivered)
         mail_from, rcpt, data = fake_smtp.messages[0]
         assert (mail_from, rcpt) == ("support@shop.example", ["yamada@yamada-shoten.example"])
         out = email.message_from_bytes(data, policy=compat32)
@@ -260,7 +263,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
             found = await get(db, Message, sent["id"])
             return found if found.delivery_status == "sent" else None
 
-        outbound = await eventually(marked)
+        outbound = await wait_until(marked)
         assert f"<{outbound.external_id}>" == out["Message-ID"]
 
         answer = MimeMessage()
@@ -277,7 +280,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
             return await fetch(db, select(Message).where(
                 Message.external_id == "answer-1@yamada-shoten.example"))
 
-        landed = (await eventually(answered))[0]
+        landed = (await wait_until(answered))[0]
         assert landed.ticket_id == ticket.id and landed.body_text == "ありがとうございます。待っています。"
         assert await count(db, Ticket) == 1
         detail = (await client.get(f"/api/tickets/{ticket.id}", headers=headers)).json()

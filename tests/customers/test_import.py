@@ -32,8 +32,9 @@ from helpdesk.errors import BadInput
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary
-from tests.conftest import ROOT, Staff
 from tests.customers.helpers import DATA, snapshot, upload
+from tests.support import ROOT
+from tests.support.staff import Staff
 
 HELPDESK = str(Path(sys.executable).parent / "helpdesk")
 

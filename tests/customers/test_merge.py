@@ -13,7 +13,9 @@ from helpdesk.calls.models import Call
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, CustomerIdentity, IncomingOrder, Order, OrderLine
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, begin_write, inbound_body, post_inbound
+from tests.support.database import begin_write
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def _order(db: AsyncSession, number: str, email: str, total: int, day: int) -> None:

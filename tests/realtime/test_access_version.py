@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role, User
 from helpdesk.realtime import service as events
 from helpdesk.routing.models import InboxMember
-from tests.conftest import Staff, begin_write
+from tests.support.database import begin_write
+from tests.support.staff import Staff
 
 
 async def _version(db: AsyncSession) -> int | None:

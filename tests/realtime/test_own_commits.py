@@ -12,8 +12,9 @@ from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, Audience, LocalEvents
 from helpdesk.tickets import service as tickets
-from tests.conftest import Staff, make_settings
-from tests.realtime.conftest import until
+from tests.support.server import make_settings
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 async def test_an_own_commit_is_queued_before_the_committer_goes_on(
@@ -37,7 +38,7 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
                 return [text for _, text in list(client.queue._queue)]  # type: ignore[attr-defined]
 
         await commit(1)  # the first goes through the pump, which reads the sockets' audiences
-        await until(lambda: client.queue.qsize() == 1)
+        await wait_until(lambda: client.queue.qsize() == 1)
         second = await commit(2)
         third = await commit(3)
     finally:

@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import httpx
 
-from tests.conftest import PASSWORD
+from tests.support.staff import PASSWORD
 
 
 def client_from(base_url: str, address: str) -> httpx.AsyncClient:

@@ -10,16 +10,9 @@ from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call
 from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, begin_write
-from tests.telephony.fixtures import (
-    count,
-    events_of,
-    floor,
-    online,
-    status_params,
-    twilio_post,
-    voice_params,
-)
+from tests.support.database import begin_write
+from tests.support.staff import Staff
+from tests.support.telephony import count, events_of, floor, online, status_params, twilio_post, voice_params
 from tests.telephony.test_call_work import row
 
 VOICE, MENU, WAIT = "/telephony/twilio/voice", "/telephony/twilio/menu", "/telephony/twilio/wait"

@@ -20,8 +20,10 @@ from helpdesk.realtime.models import Event
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
-from tests.conftest import LiveServer, Staff, begin_write
-from tests.telephony.fixtures import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
+from tests.support.database import begin_write
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.telephony import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
 
 CUSTOMER = "+819011112222"
 

@@ -11,8 +11,10 @@ from helpdesk.auth.models import Role
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Message
-from tests.conftest import Staff, begin_write
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek, begin_write
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def outbox(peek: Peek) -> int:

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
-from tests.conftest import Staff, begin_write
-from tests.web.conftest import Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import begin_write
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def _move(db: AsyncSession, ticket_id: int, status: Status, actor) -> None:  # type: ignore[no-untyped-def]
