@@ -1,7 +1,6 @@
 """Helpers for the sign-in tests: clients from other loopback addresses, the login form."""
 
 import re
-from uuid import uuid4
 
 import httpx
 
@@ -32,6 +31,3 @@ async def token_login(client: httpx.AsyncClient, email: str, password: str = PAS
                       **extra: str) -> httpx.Response:
     return await client.post("/api/auth/token", json={"email": email, "password": password, **extra})
 
-
-def unique_prefix() -> str:
-    return f"test-{uuid4().hex[:12]}"

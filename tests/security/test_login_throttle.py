@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role, User
 from helpdesk.auth.throttle import MemoryCounters
-from tests.security.signin import client_from, form_login, token_login, unique_prefix
+from tests.security.signin import client_from, form_login, token_login
 from tests.support.server import LiveServer, make_settings
+from tests.support.services import unique_prefix
 from tests.support.staff import PASSWORD, Staff
 
 # Small numbers, so a test reaches each threshold in a few requests.
