@@ -48,13 +48,14 @@ from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.web import pages
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
 from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_rest as telephony_twilio_rest
 from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
-                        ticket_inbox=tickets.inbox_of, local=local_events)
+                        ticket_inbox=ticket_queries.inbox_of, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
     # Everything built so far (modules, the app, compiled statements) lives as long as the
@@ -180,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
-        app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.dialer = telephony_twilio_rest.dialer(app.state.settings)
         app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

@@ -19,7 +19,7 @@ from helpdesk.replies import service as replies
 from helpdesk.replies.models import ReplyTemplateForm
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import (
     Channel,
     Direction,
@@ -120,7 +120,7 @@ async def load(session: AsyncSession, *, seed: int = 7) -> None:
     customers_seen: list[tuple[int, str]] = []
     for index in range(200):
         opened = now - timedelta(minutes=rng.randint(30, 60 * 24 * 7))
-        result = await tickets.ingest(session, _first_contact(rng, index, opened))
+        result = await ticket_ingest.ingest(session, _first_contact(rng, index, opened))
         ticket = await session.get(Ticket, result.ticket_id)
         assert ticket is not None and ticket.customer_id is not None
         await _shape(session, rng, ticket, index, operators, opened=opened, now=now)

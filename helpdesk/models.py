@@ -5,22 +5,10 @@ from helpdesk.approval.models import ApprovalPolicy
 from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
-from helpdesk.calls.models import (
-    Call,
-    CallEvent,
-    CallTransfer,
-    CtiSettings,
-    InboxVoice,
-    WrapupState,
-)
+from helpdesk.calls.models import Call, CallEvent, CallTransfer, WrapupState
+from helpdesk.calls.settings_models import CtiSettings, InboxVoice
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
-from helpdesk.customers.models import (
-    Customer,
-    CustomerIdentity,
-    Order,
-    OrderItem,
-    RfmBoundary,
-)
+from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem, RfmBoundary
 from helpdesk.db import Counter
 from helpdesk.history.models import TicketHistory
 from helpdesk.outbox.models import OutboxItem

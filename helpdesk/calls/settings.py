@@ -14,7 +14,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize, prepared
-from helpdesk.calls.models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
+from helpdesk.calls.settings_models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
 from helpdesk.db import utcnow
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin
 from helpdesk.calls import settings as cti_settings
-from helpdesk.calls.models import VoiceConfig
+from helpdesk.calls.settings_models import VoiceConfig
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.routing import service as routing

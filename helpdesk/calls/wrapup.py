@@ -15,6 +15,7 @@ from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import MessagePublic, Status, TicketUpdate
 
@@ -53,7 +54,7 @@ async def submit(session: AsyncSession, call: Call, body: WrapUp, *, user: User,
     ticket_id = body.ticket_id or call.ticket_id
     if ticket_id is None:
         raise BadInput("ticket_id: this call has no ticket; name one")
-    ticket = await tickets.lock(session, ticket_id)
+    ticket = await ticket_queries.lock(session, ticket_id)
     visible = await routing.visible_inbox_ids(session, user)
     if ticket is None or (visible is not None and ticket.inbox_id not in visible):
         raise BadInput("ticket_id: no such ticket")

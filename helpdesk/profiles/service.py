@@ -26,7 +26,7 @@ from helpdesk.customers.models import (
 from helpdesk.db import utcnow
 from helpdesk.profiles.models import Profile
 from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 
 RECENT_ORDERS = 10
@@ -90,7 +90,7 @@ _TAG_NAMES = (select(func.aggregate_strings(TAG.c.name, _TAG_SEPARATOR))
 _OPEN_TICKETS = _scoped(
     select(*[TICKET.c[name] for name in _TICKET_FIELDS], _TAG_NAMES)
     .where(TICKET.c.customer_id == bindparam("customer_id"),
-           TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
+           TICKET.c.status.in_([s.value for s in ticket_queries.OPEN_STATUSES]))
     .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id)
 _RECENT_CALLS = _scoped(
     select(*[CALL.c[name] for name in _CALL_FIELDS]).where(CALL.c.customer_id == bindparam("customer_id"))

@@ -12,7 +12,7 @@ from helpdesk.assignment import service as assignment
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
-from helpdesk.calls import service as calls
+from helpdesk.calls import log as call_log
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import NotFound
@@ -34,7 +34,7 @@ async def _context(session: AsyncSession, user: User,
                    queue_limit: int = service.QUEUE_LIMIT) -> dict[str, object]:
     board = await service.board(session, zone=i18n.zone(user.timezone), queue_limit=queue_limit)
     presence = {p.user_id: p.model_dump(mode="json") for p in await realtime.presence_list(session)}
-    current = await calls.current_calls(session, user)
+    current = await call_log.current_calls(session, user)
     return {
         "presence": presence, "calls": current,
         # What the page's script starts from, then keeps up to date from the socket.

@@ -10,6 +10,7 @@ from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.routing import service as routing
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
 
@@ -55,7 +56,7 @@ async def apply(session: AsyncSession, ticket_ids: list[int], change: BulkChange
     result = BulkResult()
     ids: list[int] = [int(i) for i in await session.scalars(stmt) if i is not None]
     for ticket_id in ids:
-        ticket = await service.lock(session, ticket_id)
+        ticket = await ticket_queries.lock(session, ticket_id)
         if ticket is None:
             continue
         values = await _values(session, ticket, change, actor, result)
@@ -85,7 +86,7 @@ async def _values(session: AsyncSession, ticket: Ticket, change: BulkChange, act
             result.refused.append((ticket.number, refusal))
     if change.add_tags or change.remove_tags:
         assert ticket.id is not None
-        now = set((await service.tags_of(session, [ticket.id]))[ticket.id])
+        now = set((await ticket_queries.tags_of(session, [ticket.id]))[ticket.id])
         wanted = (now | {normalize.nfkc(t) for t in change.add_tags}) - {
             normalize.nfkc(t) for t in change.remove_tags}
         if wanted != now:

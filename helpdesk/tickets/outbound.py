@@ -13,6 +13,7 @@ from helpdesk.errors import BadInput, Forbidden
 from helpdesk.realtime import service as events
 from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Channel, Ticket
 
@@ -47,6 +48,6 @@ async def start(session: AsyncSession, *, customer_id: int, inbox_id: int, chann
     search.add(session, kind="subject", ref_id=ticket.id, text_=title, ticket_id=ticket.id,
                customer_id=customer_id)
     events.record(session, type="ticket.created", inbox_id=inbox_id,
-                  data={"ticket": service.to_public(ticket, []).model_dump(mode="json")})
+                  data={"ticket": ticket_queries.to_public(ticket, []).model_dump(mode="json")})
     await service.reply(session, ticket, body=body, internal=False, actor=actor)
     return ticket

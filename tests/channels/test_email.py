@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.channels.email import charset
+from helpdesk.channels.email import compose as mail_compose
+from helpdesk.channels.email import headers as mail_headers
 from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
@@ -142,9 +144,9 @@ def test_headers_mix_encoded_words_and_raw_bytes() -> None:
     raw_sjis = "㈱髙﨑".encode("cp932").decode("ascii", "surrogateescape")
     # a character split across two encoded words of one charset is joined before decoding
     split = "=?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[:8] + "?= =?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[8:] + "?="
-    assert mail.decode_header_value(split) == "注文番号"
-    assert mail.decode_header_value(f"{raw_sjis} =?UTF-8?B?Pz8=?=") == "㈱髙﨑 ??"
-    assert mail.decode_header_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
+    assert mail_headers.decode_header_value(split) == "注文番号"
+    assert mail_headers.decode_header_value(f"{raw_sjis} =?UTF-8?B?Pz8=?=") == "㈱髙﨑 ??"
+    assert mail_headers.decode_header_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
 
 
 async def test_attachments_inline_images_and_hostile_html(chttp: httpx.AsyncClient,
@@ -217,16 +219,16 @@ def test_replies_compose_as_iso_2022_jp_or_fall_back_to_utf8() -> None:
               "inbox_email": "support@shop.example", "fallback_from": "x@y.example",
               "charset_name": "iso-2022-jp", "in_reply_to": "orig@example.jp",
               "references": ["orig@example.jp", "sha256:abc"], "now": utcnow()}
-    jis = mail.compose_reply(body_text="㈱山田商店 様\n①の件、承知しました。", **common)  # type: ignore[arg-type]
+    jis = mail_compose.compose_reply(body_text="㈱山田商店 様\n①の件、承知しました。", **common)  # type: ignore[arg-type]
     parsed = email.message_from_bytes(jis.raw, policy=compat32)
     assert parsed.get_content_charset() == "iso-2022-jp"
     assert b"\x1b$B" in jis.raw and all(b < 0x80 for b in jis.raw)  # 7-bit clean
     assert mail.parse(jis.raw).text == "㈱山田商店 様\n①の件、承知しました。"
-    assert mail.decode_header_value(parsed["Subject"]) == "Re: ①注文の件 [#1001]"
+    assert mail_headers.decode_header_value(parsed["Subject"]) == "Re: ①注文の件 [#1001]"
     assert parsed["Message-ID"] == f"<helpdesk.7.{TOKEN}@shop.example>"
     assert parsed["In-Reply-To"] == "<orig@example.jp>" and "sha256" not in parsed["References"]
     assert parsed["Reply-To"] == f"support+{TOKEN}@shop.example"
-    emoji = mail.compose_reply(body_text="ありがとうございます😀", **common)  # type: ignore[arg-type]
+    emoji = mail_compose.compose_reply(body_text="ありがとうございます😀", **common)  # type: ignore[arg-type]
     assert email.message_from_bytes(emoji.raw, policy=compat32).get_content_charset() == "utf-8"
     assert mail.parse(emoji.raw).text == "ありがとうございます😀"
 

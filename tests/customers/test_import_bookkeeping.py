@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk import normalize
 from helpdesk.customers import bulk
+from helpdesk.customers import merging as customer_merging
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import service as customers
 from helpdesk.customers import tasks as customer_tasks
 from helpdesk.customers.models import (
@@ -69,7 +71,7 @@ async def test_a_merge_between_batches_sends_later_orders_to_the_survivor(engine
         other = await _customer_of(session, "b@example.jp")
         version = await read_counter(session, "identity_version")
     async with maker() as session:
-        await customers.merge(session, survivor, other)
+        await customer_merging.merge(session, survivor, other)
         await session.commit()
     async with maker() as session:
         assert await read_counter(session, "identity_version") != version
@@ -149,18 +151,18 @@ async def test_orders_of_an_import_that_died_are_counted_by_the_rank_refresh(
     """A recount left behind (the process was killed) is settled once it stops beating."""
     maker = create_sessionmaker(engine)
     async with maker() as session:
-        recount = await customers.open_recount(session)
+        recount = await customer_orders.open_recount(session)
         await bulk.import_orders(session, [_order(f"#{n}", f"d{n % 3}@example.jp", 100 * n)
                                            for n in range(1, 10)], region="JP", count_new=False)
-        await customers.beat_recount(session, recount)
+        await customer_orders.beat_recount(session, recount)
         await session.commit()
     async with maker() as session:
         assert all(n == 0 for n, _ in (await _counts(session)).values())
-        assert await customers.settle_abandoned_recounts(session) == 0  # still beating
+        assert await customer_orders.settle_abandoned_recounts(session) == 0  # still beating
         await session.rollback()
     async with maker() as session:
         await session.execute(PurchaseRecount.__table__.update().values(  # type: ignore[attr-defined]
-            beat_at=utcnow() - customers.RECOUNT_ABANDONED_AFTER - timedelta(seconds=1)))
+            beat_at=utcnow() - customer_orders.RECOUNT_ABANDONED_AFTER - timedelta(seconds=1)))
         await session.commit()
     await customer_tasks.refresh_ranks(maker, dormant_after_days=180)
     async with maker() as session:

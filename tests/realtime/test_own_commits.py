@@ -11,7 +11,7 @@ from helpdesk.realtime import service as events
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, Audience, LocalEvents
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from tests.support.server import make_settings
 from tests.support.staff import Staff
 from tests.support.waiting import wait_until
@@ -24,7 +24,7 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
     bus, local = MemoryBus(), LocalEvents()
     writers = create_sessionmaker(engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local.add})
     hub = Hub(bus=bus, sessionmaker=writers, read_sessionmaker=create_sessionmaker(engine, read_only=True),
-              settings=make_settings(database_url), node="test", ticket_inbox=tickets.inbox_of,
+              settings=make_settings(database_url), node="test", ticket_inbox=ticket_queries.inbox_of,
               local=local)
     await hub.start()
     try:

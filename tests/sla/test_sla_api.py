@@ -14,7 +14,7 @@ from helpdesk.realtime import service as presence
 from helpdesk.realtime.models import Event
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.sla.models import SlaSettings
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from tests.support.server import LiveServer, make_settings
 from tests.support.staff import Staff
@@ -31,7 +31,7 @@ SETTINGS = {
 
 async def ingest_at(engine: AsyncEngine, key: str, at: datetime) -> int:
     async with create_sessionmaker(engine)() as session:
-        result = await tickets.ingest(session, InboundMessage(
+        result = await ticket_ingest.ingest(session, InboundMessage(
             channel=Channel.api, external_id=key, sender=Sender(name="客", email=f"{key}@example.jp"),
             body_text="届きません", received_at=at))
         await session.commit()

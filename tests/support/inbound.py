@@ -3,7 +3,7 @@
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
 from tests.support.database import begin_write
 from tests.support.server import INBOUND_TOKEN
@@ -28,7 +28,7 @@ async def inbound(db: AsyncSession, key: str, *, body: str = "注文の件で質
                   body_html: str | None = None, inbox: str = "default") -> IngestResult:
     """A message through the one ingest path, committed so the server sees it."""
     await begin_write(db)
-    result = await tickets.ingest(db, InboundMessage(
+    result = await ticket_ingest.ingest(db, InboundMessage(
         channel=channel, external_id=key, sender=Sender(name=name, email=email, phone=phone),
         body_text=body, body_html=body_html, subject=subject, inbox=inbox))
     await db.commit()
