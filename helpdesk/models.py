@@ -11,6 +11,7 @@ from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem, RfmBoundary
 from helpdesk.db import Counter
 from helpdesk.history.models import TicketHistory
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
@@ -24,7 +25,6 @@ from helpdesk.reports.models import (
     ReportSample,
     ReportTicket,
 )
-from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
 from helpdesk.tickets.models import (

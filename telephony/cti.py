@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.calls import operators as call_operators
 from helpdesk.calls import service as calls
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import Call, CallDirection, Routed
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
 from helpdesk.realtime import service as events

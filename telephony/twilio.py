@@ -14,17 +14,17 @@ from twilio.jwt.access_token.grants import VoiceGrant
 from twilio.twiml.voice_response import VoiceResponse
 
 from helpdesk import normalize
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import operators as call_operators
 from helpdesk.calls import service as calls
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import CallDirection
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
@@ -104,7 +104,7 @@ async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
         return None
     operator = await session.get(User, operator_id)
     inbox_id = await ticket_queries.inbox_of(session, int(raw))
-    visible = await routing.visible_inbox_ids(session, operator) if operator else set()
+    visible = await inbox_service.visible_inbox_ids(session, operator) if operator else set()
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         return None
     return int(raw)
@@ -189,7 +189,7 @@ async def sms(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> R
     sender = required(form, "From")
     channel = Channel.whatsapp if sender.startswith("whatsapp:") else Channel.sms
     to = (form.get("To") or "").removeprefix("whatsapp:")
-    inbox = await routing.inbox_for_number(session, to, region=settings.default_region)
+    inbox = await inbox_service.inbox_for_number(session, to, region=settings.default_region)
     await ticket_ingest.ingest(session, InboundMessage(
         channel=channel, external_id=sid,
         sender=Sender(phone=sender.removeprefix("whatsapp:"), name=form.get("ProfileName") or None),

@@ -4,8 +4,8 @@ Twilio webhook). The TwiML callers hear is built in ``telephony.twiml``."""
 from fastapi import APIRouter, Response
 from twilio.twiml.voice_response import VoiceResponse
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.calls import service as calls
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from telephony import twiml
 from telephony.twilio import answer_ringing

@@ -17,8 +17,7 @@ from twilio.request_validator import (
 )
 from twilio.twiml.voice_response import VoiceResponse
 
-from helpdesk.auth.dependencies import SettingsDep
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 
 PROVIDER = "twilio"

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 from tests.support import ROOT
 from tests.support.database import begin_write, configured_url, prepare_postgresql, reset
 from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
@@ -62,7 +63,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session for arranging and checking data (commit to make it visible to the server)."""
-    async with create_sessionmaker(engine, read_only=True)() as session:
+    async with event_sessions(engine, read_only=True)() as session:
         yield session
 
 

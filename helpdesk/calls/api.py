@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import Admin, CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import log as call_log
@@ -30,12 +30,12 @@ from helpdesk.calls.models import (
     WrapupView,
 )
 from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -61,7 +61,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
     staff = list(await session.execute(select(col(User.id), col(User.name)).where(
         col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
     online = set(await events.online_among(session))
-    inboxes = await routing.inboxes_by_id(session, None)
+    inboxes = await inbox_service.inboxes_by_id(session, None)
     people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
     people.sort(key=lambda p: not p["online"])
     return {"operators": people, "inboxes": [{"id": i.id, "name": i.name} for i in inboxes]}

@@ -7,8 +7,8 @@ from helpdesk.calls import threads
 from helpdesk.calls.models import Call, CallbackOutcome, CallbackResult
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
@@ -35,7 +35,7 @@ async def attach_outbound(session: AsyncSession, call: Call, *, user: User, tick
 
 async def _check_visible(session: AsyncSession, ticket_id: int, user: User) -> None:
     inbox_id = await ticket_queries.inbox_of(session, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         raise BadInput("ticket_id: no such ticket")
 

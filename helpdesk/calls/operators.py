@@ -17,8 +17,8 @@ from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallState, WrapupState
 from helpdesk.calls.settings_models import BusinessHours
 from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 
 VOICEMAIL = "voicemail"
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
@@ -41,17 +41,17 @@ def _free_operators_query() -> Select[Any]:
     # its after-call work) and when they last answered one: single index probes per operator,
     # however long their history.
     on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
-                                       CALL.c.operator_id == routing.USER.c.id)
-               .limit(1).correlate(routing.USER).scalar_subquery())
+                                       CALL.c.operator_id == inbox_service.USER.c.id)
+               .limit(1).correlate(inbox_service.USER).scalar_subquery())
     in_wrapup = (select(WRAPUP.c.call_ref).where(
-        WRAPUP.c.operator_id == routing.USER.c.id, WRAPUP.c.submitted_at.is_(None),
+        WRAPUP.c.operator_id == inbox_service.USER.c.id, WRAPUP.c.submitted_at.is_(None),
         WRAPUP.c.started_at > bindparam("acw_since", type_=UTCDateTime))
-        .limit(1).correlate(routing.USER).scalar_subquery())
-    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
-            .correlate(routing.USER).scalar_subquery())
-    online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
-        routing.USER.c.id.in_(online))
+        .limit(1).correlate(inbox_service.USER).scalar_subquery())
+    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == inbox_service.USER.c.id)
+            .correlate(inbox_service.USER).scalar_subquery())
+    online = events.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
+    return select(inbox_service.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
+        inbox_service.USER.c.id.in_(online))
 
 
 _FREE_OPERATORS = _free_operators_query()

@@ -13,7 +13,7 @@ from helpdesk.calls.service import CallOptions
 from helpdesk.customers import service as customers
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, HelpdeskError
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 
 
 class DialFailed(HelpdeskError):
@@ -36,7 +36,7 @@ async def start_outbound(
         raise BadInput("no caller id for this destination: set a route or a default caller id")
     if customer_id is None:
         customer_id = await customers.customer_id_by_phone(session, e164)
-    inbox = await routing.inbox_for_number(session, caller_id, region=options.region)
+    inbox = await inbox_service.inbox_for_number(session, caller_id, region=options.region)
     assert inbox.id is not None
     call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,
                 from_number=caller_id, to_number=e164, caller_e164=e164, inbox_id=inbox.id,

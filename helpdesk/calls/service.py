@@ -23,11 +23,11 @@ from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import Call, CallDirection, CallEvent, CallState, Routed
 from helpdesk.calls.operators import VOICEMAIL, choose_operators, is_open
 from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
-from helpdesk.config import Settings
+from helpdesk.config import DEFAULT_REGION, Settings
 from helpdesk.db import construct, serialize_on, utcnow
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
@@ -39,7 +39,7 @@ NOT_MISSED_CAUSES = {"forwarded"}
 class CallOptions:
     """The settings call handling reads."""
 
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     ring_group: int = 10
@@ -94,7 +94,7 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
                        settings.voice.get(existing.inbox_id) or VoiceConfig())
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
-    inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
+    inbox = await inbox_service.inbox_ref_for_number(session, new.to if inbound else new.from_,
                                                region=options.region)
     e164 = normalize.phone(caller, options.region)
     # The caller's customer row (with identities) is read once: for the call and for the pop.

@@ -19,7 +19,7 @@ from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallDirection
 from helpdesk.errors import HelpdeskError
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets

@@ -28,9 +28,9 @@ from helpdesk.calls.models import (
 )
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden, HelpdeskError
+from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from helpdesk.auth.dependencies import SettingsDep
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import NotFound, Unauthorized
 from helpdesk.outbox.service import OutboundContext

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from helpdesk import normalize
-from helpdesk.auth.dependencies import SettingsDep
+from helpdesk.config import SettingsDep
 from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingOrder, OrderLine
 from helpdesk.db import SessionDep

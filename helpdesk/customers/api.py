@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor
+from helpdesk.config import SettingsDep
 from helpdesk.customers import merging as customer_merging
 from helpdesk.customers import service
 from helpdesk.customers.models import CustomerPage, MergeRequest, MergeResult

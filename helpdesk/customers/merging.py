@@ -5,6 +5,7 @@ from sqlalchemy import Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers.models import Customer
 from helpdesk.customers.orders import refresh_aggregates
@@ -21,7 +22,7 @@ def customer_tables() -> list[Table]:
 
 
 async def merge(
-    session: AsyncSession, survivor_id: int, other_id: int, *, region: str = "JP",
+    session: AsyncSession, survivor_id: int, other_id: int, *, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> dict[str, int]:
     """Fold ``other_id`` into ``survivor_id``: every row of every domain moves, then it is deleted."""

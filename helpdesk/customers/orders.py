@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers.models import IncomingOrder, Order, OrderLine, PurchaseRecount, table_of
 from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, identities_of, reindex, resolve
@@ -177,7 +178,7 @@ class OrderOutcome:
 
 
 async def record_order(
-    session: AsyncSession, incoming: IncomingOrder, *, region: str = "JP",
+    session: AsyncSession, incoming: IncomingOrder, *, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> OrderOutcome:
     """Create or update one order (webhooks): customer resolved, aggregates and rank kept current."""

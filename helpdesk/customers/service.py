@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize, prepared
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers.models import (
     Customer,
     CustomerIdentity,
@@ -30,7 +31,7 @@ def identities_of(
     line_id: str | None = None,
     meta_id: str | None = None,
     chat_id: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
 ) -> list[Identity]:
     """The normalised identities a sender offers; withheld or invalid values are dropped."""
     found: list[Identity] = []
@@ -46,7 +47,7 @@ def identities_of(
 
 
 async def resolve(
-    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = "JP"
+    session: AsyncSession, *, identities: Sequence[Identity], name: str | None, region: str = DEFAULT_REGION
 ) -> Customer:
     """Find the customer any identity belongs to, or create one; attach identities they lack.
 
@@ -76,7 +77,7 @@ async def resolve(
     return customer
 
 
-async def reindex(session: AsyncSession, customer: Customer, *, region: str = "JP") -> None:
+async def reindex(session: AsyncSession, customer: Customer, *, region: str = DEFAULT_REGION) -> None:
     """Refresh the searchable text of a customer: names, emails, phones in several spellings."""
     assert customer.id is not None
     ids = await identities_by_customer(session, [customer.id])
@@ -143,7 +144,7 @@ async def find(
     phone: str | None = None,
     email: str | None = None,
     q: str | None = None,
-    region: str = "JP",
+    region: str = DEFAULT_REGION,
     limit: int = 50,
 ) -> list[CustomerSummary]:
     """Customers by exact phone (any format) or email, or by free text over names and contacts."""

@@ -8,15 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor
 from helpdesk.auth.models import User
+from helpdesk.config import SettingsDep
 from helpdesk.customers import details, service
 from helpdesk.customers import merging as customer_merging
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles import service as profiles
-from helpdesk.routing import service as routing
 from helpdesk.tickets import outbound, spam
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
@@ -59,8 +60,8 @@ async def customer_page(
                    c for c in await service.find(reader, q=merge_q.strip(),
                                                  region=settings.default_region, limit=10)
                    if c.id != customer_id] if merge_q.strip() and user.sees_everything else [],
-               "inboxes": await routing.inboxes_by_id(
-                   reader, await routing.visible_inbox_ids(reader, user))}
+               "inboxes": await inbox_service.inboxes_by_id(
+                   reader, await inbox_service.visible_inbox_ids(reader, user))}
     await audit_view(session, request, user, customer_id, via="page")
     return templating.render(request, "customer.html", context, user=user)
 

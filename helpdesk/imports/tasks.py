@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import bulk, rfm
 from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
@@ -34,7 +35,7 @@ T = TypeVar("T")
 class ImportOptions:
     mapping: dict[str, str] | None = None
     source: str | None = None
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     # Files on disk at least this big are parsed in a child process (see _batches_from_process):

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.history import service as history
 from helpdesk.history.models import HistoryPage

@@ -9,7 +9,7 @@ from sqlmodel import col
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput, HelpdeskError
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
@@ -49,7 +49,7 @@ async def apply(session: AsyncSession, ticket_ids: list[int], change: BulkChange
         raise BadInput("select the tickets to change (at most 200 at once)")
     if change.status == Status.pending and not normalize.nfkc(change.pending_reason or ""):
         raise BadInput("pending_reason: 保留 needs a reason")
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     stmt = select(col(Ticket.id)).where(col(Ticket.id).in_(ticket_ids)).order_by(col(Ticket.id))
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))

@@ -9,12 +9,13 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
+from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import bulk, counts, queries, reads, saved
 from helpdesk.tickets.models import Channel, Status
 from helpdesk.web import templating
@@ -82,8 +83,8 @@ async def _inbox_context(
                                    sort=query.sort)
     items, next_cursor = await queries.list_tickets(session, user, filters, cursor=cursor,
                                                     limit=PAGE_SIZE, region=region)
-    visible = await routing.visible_inbox_ids(session, user)
-    inboxes = await routing.inboxes_by_id(session, visible)
+    visible = await inbox_service.visible_inbox_ids(session, user)
+    inboxes = await inbox_service.inboxes_by_id(session, visible)
     scope = [i.id for i in inboxes if i.id is not None and query.inbox_id in (None, i.id)]
     owner = {"mine": user.id, "unassigned": counts.NOBODY}.get(query.view)
     return {

@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.assignment import service as assignment
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
 from helpdesk.db import next_counter, serialize_on, utcnow
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
 from helpdesk.tickets.models import (
@@ -36,7 +37,7 @@ MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 @dataclass(frozen=True)
 class IngestOptions:
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     reopen_window: timedelta = timedelta(days=14)
 
 
@@ -53,7 +54,7 @@ async def ingest(
     existing = await message_by_external_id(session, inbound.channel, inbound.external_id)
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
-    inbox = await routing.inbox_by_name(session, inbound.inbox)
+    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
     sender = inbound.sender
     identities = customers.identities_of(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,

@@ -8,7 +8,7 @@ from sqlmodel import col
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.search.models import SearchEntry
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
@@ -28,7 +28,7 @@ async def merge(session: AsyncSession, survivor_id: int, other_id: int, *, actor
     locked = {first: await ticket_queries.lock(session, first),
               second: await ticket_queries.lock(session, second)}
     survivor, other = locked[survivor_id], locked[other_id]
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     if survivor is None or other is None or (
             visible is not None and {survivor.inbox_id, other.inbox_id} - visible):
         raise NotFound("ticket not found")

@@ -13,10 +13,11 @@ from sqlmodel import SQLModel, col
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
 from helpdesk.db import dialect_of
 from helpdesk.errors import BadInput
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.search import service as search
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
@@ -69,11 +70,11 @@ class TicketFilter:
 
 async def list_tickets(
     session: AsyncSession, user: User, filters: TicketFilter, *, cursor: str | None,
-    limit: int, region: str = "JP",
+    limit: int, region: str = DEFAULT_REGION,
 ) -> tuple[list[TicketPublic], str | None]:
     """A page of tickets ``user`` may see, newest activity (or soonest due) first, by keyset."""
     stmt = select(Ticket)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
@@ -253,7 +254,7 @@ async def inbox_of(session: AsyncSession, ticket_id: int) -> int | None:
 
 async def count_by_status(session: AsyncSession, user: User) -> dict[str, int]:
     """Tickets per status among those ``user`` may see, from the kept counters (no COUNT)."""
-    return await counts.by_status(session, inbox_ids=await routing.visible_inbox_ids(session, user))
+    return await counts.by_status(session, inbox_ids=await inbox_service.visible_inbox_ids(session, user))
 
 
 async def open_ticket_token(session: AsyncSession, *, customer_id: int, inbox_id: int) -> str | None:

@@ -12,9 +12,9 @@ from helpdesk.auth.models import User
 from helpdesk.db import serialize_on, utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox import service as outbox
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
 from helpdesk.tickets.models import (
@@ -139,7 +139,7 @@ async def _check_assignable(
     assignee = await session.get(User, assignee_id)
     if assignee is None or not assignee.is_active:
         raise BadInput("assignee_id: no such active user")
-    if not assignee.sees_everything and ticket.inbox_id not in await routing.inbox_ids_of(
+    if not assignee.sees_everything and ticket.inbox_id not in await inbox_service.inbox_ids_of(
             session, assignee_id):
         raise BadInput("assignee_id: that user is not a member of the ticket's inbox")
 

@@ -13,18 +13,19 @@ from sqlmodel import col
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
+from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets import delivery, macros, mentions, merging, photos, queries, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
@@ -46,7 +47,7 @@ router = APIRouter(include_in_schema=False)
 
 async def _assignable(session: AsyncSession, ticket: Ticket, user: User) -> list[User]:
     """The assignee menu: the inbox's active members ``user`` may choose among."""
-    members = await routing.memberships(session)
+    members = await inbox_service.memberships(session)
     return service.assignable_by(user, ticket, [
         u for u in await auth.all_users(session) if u.is_active and (
             u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))])

@@ -20,8 +20,9 @@ from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
 from helpdesk.customers.models import Customer
-from helpdesk.db import create_sessionmaker, utcnow
-from helpdesk.routing.models import Inbox
+from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
+from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets.models import Attachment, Message, Ticket
 from tests.support.channels import reply
 from tests.support.database import count, fetch, get
@@ -303,7 +304,7 @@ async def test_imap_polling_reads_each_message_once(database_url: str, engine, d
     with FakeIMAP("support", "imap-pass") as server:
         server.mailbox.messages = {3: raw("shift_jis.eml"), 5: raw("euc_jp.eml")}
         settings = make_settings(database_url, imap_url=f"imap://support:imap-pass@127.0.0.1:{server.port}/INBOX")
-        sessionmaker = create_sessionmaker(engine)
+        sessionmaker = event_sessions(engine)
         assert await email_tasks.poll_imap(sessionmaker, settings) == 2
         assert server.mailbox.fetches == [3, 5] and server.mailbox.seen == {3, 5}
         assert await email_tasks.poll_imap(sessionmaker, settings) == 0

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.realtime import service as events
+from helpdesk.realtime.log import event_sessions
 from helpdesk.retention import tasks as retention
 from tests.support.server import LiveServer, make_settings
 from tests.support.services import RedisProcess
@@ -61,7 +62,7 @@ async def client_for() -> AsyncIterator[Callable[[LiveServer], httpx.AsyncClient
 
 async def prune_all_but_the_newest(database_url: str, engine: AsyncEngine) -> int:
     """Run retention as if a month had passed; returns the seq it pruned through."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     await retention.prune_all(sessionmaker, make_settings(database_url),
                               now=utcnow() + timedelta(days=31))
     async with sessionmaker() as session:

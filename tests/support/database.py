@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import SQLModel
 
 import helpdesk.models  # noqa: F401  (every table, for reset)
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.realtime import service as events
+from helpdesk.realtime.log import event_sessions
 from tests.support.server import forget_all_sign_in_failures
 
 T = TypeVar("T")
@@ -104,7 +105,7 @@ class Peek:
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.sessions = create_sessionmaker(engine)
+        self.sessions = event_sessions(engine)
 
     async def scalars(self, stmt: Any) -> list[Any]:
         async with self.sessions() as session:

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, SessionKind, User
+from helpdesk.inboxes import service as inbox_service
 from tests.support.database import begin_write
 from tests.support.server import SECRET
 
@@ -28,7 +29,9 @@ class Staff:
                      inboxes: list[str] | None = None) -> User:
         await begin_write(self.session)
         user = await auth.create_user(self.session, email=f"{name}@example.com", name=name,
-                                      role=role, password=PASSWORD, inboxes=inboxes)
+                                      role=role, password=PASSWORD)
+        assert user.id is not None
+        await inbox_service.join_named(self.session, user_id=user.id, names=inboxes or [])
         api, browser = [await auth.sign_in(self.session, secret_key=SECRET, user=user, kind=kind,
                                            ttl_seconds=TTL)
                         for kind in (SessionKind.api, SessionKind.browser)]

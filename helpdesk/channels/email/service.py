@@ -18,7 +18,7 @@ from helpdesk.channels.email import charset, headers
 from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundAttachment, InboundMessage, IngestResult, Sender
 
@@ -248,7 +248,7 @@ async def ingest_raw(session: AsyncSession, raw: bytes, *, settings: Settings,
     """Parse and ingest one raw message into the inbox it was addressed to; the caller commits."""
     mail = parse(raw)
     bare = [_without_tag(a) for a in [*envelope_recipients, *mail.recipients]]
-    inbox = await routing.inbox_by_address(session, bare)
+    inbox = await inbox_service.inbox_by_address(session, bare)
     inbound = to_inbound(mail, inbox=inbox.name if inbox else "default",
                          envelope_recipients=envelope_recipients)
     return await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(
