@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.db import create_engine
 from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
+from helpdesk.storage.sessions import begin_write
 from tests.support import ROOT
-from tests.support.database import begin_write, configured_url, prepare_postgresql, reset
+from tests.support.database import configured_url, prepare_postgresql, reset
 from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
 from tests.support.server import INBOUND_TOKEN, SECRET, LiveServer, free_port, make_settings
 from tests.support.services import shared_redis_url

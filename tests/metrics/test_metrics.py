@@ -5,7 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access.models import IpRule
-from tests.support.database import begin_write
+from helpdesk.storage.sessions import begin_write
 from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
 from tests.support.server import LiveServer, make_settings
 from tests.support.staff import Staff

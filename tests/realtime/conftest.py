@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.realtime.log import event_sessions
 from helpdesk.retention import tasks as retention
 from tests.support.server import LiveServer, make_settings

@@ -5,8 +5,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
 from helpdesk.inboxes.models import InboxMember
-from helpdesk.realtime import service as events
-from tests.support.database import begin_write
+from helpdesk.realtime import log as events
+from helpdesk.storage.sessions import begin_write
 from tests.support.staff import Staff
 
 

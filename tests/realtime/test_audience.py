@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import InboxMember
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from tests.support.inbound import inbound_body, post_inbound
 from tests.support.server import LiveServer
 from tests.support.sockets import committed_events, frames_until, open_socket, quiet

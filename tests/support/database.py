@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 
 import helpdesk.models  # noqa: F401  (every table, for reset)
 from helpdesk.db import create_engine
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.realtime.log import event_sessions
 from tests.support.server import forget_all_sign_in_failures
 
@@ -84,17 +84,6 @@ async def reset(engine: AsyncEngine) -> None:
         await conn.execute(text(
             "INSERT INTO inbox (name, email_charset, created_at) "
             "VALUES ('default', 'utf-8', CURRENT_TIMESTAMP)"))
-
-
-async def begin_write(session: AsyncSession) -> None:
-    """End the session's transaction and begin one that holds SQLite's write lock from the start.
-
-    The ``db`` session begins DEFERRED so a test's reads never block the servers; but a deferred
-    transaction that read and then writes fails at once with SQLITE_BUSY when a server (its
-    presence heartbeat, say) committed in between. Helpers that write call this first.
-    """
-    await session.commit()
-    await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
 class Peek:

@@ -3,9 +3,9 @@
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.support.database import begin_write
 from tests.support.server import INBOUND_TOKEN
 
 INBOUND_HEADERS = {"Authorization": f"Bearer {INBOUND_TOKEN}"}

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
+from helpdesk.realtime.frames import LiveEvent
 from helpdesk.realtime.models import Event
-from helpdesk.realtime.service import LiveEvent
 from tests.support.server import LiveServer
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, SessionKind, User
 from helpdesk.inboxes import service as inbox_service
-from tests.support.database import begin_write
+from helpdesk.storage.sessions import begin_write
 from tests.support.server import SECRET
 
 PASSWORD = "correct horse battery"

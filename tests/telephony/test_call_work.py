@@ -11,8 +11,8 @@ from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call, WrapupState
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
-from tests.support.database import begin_write
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
 from tests.support.telephony import (

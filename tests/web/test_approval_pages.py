@@ -10,9 +10,10 @@ from helpdesk.approval.models import ApprovalConfig
 from helpdesk.auth.models import Role
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message
 from tests.support.browser import Tabs
-from tests.support.database import Peek, begin_write
+from tests.support.database import Peek
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
 

@@ -5,10 +5,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import counts
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketCount, TicketUpdate
-from tests.support.database import begin_write
 from tests.support.inbound import inbound, post_inbound
 from tests.support.staff import Staff
 

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message
 from tests.support.browser import Tabs
-from tests.support.database import Peek, begin_write
+from tests.support.database import Peek
 from tests.support.inbound import inbound
 from tests.support.server import LiveServer, make_settings
 from tests.support.staff import Staff

@@ -20,11 +20,11 @@ from helpdesk.realtime.log import event_sessions
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
 from tests.support import ROOT
 from tests.support.browser import Tab, Tabs
-from tests.support.database import begin_write
 from tests.support.inbound import inbound
 from tests.support.staff import PASSWORD, Staff
 

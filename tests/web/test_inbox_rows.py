@@ -7,10 +7,10 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
 from tests.support.browser import Tabs
-from tests.support.database import begin_write
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
 

@@ -6,9 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message, Status, Tag, Ticket, TicketTag
 from tests.support.browser import Tabs
-from tests.support.database import Peek, begin_write
+from tests.support.database import Peek
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
 

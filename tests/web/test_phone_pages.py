@@ -11,9 +11,9 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
 from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
 from tests.support.browser import Tabs
-from tests.support.database import begin_write
 from tests.support.inbound import inbound
 from tests.support.server import LiveServer, make_settings
 from tests.support.staff import Staff

@@ -12,9 +12,10 @@ from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.sla import service as sla
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
 from tests.support.browser import Tabs
-from tests.support.database import Peek, begin_write
+from tests.support.database import Peek
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
 
