@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.db import create_sessionmaker
@@ -81,6 +82,7 @@ async def test_a_session_whose_sessionmaker_has_no_event_log_refuses_to_record(e
 async def test_a_rollback_forgets_what_was_recorded(engine: AsyncEngine) -> None:
     own: list[LiveEvent] = []
     async with event_sessions(engine, publish=own.extend)() as session:
+        await session.execute(text("SELECT 1"))  # a transaction to roll back, as a service has
         events.record(session, events.TicketUpdated(inbox_id=None, ticket={"n": 1}))
         await session.rollback()
         events.record(session, events.TicketUpdated(inbox_id=None, ticket={"n": 2}))
