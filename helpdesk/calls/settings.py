@@ -120,11 +120,6 @@ class BlockedCallers:
         return (e164 is not None and e164 in self.e164) or normalize.nfkc(caller) in self.folded
 
 
-def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
-    """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
-    return BlockedCallers.of(config, region).match(caller, region=region)
-
-
 def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:
     """The caller id for a destination: the first matching route (``*`` = any digits), or default."""
     for route in config.routing_table:

@@ -181,11 +181,6 @@ def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
     )
 
 
-async def customer_id_by_phone(session: AsyncSession, e164: str) -> int | None:
-    """The customer owning an already normalised phone number, if any (one indexed lookup)."""
-    return await session.scalar(_owners(IdentityKind.phone, e164).limit(1))
-
-
 async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, int]:
     """Which customer owns each identity, in one query per few thousand identities."""
     by_kind: dict[IdentityKind, list[str]] = defaultdict(list)

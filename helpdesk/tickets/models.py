@@ -23,15 +23,6 @@ class Status(StrEnum):
     no_action = "no_action"
 
 
-STATUS_LABELS: dict[Status, tuple[str, str]] = {
-    Status.unhandled: ("未対応", "Unhandled"),
-    Status.in_progress: ("対応中", "In progress"),
-    Status.pending: ("保留", "On hold"),
-    Status.resolved: ("対応済", "Resolved"),
-    Status.no_action: ("対応不要", "No action needed"),
-}
-
-
 class Priority(StrEnum):
     low = "low"
     normal = "normal"

@@ -10,7 +10,7 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.db import utcnow
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import PASSWORD, Staff
+from tests.support.staff import PASSWORD, Staff
 
 
 async def actions(db: AsyncSession) -> list[str]:
