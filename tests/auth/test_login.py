@@ -95,7 +95,7 @@ async def test_token_of_a_deactivated_user_stops_working(http: httpx.AsyncClient
 
 async def test_ticket_changes_are_audited(http: httpx.AsyncClient, staff: Staff,
                                           db: AsyncSession) -> None:
-    from tests.conftest import post_inbound
+    from tests.support.inbound import post_inbound
 
     op = await staff.create("op", inboxes=["default"])
     ticket_id = (await post_inbound(http, "k")).json()["ticket_id"]

@@ -236,7 +236,7 @@ def test_replies_compose_as_iso_2022_jp_or_fall_back_to_utf8() -> None:
 
 async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: FakeSMTP,
                                             db: AsyncSession, staff) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import Staff
+    from tests.support.staff import Staff
 
     async with db.begin():
         await db.execute(update(Inbox).where(Inbox.name == "default").values(
