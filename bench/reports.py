@@ -26,11 +26,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.inbox_page import SECRET, report, serve
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
-from helpdesk.auth.models import Role
+from helpdesk.auth.models import Role, SessionKind, User
 from helpdesk.db import create_engine, create_sessionmaker, next_counter
 from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.models import Event
@@ -55,8 +56,8 @@ async def staff(url: str) -> tuple[str, list[int]]:
             op = await auth.create_user(session, email=f"op{n}@example.com", name=f"オペレーター{n}",
                                         role=Role.operator, password="bench-password")
             ids.append(op.id)
+        token = await _session_for(session, boss)
         await session.commit()
-        token = auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT)
     await engine.dispose()
     return token, [i for i in ids if i is not None]
 
@@ -66,9 +67,16 @@ async def sign_in(url: str) -> str:
     engine = create_engine(url)
     async with create_sessionmaker(engine)() as session:
         boss = next(u for u in await auth.all_users(session) if u.email == "boss@example.com")
-        token = auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT)
+        token = await _session_for(session, boss)
+        await session.commit()
     await engine.dispose()
     return token
+
+
+async def _session_for(session: AsyncSession, user: User) -> str:
+    """A browser session cookie for ``user``, valid for a day."""
+    return await auth.sign_in(session, secret_key=SECRET, user=user, kind=SessionKind.browser,
+                              ttl_seconds=86400)
 
 
 def fill(path: Path, n: int, days: int, operators: list[int]) -> None:
@@ -236,10 +244,16 @@ def main() -> None:
         if path.exists():
             token = asyncio.run(sign_in(url))
         else:
-            run_upgrade(url)
-            token, operators = asyncio.run(staff(url))
+            # Filled under another name and renamed when complete: an interrupted fill is never reused.
+            filling = path.with_name(path.name + ".filling")
+            filling.unlink(missing_ok=True)
+            filling_url = f"sqlite+aiosqlite:///{filling}"
+            run_upgrade(filling_url)
+            _, operators = asyncio.run(staff(filling_url))
             t0 = time.perf_counter()
-            fill(path, args.tickets, args.days, operators)
+            fill(filling, args.tickets, args.days, operators)
+            filling.rename(path)
+            token = asyncio.run(sign_in(url))
             print(f"{args.tickets} tickets over {args.days} days filled in "
                   f"{time.perf_counter() - t0:.0f} s ({path.stat().st_size / 2**20:.0f} MiB)")
         server, port = serve(url)

@@ -79,11 +79,12 @@ def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
             sessions = create_sessionmaker(engine)
             async with sessions() as session:
                 pruned = await events.pruned_through(session)
+                calendar = await report_calendar(session)
             if pruned and not args.force:
                 print(f"error: retention deleted the events up to seq {pruned}; a rebuild would "
                       "lose the days they covered (pass --force to rebuild anyway)", file=sys.stderr)
                 sys.exit(1)
-            return await report_tasks.rebuild(sessions, report_calendar(settings))
+            return await report_tasks.rebuild(sessions, calendar)
         finally:
             await engine.dispose()
 

@@ -9,11 +9,12 @@ order (see realtime.service), so nothing committed later can appear behind the w
 Ticket events carry the ticket as it stood; ``report_ticket`` keeps what the previous one said,
 and the differences are the figures: a new status moves the backlog, 対応中 time is added to its
 operator when the ticket leaves 対応中 (on the day it leaves), a first ``first_response_at`` is a
-first-response sample and a move to resolved a resolution sample.
+first-response sample and a move to resolved a resolution sample. Calls add their talk when
+they end and their after-call work when the wrap-up is submitted (``call.wrapup_done``).
 """
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -24,14 +25,13 @@ from helpdesk.db import raise_counter, read_counter, try_serialize_on
 from helpdesk.realtime import service as events
 from helpdesk.realtime.models import Event
 from helpdesk.reports import histogram
-from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.reports.calendar import ReportCalendar, report_calendar
 from helpdesk.reports.models import (
     APPLIED,
     ROLLUP_MODELS,
     ReportBacklog,
     ReportHistogram,
     ReportInboxDay,
-    ReportOperator,
     ReportOperatorDay,
     ReportSample,
     ReportTicket,
@@ -42,8 +42,6 @@ BATCH = 1000
 LOCK = "report_rollup"
 OPEN_STATUSES = ("unhandled", "in_progress", "pending")
 SERVICE_LEVEL_SECONDS = 20
-# An internal note by the operator this soon after their call ended is its after-call work.
-AFTER_CALL_WINDOW = timedelta(minutes=30)
 TICKET_EVENTS = ("ticket.created", "ticket.updated", "ticket.assigned")
 ROLLUP_TABLES = ROLLUP_MODELS
 
@@ -68,11 +66,10 @@ async def apply_pending(session: AsyncSession, calendar: ReportCalendar, *, limi
     return len(batch)
 
 
-async def prune_folded_events(session: AsyncSession, *, calendar: ReportCalendar,
-                              before: datetime, limit: int) -> int:
+async def prune_folded_events(session: AsyncSession, *, before: datetime, limit: int) -> int:
     """Retention's pruning of the log, which first folds what it is about to delete: an event
     is never gone before the rollups have counted it."""
-    await apply_pending(session, calendar, limit=limit)
+    await apply_pending(session, await report_calendar(session), limit=limit)
     applied = await read_counter(session, APPLIED)
     return await events.prune_events(session, before=before, limit=limit, through=applied)
 
@@ -99,7 +96,6 @@ class Folder:
         self.operator_days: dict[tuple[date, int, int], ReportOperatorDay] = {}
         self.inbox_days: dict[tuple[date, int], ReportInboxDay] = {}
         self.backlog: dict[tuple[int, str], ReportBacklog] = {}
-        self.operators: dict[int, ReportOperator] = {}
         self.histograms: dict[tuple[str, date, int, int], ReportHistogram] = {}
         self.inbox_day_now: dict[int, date] = {}  # the last day each inbox had an event on
 
@@ -118,6 +114,8 @@ class Folder:
             await self._message(event.at, event.data, event.inbox_id or 0)
         elif event.type == "call.ended":
             await self._call_ended(event.at, event.data["call"])
+        elif event.type == "call.wrapup_done":
+            await self._wrapup_done(event.at, event.data, event.inbox_id or 0)
 
     async def finish(self) -> None:
         """Write each touched inbox's backlog into its latest day, then flush."""
@@ -185,22 +183,17 @@ class Folder:
         author = data.get("author_id")
         if author is None:
             return
-        day = self.calendar.day_of(at)
         if data.get("direction") == "out" and not data.get("internal"):
-            (await self._operator_day(day, author, inbox_id)).replies += 1
-        elif data.get("internal"):
-            await self._after_call_work(at, day, int(author), inbox_id, data.get("ticket_id"))
+            (await self._operator_day(self.calendar.day_of(at), author, inbox_id)).replies += 1
 
-    async def _after_call_work(self, at: datetime, day: date, user_id: int, inbox_id: int,
-                               ticket_id: int | None) -> None:
-        state = await self._operator(user_id)
-        ended = state.call_ended_at
-        if ended is None or state.call_ticket_id not in (None, ticket_id):
+    async def _wrapup_done(self, at: datetime, data: dict[str, Any], inbox_id: int) -> None:
+        """After-call work as the wrap-up timed it (hang-up to submit), on the day of the submit;
+        the talk it also carries was counted when the call ended."""
+        operator, seconds = data.get("operator_id"), data.get("acw_seconds")
+        if operator is None or seconds is None:
             return
-        if timedelta(0) <= at - ended <= AFTER_CALL_WINDOW:
-            (await self._operator_day(day, user_id, inbox_id)).handling_seconds += (
-                (at - ended).total_seconds())
-        state.call_ended_at, state.call_ticket_id = None, None
+        row = await self._operator_day(self.calendar.day_of(at), int(operator), inbox_id)
+        row.handling_seconds += max(0.0, float(seconds))
 
     async def _call_ended(self, at: datetime, call: dict[str, Any]) -> None:
         inbox_id, operator = int(call["inbox_id"]), call.get("operator_id")
@@ -213,8 +206,6 @@ class Folder:
             row = await self._operator_day(day, int(operator), inbox_id)
             row.handling_seconds += talk
             row.calls_answered += 1 if call.get("direction") == "in" else 0
-            state = await self._operator(int(operator))
-            state.call_ended_at, state.call_ticket_id = ended, call.get("ticket_id")
         if call.get("direction") != "in":
             return
         inbox_day = await self._inbox_day(day, inbox_id)
@@ -291,14 +282,6 @@ class Folder:
                 inbox_id=inbox_id, status=status)
             self.session.add(row)
             self.backlog[key] = row
-        return row
-
-    async def _operator(self, user_id: int) -> ReportOperator:
-        row = self.operators.get(user_id)
-        if row is None:
-            row = await self.session.get(ReportOperator, user_id) or ReportOperator(user_id=user_id)
-            self.session.add(row)
-            self.operators[user_id] = row
         return row
 
 
