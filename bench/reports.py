@@ -21,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -130,7 +131,27 @@ def fill(path: Path, n: int, days: int, operators: list[int]) -> None:
     conn.executemany("INSERT INTO report_histogram (metric, day, user_id, bucket, n) VALUES (?, ?, ?, ?, ?)",
                      [(*key, n) for key, n in histograms.items()])
     conn.commit()
+    _fill_spreads(conn)
     conn.close()
+
+
+def _fill_spreads(conn: sqlite3.Connection) -> None:
+    """Each operator-day's exact medians, as the rollup keeps them (all inboxes, then each)."""
+    rows = conn.execute("SELECT metric, day, user_id, inbox_id, seconds FROM report_sample "
+                        "WHERE user_id != 0 ORDER BY metric, day, user_id, seconds")
+    spreads = []
+    for (metric, day, user_id), group in groupby(rows, key=lambda row: tuple(row[:3])):
+        samples = [(row[3], row[4]) for row in group]
+        per_inbox: dict[int, list[float]] = defaultdict(list)
+        for inbox_id, seconds in samples:
+            per_inbox[inbox_id].append(seconds)
+        for inbox_id, ordered in [(0, [s for _, s in samples]), *per_inbox.items()]:
+            spreads.append((metric, day, user_id, inbox_id, len(ordered),
+                            histogram.exact_percentile(ordered, 50),
+                            histogram.exact_percentile(ordered, 90)))
+    conn.executemany("INSERT INTO report_spread (metric, day, user_id, inbox_id, n, p50, p90) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", spreads)
+    conn.commit()
 
 
 def _flush(conn: sqlite3.Connection, tickets: list[Any], samples: list[Any]) -> None:
@@ -242,6 +263,7 @@ def main() -> None:
         path = args.db or Path(tmp) / "reports.db"
         url = f"sqlite+aiosqlite:///{path}"
         if path.exists():
+            run_upgrade(url)  # a database filled by an earlier version gains the new rollups
             token = asyncio.run(sign_in(url))
         else:
             # Filled under another name and renamed when complete: an interrupted fill is never reused.

@@ -48,3 +48,11 @@ def _value_at(pairs: list[tuple[int, int]], rank: int) -> float:
             return low + (high - low) * (rank - seen + 0.5) / n
         seen += n
     return bounds(pairs[-1][0])[1]
+
+
+def exact_percentile(ordered: list[float], percent: int) -> float:
+    """The ``percent`` percentile of sorted samples, like ``percentile_cont`` (not empty)."""
+    position = (len(ordered) - 1) * percent / 100
+    low = int(position)
+    above = ordered[min(low + 1, len(ordered) - 1)]
+    return ordered[low] + (position - low) * (above - ordered[low])

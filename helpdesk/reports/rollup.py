@@ -34,6 +34,7 @@ from helpdesk.reports.models import (
     ReportInboxDay,
     ReportOperatorDay,
     ReportSample,
+    ReportSpread,
     ReportTicket,
 )
 
@@ -98,6 +99,7 @@ class Folder:
         self.backlog: dict[tuple[int, str], ReportBacklog] = {}
         self.histograms: dict[tuple[str, date, int, int], ReportHistogram] = {}
         self.inbox_day_now: dict[int, date] = {}  # the last day each inbox had an event on
+        self.spread_groups: set[tuple[str, date, int]] = set()  # operator-days with new samples
 
     async def load_tickets(self, batch: list[Event]) -> None:
         ids = {_ticket_id(e) for e in batch} - {None}
@@ -122,6 +124,29 @@ class Folder:
         for inbox_id, day in self.inbox_day_now.items():
             await self._close_day(inbox_id, day)
         await self.session.flush()
+        for metric, day, user_id in sorted(self.spread_groups):
+            await self._respread(metric, day, user_id)
+        await self.session.flush()
+
+    async def _respread(self, metric: str, day: date, user_id: int) -> None:
+        """Rank one operator-day's samples again (tens to hundreds of rows, read off the index)
+        into its exact medians: all inboxes together and each inbox alone."""
+        rows = (await self.session.execute(
+            select(col(ReportSample.inbox_id), col(ReportSample.seconds))
+            .where(col(ReportSample.metric) == metric, col(ReportSample.day) == day,
+                   col(ReportSample.user_id) == user_id)
+            .order_by(col(ReportSample.seconds)))).all()
+        per_inbox: dict[int, list[float]] = {}
+        for inbox_id, seconds in rows:
+            per_inbox.setdefault(inbox_id, []).append(seconds)
+        for inbox_id, ordered in [(0, [seconds for _, seconds in rows]), *per_inbox.items()]:
+            key = (metric, day, user_id, inbox_id)
+            row = await self.session.get(ReportSpread, key)
+            if row is None:
+                row = ReportSpread(metric=metric, day=day, user_id=user_id, inbox_id=inbox_id)
+                self.session.add(row)
+            row.n, row.p50, row.p90 = (len(ordered), histogram.exact_percentile(ordered, 50),
+                                       histogram.exact_percentile(ordered, 90))
 
     # ---- tickets -----------------------------------------------------------------------
 
@@ -226,6 +251,8 @@ class Folder:
         seconds = max(0.0, seconds)
         self.session.add(ReportSample(metric=metric, day=day, user_id=user_id, inbox_id=inbox_id,
                                       ticket_id=ticket_id, seconds=seconds))
+        if user_id:
+            self.spread_groups.add((metric, day, user_id))
         key = (metric, day, user_id, histogram.bucket(seconds))
         row = self.histograms.get(key)
         if row is None:
