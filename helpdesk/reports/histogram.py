@@ -28,15 +28,21 @@ def percentile(counts: Iterable[tuple[int, int]], percent: int) -> float | None:
     Ranked like ``percentile_cont``: between the two samples around the position, each placed
     evenly inside its bucket.
     """
+    return percentiles(counts, (percent,)).get(percent)
+
+
+def percentiles(counts: Iterable[tuple[int, int]], percents: Iterable[int]) -> dict[int, float]:
+    """Several percentiles of the same counts (filtered and totalled once); empty when no samples."""
     pairs = [(b, n) for b, n in counts if n > 0]
     total = sum(n for _, n in pairs)
-    if not total:
-        return None
-    position = (total - 1) * percent / 100
-    low = int(position)
-    below = _value_at(pairs, low)
-    above = _value_at(pairs, min(low + 1, total - 1))
-    return below + (position - low) * (above - below)
+    found = {}
+    for percent in percents if total else ():
+        position = (total - 1) * percent / 100
+        low = int(position)
+        below = _value_at(pairs, low)
+        above = _value_at(pairs, min(low + 1, total - 1))
+        found[percent] = below + (position - low) * (above - below)
+    return found
 
 
 def _value_at(pairs: list[tuple[int, int]], rank: int) -> float:

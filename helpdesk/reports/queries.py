@@ -159,8 +159,7 @@ async def _histogram_spreads(session: AsyncSession, start: date, end: date) -> d
         counts[(user_id, metric)].append((index, int(n)))
     found: dict[Key, Spread] = defaultdict(Spread)
     for (user_id, metric), pairs in counts.items():
-        found[(user_id,)].values[metric] = {
-            p: value for p in PERCENTS if (value := histogram.percentile(pairs, p)) is not None}
+        found[(user_id,)].values[metric] = histogram.percentiles(pairs, PERCENTS)
     return dict(found)
 
 
