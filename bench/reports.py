@@ -1,6 +1,9 @@
 """The reports page and the CSV export over a million tickets.
 
-    .venv/bin/python bench/reports.py [--tickets 1000000] [--days 365] [--requests 50]
+    .venv/bin/python -m bench.reports [--tickets 1000000] [--days 365] [--requests 50]
+        [--db PATH] [--no-export | --no-pages] [--exports N]
+
+With ``--db`` the filled database is kept at PATH and reused (migrated first) when it exists.
 
 Fills a fresh SQLite database with tickets spread over ``--days`` days, 20 operators and three
 inboxes, and with the rollups those tickets' events would have folded into (written directly:
@@ -256,6 +259,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--no-export", action="store_true", help="time the pages only")
+    parser.add_argument("--no-pages", action="store_true", help="time the export only")
+    parser.add_argument("--exports", type=int, default=1,
+                        help="stream the export this many times (the later ones start warm)")
     parser.add_argument("--db", type=Path, default=None,
                         help="keep the filled database here (and reuse it when it exists)")
     args = parser.parse_args()
@@ -288,10 +294,12 @@ def main() -> None:
                              f"/api/reports/operators?from={month_ago}&to={today.isoformat()}"),
                             ("GET /api/reports/inboxes (30 days)",
                              f"/api/reports/inboxes?from={month_ago}&to={today.isoformat()}")):
+            if args.no_pages:
+                break
             asyncio.run(timed_gets(port, token, path_, 3))  # warm the page cache
             report(name, asyncio.run(timed_gets(port, token, path_, args.requests)))
             print(f"{'':<38} CPU {CPU_PER_REQUEST[-1] * 1000:7.2f} ms a request (server and client)")
-        if not args.no_export:
+        for _ in range(0 if args.no_export else args.exports):
             seconds, size, rows, before, peak, marks = asyncio.run(export(port, token))
             print(f"GET /api/exports/tickets.csv: {rows} rows, {size / 2**20:.0f} MiB in "
                   f"{seconds:.1f} s ({rows / seconds:,.0f} rows/s); RSS {before:.0f} MiB before, "
