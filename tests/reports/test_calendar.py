@@ -2,9 +2,11 @@
 
 from datetime import UTC, date, datetime
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from helpdesk.auth.models import Role
 from helpdesk.config import Settings
 from helpdesk.db import create_sessionmaker, next_counter
 from helpdesk.realtime.models import Event
@@ -13,6 +15,7 @@ from helpdesk.reports.calendar import report_calendar
 from helpdesk.reports.models import ReportInboxDay
 from helpdesk.sla import service as sla
 from helpdesk.sla.models import SlaConfig
+from tests.conftest import Staff
 
 
 async def test_the_calendar_is_the_sla_settings(engine: AsyncEngine) -> None:
@@ -55,3 +58,25 @@ async def test_the_rollup_worker_folds_events_into_the_sla_time_zones_days(
     async with sessions() as session:
         days = [(row.day, row.created) for row in await session.scalars(select(ReportInboxDay))]
     assert days == [(date(2026, 11, 1), 1)]
+
+
+async def test_the_reports_page_marks_the_shops_closed_days(
+        engine: AsyncEngine, http: httpx.AsyncClient, staff: Staff) -> None:
+    sessions = create_sessionmaker(engine)
+    at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 2 November, 10:00 in Tokyo
+    async with sessions() as session:
+        await sla.save_config(session, SlaConfig(closed_days=[date(2026, 11, 2)]))
+        seq = await next_counter(session, "event_seq", 1)
+        session.add(Event(seq=seq, type="ticket.created", at=at, inbox_id=1, data={"ticket": {
+            "id": 1, "status": "unhandled", "assignee_id": None, "inbox_id": 1,
+            "created_at": at.isoformat(), "first_response_at": None}}))
+        await session.commit()
+    async with sessions() as session:
+        calendar = await report_calendar(session)
+    await tasks.catch_up(sessions, calendar)
+    boss = await staff.create("boss", Role.supervisor)
+    page = await http.get("/reports", params={"range": "custom", "from": "2026-11-02", "to": "2026-11-02"},
+                          headers=staff.headers(boss))
+    assert page.status_code == 200, page.text
+    chart = page.text.split('id="daily-chart"', 1)[1]
+    assert 'class="closed-day"' in chart and 'class="business"' not in chart
