@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.migrations import run_upgrade
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime.log import event_sessions
 
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
 GIVEN = ["太郎", "花子", "翔太", "さくら", "大翔", "結衣", "蓮", "陽菜", "悠真", "美咲"]
@@ -85,7 +86,9 @@ async def import_one(maker, path: Path, kind: Kind) -> tuple[float, object]:  # 
     started = time.perf_counter()
     stream = await asyncio.to_thread(path.open, "rb")
     try:
-        summary = await tasks.import_file(maker, stream, kind=kind, options=tasks.ImportOptions())
+        # The CLI's options: a process that only imports pauses the collector per batch.
+        options = tasks.ImportOptions(pause_collector=True)
+        summary = await tasks.import_file(maker, stream, kind=kind, options=options)
     finally:
         stream.close()
     return time.perf_counter() - started, summary
@@ -146,7 +149,7 @@ def main() -> None:
 async def measure(url: str, work: Path, customers: int, order_rows: int, count: int,
                   rng: random.Random) -> None:
     engine = create_engine(url)
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     for label, name, kind, rows in (("customers", "customers.csv", Kind.customers, customers),
                                     ("orders", "orders.csv", Kind.orders, order_rows),
                                     ("orders again", "orders.csv", Kind.orders, order_rows)):

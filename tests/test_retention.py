@@ -1,6 +1,5 @@
 """Retention: old events, finished outbox items and receipts go, in batches; the rest stays."""
 
-import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,14 +7,16 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.receipts import service as receipts
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.retention import tasks as retention
-from tests.conftest import LiveServer, make_settings
+from tests.support.server import LiveServer, make_settings
+from tests.support.waiting import wait_until
 
 NOW = utcnow()
 OLD = NOW - timedelta(days=40)
@@ -24,7 +25,7 @@ RECENT = NOW - timedelta(days=3)
 
 async def arrange(engine: AsyncEngine) -> None:
     """Events 1–10 (8 recent, the rest old), outbox items in every state, two receipts."""
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         for seq in range(1, 11):
             session.add(Event(seq=seq, type="ticket.updated", at=RECENT if seq == 8 else OLD,
                               data={"n": seq}))
@@ -49,7 +50,7 @@ async def remaining(db: AsyncSession, column: object) -> list[object]:
 async def test_only_old_rows_go_in_bounded_batches(database_url: str, engine: AsyncEngine,
                                                     db: AsyncSession) -> None:
     await arrange(engine)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     batches: list[int] = []
 
     async def counted(session: AsyncSession, *, before: datetime, limit: int) -> int:
@@ -79,7 +80,7 @@ async def test_only_old_rows_go_in_bounded_batches(database_url: str, engine: As
 
 async def test_a_pruned_receipt_lets_the_delivery_in_again_and_a_kept_one_does_not(
         engine: AsyncEngine) -> None:
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     async with sessionmaker() as session:
         assert await receipts.first_delivery(session, provider="line", delivery_id="E1")
         assert not await receipts.first_delivery(session, provider="line", delivery_id="E1")
@@ -103,10 +104,10 @@ async def test_the_app_prunes_in_the_background_and_stops_cleanly(
     settings = make_settings(database_url, run_workers=True, retention_interval_seconds=0.2,
                              receipt_retention_days=7)
     with LiveServer(settings) as live:
-        for _ in range(100):
-            if await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]:
-                break
-            await asyncio.sleep(0.1)
+        async def only_recent_left() -> bool:
+            return await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]
+
+        await wait_until(only_recent_left, within=10, interval=0.1)
         assert await remaining(db, col(Event.seq)) == [8, 9, 10]
         assert await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]
     assert not live.thread.is_alive()

@@ -20,8 +20,7 @@ from helpdesk.auth.models import AuthSession, Role, SessionKind, User
 from helpdesk.auth.throttle import Counters
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
-from helpdesk.errors import BadInput, Conflict, HelpdeskError, Unauthorized
-from helpdesk.routing import service as routing
+from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound, Unauthorized
 
 _hasher = PasswordHasher()
 # A hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -251,6 +250,23 @@ async def revoke(session: AsyncSession, *, user_id: int, session_id: int | None 
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def revoke_own(session: AsyncSession, user: User, session_id: int, *, ip: str | None) -> None:
+    """End one of the user's own sessions at their request, audited; 404 when it is not live."""
+    assert user.id is not None
+    if not await revoke(session, user_id=user.id, session_id=session_id):
+        raise NotFound("no such live session")
+    audit.record(session, action="session.revoke", actor_id=user.id, actor_email=user.email,
+                 target_type="auth_session", target_id=session_id, ip=ip)
+
+
+async def revoke_everywhere(session: AsyncSession, user: User, *, ip: str | None) -> None:
+    """End every session and token of the user at their request, audited."""
+    assert user.id is not None
+    ended = await revoke(session, user_id=user.id)
+    audit.record(session, action="logout.everywhere", actor_id=user.id, actor_email=user.email,
+                 ip=ip, sessions=ended)
+
+
 async def change_password(session: AsyncSession, user: User, *, current: str, new: str) -> None:
     """Set a new password after checking the current one; every session of the user ends."""
     if not _verify(user.password_hash, current):
@@ -268,9 +284,8 @@ def _check_password(password: str) -> None:
 
 async def create_user(
     session: AsyncSession, *, email: str, name: str, role: Role, password: str,
-    inboxes: list[str] | None = None,
 ) -> User:
-    """A new staff account, optionally a member of the named inboxes."""
+    """A new staff account (``inboxes.service.join_named`` makes it a member of inboxes)."""
     folded = normalize.email(email)
     if folded is None:
         raise BadInput("email: not an email address")
@@ -281,11 +296,6 @@ async def create_user(
                 password_hash=hash_password(password))
     session.add(user)
     await session.flush()
-    assert user.id is not None
-    for inbox_name in inboxes or []:
-        inbox = await routing.inbox_by_name(session, inbox_name)
-        assert inbox.id is not None
-        await routing.add_member(session, inbox_id=inbox.id, user_id=user.id)
     return user
 
 

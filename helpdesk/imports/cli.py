@@ -10,11 +10,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from helpdesk.config import Settings
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.errors import BadInput
 from helpdesk.imports import layouts, tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary
+from helpdesk.realtime.log import event_sessions
 
 
 def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
@@ -28,7 +29,8 @@ def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
     try:
         options = tasks.ImportOptions(
             mapping=layouts.parse_map(mapping), source=source, region=settings.default_region,
-            timezone=settings.timezone, dormant_after_days=settings.dormant_after_days)
+            timezone=settings.timezone, dormant_after_days=settings.dormant_after_days,
+            pause_collector=True)  # this process only imports
         with path.open("rb") as stream, _progress(console) as progress:
             bar = progress.add_task(f"{kind} {path.name}", total=path.stat().st_size)
             summary = asyncio.run(_import(settings, stream, Kind(kind), options,
@@ -45,7 +47,7 @@ async def _import(settings: Settings, stream: BinaryIO, kind: Kind, options: tas
                   progress: Callable[[int], None]) -> ImportSummary:
     engine = create_engine(settings.database_url)
     try:
-        return await tasks.import_file(create_sessionmaker(engine), stream, kind=kind,
+        return await tasks.import_file(event_sessions(engine), stream, kind=kind,
                                        options=options, progress=progress)
     finally:
         await engine.dispose()

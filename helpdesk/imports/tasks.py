@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import bulk, rfm
-from helpdesk.customers import service as customers
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.errors import BadInput
 from helpdesk.imports import layouts, reader, service
@@ -34,12 +35,17 @@ T = TypeVar("T")
 class ImportOptions:
     mapping: dict[str, str] | None = None
     source: str | None = None
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     # Files on disk at least this big are parsed in a child process (see _batches_from_process):
     # starting one costs under a second, a few seconds of parsing in a thread more.
     parse_process_min_bytes: int = 4 << 20
+    # Pause automatic garbage collection while each batch is written (see collector_paused).
+    # The collector is the whole process's: only a process that does nothing but import (the
+    # CLI) may pause it. In the server an upload imports beside live sockets, whose garbage
+    # must keep being collected, so there it stays on.
+    pause_collector: bool = False
 
 
 async def import_file(
@@ -94,11 +100,11 @@ async def _write_batches(
         async with contextlib.aclosing(batches):
             async for batch, position in batches:
                 # A session per batch: other writers (webhooks, operators) get their turn between.
-                with collector_paused():
+                with collector_paused(options.pause_collector):
                     async with sessionmaker() as session:
                         await _write(session, kind, batch, summary, options, known)
                         if recount is not None:
-                            await customers.beat_recount(session, recount)
+                            await customer_orders.beat_recount(session, recount)
                         await session.commit()
                     del batch
                 if progress:
@@ -115,7 +121,7 @@ async def _open_recount(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """New orders are counted into their customers' totals once, at the end: batch by batch,
     that rewrote thousands of customer rows each time, a quarter of an orders import."""
     async with sessionmaker() as session:
-        recount = await customers.open_recount(session)
+        recount = await customer_orders.open_recount(session)
         await session.commit()
     return recount
 
@@ -125,15 +131,15 @@ async def _settle_recount(sessionmaker: async_sessionmaker[AsyncSession], recoun
     transaction for a hundred thousand customers held SQLite's write lock for seconds. A stop
     halfway leaves the row open, and the recount (idempotent) is done again by a recovery."""
     async with sessionmaker() as session:
-        customer_ids = await customers.recount_customers(session, recount)
+        customer_ids = await customer_orders.recount_customers(session, recount)
     if customer_ids is None:
         return
     for start in range(0, len(customer_ids), RECOUNT_CHUNK):
         async with sessionmaker() as session:
-            await customers.refresh_aggregates(session, customer_ids[start:start + RECOUNT_CHUNK])
+            await customer_orders.refresh_aggregates(session, customer_ids[start:start + RECOUNT_CHUNK])
             await session.commit()
     async with sessionmaker() as session:
-        await customers.close_recount(session, recount)
+        await customer_orders.close_recount(session, recount)
         await session.commit()
 
 
@@ -145,8 +151,8 @@ _pauses_lock = threading.Lock()  # receiving threads pause too
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No automatic garbage collection while a batch is written.
+def collector_paused(pausing: bool = True) -> Iterator[None]:
+    """No automatic garbage collection while a batch is written (unless ``pausing`` is False).
 
     A batch is thousands of rows, parameters and results that live only until its commit.
     Collections in the middle promote them to the oldest generation, whose full passes over
@@ -156,10 +162,9 @@ def collector_paused() -> Iterator[None]:
     """
     global _pauses
     with _pauses_lock:
-        if _pauses == 0 and not gc.isenabled():  # turned off by someone else: leave it so
+        if not pausing or (_pauses == 0 and not gc.isenabled()):  # off by someone else: leave it so
             pausing = False
         else:
-            pausing = True
             _pauses += 1
             gc.disable()
     try:
@@ -236,7 +241,8 @@ async def _batches_from_process(
     sending.close()
     arrived: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=PREFETCH_BATCHES)
     stopping = threading.Event()
-    receiver = threading.Thread(target=_receive_all, args=(receiving, kind, arrived, stopping),
+    receiver = threading.Thread(target=_receive_all,
+                                args=(receiving, kind, arrived, stopping, options.pause_collector),
                                 daemon=True, name="helpdesk-import-receiver")
     receiver.start()
     try:
@@ -262,10 +268,10 @@ PREFETCH_BATCHES = 3
 
 
 def _receive_all(connection: Connection, kind: Kind, arrived: "queue.Queue[tuple[Any, ...]]",
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, pause_collector: bool) -> None:
     """Receive and decode the child's messages into ``arrived`` until the last one (or a stop)."""
     while True:
-        message = _receive(connection, kind)
+        message = _receive(connection, kind, pause_collector)
         while not stopping.is_set():
             try:
                 arrived.put(message, timeout=0.1)
@@ -276,12 +282,12 @@ def _receive_all(connection: Connection, kind: Kind, arrived: "queue.Queue[tuple
             return
 
 
-def _receive(connection: Connection, kind: Kind) -> tuple[Any, ...]:
+def _receive(connection: Connection, kind: Kind, pause_collector: bool) -> tuple[Any, ...]:
     try:
         # Every object unpickled here lives until its batch is committed: collections in
         # the middle would only walk them (they tripled the time a batch took to arrive).
         payload = connection.recv_bytes()
-        with collector_paused():
+        with collector_paused(pause_collector):
             message: tuple[Any, ...] = pickle.loads(payload)
             if message[0] == "batch":
                 message = ("batch", from_wire(kind, message[1]), message[2])
@@ -322,7 +328,7 @@ def from_wire(kind: Kind, rows: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def _utc_text(moment: datetime | None) -> str | None:
-    return customers.utc_iso(moment) if moment is not None else None
+    return customer_orders.utc_iso(moment) if moment is not None else None
 
 
 def _stop(child: BaseProcess) -> None:
@@ -373,7 +379,7 @@ async def _write(
     else:
         result = await bulk.import_orders(session, batch, region=options.region, known=known,
                                           count_new=False)
-    await customers.refresh_aggregates(session, result.touched)
+    await customer_orders.refresh_aggregates(session, result.touched)
     summary.created += result.created
     summary.updated += result.updated
     summary.unchanged += result.unchanged

@@ -8,8 +8,10 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.config import DEFAULT_REGION
+from helpdesk.db import utcnow
 from helpdesk.sla.hours import DAY_NAMES, known_country, parse_clock
+from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import Channel, Priority
 
 Target = Literal["first_response", "next_response", "resolution"]
@@ -52,7 +54,7 @@ class SlaConfig(BaseModel):
 
     timezone: str = PydanticField(default="Asia/Tokyo", max_length=60)
     hours: dict[str, list[list[str]]] = PydanticField(default_factory=_weekday_hours)
-    public_holidays: str | None = PydanticField(default="JP", max_length=10)
+    public_holidays: str | None = PydanticField(default=DEFAULT_REGION, max_length=10)
     closed_days: list[date] = PydanticField(default_factory=list, max_length=1000)
     targets: list[SlaTarget] = PydanticField(default_factory=_default_targets, max_length=100)
 

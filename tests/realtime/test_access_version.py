@@ -4,9 +4,10 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
-from helpdesk.realtime import service as events
-from helpdesk.routing.models import InboxMember
-from tests.conftest import Staff, begin_write
+from helpdesk.inboxes.models import InboxMember
+from helpdesk.realtime import log as events
+from helpdesk.storage.sessions import begin_write
+from tests.support.staff import Staff
 
 
 async def _version(db: AsyncSession) -> int | None:

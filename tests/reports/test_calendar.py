@@ -8,18 +8,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
 from helpdesk.config import Settings
-from helpdesk.db import create_sessionmaker, next_counter
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import report_calendar
 from helpdesk.reports.models import ReportInboxDay
 from helpdesk.sla import service as sla
 from helpdesk.sla.models import SlaConfig
+from helpdesk.storage.counters import next_counter
 from tests.conftest import Staff
 
 
 async def test_the_calendar_is_the_sla_settings(engine: AsyncEngine) -> None:
-    sessions = create_sessionmaker(engine)
+    sessions = event_sessions(engine)
     async with sessions() as session:
         default = await report_calendar(session)
         # Unsaved settings: Tokyo, Monday to Friday, Japanese public holidays.
@@ -45,7 +46,7 @@ async def test_the_calendar_is_the_sla_settings(engine: AsyncEngine) -> None:
 
 async def test_the_rollup_worker_folds_events_into_the_sla_time_zones_days(
         engine: AsyncEngine, database_url: str) -> None:
-    sessions = create_sessionmaker(engine)
+    sessions = event_sessions(engine)
     at = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 the day before in New York
     async with sessions() as session:
         await sla.save_config(session, SlaConfig(timezone="America/New_York"))
@@ -62,7 +63,7 @@ async def test_the_rollup_worker_folds_events_into_the_sla_time_zones_days(
 
 async def test_the_reports_page_marks_the_shops_closed_days(
         engine: AsyncEngine, http: httpx.AsyncClient, staff: Staff) -> None:
-    sessions = create_sessionmaker(engine)
+    sessions = event_sessions(engine)
     at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 2 November, 10:00 in Tokyo
     async with sessions() as session:
         await sla.save_config(session, SlaConfig(closed_days=[date(2026, 11, 2)]))

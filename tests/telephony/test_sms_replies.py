@@ -12,16 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels import wiring
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
-from helpdesk.routing.models import Inbox
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
-from tests.conftest import LiveServer, Staff, begin_write
-from tests.telephony.fixtures import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.telephony import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
 
 CUSTOMER = "+819011112222"
 
@@ -29,7 +32,7 @@ CUSTOMER = "+819011112222"
 @pytest.fixture
 async def worker(engine: AsyncEngine, tel_server: LiveServer) -> AsyncIterator[OutboxWorker]:
     """The outbox worker with the senders the app registers, driven one pass at a time."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     registry = SenderRegistry()
     wiring.register_senders(registry, sessionmaker, tel_server.settings)
     sms.register_senders(registry, tel_server.settings)

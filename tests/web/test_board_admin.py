@@ -14,20 +14,17 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call, CallState
-from helpdesk.realtime import service as realtime
+from helpdesk.inboxes.models import Inbox, InboxMember
+from helpdesk.realtime import presence as presences
 from helpdesk.replies.models import ReplyTemplate
-from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
-from tests.conftest import (
-    INBOUND_HEADERS,
-    LiveServer,
-    Staff,
-    begin_write,
-    inbound_body,
-    make_settings,
-)
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import INBOUND_HEADERS, inbound, inbound_body
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 def load_cell(tab, operator_id: int, status: str):  # type: ignore[no-untyped-def]
@@ -237,7 +234,7 @@ async def test_board_renders_presence_and_calls_in_progress_from_the_start(
 
 async def presence_of(db: AsyncSession, user_id: int) -> list[dict[str, object]]:
     await db.commit()  # a fresh snapshot
-    rows = await realtime.presence_list(db)
+    rows = await presences.presence_list(db)
     return [p.model_dump() for p in rows if p.user_id == user_id]
 
 

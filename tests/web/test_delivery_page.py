@@ -12,11 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.routing import service as routing
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message
-from tests.conftest import LiveServer, Staff, begin_write, make_settings
-from tests.telephony.fixtures import (
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
+from tests.support.telephony import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_URL,
@@ -25,7 +30,6 @@ from tests.telephony.fixtures import (
     fake_twilio,
     twilio_post,
 )
-from tests.web.conftest import Peek, Tabs, inbound
 
 __all__ = ["fake_twilio"]
 CUSTOMER = "+819011112222"
@@ -53,7 +57,7 @@ async def test_a_refused_sms_reply_shows_failed_with_the_reason_and_send_again_d
         browser: Browser, twilio_server: LiveServer, fake_twilio: FakeTwilio, staff: Staff,
         db: AsyncSession, peek: Peek) -> None:
     await begin_write(db)
-    await routing.create_inbox(db, name="sales", phone_number=SALES_NUMBER)
+    await inbox_service.create_inbox(db, name="sales", phone_number=SALES_NUMBER)
     await db.commit()
     sato = await staff.create("sato", Role.operator, inboxes=["sales"])
     async with httpx.AsyncClient(base_url=twilio_server.url) as client:

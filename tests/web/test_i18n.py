@@ -15,14 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.access.models import IpRule
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
+from helpdesk.realtime.log import event_sessions
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff, begin_write
-from tests.web.conftest import Tab, Tabs, inbound
+from tests.support import ROOT
+from tests.support.browser import Tab, Tabs
+from tests.support.inbound import inbound
+from tests.support.staff import PASSWORD, Staff
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.
@@ -114,7 +118,7 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient,
     call = await inbound(db, "i3", name="佐藤 花子", email=None, phone="090-1111-2222",
                          channel=Channel.phone, body="不在着信")
     # The reports pages show figures folded from these tickets' events.
-    await report_tasks.catch_up(create_sessionmaker(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
+    await report_tasks.catch_up(event_sessions(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
             "version": ticket.version, "phone_ticket": call.ticket_id, "inbox": ticket.inbox_id}
 

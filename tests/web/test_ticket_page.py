@@ -14,6 +14,8 @@ from helpdesk.customers.models import Customer, Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import (
     Channel,
@@ -24,8 +26,10 @@ from helpdesk.tickets.models import (
     TicketTag,
     TicketUpdate,
 )
-from tests.conftest import Staff, begin_write
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:
@@ -274,7 +278,7 @@ async def test_a_photo_fetched_after_the_message_appears_in_the_open_thread(
     await tab.page.evaluate("window.__notReloaded = true")
     seq = await peek.last_seq()
     await begin_write(db)
-    await tickets.add_late_content(db, message_id=result.message_id, attachments=[
+    await ticket_ingest.add_late_content(db, message_id=result.message_id, attachments=[
         InboundAttachment(filename="line-image-1.png", content_type="image/png", data=png(40, 30))])
     await db.commit()
     frames = [f for f in await peek.frames_after(seq) if f["type"] == "message.updated"]

@@ -3,7 +3,6 @@ loopback port, request signing, and builders for inboxes, operators and customer
 
 import base64
 import itertools
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from uuid import uuid4
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
@@ -28,10 +26,12 @@ from helpdesk.auth.models import Role, User
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, Order, OrderItem
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as realtime
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.realtime import presence as presences
 from helpdesk.realtime.models import Event
-from helpdesk.routing import service as routing
-from tests.conftest import LiveServer, Staff, begin_write, free_port, make_settings
+from helpdesk.storage.sessions import begin_write
+from tests.support.server import LiveServer, free_port, make_settings, serving
+from tests.support.staff import Staff
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -90,18 +90,8 @@ class FakeTwilio:
 @pytest.fixture(scope="session")
 def fake_twilio() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
-    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=fake.port, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    yield fake
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(fake.app(), fake.port, lifespan="off"):
+        yield fake
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +167,7 @@ async def online(db: AsyncSession, *users: User) -> None:
     for user in users:
         assert user.id is not None
         # A socket of a long-lived test node: no server's sweep lapses it during the test.
-        await realtime.connect(db, connection_id=uuid4().hex, user_id=user.id, node="test",
+        await presences.connect(db, connection_id=uuid4().hex, user_id=user.id, node="test",
                                now=utcnow(), ttl=timedelta(hours=1))
     await db.commit()
 
@@ -205,8 +195,8 @@ async def customer_with_orders(db: AsyncSession, phone: str = "+81312345678",
 
 async def floor(db: AsyncSession, staff: Staff, *, sales_ops: int = 2) -> Floor:
     await begin_write(db)
-    await routing.create_inbox(db, name="sales", phone_number="050-1234-5678")
-    await routing.create_inbox(db, name="support", phone_number="0120-000-111")
+    await inbox_service.create_inbox(db, name="sales", phone_number="050-1234-5678")
+    await inbox_service.create_inbox(db, name="support", phone_number="0120-000-111")
     await db.commit()
     ops = [await staff.create(f"sales{i}", inboxes=["sales"]) for i in range(sales_ops)]
     other = await staff.create("support0", inboxes=["support"])
