@@ -1,6 +1,9 @@
 """The reports page and the CSV export over a million tickets.
 
-    .venv/bin/python bench/reports.py [--tickets 1000000] [--days 365] [--requests 50]
+    .venv/bin/python -m bench.reports [--tickets 1000000] [--days 365] [--requests 50]
+        [--db PATH] [--no-export | --no-pages] [--exports N]
+
+With ``--db`` the filled database is kept at PATH and reused (migrated first) when it exists.
 
 Fills a fresh SQLite database with tickets spread over ``--days`` days, 20 operators and three
 inboxes, and with the rollups those tickets' events would have folded into (written directly:
@@ -21,16 +24,18 @@ import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.inbox_page import SECRET, report, serve
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
-from helpdesk.auth.models import Role
+from helpdesk.auth.models import Role, SessionKind, User
 from helpdesk.db import create_engine
 from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
@@ -57,8 +62,8 @@ async def staff(url: str) -> tuple[str, list[int]]:
             op = await auth.create_user(session, email=f"op{n}@example.com", name=f"オペレーター{n}",
                                         role=Role.operator, password="bench-password")
             ids.append(op.id)
+        token = await _session_for(session, boss)
         await session.commit()
-        token = auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT)
     await engine.dispose()
     return token, [i for i in ids if i is not None]
 
@@ -68,9 +73,16 @@ async def sign_in(url: str) -> str:
     engine = create_engine(url)
     async with event_sessions(engine)() as session:
         boss = next(u for u in await auth.all_users(session) if u.email == "boss@example.com")
-        token = auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT)
+        token = await _session_for(session, boss)
+        await session.commit()
     await engine.dispose()
     return token
+
+
+async def _session_for(session: AsyncSession, user: User) -> str:
+    """A browser session cookie for ``user``, valid for a day."""
+    return await auth.sign_in(session, secret_key=SECRET, user=user, kind=SessionKind.browser,
+                              ttl_seconds=86400)
 
 
 def fill(path: Path, n: int, days: int, operators: list[int]) -> None:
@@ -124,7 +136,27 @@ def fill(path: Path, n: int, days: int, operators: list[int]) -> None:
     conn.executemany("INSERT INTO report_histogram (metric, day, user_id, bucket, n) VALUES (?, ?, ?, ?, ?)",
                      [(*key, n) for key, n in histograms.items()])
     conn.commit()
+    _fill_spreads(conn)
     conn.close()
+
+
+def _fill_spreads(conn: sqlite3.Connection) -> None:
+    """Each operator-day's exact medians, as the rollup keeps them (all inboxes, then each)."""
+    rows = conn.execute("SELECT metric, day, user_id, inbox_id, seconds FROM report_sample "
+                        "WHERE user_id != 0 ORDER BY metric, day, user_id, seconds")
+    spreads = []
+    for (metric, day, user_id), group in groupby(rows, key=lambda row: tuple(row[:3])):
+        samples = [(row[3], row[4]) for row in group]
+        per_inbox: dict[int, list[float]] = defaultdict(list)
+        for inbox_id, seconds in samples:
+            per_inbox[inbox_id].append(seconds)
+        for inbox_id, ordered in [(0, [s for _, s in samples]), *per_inbox.items()]:
+            spreads.append((metric, day, user_id, inbox_id, len(ordered),
+                            histogram.exact_percentile(ordered, 50),
+                            histogram.exact_percentile(ordered, 90)))
+    conn.executemany("INSERT INTO report_spread (metric, day, user_id, inbox_id, n, p50, p90) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", spreads)
+    conn.commit()
 
 
 def _flush(conn: sqlite3.Connection, tickets: list[Any], samples: list[Any]) -> None:
@@ -229,6 +261,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--no-export", action="store_true", help="time the pages only")
+    parser.add_argument("--no-pages", action="store_true", help="time the export only")
+    parser.add_argument("--exports", type=int, default=1,
+                        help="stream the export this many times (the later ones start warm)")
     parser.add_argument("--db", type=Path, default=None,
                         help="keep the filled database here (and reuse it when it exists)")
     args = parser.parse_args()
@@ -236,12 +271,19 @@ def main() -> None:
         path = args.db or Path(tmp) / "reports.db"
         url = f"sqlite+aiosqlite:///{path}"
         if path.exists():
+            run_upgrade(url)  # a database filled by an earlier version gains the new rollups
             token = asyncio.run(sign_in(url))
         else:
-            run_upgrade(url)
-            token, operators = asyncio.run(staff(url))
+            # Filled under another name and renamed when complete: an interrupted fill is never reused.
+            filling = path.with_name(path.name + ".filling")
+            filling.unlink(missing_ok=True)
+            filling_url = f"sqlite+aiosqlite:///{filling}"
+            run_upgrade(filling_url)
+            _, operators = asyncio.run(staff(filling_url))
             t0 = time.perf_counter()
-            fill(path, args.tickets, args.days, operators)
+            fill(filling, args.tickets, args.days, operators)
+            filling.rename(path)
+            token = asyncio.run(sign_in(url))
             print(f"{args.tickets} tickets over {args.days} days filled in "
                   f"{time.perf_counter() - t0:.0f} s ({path.stat().st_size / 2**20:.0f} MiB)")
         server, port = serve(url)
@@ -254,10 +296,12 @@ def main() -> None:
                              f"/api/reports/operators?from={month_ago}&to={today.isoformat()}"),
                             ("GET /api/reports/inboxes (30 days)",
                              f"/api/reports/inboxes?from={month_ago}&to={today.isoformat()}")):
+            if args.no_pages:
+                break
             asyncio.run(timed_gets(port, token, path_, 3))  # warm the page cache
             report(name, asyncio.run(timed_gets(port, token, path_, args.requests)))
             print(f"{'':<38} CPU {CPU_PER_REQUEST[-1] * 1000:7.2f} ms a request (server and client)")
-        if not args.no_export:
+        for _ in range(0 if args.no_export else args.exports):
             seconds, size, rows, before, peak, marks = asyncio.run(export(port, token))
             print(f"GET /api/exports/tickets.csv: {rows} rows, {size / 2**20:.0f} MiB in "
                   f"{seconds:.1f} s ({rows / seconds:,.0f} rows/s); RSS {before:.0f} MiB before, "

@@ -80,11 +80,12 @@ def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
             sessions = event_sessions(engine)
             async with sessions() as session:
                 pruned = await event_log.pruned_through(session)
+                calendar = await report_calendar(session)
             if pruned and not args.force:
                 print(f"error: retention deleted the events up to seq {pruned}; a rebuild would "
                       "lose the days they covered (pass --force to rebuild anyway)", file=sys.stderr)
                 sys.exit(1)
-            return await report_tasks.rebuild(sessions, report_calendar(settings))
+            return await report_tasks.rebuild(sessions, calendar)
         finally:
             await engine.dispose()
 

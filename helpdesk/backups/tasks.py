@@ -11,7 +11,7 @@ from pathlib import Path
 from helpdesk.backups import service
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
-from helpdesk.reports.calendar import report_calendar
+from helpdesk.web.i18n import zone as zone_named
 
 log = logging.getLogger(__name__)
 PREFIX = "helpdesk-"
@@ -19,7 +19,7 @@ PREFIX = "helpdesk-"
 
 def next_run(settings: Settings, now: datetime) -> datetime:
     """The next ``backup_at`` in the deployment's time zone, after ``now``."""
-    zone = report_calendar(settings).zone
+    zone = zone_named(settings.timezone)
     hour, minute = (int(part) for part in settings.backup_at.split(":"))
     local = now.astimezone(zone)
     run = datetime.combine(local.date(), time(hour, minute), zone)
@@ -32,7 +32,7 @@ def take_daily(settings: Settings, directory: Path, now: datetime) -> Path | Non
     source = service.sqlite_path(settings.database_url)
     if source is None:
         return None
-    stamp = now.astimezone(report_calendar(settings).zone).strftime("%Y-%m-%d")
+    stamp = now.astimezone(zone_named(settings.timezone)).strftime("%Y-%m-%d")
     target = directory / f"{PREFIX}{stamp}.db"
     if target.exists():
         return None

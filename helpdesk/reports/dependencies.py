@@ -4,8 +4,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
+from helpdesk.db import ReadSessionDep, utcnow
 from helpdesk.errors import BadInput
 from helpdesk.exports.csvfile import Encoding
 from helpdesk.reports.calendar import ReportCalendar, report_calendar
@@ -23,8 +24,8 @@ class DayRange:
         return first, datetime.combine(self.end + timedelta(days=1), time(), zone)
 
 
-def calendar_of(request: Request) -> ReportCalendar:
-    return report_calendar(request.app.state.settings)
+async def calendar_of(session: ReadSessionDep) -> ReportCalendar:
+    return await report_calendar(session)
 
 
 CalendarDep = Annotated[ReportCalendar, Depends(calendar_of)]
@@ -34,8 +35,6 @@ def day_range(calendar: CalendarDep,
               start: Annotated[date | None, Query(alias="from")] = None,
               end: Annotated[date | None, Query(alias="to")] = None) -> DayRange:
     """``from``/``to`` (YYYY-MM-DD, inclusive); both default to today, at most a year apart."""
-    from helpdesk.db import utcnow
-
     today = calendar.today(utcnow())
     end = end or (start if start and start > today else today)
     return checked_range(start or end, end)

@@ -28,15 +28,21 @@ def percentile(counts: Iterable[tuple[int, int]], percent: int) -> float | None:
     Ranked like ``percentile_cont``: between the two samples around the position, each placed
     evenly inside its bucket.
     """
+    return percentiles(counts, (percent,)).get(percent)
+
+
+def percentiles(counts: Iterable[tuple[int, int]], percents: Iterable[int]) -> dict[int, float]:
+    """Several percentiles of the same counts (filtered and totalled once); empty when no samples."""
     pairs = [(b, n) for b, n in counts if n > 0]
     total = sum(n for _, n in pairs)
-    if not total:
-        return None
-    position = (total - 1) * percent / 100
-    low = int(position)
-    below = _value_at(pairs, low)
-    above = _value_at(pairs, min(low + 1, total - 1))
-    return below + (position - low) * (above - below)
+    found = {}
+    for percent in percents if total else ():
+        position = (total - 1) * percent / 100
+        low = int(position)
+        below = _value_at(pairs, low)
+        above = _value_at(pairs, min(low + 1, total - 1))
+        found[percent] = below + (position - low) * (above - below)
+    return found
 
 
 def _value_at(pairs: list[tuple[int, int]], rank: int) -> float:
@@ -48,3 +54,11 @@ def _value_at(pairs: list[tuple[int, int]], rank: int) -> float:
             return low + (high - low) * (rank - seen + 0.5) / n
         seen += n
     return bounds(pairs[-1][0])[1]
+
+
+def exact_percentile(ordered: list[float], percent: int) -> float:
+    """The ``percent`` percentile of sorted samples, like ``percentile_cont`` (not empty)."""
+    position = (len(ordered) - 1) * percent / 100
+    low = int(position)
+    above = ordered[min(low + 1, len(ordered) - 1)]
+    return ordered[low] + (position - low) * (above - ordered[low])

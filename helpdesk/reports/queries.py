@@ -23,6 +23,7 @@ from helpdesk.reports.models import (
     ReportInboxDay,
     ReportOperatorDay,
     ReportSample,
+    ReportSpread,
 )
 from helpdesk.reports.rollup import OPEN_STATUSES
 from helpdesk.tickets.models import Ticket
@@ -106,11 +107,23 @@ async def operator_days(session: AsyncSession, *, start: date, end: date, names:
     if inbox_id is not None:
         stmt = stmt.where(col(ReportOperatorDay.inbox_id) == inbox_id)
     sums = {(row[0], row[1]): row[2:] for row in (await session.execute(stmt)).all()}
-    spreads = await percentiles(session, start=start, end=end, by=("day", "user_id"),
-                                inbox_id=inbox_id)
+    spreads = await _day_spreads(session, start, end, inbox_id or 0)
     keys = sorted(set(sums) | set(spreads), key=lambda k: (k[0], names.get(k[1], ""), k[1]))
     return [_operator_item(key[1], names, sums.get(key), spreads.get(key), day=key[0])
             for key in keys]
+
+
+async def _day_spreads(session: AsyncSession, start: date, end: date,
+                       inbox_id: int) -> dict[Key, Spread]:
+    """Each operator-day's medians as the rollup ranked them (``inbox_id`` 0: all inboxes)."""
+    s = ReportSpread
+    stmt = select(col(s.day), col(s.user_id), col(s.metric), col(s.p50), col(s.p90)).where(
+        col(s.metric).in_(METRICS), col(s.day) >= start, col(s.day) <= end,
+        col(s.inbox_id) == inbox_id)
+    found: dict[Key, Spread] = defaultdict(Spread)
+    for day, user_id, metric, p50, p90 in (await session.execute(stmt)).all():
+        found[(day, user_id)].values[metric] = {50: p50, 90: p90}
+    return dict(found)
 
 
 async def operator_totals(session: AsyncSession, *, start: date, end: date, names: dict[int, str],
@@ -146,8 +159,7 @@ async def _histogram_spreads(session: AsyncSession, start: date, end: date) -> d
         counts[(user_id, metric)].append((index, int(n)))
     found: dict[Key, Spread] = defaultdict(Spread)
     for (user_id, metric), pairs in counts.items():
-        found[(user_id,)].values[metric] = {
-            p: value for p in PERCENTS if (value := histogram.percentile(pairs, p)) is not None}
+        found[(user_id,)].values[metric] = histogram.percentiles(pairs, PERCENTS)
     return dict(found)
 
 

@@ -43,14 +43,15 @@ class RollupWorker:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessionmaker = sessionmaker
         self.readers = readers_like(sessionmaker)
-        self.calendar = report_calendar(settings)
 
     async def run_once(self) -> int:
         """One pass, taking a write session only when the log has news (a read says so)."""
         async with self.readers() as session:
             if not await rollup.behind(session):
                 return 0
-        await catch_up(self.sessionmaker, self.calendar)
+            # Read each pass: a changed time zone in the SLA settings applies from the next event.
+            calendar = await report_calendar(session)
+        await catch_up(self.sessionmaker, calendar)
         return 0  # caught up: wait for the next poll
 
 

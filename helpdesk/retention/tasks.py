@@ -11,7 +11,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +19,6 @@ from helpdesk.db import utcnow
 from helpdesk.outbox import service as outbox
 from helpdesk.receipts import service as receipts
 from helpdesk.reports import rollup
-from helpdesk.reports.calendar import report_calendar
 from helpdesk.storage.locks import try_serialize_on
 
 log = logging.getLogger(__name__)
@@ -34,8 +32,7 @@ def pruners(settings: Settings, now: datetime) -> list[tuple[str, Prune, datetim
     events_before = now - timedelta(days=settings.event_retention_days)
     return [
         # The rollups fold events before they go (reports are rebuilt from what the log keeps).
-        ("event", partial(rollup.prune_folded_events, calendar=report_calendar(settings)),
-         events_before),
+        ("event", rollup.prune_folded_events, events_before),
         ("outbox", outbox.prune_done, events_before),
         ("delivery_receipt", receipts.prune,
          now - timedelta(days=settings.receipt_retention_days)),

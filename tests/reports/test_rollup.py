@@ -53,6 +53,13 @@ class Script:
             self.ticket(when, ticket_id, first_response_at=snap["first_response_at"] or when.isoformat(),
                         assignee_id=snap["assignee_id"] or author)
 
+    def wrapup(self, when: datetime, *, operator: int, acw_seconds: int, talk_seconds: int,
+               ticket_id: int) -> None:
+        self.events.append({"type": "call.wrapup_done", "at": when, "inbox_id": MAIN, "data": {
+            "call_id": len(self.events), "operator_id": operator, "ticket_id": ticket_id,
+            "disposition": "resolved", "acw_seconds": acw_seconds, "talk_seconds": talk_seconds,
+            "follow_up_on": None}})
+
     def call(self, started: datetime, *, direction: str = "in", operator: int | None = None,
              answered: datetime | None = None, ended: datetime, ticket_id: int | None = None) -> None:
         self.events.append({"type": "call.ended", "at": ended, "inbox_id": MAIN, "data": {"call": {
@@ -82,7 +89,9 @@ def scripted_day() -> list[dict[str, Any]]:
     s.ticket(at(5, 0), 105, "ticket.created")
     s.ticket(at(5, 30), 105, status="in_progress", assignee_id=SATO)
     s.call(at(6, 0), operator=SATO, answered=at(6, 0, 15), ended=at(6, 5, 15), ticket_id=105)
-    s.reply(at(6, 7, 15), 105, SATO, internal=True)  # the wrap-up note: 120 s after-call work
+    # The wrap-up was submitted 120 s after the hang-up; the note written later is not what counts.
+    s.wrapup(at(6, 7, 15), operator=SATO, acw_seconds=120, talk_seconds=300, ticket_id=105)
+    s.reply(at(6, 9, 15), 105, SATO, internal=True)
     s.call(at(7, 0), operator=SUZUKI, answered=at(7, 0, 30), ended=at(7, 2, 30))
     s.call(at(8, 0), ended=at(8, 0, 45))  # nobody answered
     s.call(at(9, 0), direction="out", operator=SATO, answered=at(9, 0, 10), ended=at(9, 1, 10))
