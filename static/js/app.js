@@ -420,7 +420,7 @@
         var mine = Array.from(calls.values()).find(function (c) {
           return c.operator_id === Number(cell.dataset.callUser) && c.state === "answered";
         });
-        cell.textContent = mine ? (mine.from || "") : "—";
+        cell.textContent = mine ? (mine.from_display || mine.from || "") : "—";
       });
       var list = document.getElementById("live-calls");
       if (!list) return;
@@ -429,7 +429,7 @@
         var li = document.createElement("li");
         li.className = "call-" + call.state;
         li.textContent = (call.state === "ringing" ? root.dataset.callRinging : root.dataset.callAnswered) +
-          " · " + (call.from || "") + (call.queue ? " · " + call.queue : "");
+          " · " + (call.from_display || call.from || "") + (call.queue ? " · " + call.queue : "");
         list.appendChild(li);
       });
       if (!calls.size) {
