@@ -23,6 +23,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db import Counter
 from helpdesk.history.models import TicketHistory
+from helpdesk.imports.models import ImportRun
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
@@ -53,7 +54,7 @@ from helpdesk.tickets.models import (
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
     "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
-    "DeliveryReceipt", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice", "IpRule",
+    "DeliveryReceipt", "Event", "ImapCursor", "ImportRun", "Inbox", "InboxMember", "InboxVoice", "IpRule",
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",

@@ -467,8 +467,22 @@
     return {};
   }
 
+  // ---- CSV import: a file over the limit is refused here, with the page's reason ----------
+  function importPage() {
+    var form = document.getElementById("import-form");
+    if (!form) return {};
+    var input = form.querySelector("input[type=file]");
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      input.setCustomValidity(file && file.size > Number(form.dataset.maxBytes) ? form.dataset.tooLarge : "");
+      input.reportValidity();
+    });
+    return {};
+  }
+
   var current = {};
-  if (page === "inbox") current = inboxPage();
+  if (page === "import") current = importPage();
+  else if (page === "inbox") current = inboxPage();
   else if (page === "ticket") current = ticketPage();
   else if (page === "board") current = boardPage();
 
