@@ -62,7 +62,7 @@ async def test_an_upload_the_importer_cannot_read_is_refused_with_its_reason(
     await upload(tab, "customers", "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image/png")
     await expect(toasts).to_contain_text("CSVファイルではありません")
     await upload(tab, "customers", "顧客.csv", b"email,name\nx@example.jp,\x81 bad\n")
-    await expect(toasts).to_contain_text("UTF-8でもShift_JISでもありません")
+    await expect(toasts).to_contain_text("UTF-8でもシフトJISでもありません")
     await upload(tab, "orders", "no_columns.csv", "品名,数量\n煎茶,1\n".encode())
     await expect(toasts).to_contain_text("列が見つかりません")
     # Over the limit: the browser says so before sending; the server refuses it too.
@@ -71,7 +71,7 @@ async def test_an_upload_the_importer_cannot_read_is_refused_with_its_reason(
     await form.locator("input[name=file]").set_input_files(
         {"name": "huge.csv", "mimeType": "text/csv", "buffer": oversized})
     message = await form.locator("input[name=file]").evaluate("el => el.validationMessage")
-    assert "8MBを超えています" in message
+    assert "8メガバイトを超えています" in message
     status = await tab.page.evaluate("""size => {
       const body = new FormData();
       body.append('kind', 'customers');
@@ -80,7 +80,7 @@ async def test_an_upload_the_importer_cannot_read_is_refused_with_its_reason(
         'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}})
         .then(async r => [r.status, await r.text()]);
     }""", 8 * 1024 * 1024 + 1)
-    assert status[0] == 422 and "8MBを超えています" in status[1]
+    assert status[0] == 422 and "8メガバイトを超えています" in status[1]
     assert await peek.scalar(select(func.count()).select_from(Customer)) == 0
     assert await peek.scalar(select(func.count()).select_from(ImportRun)) == 0
     operator = await staff.create("sato", Role.operator)
