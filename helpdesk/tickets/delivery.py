@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.outbox import service as outbox
 from helpdesk.outbox.service import SenderRegistry
-from helpdesk.realtime import service as events
-from helpdesk.tickets import service
+from helpdesk.realtime import events
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, Direction, Message, MessagePublic, Ticket
 
 NOT_SET_UP = "this channel has no sending set up"
@@ -49,7 +49,7 @@ async def retry(session: AsyncSession, ticket: Ticket, message_id: int, *,
                 registry: SenderRegistry) -> MessagePublic:
     """Queue a failed reply again; 404 for no such reply, 409 unless it failed or if unsendable."""
     assert ticket.id is not None
-    await service.lock(session, ticket.id)  # two clicks at once requeue it once
+    await ticket_queries.lock(session, ticket.id)  # two clicks at once requeue it once
     message = await session.get(Message, message_id)
     if (message is None or message.ticket_id != ticket.id or message.internal
             or message.direction != Direction.outbound):
@@ -61,8 +61,8 @@ async def retry(session: AsyncSession, ticket: Ticket, message_id: int, *,
     await outbox.requeue(session, message_id=message.id, kind=reply_kind(message.channel),
                          payload={"ticket_id": ticket.id})
     message.delivery_status, message.delivery_error = "queued", None
-    events.record(session, type="message.updated", inbox_id=ticket.inbox_id, data={
-        "ticket_id": ticket.id, "message_id": message.id, "channel": message.channel,
-        "direction": message.direction, "delivery_status": "queued", "error": None,
-    })
-    return service.message_public(message, [])
+    events.record(session, events.MessageUpdated(
+        inbox_id=ticket.inbox_id, ticket_id=ticket.id, message_id=message.id,
+        channel=message.channel, direction=message.direction, delivery_status="queued",
+        error=None))
+    return ticket_queries.message_public(message, [])

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.channels.email import compose as mail_compose
+from helpdesk.channels.email import headers as mail_headers
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
 from helpdesk.outbox.tasks import OutboxWorker
@@ -51,7 +53,7 @@ async def test_an_encoded_line_break_in_the_subject_adds_no_header_to_the_reply(
     assert out.get_all("Content-Type") == ['text/plain; charset="UTF-8"']
     assert out.get_all("X-Injected") is None and not out.is_multipart()
     assert out["To"] == '"Eve X-Injected: 1" <eve@example.com>'
-    assert mail.decode_header_value(out["Subject"]).startswith("Re: Hi Content-Type: text/html")
+    assert mail_headers.decode_header_value(out["Subject"]).startswith("Re: Hi Content-Type: text/html")
     assert mail.parse(data).text == OPERATOR_TEXT
 
 
@@ -67,7 +69,7 @@ async def test_the_api_channel_folds_line_breaks_out_of_subject_and_name(
 
 
 def test_composing_refuses_a_line_break_that_reached_a_header_anyway() -> None:
-    composed = mail.compose_reply(
+    composed = mail_compose.compose_reply(
         message_id=1, ticket_number=1001, ticket_subject="a\r\nBcc: x@example.com", token="0" * 16,
         body_text=OPERATOR_TEXT, author="op\nBcc: y@example.com", to_email="c@example.com",
         to_name="Eve\r\nX-Evil: 1", inbox_email="support@shop.example", fallback_from="s@x.example",
@@ -76,4 +78,4 @@ def test_composing_refuses_a_line_break_that_reached_a_header_anyway() -> None:
     out = email.message_from_bytes(composed.raw, policy=compat32)
     assert out.get_all("Bcc") is None and out.get_all("X-Evil") is None
     with pytest.raises(ValueError, match="line break"):
-        mail.REPLY_POLICY.header_store_parse("Subject", "a\r\nBcc: x@example.com")
+        mail_compose.REPLY_POLICY.header_store_parse("Subject", "a\r\nBcc: x@example.com")
