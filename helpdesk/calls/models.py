@@ -9,7 +9,8 @@ from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk import normalize
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import Status
 
 

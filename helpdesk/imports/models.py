@@ -8,7 +8,8 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field as TableField
 from sqlmodel import SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 
 
 class RowProblem(BaseModel):

@@ -31,11 +31,12 @@ from sqlmodel import col
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer
-from helpdesk.db import dialect_of, readers_like, utcnow
+from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, SenderRegistry, SendError
 from helpdesk.realtime import events
+from helpdesk.storage.sessions import dialect_of, readers_like
 from helpdesk.tickets.models import Direction, Message, Ticket
 
 log = logging.getLogger(__name__)

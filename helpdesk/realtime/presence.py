@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import User
-from helpdesk.db import serialize_on
 from helpdesk.realtime import events
 from helpdesk.realtime.models import Presence, PresenceConnection, PresencePublic, PresenceStatus
+from helpdesk.storage.locks import serialize_on
 
 
 def _combined(statuses: Iterable[str]) -> PresenceStatus:

@@ -20,7 +20,6 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import raise_counter, read_counter, try_serialize_on
 from helpdesk.realtime import log as event_log
 from helpdesk.realtime.models import Event
 from helpdesk.reports import histogram
@@ -36,6 +35,8 @@ from helpdesk.reports.models import (
     ReportSample,
     ReportTicket,
 )
+from helpdesk.storage.counters import raise_counter, read_counter
+from helpdesk.storage.locks import try_serialize_on
 
 log = logging.getLogger(__name__)
 BATCH = 1000

@@ -4,20 +4,22 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import nh3
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk import html
 from helpdesk.assignment import service as assignment
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.counters import next_counter
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
@@ -203,7 +205,7 @@ async def _append_inbound(
     message = Message(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
-        body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
+        body_html=html.inert(inbound.body_html) if inbound.body_html else None,
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
         auto_reply=inbound.auto_reply, created_at=received,
     )
@@ -260,22 +262,6 @@ async def add_late_content(
         delivery_status=message.delivery_status, error=None,
         attachments=[a.model_dump() for a in shown], preview=message.body_text[:140]))
     return True
-
-
-def sanitize_html(html: str) -> str:
-    """Customer HTML made inert: no scripts, handlers, or remote loads (images need consent)."""
-    return nh3.clean(
-        html,
-        url_schemes={"http", "https", "mailto", "cid", "tel"},
-        link_rel="noopener noreferrer nofollow",
-        attribute_filter=_block_remote_images,
-    )
-
-
-def _block_remote_images(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src" and not value.startswith("cid:"):
-        return None
-    return value
 
 
 async def system_note(

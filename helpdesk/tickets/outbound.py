@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter
 from helpdesk.errors import BadInput, Forbidden
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import events
 from helpdesk.search import service as search
+from helpdesk.storage.counters import next_counter
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Channel, Ticket

@@ -9,7 +9,7 @@ from sqlmodel import col
 from helpdesk import normalize
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
-from helpdesk.db import serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
@@ -17,6 +17,7 @@ from helpdesk.outbox import service as outbox
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Channel,
     Direction,

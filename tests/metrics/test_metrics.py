@@ -5,15 +5,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access.models import IpRule
-from tests.conftest import (
-    INBOUND_HEADERS,
-    LiveServer,
-    Staff,
-    begin_write,
-    inbound_body,
-    make_settings,
-    post_inbound,
-)
+from helpdesk.storage.sessions import begin_write
+from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 async def test_metrics_parse_with_prometheus_clients_parser(http: httpx.AsyncClient, staff: Staff) -> None:

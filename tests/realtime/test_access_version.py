@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role, User
 from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import log as events
-from tests.conftest import Staff, begin_write
+from helpdesk.storage.sessions import begin_write
+from tests.support.staff import Staff
 
 
 async def _version(db: AsyncSession) -> int | None:

@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk.auth.models import Role
-from helpdesk.db import next_counter
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import rollup, tasks
 from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.reports.models import ROLLUP_MODELS
-from tests.conftest import Staff, inbound_body, post_inbound
+from helpdesk.storage.counters import next_counter
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 TOKYO = ReportCalendar(zone=ZoneInfo("Asia/Tokyo"))
 DAY = date(2026, 11, 2)  # a Monday; 00:00 UTC is 09:00 in Tokyo, so the whole script is that day

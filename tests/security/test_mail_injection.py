@@ -14,9 +14,11 @@ from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Ticket
-from tests.channels.conftest import eventually, fetch, reply
-from tests.channels.fakes import FakeSMTP
-from tests.conftest import INBOUND_HEADERS
+from tests.support.channels import reply
+from tests.support.database import fetch
+from tests.support.fakes import FakeSMTP
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.waiting import wait_until
 
 HOSTILE_SUBJECT = "=?utf-8?q?Hi=0D=0AContent-Type:_text/html=0D=0A=0D=0A<h1>x?="
 HOSTILE_NAME = "=?utf-8?q?Eve=0D=0AX-Injected=3A_1?="
@@ -46,7 +48,7 @@ async def test_an_encoded_line_break_in_the_subject_adds_no_header_to_the_reply(
     async def delivered() -> bool:
         return bool(fake_smtp.messages)
 
-    await eventually(delivered)
+    await wait_until(delivered)
     _, recipients, data = fake_smtp.messages[0]
     assert recipients == ["eve@example.com"]
     out = email.message_from_bytes(data, policy=compat32)

@@ -11,9 +11,11 @@ from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call, WrapupState
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
-from tests.conftest import Staff, begin_write
-from tests.telephony.fixtures import (
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
+from tests.support.telephony import (
     count,
     cti_post,
     events_of,
@@ -23,7 +25,6 @@ from tests.telephony.fixtures import (
     voice_params,
 )
 from tests.telephony.test_cti import event, new_call, the_call
-from tests.web.conftest import inbound
 
 VOICE = "/telephony/twilio/voice"
 STATUS = "/telephony/twilio/status"

@@ -20,10 +20,13 @@ from helpdesk.realtime.log import event_sessions
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff, begin_write
-from tests.web.conftest import Tab, Tabs, inbound
+from tests.support import ROOT
+from tests.support.browser import Tab, Tabs
+from tests.support.inbound import inbound
+from tests.support.staff import PASSWORD, Staff
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.

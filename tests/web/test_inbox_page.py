@@ -5,11 +5,14 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
-from tests.conftest import Staff, begin_write, inbound_body, post_inbound
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound, inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def count_of(tab, status: str) -> int:  # type: ignore[no-untyped-def]

@@ -10,10 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from helpdesk.web.templating import HTMX_INTEGRITY, HTMX_VERSION
-from tests.conftest import ROOT, LiveServer, Staff, begin_write, make_settings
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support import ROOT
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 async def signed_in(client: httpx.AsyncClient, user) -> str:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from helpdesk.customers.models import Customer, Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import (
@@ -25,8 +26,10 @@ from helpdesk.tickets.models import (
     TicketTag,
     TicketUpdate,
 )
-from tests.conftest import Staff, begin_write
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:
