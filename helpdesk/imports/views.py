@@ -9,9 +9,10 @@ from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import RowId, SettingsDep, Supervisor
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.imports import runs, tasks
+from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportRun, ImportSummary
+from helpdesk.imports.uploads import tasks as runs
 from helpdesk.web import templating
 from helpdesk.web.messages import N_
 
