@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from helpdesk import boundary, limits, logs, pages
+from helpdesk import boundary, limits, logs, normalize, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
 from helpdesk.assignment import tasks as assignment_tasks
@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured app; nothing connects until the lifespan starts."""
     app = HelpdeskApp(title="Helpdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings or get_settings()
+    normalize.set_display_region(app.state.settings.default_region)
     logs.install()
     # Senders by outbox kind; channels register theirs when the app starts (see lifespan).
     app.state.senders = SenderRegistry()

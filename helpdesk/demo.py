@@ -88,15 +88,20 @@ THREADS = [
      ("o", "{name}様\nご確認ありがとうございます。1件は仮売上で、数日以内に自動で取り消されます。"),
      ("c", "了解しました。取り消されたのを確認しました。")],
 ]
-TEMPLATES = [
-    ("お礼・受付", "{customer_name}様\n\nお問い合わせいただきありがとうございます。"
-                  "担当の{operator_name}です。内容を確認のうえ、改めてご連絡いたします。"),
-    ("発送のご案内", "{customer_name}様\n\nご注文（{last_order_number}、{last_order_date}）は"
-                    "本日発送いたしました。お届けまで今しばらくお待ちください。"),
-    ("返品・交換のご案内", "{customer_name}様\n\n商品到着後8日以内・未開封の場合に返品を承ります。"
-                         "不良品の場合は送料当社負担で交換いたします。"),
-    ("領収書の再発行", "{customer_name}様\n\n領収書を再発行し、メールでお送りしました。ご確認ください。"),
-    ("締めのご挨拶", "今後とも当店をよろしくお願いいたします。\n（お問い合わせ番号 #{ticket_number}）"),
+TEMPLATES = [  # (category, name, body)
+    ("受付", "お礼・受付",
+     "{customer_name}様\n\nお問い合わせいただきありがとうございます。"
+     "担当の{operator_name}です。内容を確認のうえ、改めてご連絡いたします。"),
+    ("配送", "発送のご案内",
+     "{customer_name}様\n\nご注文（{last_order_number}、{last_order_date}）は"
+     "本日発送いたしました。お届けまで今しばらくお待ちください。"),
+    ("返品・交換", "返品・交換のご案内",
+     "{customer_name}様\n\n商品到着後8日以内・未開封の場合に返品を承ります。"
+     "不良品の場合は送料当社負担で交換いたします。"),
+    ("書類", "領収書の再発行",
+     "{customer_name}様\n\n領収書を再発行し、メールでお送りしました。ご確認ください。"),
+    ("挨拶", "締めのご挨拶",
+     "今後とも当店をよろしくお願いいたします。\n（お問い合わせ番号 #{ticket_number}）"),
 ]
 CHANNELS = [Channel.email, Channel.chat, Channel.line, Channel.messenger, Channel.instagram,
             Channel.whatsapp, Channel.sms, Channel.phone, Channel.api]
@@ -123,8 +128,13 @@ async def load(session: AsyncSession, *, seed: int = 7) -> None:
     staff = [await _staff_member(session, email, name, role, inboxes)
              for email, name, role, inboxes in STAFF]
     operators = [u for u in staff if u.role == Role.operator]
-    for name, body in TEMPLATES:
-        await replies.save(session, ReplyTemplateForm(name=name, body=body))
+    for category, name, body in TEMPLATES:
+        await replies.save(session, ReplyTemplateForm(name=name, body=body, category=category))
+    # An operator's own wording, seen only by them.
+    await replies.save(session, ReplyTemplateForm(
+        name="折り返しのお電話", category="電話", body="{customer_name}様\n\n本日中に"
+        "{operator_name}よりお電話いたします。ご都合の悪い時間帯があればお知らせください。"),
+        owner_id=operators[0].id)
     customers_seen: list[tuple[int, str]] = []
     for index in range(200):
         opened = now - timedelta(minutes=rng.randint(30, 60 * 24 * 7))

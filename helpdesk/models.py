@@ -16,6 +16,7 @@ from helpdesk.customers.models import (
     RfmBoundary,
 )
 from helpdesk.history.models import TicketHistory
+from helpdesk.imports.models import ImportRun
 from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
@@ -47,7 +48,7 @@ from helpdesk.tickets.models import (
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
     "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
-    "DeliveryReceipt", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice", "IpRule",
+    "DeliveryReceipt", "Event", "ImapCursor", "ImportRun", "Inbox", "InboxMember", "InboxVoice", "IpRule",
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",

@@ -149,6 +149,22 @@ def phone_display(e164: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+# The deployment's region for numbers shown by pages' scripts (events, JSON): fixed for a
+# process, set once by the app from its settings, because call events are built deep in the
+# call services, which carry no settings.
+_display_region = {"region": DEFAULT_REGION}
+
+
+def set_display_region(region: str) -> None:
+    """Make ``region`` the one ``phone_for_display`` formats for (the app's DEFAULT_REGION)."""
+    _display_region["region"] = region
+
+
+def phone_for_display(value: str | None) -> str:
+    """``phone_for_people`` in the deployment's region: what a page's script shows."""
+    return phone_for_people(value, _display_region["region"])
+
+
 def phone_for_people(value: str | None, region: str = DEFAULT_REGION) -> str:
     """A stored E.164 number as ``phone_display`` writes it; anything else (a withheld caller,
     a number that never parsed) exactly as stored."""

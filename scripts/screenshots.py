@@ -23,6 +23,8 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
 
+from helpdesk import normalize
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -99,9 +101,13 @@ async def shoot(base: str, out: Path, ticket_id: int, customer_id: int, phone: s
 
         await page.goto(f"{base}/inbox")
         now = datetime.now(UTC).isoformat()
+        # Shaped as the server sends it: the number also as people write it.
+        display = normalize.phone_for_people(phone)
         await deliver(page, {"seq": 1, "type": "call.ringing", "at": now, "data": {"call": {
             "id": 1, "call_id": "demo-call", "provider": "cti", "direction": "in", "from": phone,
-            "to": "+81312345678", "state": "ringing", "customer_id": customer_id}}})
+            "from_display": display, "to": "+81312345678", "state": "ringing",
+            "customer_id": customer_id}, "caller": {"number": phone, "display": display,
+                                                    "known": True, "customer_id": customer_id}}})
         await page.wait_for_selector(".pop-card .pop-order")
         await page.screenshot(path=out / "screen-pop.png")
         await context.close()

@@ -8,6 +8,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from helpdesk import normalize
 from helpdesk.db import utcnow
 from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import Status
@@ -183,6 +184,18 @@ class CallPublic(BaseModel):
         if self.answered_at is None or self.ended_at is None:
             return None
         return max(0, int((self.ended_at - self.answered_at).total_seconds()))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def from_display(self) -> str:
+        """``from`` as people of the deployment's region write it (090-1072-7576)."""
+        return normalize.phone_for_display(self.from_)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_display(self) -> str:
+        """``to`` as people of the deployment's region write it."""
+        return normalize.phone_for_display(self.to)
 
 
 class CallLogEntry(CallPublic):

@@ -1,6 +1,15 @@
-"""What an import reports back."""
+"""What an import reports back, and an import started from the admin pages while it runs."""
+
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
+from sqlalchemy import JSON, Column
+from sqlmodel import Field as TableField
+from sqlmodel import SQLModel
+
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 
 
 class RowProblem(BaseModel):
@@ -28,3 +37,24 @@ class ImportSummary(BaseModel):
     def imported(self) -> int:
         """Records written: created or updated."""
         return self.created + self.updated
+
+
+class ImportRun(SQLModel, table=True):
+    """An upload being imported: how far it has read, then its summary or why it stopped.
+
+    Kept in the database so that any worker process answers the page's progress polls.
+    """
+
+    __tablename__ = "import_run"
+
+    id: int | None = TableField(default=None, primary_key=True)
+    kind: str = TableField(max_length=20)
+    filename: str = TableField(default="", max_length=255)
+    user_id: int = TableField(foreign_key="user.id", ondelete="CASCADE")
+    total_bytes: int = TableField(default=0)
+    done_bytes: int = TableField(default=0)
+    state: str = TableField(default="running", max_length=10)  # running | done | failed
+    summary: dict[str, Any] | None = TableField(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = TableField(default=None, max_length=500)
+    started_at: datetime = TableField(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = TableField(default=None, sa_type=UTCDateTime)

@@ -177,6 +177,11 @@ def collector_paused(pausing: bool = True) -> Iterator[None]:
                     gc.enable()
 
 
+def check_columns(kind: Kind, header: list[str], options: ImportOptions) -> None:
+    """422 unless a file with this header row can be imported as ``kind``."""
+    _layout(kind, header, options)
+
+
 def _layout(kind: Kind, header: list[str], options: ImportOptions) -> layouts.Layout:
     layout = layouts.detect(kind, header, options.mapping)
     _require_columns(kind, layout)

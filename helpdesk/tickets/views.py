@@ -73,7 +73,8 @@ async def _ticket_context(
         "ticket": detail, "profile": profile, "inbox": inbox,
         "assignable": await _assignable(session, ticket, user),
         "holder_fixed": service.holder_fixed_for(user, ticket),
-        "staff_names": await auth.names(session), "templates": await replies.all_templates(session),
+        "staff_names": await auth.names(session),
+        "template_groups": replies.grouped(await replies.visible(session, user)),
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
         **_composer(request, ticket, profile),
@@ -260,7 +261,7 @@ async def reply(
                        "draft": body, "internal": internal, "new_since": seen_message_id}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
-    macro = await replies.get(session, macro_id) if macro_id is not None else None
+    macro = await replies.usable(session, macro_id, user) if macro_id is not None else None
     hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
     sent = await service.reply(session, locked, body=body, internal=internal, actor=user,
                                channel=reply_channel, hold=hold)
@@ -340,7 +341,7 @@ async def insert_template(
     """The composer's text with a reply template filled in for this ticket's customer."""
     text, macro = body, None
     if template_id:
-        template = await replies.get(session, form_id(template_id))
+        template = await replies.usable(session, form_id(template_id), user)
         filled = replies.fill(template.body, await _variables(session, ticket, user))
         text = f"{body.rstrip()}\n\n{filled}" if body.strip() else filled
         macro = template if macros.is_macro(template) else None

@@ -420,7 +420,7 @@
         var mine = Array.from(calls.values()).find(function (c) {
           return c.operator_id === Number(cell.dataset.callUser) && c.state === "answered";
         });
-        cell.textContent = mine ? (mine.from || "") : "—";
+        cell.textContent = mine ? (mine.from_display || mine.from || "") : "—";
       });
       var list = document.getElementById("live-calls");
       if (!list) return;
@@ -429,7 +429,7 @@
         var li = document.createElement("li");
         li.className = "call-" + call.state;
         li.textContent = (call.state === "ringing" ? root.dataset.callRinging : root.dataset.callAnswered) +
-          " · " + (call.from || "") + (call.queue ? " · " + call.queue : "");
+          " · " + (call.from_display || call.from || "") + (call.queue ? " · " + call.queue : "");
         list.appendChild(li);
       });
       if (!calls.size) {
@@ -467,8 +467,22 @@
     return {};
   }
 
+  // ---- CSV import: a file over the limit is refused here, with the page's reason ----------
+  function importPage() {
+    var form = document.getElementById("import-form");
+    if (!form) return {};
+    var input = form.querySelector("input[type=file]");
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      input.setCustomValidity(file && file.size > Number(form.dataset.maxBytes) ? form.dataset.tooLarge : "");
+      input.reportValidity();
+    });
+    return {};
+  }
+
   var current = {};
-  if (page === "inbox") current = inboxPage();
+  if (page === "import") current = importPage();
+  else if (page === "inbox") current = inboxPage();
   else if (page === "ticket") current = ticketPage();
   else if (page === "board") current = boardPage();
 

@@ -304,7 +304,8 @@
   function answered(call, data) {
     var operator = data.operator_id !== undefined && data.operator_id !== null ? data.operator_id : call.operator_id;
     var card = document.querySelector(".pop-card[data-call-id='" + call.id + "'] .pop-number");
-    var number = card ? card.textContent : (call.direction === "out" ? call.to : call.from);
+    var number = card ? card.textContent : (call.direction === "out" ? (call.to_display || call.to)
+      : (call.from_display || call.from));
     closeCard(call.id);
     if (operator !== me) return;
     var open = data.open || {};
@@ -432,7 +433,9 @@
         var answeredByMachine = c.voicemail && c.state === "ended";
         tr.appendChild(el("td", c.started_at ? new Date(c.started_at).toLocaleString(document.documentElement.lang) : ""));
         tr.appendChild(el("td", c.direction === "in" ? t.dirIn : t.dirOut));
-        var number = el("td", c.withheld ? t.withheld : (c.direction === "in" ? c.from : c.to));
+        // The server formats numbers as the deployment's people write them (090-1072-7576).
+        var number = el("td", c.withheld ? t.withheld
+          : (c.direction === "in" ? (c.from_display || c.from) : (c.to_display || c.to)));
         if (!c.withheld) number.setAttribute("translate", "no");
         tr.appendChild(number);
         var who = el("td", null, "call-customer");

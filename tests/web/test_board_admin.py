@@ -220,11 +220,11 @@ async def test_board_renders_presence_and_calls_in_progress_from_the_start(
     # Rendered by the server: no frame has been delivered to this page.
     assert await tab.page.inner_text(f"[data-presence-user='{sato.id}']") == "オンライン"
     assert await tab.page.inner_text(f"[data-presence-user='{suzuki.id}']") == "オフライン"
-    assert await tab.page.inner_text(f"[data-call-user='{suzuki.id}']") == "+81312345678"
+    assert await tab.page.inner_text(f"[data-call-user='{suzuki.id}']") == "03-1234-5678"
     calls = tab.page.locator("#live-calls li")
     assert await calls.count() == 2
-    assert "+819011112222" in await tab.page.inner_text("#live-calls")
-    assert "+819033334444" not in await tab.page.inner_text("#live-calls")
+    assert "090-1111-2222" in await tab.page.inner_text("#live-calls")
+    assert "090-3333-4444" not in await tab.page.inner_text("#live-calls")
     # Then the socket keeps it current.
     await tab.deliver([{"type": "call.ended", "data": {"call": {
         "id": (await call_pk(db, "board-2")), "state": "ended", "from": "+819011112222"}}}])

@@ -174,3 +174,28 @@ async def test_an_admin_sets_the_keypad_menu_from_the_voice_page(
         {"digit": "2", "label": "返品", "inbox_id": returns.id, "tag": "返品"}]
     assert saved["hold_music_url"] is None
     tab.assert_clean()
+
+
+async def test_numbers_drawn_by_the_pages_scripts_read_as_people_write_them(
+        pbx_tabs: Tabs, cti_server: LiveServer, staff: Staff) -> None:
+    boss = await staff.create("boss", Role.supervisor)
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    board = await pbx_tabs.open(boss)
+    await board.goto("/board")
+    log = await pbx_tabs.open(sato)
+    await log.goto("/calls")
+    await log.page.wait_for_timeout(500)  # both sockets are open
+    await pbx(cti_server, event="newCall", user="sato@example.com", callId="fmt-1",
+              **{"from": "+819010727576"})
+    await pbx(cti_server, event="newCall", user="sato@example.com", callId="fmt-2",
+              **{"from": "+14155552671"})
+    live = board.page.locator("#live-calls")
+    await expect(live).to_contain_text("090-1072-7576")
+    await expect(live).to_contain_text("+1 415-555-2671")
+    assert "+819010727576" not in await live.inner_text()
+    rows = log.page.locator("#call-rows")
+    await expect(rows).to_contain_text("090-1072-7576")
+    await expect(rows).to_contain_text("+1 415-555-2671")
+    assert "+819010727576" not in await rows.inner_text()
+    board.assert_clean()
+    log.assert_clean()

@@ -110,6 +110,7 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient,
     await db.flush()
     db.add(OrderItem(order_id=order.id, sku="TEA-001", name="有機煎茶", unit_price=Decimal(1200)))
     db.add(ReplyTemplate(name="挨拶", body="{customer_name}様"))
+    db.add(ReplyTemplate(name="私の挨拶", category="挨拶", owner_id=admin.id, body="{operator_name}です"))
     db.add(IpRule(network="127.0.0.0/8", note="社内"))
     await tickets.claim(db, mail.ticket_id, actor=other)
     await db.commit()
@@ -126,7 +127,8 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient,
 PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/tickets/{phone_ticket}", "/customers",
          "/customers?q=佐藤", "/customers/{customer}", "/board", "/calls", "/me", "/admin/users",
-         "/admin/inboxes", "/admin/channels", "/admin/templates", "/admin/cti", "/admin/access",
+         "/admin/inboxes", "/admin/channels", "/admin/templates", "/templates", "/admin/import",
+         "/admin/cti", "/admin/access",
          "/admin/audit", "/admin/inboxes/{inbox}/voice", "/tickets/999999", "/me/two-factor",
          "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due",
          "/reports", "/reports?range=month",

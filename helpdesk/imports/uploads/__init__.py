@@ -1,0 +1,1 @@
+"""CSV uploads from the admin pages, imported in the background."""
