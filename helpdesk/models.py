@@ -26,7 +26,7 @@ from helpdesk.history.models import TicketHistory
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
-from helpdesk.replies.models import ReplyTemplate
+from helpdesk.replies.models import EmailSignature, ReplyTemplate
 from helpdesk.reports.models import (
     ReportBacklog,
     ReportHistogram,
@@ -53,7 +53,8 @@ from helpdesk.tickets.models import (
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
     "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
-    "DeliveryReceipt", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice", "IpRule",
+    "DeliveryReceipt", "EmailSignature", "Event", "ImapCursor", "Inbox", "InboxMember", "InboxVoice",
+    "IpRule",
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.db import UTCDateTime, utcnow
@@ -31,3 +31,17 @@ class ReplyTemplateForm(BaseModel):
 
     def tag_list(self) -> list[str]:
         return [t.strip() for t in self.add_tags.replace("、", ",").split(",") if t.strip()]
+
+
+class EmailSignature(SQLModel, table=True):
+    """Text appended to email replies: an inbox's shared one (``scope`` "inbox") or an operator's
+    own ("user"); ``owner_id`` is the inbox's or the user's id."""
+
+    __tablename__ = "email_signature"
+    __table_args__ = (UniqueConstraint("scope", "owner_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=10)
+    owner_id: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,8 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, SettingsDep
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
+from helpdesk.channels.email import composer as email_composer
+from helpdesk.channels.email import outgoing
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
@@ -263,6 +265,7 @@ async def _ticket_context(
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
         **_composer(request, ticket, profile),
+        **await email_composer.context(session, ticket, user, inbox, settings),
     }
 
 
@@ -423,6 +426,8 @@ async def reply(
     composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
     internal: Annotated[bool, Form()] = False, channel: Annotated[str, Form(max_length=20)] = "",
     macro_id: Annotated[int | None, Form()] = None,
+    cc: Annotated[str, Form(max_length=2000)] = "", bcc: Annotated[str, Form(max_length=2000)] = "",
+    signature: Annotated[bool, Form()] = False, files: Annotated[list[UploadFile], File()] = [],  # noqa: B006
 ) -> Response:
     """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown.
 
@@ -436,6 +441,9 @@ async def reply(
         raise BadInput("channel: not a channel") from None
     if not internal:
         delivery.ensure_sendable(senders(request), reply_channel)
+    by_email = not internal and reply_channel == Channel.email
+    extras = await email_composer.reply_extras(cc=cc, bcc=bcc, files=files, settings=settings,
+                                               by_email=by_email)
     try:
         locked = await service.lock_for_change(session, ticket.id, composer_version)
     except Conflict:
@@ -448,8 +456,11 @@ async def reply(
                                  oob=["thread", "controls"], status=409)
     macro = await replies.get(session, macro_id) if macro_id is not None else None
     hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
+    if by_email and signature:
+        body = await email_composer.signed(session, body, user=user, ticket=locked)
     sent = await service.reply(session, locked, body=body, internal=internal, actor=user,
                                channel=reply_channel, hold=hold)
+    await outgoing.store(session, sent.id, extras)
     if macro is not None and not internal:
         await macros.apply(session, locked, macro, actor=user)
     if internal:

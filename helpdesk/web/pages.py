@@ -17,6 +17,7 @@ from helpdesk.calls import views as calls_views
 from helpdesk.config import Settings
 from helpdesk.customers import views as customers_views
 from helpdesk.errors import error_response
+from helpdesk.replies import signature_views
 from helpdesk.replies import views as replies_views
 from helpdesk.reports import views as reports_views
 from helpdesk.routing import views as routing_views
@@ -29,7 +30,7 @@ from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersM
 
 ROUTERS = (auth_views, account_views, tickets_views, customers_views, reports_views, routing_views,
            replies_views, access_views, audit_views, calls_views, web_views, approval_views,
-           assignment_views, sla_views)
+           assignment_views, sla_views, signature_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:

@@ -18,10 +18,11 @@ import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import boundary, normalize
-from helpdesk.channels.email import charset, pictographs
+from helpdesk.channels.email import charset, outgoing, pictographs
 from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
+from helpdesk.outbox.service import OutboundFile
 from helpdesk.routing import service as routing
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import (
@@ -57,6 +58,8 @@ class ParsedMail:
     date: datetime | None
     attachments: list[InboundAttachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Everyone the mail was addressed to or copied to (To and Cc): "reply all" keeps the others.
+    cc: list[str] = field(default_factory=list)
 
 
 # ---- headers -------------------------------------------------------------------------------
@@ -327,7 +330,7 @@ def parse(raw: bytes) -> ParsedMail:
         subject=" ".join(decode_header_value(s, carrier=carrier)
                          for s in _raw_headers(message, "Subject")[:1]), text="", quoted="", html=None,
         references=list(dict.fromkeys(references)), auto_reply=is_auto_reply(message),
-        date=_date(message.get("Date")),
+        date=_date(message.get("Date")), cc=[addr for _, addr in _addresses(message, ["To", "Cc"])],
     )
     texts, htmls = _walk_bodies(message, mail, carrier)
     full_text = "\n\n".join(t.strip("\n") for t in texts if t.strip())
@@ -392,8 +395,14 @@ async def ingest_raw(session: AsyncSession, raw: bytes, *, settings: Settings,
     inbox = await routing.inbox_by_address(session, bare)
     inbound = to_inbound(mail, inbox=inbox.name if inbox else "default",
                          envelope_recipients=envelope_recipients)
-    return await tickets.ingest(session, inbound, options=tickets.IngestOptions(
+    result = await tickets.ingest(session, inbound, options=tickets.IngestOptions(
         region=settings.default_region))
+    if not result.duplicate:
+        own = [a.lower() for a in (inbox.email_address if inbox else None, settings.mail_from,
+                           mail.from_email) if a]
+        await outgoing.record_inbound_cc(session, result.message_id,
+                                         [a for a in mail.cc if _without_tag(a) not in own], own=own)
+    return result
 
 
 def _without_tag(address: str) -> str:
@@ -423,7 +432,8 @@ def compose_reply(
     *, message_id: int, ticket_number: int, ticket_subject: str, token: str, body_text: str,
     author: str | None, to_email: str, to_name: str | None, inbox_email: str | None,
     fallback_from: str, charset_name: str, in_reply_to: str | None, references: Sequence[str],
-    now: datetime,
+    now: datetime, cc: Sequence[str] = (), bcc: Sequence[str] = (),
+    files: Sequence[OutboundFile] = (),
 ) -> OutgoingMail:
     """An operator's reply as a raw message that threads (Message-ID, In-Reply-To, References)."""
     from_address, reply_to = reply_addresses(inbox_email, fallback_from, token)
@@ -441,6 +451,8 @@ def compose_reply(
     message = EmailMessage(policy=REPLY_POLICY)
     message["From"] = _address(encode, author, from_address)
     message["To"] = _address(encode, to_name, to_email)
+    if cc:
+        message["Cc"] = ", ".join(cc)
     message["Reply-To"] = reply_to
     message["Subject"] = encode(subject)
     message["Date"] = format_datetime(now)
@@ -455,8 +467,9 @@ def compose_reply(
     else:
         message.set_content(text.replace("\n", "\r\n").encode(), "text", "plain", cte="base64",
                             params={"charset": "UTF-8"})
+    outgoing.add_parts(message, text=text, files=files)  # Bcc goes in the envelope only
     return OutgoingMail(raw=message.as_bytes(), message_id=mid, sender=from_address,
-                        recipients=[to_email])
+                        recipients=list(dict.fromkeys([to_email, *cc, *bcc])))
 
 
 class ReplyPolicy(EmailPolicy):

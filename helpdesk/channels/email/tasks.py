@@ -68,7 +68,7 @@ async def send_reply(context: OutboundContext) -> str:
         to_name=context.customer_name, inbox_email=context.inbox_email,
         fallback_from=settings.mail_from, charset_name=context.inbox_email_charset,
         in_reply_to=context.reply_to_external_id, references=context.thread_external_ids,
-        now=utcnow(),
+        now=utcnow(), cc=context.cc, bcc=context.bcc, files=context.files,
     )
     target = smtp_target(settings.smtp_url)
     try:
