@@ -434,6 +434,7 @@ async def reply(
     ``macro_id`` (a template inserted into the reply) also sets its status and tags."""
     if not body.strip():
         raise BadInput("write something before sending")
+    body = body.replace("\r\n", "\n")  # a multipart form (the composer's, for files) sends CRLF
     assert ticket.id is not None
     try:
         reply_channel = delivery.reply_channel(ticket, Channel(channel) if channel else None)

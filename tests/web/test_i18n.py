@@ -27,11 +27,11 @@ from tests.web.conftest import Tab, Tabs, inbound
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.
 BRANDS = {"LINE", "SMS", "API", "Messenger", "Instagram", "WhatsApp", "CIDR", "IP", "CTI", "ID",
-          "HELPDESK_", "KB", "CSV", "SLA", "Excel", "UTF", "JIS"}
+          "HELPDESK_", "KB", "CSV", "SLA", "Excel", "UTF", "JIS", "Cc", "Bcc", "MB"}
 # data-* attributes that carry ids, urls or states rather than text for people.
 NOT_TEXT = {"ticketId", "version", "userId", "page", "status", "count", "load", "liveUrl",
             "presenceUser", "callUser", "operatorId", "messageId", "twilio", "autosubmit", "queue",
-            "channel", "timer", "callId", "range", "inboxId"}
+            "channel", "timer", "callId", "range", "inboxId", "replyAll"}
 
 COLLECT = """notText => {
   const out = [];
