@@ -5,79 +5,26 @@ import email
 import re
 from datetime import timedelta
 from email.message import EmailMessage
-from email.policy import compat32, default
+from email.policy import default
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.auth.dependencies import SESSION_COOKIE
-from helpdesk.auth.models import Role, User
+from helpdesk.auth.models import Role
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.tasks import OutboxWorker
-from helpdesk.tickets.models import Attachment, Message, Ticket
+from helpdesk.tickets.models import Attachment, Message
 from tests.channels.conftest import eventually, fetch
+from tests.channels.email_forms import Browserless, compose, email_ticket
 from tests.channels.fakes import FakeSMTP
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
+from tests.conftest import LiveServer, Staff
 
 JAPANESE_NAME = "お見積書（2026年12月分）.pdf"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
-
-
-def inbound_mail(message_id: str = "cc-1@example.jp") -> bytes:
-    return ("From: 山田 <yamada@example.jp>\r\n"
-            "To: support@shop.example\r\n"
-            "Cc: keiri@example.jp, Support <support@shop.example>\r\n"
-            "Subject: =?UTF-8?B?6KaL56mN44KK44Gu44GK6aGY44GE?=\r\n"
-            f"Message-ID: <{message_id}>\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-            "見積書をお願いします。\r\n").encode()
-
-
-class Browserless:
-    """A signed-in operator posting the ticket page's forms as htmx does (cookie and CSRF)."""
-
-    def __init__(self, server: LiveServer, user: User) -> None:
-        self.client = httpx.AsyncClient(base_url=server.url, timeout=30,
-                                        cookies={SESSION_COOKIE: Staff.cookie(user)})
-        self.csrf = ""
-
-    async def page(self, path: str) -> str:
-        response = await self.client.get(path)
-        assert response.status_code == 200, response.text
-        found = re.search(r'<meta name="csrf-token" content="([^"]+)"', response.text)
-        assert found
-        self.csrf = found.group(1)
-        return response.text
-
-    async def post(self, path: str, data: dict[str, str],
-                   files: list[tuple[str, tuple[str, bytes, str]]] | None = None) -> httpx.Response:
-        return await self.client.post(path, data=data, files=files, headers={
-            "X-CSRF-Token": self.csrf, "HX-Request": "true"})
-
-    async def __aenter__(self) -> "Browserless":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
-
-
-async def email_ticket(chttp: httpx.AsyncClient, db: AsyncSession) -> Ticket:
-    response = await chttp.post("/webhooks/email", content=inbound_mail(),
-                                headers={**INBOUND_HEADERS, "Content-Type": "message/rfc822"})
-    assert response.status_code == 201, response.text
-    ticket: Ticket = (await fetch(db, select(Ticket)))[0]
-    return ticket
-
-
-async def compose(op: Browserless, ticket: Ticket, **fields: str) -> tuple[str, dict[str, str]]:
-    page = await op.page(f"/tickets/{ticket.id}")
-    version = re.search(r'name="composer_version" id="composer-version" value="(\d+)"', page)
-    assert version
-    return page, {"composer_version": version.group(1), **fields}
 
 
 async def delivered(fake_smtp: FakeSMTP) -> tuple[str, list[str], bytes]:
@@ -204,14 +151,3 @@ async def test_signature_pages_refuse_what_they_cannot_keep(
         page = await op.page("/settings/signatures")
         assert "共有" not in page and "x" * 2001 not in page
         assert 'id="signature-none"' in await op.page(f"/tickets/{ticket.id}")
-
-
-def test_a_composed_reply_names_bcc_only_in_the_envelope() -> None:
-    composed = mail.compose_reply(
-        message_id=7, ticket_number=1001, ticket_subject="件名", token="0" * 16, body_text="本文",
-        author="op", to_email="c@example.com", to_name=None, inbox_email="support@shop.example",
-        fallback_from="s@x.example", charset_name="utf-8", in_reply_to=None, references=[],
-        now=utcnow(), cc=["cc@example.com"], bcc=["hidden@example.com"])
-    out = email.message_from_bytes(composed.raw, policy=compat32)
-    assert out.get_all("Bcc") is None and b"hidden@example.com" not in composed.raw
-    assert composed.recipients == ["c@example.com", "cc@example.com", "hidden@example.com"]

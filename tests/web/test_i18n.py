@@ -127,7 +127,7 @@ PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due",
          "/reports", "/reports?range=month",
          "/reports?range=custom&from=2026-01-01&to=2026-01-02", "/reports/tickets?metric=resolution",
-         "/reports/tickets?metric=first_response"]
+         "/reports/tickets?metric=first_response", "/settings/signatures"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
