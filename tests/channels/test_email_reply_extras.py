@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
@@ -47,6 +48,8 @@ async def test_a_reply_carries_files_cc_bcc_and_the_signatures_to_the_smtp_serve
         saved = await boss.post(f"/settings/signatures/inbox/{inbox_id}",
                                 {"body": "{inbox_name} サポート窓口\nsupport@shop.example"})
         assert saved.status_code == 200 and "サポート窓口" in saved.text
+    audited = await fetch(db, select(AuditLog).where(AuditLog.action == "email_signature.update"))
+    assert [(a.actor_id, a.target_id) for a in audited] == [(admin.id, str(ticket.inbox_id))]
     async with Browserless(channel_server, sato) as op:
         await op.page("/settings/signatures")
         saved = await op.post("/settings/signatures/personal", {"body": "担当: {operator_name}"})
