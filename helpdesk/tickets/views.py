@@ -452,7 +452,8 @@ async def reply(
         async with fresh_reader(request) as reader:
             current = await _reload(reader, ticket.id)
             context = {**await _ticket_context(reader, current, user, settings, request), "conflict": True,
-                       "draft": body, "internal": internal, "new_since": seen_message_id}
+                       "draft": body, "internal": internal, "new_since": seen_message_id,
+                       **email_composer.kept_on_conflict(cc, bcc, extras)}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
     macro = await replies.get(session, macro_id) if macro_id is not None else None

@@ -154,3 +154,19 @@ async def test_signature_pages_refuse_what_they_cannot_keep(
         page = await op.page("/settings/signatures")
         assert "共有" not in page and "x" * 2001 not in page
         assert 'id="signature-none"' in await op.page(f"/tickets/{ticket.id}")
+
+
+async def test_a_reply_that_met_a_newer_message_keeps_its_addresses_and_asks_for_the_files(
+        chttp: httpx.AsyncClient, db: AsyncSession, staff: Staff, channel_server: LiveServer) -> None:
+    ticket = await email_ticket(chttp, db)
+    sato = await staff.create("sato", inboxes=["default"])
+    async with Browserless(channel_server, sato) as op:
+        _, form = await compose(op, ticket, body="古い画面からの返信", cc="keiri@example.jp",
+                                bcc="archive@shop.example")
+        form["composer_version"] = str(int(form["composer_version"]) - 1)
+        stale = await op.post(f"/tickets/{ticket.id}/reply", form,
+                              files=[("files", ("a.pdf", PDF, "application/pdf"))])
+        assert stale.status_code == 409
+        assert 'value="keiri@example.jp"' in stale.text and 'value="archive@shop.example"' in stale.text
+        assert 'id="files-again"' in stale.text
+    assert await fetch(db, select(func.count()).select_from(Attachment)) == [0]

@@ -49,6 +49,12 @@ async def reply_extras(*, cc: str, bcc: str, files: Sequence[UploadFile], settin
                                 files=await outgoing.read_files(chosen, settings))
 
 
+def kept_on_conflict(cc: str, bcc: str, extras: outgoing.ReplyExtras) -> dict[str, Any]:
+    """What the composer shows again when the reply was not sent: the addresses as typed, and
+    whether files must be chosen again (a browser cannot be handed them back)."""
+    return {"draft_cc": cc, "draft_bcc": bcc, "files_dropped": bool(extras.files)}
+
+
 async def signed(session: AsyncSession, body: str, *, user: User, ticket: Ticket) -> str:
     """``body`` with the operator's and the inbox's signatures after it."""
     inbox = await session.get(Inbox, ticket.inbox_id)
