@@ -19,10 +19,11 @@ from sqlalchemy import text
 
 from helpdesk.channels import wiring
 from helpdesk.channels.email import service as mail
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.migrations import run_upgrade
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.realtime.log import event_sessions
 from tests.channels.conftest import LINE_TOKEN, line_message, post_line
 from tests.channels.fakes import FakeLine
 from tests.conftest import INBOUND_HEADERS, LiveServer, Staff, make_settings, reset
@@ -85,7 +86,7 @@ async def main(messages: int, concurrency: int, database_url: str) -> None:
                 calls = [lambda i=i: post_line(client, line_message(
                     f"質問 {i}", event_id=f"B{i}", user_id=f"U{i:032d}")) for i in range(messages)]
                 report("POST /webhooks/line (ingest)", *await timed_all(calls, concurrency))
-                async with create_sessionmaker(engine)() as session:
+                async with event_sessions(engine)() as session:
                     from helpdesk.auth import service as auth
                     user = await auth.create_user(session, email="b@example.com", name="b",
                                                   role="operator", password="x" * 12, inboxes=["default"])
@@ -99,7 +100,7 @@ async def main(messages: int, concurrency: int, database_url: str) -> None:
                          for t in ids]
                 await timed_all(calls, concurrency)
             registry = SenderRegistry()
-            sessionmaker = create_sessionmaker(engine)
+            sessionmaker = event_sessions(engine)
             wiring.register_senders(registry, sessionmaker)
             async with httpx.AsyncClient(timeout=10) as http:
                 worker = OutboxWorker(sessionmaker, registry, settings, http)

@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.migrations import run_upgrade
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime.log import event_sessions
 
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
 GIVEN = ["太郎", "花子", "翔太", "さくら", "大翔", "結衣", "蓮", "陽菜", "悠真", "美咲"]
@@ -146,7 +147,7 @@ def main() -> None:
 async def measure(url: str, work: Path, customers: int, order_rows: int, count: int,
                   rng: random.Random) -> None:
     engine = create_engine(url)
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     for label, name, kind, rows in (("customers", "customers.csv", Kind.customers, customers),
                                     ("orders", "orders.csv", Kind.orders, order_rows),
                                     ("orders again", "orders.csv", Kind.orders, order_rows)):

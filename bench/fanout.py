@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from helpdesk.auth import service as auth  # noqa: E402
 from helpdesk.auth.models import Role, SessionKind  # noqa: E402
-from helpdesk.db import create_engine, create_sessionmaker  # noqa: E402
+from helpdesk.db import create_engine  # noqa: E402
 from helpdesk.migrations import run_upgrade  # noqa: E402
+from helpdesk.realtime.log import event_sessions  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 INBOUND = "bench-inbound-token"
@@ -67,7 +68,7 @@ async def make_staff(database_url: str, operators: int) -> list[str]:
     """Operators of the default inbox and a supervisor; their bearer tokens."""
     engine = create_engine(database_url)
     tokens = []
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         for n in range(operators):
             user = await auth.create_user(session, email=f"bench{n}@example.com", name=f"bench {n}",
                                           role=Role.operator, password="bench-password",

@@ -27,8 +27,9 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, SessionKind
 from helpdesk.config import Settings
-from helpdesk.db import create_engine, create_sessionmaker, utcnow
+from helpdesk.db import create_engine, utcnow
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets import counts
 from helpdesk.tickets.models import Ticket
 
@@ -38,7 +39,7 @@ STATUSES = ["unhandled", "in_progress", "pending", "resolved", "no_action"]
 
 async def fill(url: str, n: int) -> str:
     engine = create_engine(url)
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         user = await auth.create_user(session, email="boss@example.com", name="boss",
                                       role=Role.supervisor, password="bench-password")
         await session.commit()
@@ -63,7 +64,7 @@ async def fill(url: str, n: int) -> str:
 async def compare_counts(url: str, rounds: int) -> tuple[list[float], list[float]]:
     engine = create_engine(url)
     kept, counted = [], []
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         for _ in range(rounds):
             t0 = time.perf_counter()
             await counts.by_status(session, inbox_ids=[1])

@@ -42,8 +42,9 @@ from bench.screen_pop import (
     wait_healthy,
 )
 from helpdesk.auth.models import User
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime.log import event_sessions
 
 OPERATOR = 1  # an operator of the sales inbox, as the screen-pop build makes them
 WARM_UP = 200
@@ -52,7 +53,7 @@ WARM_UP = 200
 async def direct(path: Path, lookups: int, customers: int) -> None:
     """``profile_by_phone`` in this process, one read session per lookup."""
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    reader = create_sessionmaker(engine, read_only=True)
+    reader = event_sessions(engine, read_only=True)
     async with reader() as session:
         viewer = await session.scalar(select(User).where(col(User.id) == OPERATOR))
     assert viewer is not None

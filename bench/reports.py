@@ -31,8 +31,9 @@ from bench.inbox_page import SECRET, report, serve
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
-from helpdesk.db import create_engine, create_sessionmaker, next_counter
+from helpdesk.db import create_engine, next_counter
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import histogram, tasks
 from helpdesk.reports.calendar import ReportCalendar
@@ -48,7 +49,7 @@ INBOXES = 3
 async def staff(url: str) -> tuple[str, list[int]]:
     engine = create_engine(url)
     ids = []
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         boss = await auth.create_user(session, email="boss@example.com", name="boss",
                                       role=Role.supervisor, password="bench-password")
         for n in range(OPERATORS):
@@ -64,7 +65,7 @@ async def staff(url: str) -> tuple[str, list[int]]:
 async def sign_in(url: str) -> str:
     """A session for the supervisor of a database filled earlier."""
     engine = create_engine(url)
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         boss = next(u for u in await auth.all_users(session) if u.email == "boss@example.com")
         token = auth.issue_token(SECRET, boss, salt=auth.SESSION_SALT)
     await engine.dispose()
@@ -200,7 +201,7 @@ def fold_rate(events: int) -> float:
 
 async def _fold(url: str, events: int) -> float:
     engine = create_engine(url)
-    sessions = create_sessionmaker(engine)
+    sessions = event_sessions(engine)
     start = datetime(2026, 11, 2, tzinfo=UTC)
     async with sessions() as session:
         last = await next_counter(session, "event_seq", events)

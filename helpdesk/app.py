@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from helpdesk import boundary, limits, logs
+from helpdesk import boundary, limits, logs, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
 from helpdesk.assignment import tasks as assignment_tasks
@@ -39,22 +39,24 @@ from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime import api as realtime_api
+from helpdesk.realtime import presence
+from helpdesk.realtime.audiences import audiences
 from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
-from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, LocalEvents
+from helpdesk.realtime.log import LocalEvents, install_event_log, publish_to
 from helpdesk.reports import api as reports_api
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
-from helpdesk.tickets import service as tickets
-from helpdesk.web import pages
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
 from telephony import twilio as telephony_twilio
 from telephony import twilio_menu as telephony_twilio_menu
+from telephony import twilio_rest as telephony_twilio_rest
 from telephony import twilio_transfer as telephony_twilio_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +78,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.bus = bus
     local_events = LocalEvents()
-    app.state.sessionmaker = create_sessionmaker(
-        engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local_events.add})
-    app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
+    # Commits through these sessions write the events they recorded and publish them: first to
+    # this process's hub (local_events), then on the bus, which wakes every process's hub.
+    app.state.sessionmaker = install_event_log(create_sessionmaker(engine),
+                                               publish=publish_to(local_events, bus.notify))
+    app.state.read_sessionmaker = install_event_log(create_sessionmaker(engine, read_only=True),
+                                                    publish=publish_to(local_events, bus.notify))
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
     app.state.login_counters = login_counters = create_counters(settings)
     channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
@@ -88,7 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
-                        ticket_inbox=tickets.inbox_of, local=local_events)
+                        ticket_inbox=ticket_queries.inbox_of, audiences=audiences,
+                        presence_heartbeat=presence.heartbeat_and_sweep, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
     # Everything built so far (modules, the app, compiled statements) lives as long as the
@@ -180,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    exports_api, metrics_api):
         app.include_router(module.router)
     if app.state.settings.twilio_account_sid and app.state.settings.twilio_auth_token:
-        app.state.dialer = telephony_twilio.dialer(app.state.settings)
+        app.state.dialer = telephony_twilio_rest.dialer(app.state.settings)
         app.state.switches = {"twilio": telephony_twilio_transfer.TwilioSwitch(app.state.settings)}
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

@@ -8,9 +8,10 @@ import socket
 import sys
 
 from helpdesk.config import Settings, get_settings
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.errors import HelpdeskError
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +77,7 @@ def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
     async def rebuild() -> int:
         engine = create_engine(settings.database_url)
         try:
-            sessions = create_sessionmaker(engine)
+            sessions = event_sessions(engine)
             async with sessions() as session:
                 pruned = await events.pruned_through(session)
             if pruned and not args.force:
@@ -184,7 +185,7 @@ async def _load_demo(settings: Settings) -> None:
     from helpdesk import demo
 
     engine = create_engine(settings.database_url)
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         if not await demo.has_data(session):
             await demo.load(session)
             await session.commit()
@@ -194,14 +195,17 @@ async def _load_demo(settings: Settings) -> None:
 def _create_user(args: argparse.Namespace, settings: Settings) -> None:
     from helpdesk.auth import service as auth
     from helpdesk.auth.models import Role
+    from helpdesk.inboxes import service as inbox_service
 
     async def create() -> None:
         engine = create_engine(settings.database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
+            async with event_sessions(engine)() as session:
                 user = await auth.create_user(
                     session, email=args.email, name=args.name, role=Role(args.role),
-                    password=args.password, inboxes=args.inbox)
+                    password=args.password)
+                assert user.id is not None
+                await inbox_service.join_named(session, user_id=user.id, names=args.inbox or [])
                 await session.commit()
                 print(f"created user {user.id} <{user.email}> ({user.role})")
         finally:

@@ -1,12 +1,16 @@
 """One settings object, read from the environment (prefix ``HELPDESK_``) or ``.env``."""
 
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Depends, Request
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"
+# The country assumed where none is given: how phone numbers written without a country code are
+# read and shown, and whose public holidays a new business calendar keeps.
+DEFAULT_REGION = "JP"
 RATE = r"^[1-9][0-9]*/[0-9]+(\.[0-9]+)?$"  # hits/seconds
 
 
@@ -20,7 +24,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: str = DEV_SECRET
     public_url: str = "http://127.0.0.1:8000"
-    default_region: str = "JP"
+    default_region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
 
     token_ttl_seconds: int = 12 * 3600
@@ -158,3 +162,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read settings afresh; the app keeps the instance it was built with."""
     return Settings()
+
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (async: a plain def would cost a thread hop per request)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]

@@ -15,11 +15,11 @@ from helpdesk.calls.models import Call, CallDirection, CallState, Routed
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, CustomerIdentity, IdentityKind, Order, OrderItem
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.replies import service as replies
 from helpdesk.replies.models import ReplyTemplateForm
-from helpdesk.routing import service as routing
 from helpdesk.search import service as search
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import (
     Channel,
     Direction,
@@ -107,20 +107,28 @@ async def has_data(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(func.count()).select_from(User)))
 
 
+async def _staff_member(session: AsyncSession, email: str, name: str, role: Role,
+                        inboxes: list[str]) -> User:
+    user = await auth.create_user(session, email=email, name=name, role=role, password=DEMO_PASSWORD)
+    assert user.id is not None
+    await inbox_service.join_named(session, user_id=user.id, names=inboxes)
+    return user
+
+
 async def load(session: AsyncSession, *, seed: int = 7) -> None:
     """Fill an empty database with a week of demo work (the caller commits)."""
     rng = random.Random(seed)
     now = utcnow()
-    phone_inbox = await routing.create_inbox(session, name="phone", phone_number="+81312345678")
-    staff = [await auth.create_user(session, email=e, name=n, role=r, password=DEMO_PASSWORD,
-                                    inboxes=i) for e, n, r, i in STAFF]
+    phone_inbox = await inbox_service.create_inbox(session, name="phone", phone_number="+81312345678")
+    staff = [await _staff_member(session, email, name, role, inboxes)
+             for email, name, role, inboxes in STAFF]
     operators = [u for u in staff if u.role == Role.operator]
     for name, body in TEMPLATES:
         await replies.save(session, ReplyTemplateForm(name=name, body=body))
     customers_seen: list[tuple[int, str]] = []
     for index in range(200):
         opened = now - timedelta(minutes=rng.randint(30, 60 * 24 * 7))
-        result = await tickets.ingest(session, _first_contact(rng, index, opened))
+        result = await ticket_ingest.ingest(session, _first_contact(rng, index, opened))
         ticket = await session.get(Ticket, result.ticket_id)
         assert ticket is not None and ticket.customer_id is not None
         await _shape(session, rng, ticket, index, operators, opened=opened, now=now)
@@ -152,7 +160,7 @@ async def _shape(
 ) -> None:
     status = list(Status)[index % len(Status)]
     members = [u for u in operators
-               if ticket.inbox_id in await routing.inbox_ids_of(session, u.id or 0)]
+               if ticket.inbox_id in await inbox_service.inbox_ids_of(session, u.id or 0)]
     operator = rng.choice(members) if members else None
     steps = _played(THREADS[index % len(THREADS)], status, rng)
     if status != Status.unhandled or any(who == "o" for who, _ in steps):
@@ -224,7 +232,7 @@ async def _calls(
     phones = dict((await session.execute(
         select(col(CustomerIdentity.customer_id), col(CustomerIdentity.value))
         .where(col(CustomerIdentity.kind) == IdentityKind.phone))).all())
-    takers = [u for u in operators if inbox_id in await routing.inbox_ids_of(session, u.id or 0)]
+    takers = [u for u in operators if inbox_id in await inbox_service.inbox_ids_of(session, u.id or 0)]
     for n, customer_id in enumerate(rng.sample(customer_ids, k=40)):
         started = now - timedelta(minutes=rng.randint(20, 60 * 24 * 7))
         answered = rng.random() < 0.75

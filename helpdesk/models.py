@@ -5,24 +5,13 @@ from helpdesk.approval.models import ApprovalPolicy
 from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
-from helpdesk.calls.models import (
-    Call,
-    CallEvent,
-    CallTransfer,
-    CtiSettings,
-    InboxVoice,
-    WrapupState,
-)
+from helpdesk.calls.models import Call, CallEvent, CallTransfer, WrapupState
+from helpdesk.calls.settings_models import CtiSettings, InboxVoice
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
-from helpdesk.customers.models import (
-    Customer,
-    CustomerIdentity,
-    Order,
-    OrderItem,
-    RfmBoundary,
-)
+from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem, RfmBoundary
 from helpdesk.db import Counter
 from helpdesk.history.models import TicketHistory
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
@@ -36,7 +25,6 @@ from helpdesk.reports.models import (
     ReportSample,
     ReportTicket,
 )
-from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
 from helpdesk.tickets.models import (

@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from helpdesk.config import DEFAULT_REGION
+
 # Dash-like characters Japanese users and IMEs produce in phone numbers.
 _DASHES = "‐‑‒–—―−ｰーｰ－﹣⁃"
 _PHONE_JUNK = re.compile(rf"[\s{_DASHES}.()（）/\-]")
@@ -78,7 +80,7 @@ def is_withheld(raw: str | None) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def phone(raw: str | None, region: str = "JP") -> str | None:
+def phone(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     """A phone number as E.164, or None when it is withheld or not a valid number.
 
     Handles full-width digits, every dash variant, and the ``+81 (0)3…`` trunk-prefix habit.
@@ -139,7 +141,7 @@ def _written_with_prefix(region: str) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def phone_display(e164: str, region: str = "JP") -> str:
+def phone_display(e164: str, region: str = DEFAULT_REGION) -> str:
     """A number formatted the way people of ``region`` write it (national inside, else intl)."""
     parsed = phonenumbers.parse(e164, region)
     if phonenumbers.region_code_for_number(parsed) == region:
@@ -147,7 +149,7 @@ def phone_display(e164: str, region: str = "JP") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
-def phone_for_people(value: str | None, region: str = "JP") -> str:
+def phone_for_people(value: str | None, region: str = DEFAULT_REGION) -> str:
     """A stored E.164 number as ``phone_display`` writes it; anything else (a withheld caller,
     a number that never parsed) exactly as stored."""
     if not value or not value.startswith("+") or not value[1:].isdigit():
@@ -158,7 +160,7 @@ def phone_for_people(value: str | None, region: str = "JP") -> str:
         return value
 
 
-def phone_search_digits(e164: str, region: str = "JP") -> str:
+def phone_search_digits(e164: str, region: str = DEFAULT_REGION) -> str:
     """The digits of a number as people type them, indexed for partial search.
 
     They are those of ``phone_display`` (national prefix and number inside the region, the

@@ -12,9 +12,11 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 
-from helpdesk.auth.dependencies import SettingsDep
+from helpdesk.calls import operators as call_operators
 from helpdesk.calls import service as calls
+from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import Call, CallDirection, Routed
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
 from helpdesk.realtime import service as events
@@ -50,8 +52,8 @@ async def cti_event(token: str, request: Request, session: SessionDep,
         answer = await _new_call(session, call_id, CallDirection(direction), fields, user, options)
     elif event == "answer":
         answered_by = fields["answeringNumber"] or user
-        operator_id = (await calls.user_id_named(session, fields["answeringNumber"])
-                       or await calls.user_id_named(session, user))
+        operator_id = (await call_operators.user_id_named(session, fields["answeringNumber"])
+                       or await call_operators.user_id_named(session, user))
         # Keyed by who answered: a retry changes nothing, while an answer by someone else on a
         # call in progress is the PBX transferring it.
         key = f"answer:{operator_id}" if operator_id is not None else "answer"
@@ -71,7 +73,8 @@ async def _new_call(
     session: SessionDep, call_id: str, direction: CallDirection, fields: dict[str, str],
     user: str, options: calls.CallOptions,
 ) -> dict[str, str]:
-    operator_id = await calls.user_id_named(session, user) if direction == CallDirection.outbound else None
+    operator_id = (await call_operators.user_id_named(session, user)
+                   if direction == CallDirection.outbound else None)
     ringing = await calls.ring(session, calls.Ring(
         provider=PROVIDER, call_id=call_id, direction=direction, from_=fields["from"],
         to=fields["to"], queue=fields["queue"] or None, user_label=user or None,
@@ -79,7 +82,7 @@ async def _new_call(
     if ringing.call.routed == Routed.rejected:
         return {"action": "reject", "reason": "busy"}
     if direction == CallDirection.outbound and fields["to"]:
-        caller_id = calls.outbound_caller_id(ringing.config, fields["to"])
+        caller_id = cti_settings.outbound_caller_id(ringing.config, fields["to"])
         if caller_id:
             return {"action": "dial", "caller_id": caller_id, "number": fields["to"]}
     return {}

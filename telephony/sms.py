@@ -9,11 +9,12 @@ reason; 429, 5xx and an unreachable Twilio are retried by the outbox.
 
 import httpx
 from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
 
 from helpdesk import normalize
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, Sender, SenderRegistry, SendError
-from telephony import twilio
+from telephony import twilio_rest
 
 MAX_BODY = 1600  # characters Twilio accepts in one message
 WHATSAPP = "whatsapp:"
@@ -34,7 +35,7 @@ def register_senders(registry: SenderRegistry, settings: Settings) -> None:
 
 def make_sender(settings: Settings) -> Sender:
     """The sender, with one REST client for the process."""
-    client = twilio.rest_client(settings)
+    client = twilio_rest.rest_client(settings)
 
     async def send(context: OutboundContext) -> str | None:
         whatsapp = context.kind == "reply.whatsapp"
@@ -71,9 +72,9 @@ def _parts(body: str) -> list[str]:
     return [body[i:i + MAX_BODY] for i in range(0, len(body), MAX_BODY)] or [""]
 
 
-async def _send_one(client: twilio.Client, *, to: str, from_: str, body: str) -> str:
+async def _send_one(client: Client, *, to: str, from_: str, body: str) -> str:
     try:
-        return await twilio.send_sms(client, to=to, from_=from_, body=body)
+        return await twilio_rest.send_sms(client, to=to, from_=from_, body=body)
     except TwilioRestException as exc:
         permanent = 400 <= exc.status < 500 and exc.status != 429
         raise SendError(f"Twilio answered {exc.status} (code {exc.code}): {exc.msg}",

@@ -13,11 +13,12 @@ import httpx
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from helpdesk.calls import service as calls
+from helpdesk.calls import operators as call_operators
 from helpdesk.calls.models import Call, CallTransfer, TransferMode
 from helpdesk.calls.transfer import SwitchFailed
 from helpdesk.config import Settings
-from telephony.twilio import rest_client, url_of
+from telephony.twilio_request import url_of
+from telephony.twilio_rest import rest_client
 
 
 def caller_room(call: Call) -> str:
@@ -59,7 +60,7 @@ class TwilioSwitch:
             return
         if transfer.to_user_id is not None:
             dial = response.dial(answer_on_bridge=True, timeout=self.settings.twilio_ring_timeout)
-            dial.client(calls.client_identity(transfer.to_user_id), status_callback=status,
+            dial.client(call_operators.client_identity(transfer.to_user_id), status_callback=status,
                         status_callback_event="answered")
         else:
             response.enqueue(inbox_name or "default",
@@ -88,7 +89,7 @@ class TwilioSwitch:
             raise SwitchFailed("a consultation needs an operator to consult")
         try:
             created = await rest_client(self.settings).calls.create_async(
-                to=f"client:{calls.client_identity(user_id)}", from_=call.to_number, twiml=twiml)
+                to=f"client:{call_operators.client_identity(user_id)}", from_=call.to_number, twiml=twiml)
         except TwilioRestException as exc:
             raise SwitchFailed(f"Twilio refused the transfer: {exc.msg}") from exc
         except httpx.HTTPError as exc:

@@ -1,12 +1,18 @@
-"""What Twilio callers hear, built with the twilio library's TwiML classes from an inbox's voice
-settings: the keypad menu, the closed-hours message, the recording notice, and the queue's wait
-(position, callback offer, hold music). Japanese is spoken with ``<Say language="ja-JP">``; an
-uploaded recording's URL, where one is set, is played instead."""
+"""What Twilio callers hear, built with the twilio library's TwiML classes from a call's route
+and its inbox's voice settings: where a call goes, the keypad menu, the closed-hours message, the
+recording notice, and the queue's wait (position, callback offer, hold music). Japanese is spoken
+with ``<Say language="ja-JP">``; an uploaded recording's URL, where one is set, is played instead.
+"""
 
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import VoiceResponse
 
-from helpdesk.calls.models import VoiceConfig
+from helpdesk.calls import operators as call_operators
+from helpdesk.calls.models import CallState, Routed
+from helpdesk.calls.service import Ringing
+from helpdesk.calls.settings_models import VoiceConfig
+from helpdesk.config import Settings
+from telephony.twilio_request import url_of
 
 JA = "ja-JP"
 CLOSED = "お電話ありがとうございます。ただいま営業時間外です。発信音のあとにご用件をお話しください。"
@@ -83,4 +89,42 @@ def on_hold(voice: VoiceConfig) -> VoiceResponse:
     else:
         response.say(HOLD, language=JA)
         response.pause(length=HOLD_PAUSE_SECONDS * 2)
+    return response
+
+
+def inbound(ringing: Ringing, settings: Settings) -> VoiceResponse:
+    """Where a new or re-offered call goes: rejected, voicemail, the menu, the free operators'
+    browser phones, or the inbox's queue."""
+    call, response, voice = ringing.call, VoiceResponse(), ringing.voice
+    status_url = url_of(settings, "/telephony/twilio/status")
+    if call.routed == Routed.rejected:
+        response.reject(reason="busy")
+    elif call.routed == Routed.voicemail:
+        closed(response, voice)
+        response.record(max_length=120, play_beep=True, recording_status_callback=status_url)
+    elif call.routed == Routed.menu:
+        return menu(voice, action=url_of(settings, "/telephony/twilio/menu"))
+    elif call.routed == Routed.dial and call.offered_user_ids:
+        recording_notice(response, voice)
+        recording = ({"record": "record-from-answer-dual", "recording_status_callback": status_url}
+                     if voice.record_calls else {})
+        dial = response.dial(answer_on_bridge=True, timeout=settings.twilio_ring_timeout,
+                             **recording)
+        for user_id in call.offered_user_ids:
+            dial.client(call_operators.client_identity(user_id), status_callback=status_url,
+                        status_callback_event="answered")
+    elif call.state == CallState.ringing:
+        # The wait URL answers <Leave> once an operator is free; the caller then goes on to
+        # the next verb, which offers the call to whoever is free at that moment.
+        response.enqueue(ringing.inbox_name, wait_url=url_of(settings, "/telephony/twilio/wait"))
+        response.redirect(url_of(settings, "/telephony/twilio/offer"))
+    else:
+        response.hangup()
+    return response
+
+
+def hang_up() -> VoiceResponse:
+    """End the call (it is unknown, or over)."""
+    response = VoiceResponse()
+    response.hangup()
     return response

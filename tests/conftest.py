@@ -26,8 +26,10 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role, SessionKind, User
 from helpdesk.auth.throttle import MemoryCounters
 from helpdesk.config import Settings
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.migrations import run_upgrade
+from helpdesk.realtime.log import event_sessions
 
 INBOUND_TOKEN = "test-inbound-token"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -158,7 +160,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session for arranging and checking data (commit to make it visible to the server)."""
-    async with create_sessionmaker(engine, read_only=True)() as session:
+    async with event_sessions(engine, read_only=True)() as session:
         yield session
 
 
@@ -190,7 +192,9 @@ class Staff:
                      inboxes: list[str] | None = None) -> User:
         await begin_write(self.session)
         user = await auth.create_user(self.session, email=f"{name}@example.com", name=name,
-                                      role=role, password=PASSWORD, inboxes=inboxes)
+                                      role=role, password=PASSWORD)
+        assert user.id is not None
+        await inbox_service.join_named(self.session, user_id=user.id, names=inboxes or [])
         api, browser = [await auth.sign_in(self.session, secret_key=SECRET, user=user, kind=kind,
                                            ttl_seconds=TTL)
                         for kind in (SessionKind.api, SessionKind.browser)]

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.calls.models import Call, CallDirection, CallState, Routed
 from helpdesk.db import construct
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from tests.conftest import begin_write
 
 STARTED = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
@@ -35,7 +35,7 @@ def test_later_assignments_are_tracked() -> None:
 
 async def test_a_constructed_row_is_written_and_read_back_whole(db: AsyncSession) -> None:
     await begin_write(db)
-    inbox = await routing.create_inbox(db, name="sales", phone_number="050-1234-5678")
+    inbox = await inbox_service.create_inbox(db, name="sales", phone_number="050-1234-5678")
     built = construct(Call, **{**_given(), "inbox_id": inbox.id, "customer_id": None})
     built.offered_user_ids = [3, 5]
     db.add(built)

@@ -8,9 +8,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime import service as events
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.receipts import service as receipts
 from helpdesk.receipts.models import DeliveryReceipt
@@ -24,7 +25,7 @@ RECENT = NOW - timedelta(days=3)
 
 async def arrange(engine: AsyncEngine) -> None:
     """Events 1–10 (8 recent, the rest old), outbox items in every state, two receipts."""
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         for seq in range(1, 11):
             session.add(Event(seq=seq, type="ticket.updated", at=RECENT if seq == 8 else OLD,
                               data={"n": seq}))
@@ -49,7 +50,7 @@ async def remaining(db: AsyncSession, column: object) -> list[object]:
 async def test_only_old_rows_go_in_bounded_batches(database_url: str, engine: AsyncEngine,
                                                     db: AsyncSession) -> None:
     await arrange(engine)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     batches: list[int] = []
 
     async def counted(session: AsyncSession, *, before: datetime, limit: int) -> int:
@@ -79,7 +80,7 @@ async def test_only_old_rows_go_in_bounded_batches(database_url: str, engine: As
 
 async def test_a_pruned_receipt_lets_the_delivery_in_again_and_a_kept_one_does_not(
         engine: AsyncEngine) -> None:
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     async with sessionmaker() as session:
         assert await receipts.first_delivery(session, provider="line", delivery_id="E1")
         assert not await receipts.first_delivery(session, provider="line", delivery_id="E1")

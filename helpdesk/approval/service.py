@@ -8,6 +8,7 @@ from helpdesk.approval.models import PENDING, ApprovalConfig, ApprovalPolicy, Pe
 from helpdesk.auth.models import User
 from helpdesk.db import utcnow
 from helpdesk.errors import Conflict, NotFound
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Message, MessagePublic, Ticket
 
@@ -44,8 +45,9 @@ async def pending(session: AsyncSession, *, limit: int = 200) -> list[PendingApp
         .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
         .where(col(Message.approval_status) == PENDING)
         .order_by(col(Message.created_at), col(Message.id)).limit(limit))).all()
-    return [PendingApproval(message=tickets.message_public(m, []), ticket_id=m.ticket_id, ticket_number=n,
-                            ticket_subject=subject, inbox_id=inbox_id, author_user_id=m.author_user_id)
+    return [PendingApproval(message=ticket_queries.message_public(m, []), ticket_id=m.ticket_id,
+                            ticket_number=n, ticket_subject=subject, inbox_id=inbox_id,
+                            author_user_id=m.author_user_id)
             for m, n, subject, inbox_id in rows]
 
 
@@ -56,7 +58,7 @@ async def decide(session: AsyncSession, message_id: int, *, approver: User, appr
     if ticket_id is None:
         raise NotFound("message not found")
     # The ticket's row lock orders two supervisors deciding at once: the second sees the first.
-    ticket = await tickets.lock(session, ticket_id)
+    ticket = await ticket_queries.lock(session, ticket_id)
     message = await session.get(Message, message_id, populate_existing=True)
     assert ticket is not None and message is not None
     if message.approval_status != PENDING:

@@ -12,7 +12,7 @@ from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
 
 router = APIRouter(prefix="/api/admin/inboxes", tags=["assignment"])
 

@@ -15,9 +15,9 @@ from sqlmodel import col
 
 from helpdesk.assignment.models import DEFAULT_WEIGHTS, AssignmentConfig, AssignmentPolicy
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as presence
 from helpdesk.realtime.models import Presence, PresenceStatus
-from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Status, Ticket
 
 # The statuses that take an operator's time; 保留 waits on the customer and does not.
@@ -87,7 +87,7 @@ async def choose(session: AsyncSession, ticket: Ticket, *,
         .execution_options(populate_existing=True))
     if row is None or row.policy == "manual":
         return None
-    online = [u for u in await presence.online_among(session, routing.active_members(ticket.inbox_id))
+    online = [u for u in await presence.online_among(session, inbox_service.active_members(ticket.inbox_id))
               if u not in (exclude or set())]
     current = await loads(session, online, row.weights)
     weight = weight_of(row.weights, ticket.channel)
@@ -183,7 +183,7 @@ async def capacity_use(session: AsyncSession) -> list[CapacityUse]:
     found: list[CapacityUse] = []
     for inbox_id, config in (await automatic_inboxes(session)).items():
         # active_members is typed loosely (a select of one column): its scalars are user ids.
-        members = cast(list[int], list(await session.scalars(routing.active_members(inbox_id))))
+        members = cast(list[int], list(await session.scalars(inbox_service.active_members(inbox_id))))
         current = await loads(session, members, config.weights)
         found += [CapacityUse(inbox_id, u, current[u], config.capacity.get(str(u))) for u in members]
     return found

@@ -16,7 +16,7 @@ from helpdesk import periodic
 from helpdesk.assignment import service as assignment
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ async def _take_from_absent(sessionmaker: async_sessionmaker[AsyncSession], inbo
             previous = ticket.assignee_id
             assert previous is not None
             why = await assignment.presence_of(session, previous)  # "offline" or "away"
-            reason = await tickets.auto_assign(session, ticket, why=why, previous=previous)
+            reason = await ticket_ingest.auto_assign(session, ticket, why=why, previous=previous)
             if reason is not None:
-                await tickets.publish_assignment(session, ticket, reason)
+                await ticket_ingest.publish_assignment(session, ticket, reason)
                 moved += 1
         await session.commit()
     return moved
@@ -55,9 +55,9 @@ async def _hand_out_waiting(sessionmaker: async_sessionmaker[AsyncSession], inbo
     moved = 0
     async with sessionmaker() as session:
         for ticket in await assignment.waiting_tickets(session, inbox_id=inbox_id):
-            reason = await tickets.auto_assign(session, ticket, why="waiting")
+            reason = await ticket_ingest.auto_assign(session, ticket, why="waiting")
             if reason is not None:
-                await tickets.publish_assignment(session, ticket, reason)
+                await ticket_ingest.publish_assignment(session, ticket, reason)
                 moved += 1
         await session.commit()
     return moved

@@ -18,7 +18,7 @@ from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 

@@ -7,9 +7,10 @@ from fastapi.responses import Response
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service, totp
-from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, RowId, SettingsDep, client_ip
+from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, RowId, client_ip
 from helpdesk.auth.models import SessionKind, User
 from helpdesk.auth.views import set_session_cookie
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.web import i18n, templating

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service, totp
-from helpdesk.auth.dependencies import CurrentUser, RowId, SettingsDep, client_ip, login_attempt
+from helpdesk.auth.dependencies import CurrentUser, RowId, client_ip, login_attempt
 from helpdesk.auth.models import (
     AuthSessionList,
     AuthSessionPublic,
@@ -17,6 +17,7 @@ from helpdesk.auth.models import (
     User,
     UserPublic,
 )
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Forbidden, HelpdeskError, NotFound, Unauthorized
 

@@ -8,21 +8,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from helpdesk.auth import service
 from helpdesk.auth.models import Role, User
 from helpdesk.auth.service import SignedToken
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep
 from helpdesk.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "helpdesk_session"
 _bearer = HTTPBearer(auto_error=False)
-
-
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was built with (async: a plain def would cost a thread hop per request)."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def signed_token(settings: Settings, bearer: str | None, cookie: str | None) -> SignedToken | None:

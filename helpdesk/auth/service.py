@@ -21,7 +21,6 @@ from helpdesk.auth.throttle import Counters
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, Unauthorized
-from helpdesk.routing import service as routing
 
 _hasher = PasswordHasher()
 # A hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -268,9 +267,8 @@ def _check_password(password: str) -> None:
 
 async def create_user(
     session: AsyncSession, *, email: str, name: str, role: Role, password: str,
-    inboxes: list[str] | None = None,
 ) -> User:
-    """A new staff account, optionally a member of the named inboxes."""
+    """A new staff account (``inboxes.service.join_named`` makes it a member of inboxes)."""
     folded = normalize.email(email)
     if folded is None:
         raise BadInput("email: not an email address")
@@ -281,11 +279,6 @@ async def create_user(
                 password_hash=hash_password(password))
     session.add(user)
     await session.flush()
-    assert user.id is not None
-    for inbox_name in inboxes or []:
-        inbox = await routing.inbox_by_name(session, inbox_name)
-        assert inbox.id is not None
-        await routing.add_member(session, inbox_id=inbox.id, user_id=user.id)
     return user
 
 

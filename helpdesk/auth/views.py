@@ -16,16 +16,15 @@ from helpdesk.auth.dependencies import (
     SESSION_COOKIE,
     Admin,
     CurrentUser,
-    SettingsDep,
     client_ip,
     login_attempt,
     signed_token,
 )
 from helpdesk.auth.models import Role, SessionKind, User
-from helpdesk.config import Settings
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import BadInput, HelpdeskError, NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.web import i18n, templating
 from helpdesk.web.messages import N_
 from helpdesk.web.sessions import fresh_reader
@@ -272,8 +271,8 @@ async def save_preferences(
 async def _users_context(session: AsyncSession) -> dict[str, object]:
     now = utcnow()
     users = await service.all_users(session)
-    return {"users": users, "inboxes": await routing.all_inboxes(session),
-            "memberships": await routing.memberships(session), "roles": list(Role), "now": now,
+    return {"users": users, "inboxes": await inbox_service.all_inboxes(session),
+            "memberships": await inbox_service.memberships(session), "roles": list(Role), "now": now,
             "locked": [u for u in users if u.locked_until is not None and u.locked_until > now],
             "totp_roles": await totp.required_roles(session)}
 
@@ -296,8 +295,9 @@ async def create_user(
     role: Annotated[Role, Form()], inbox: Annotated[list[str] | None, Form(max_length=50)] = None,
 ) -> Response:
     """Add a staff account."""
-    user = await service.create_user(session, email=email, name=name, role=role, password=password,
-                                     inboxes=inbox or [])
+    user = await service.create_user(session, email=email, name=name, role=role, password=password)
+    assert user.id is not None
+    await inbox_service.join_named(session, user_id=user.id, names=inbox or [])
     audit.record(session, action="user.create", actor_id=admin.id, actor_email=admin.email,
                  target_type="user", target_id=user.id, ip=client_ip(request), role=str(role))
     await session.commit()
@@ -318,7 +318,7 @@ async def change_user(
     target.role, target.is_active = role, active
     if not active:
         await service.revoke(session, user_id=user_id)  # a disabled account keeps no session
-    await routing.set_memberships(session, user_id=user_id, inbox_ids=set(inbox or []))
+    await inbox_service.set_memberships(session, user_id=user_id, inbox_ids=set(inbox or []))
     audit.record(session, action="user.update", actor_id=admin.id, actor_email=admin.email,
                  target_type="user", target_id=user_id, ip=client_ip(request), before=before,
                  role=str(role), active=active, inboxes=sorted(inbox or []))

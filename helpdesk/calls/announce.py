@@ -31,7 +31,7 @@ async def ringing(
     """Pop the card: the call, the caller's headline and profile (and a transfer's notes)."""
     profile = None
     if customer is not None:
-        found = await profiles.complete(session, customer, profiles.Audience(None, {call.inbox_id}),
+        found = await profiles.complete(session, customer, profiles.ProfileScope(None, {call.inbox_id}),
                                         dormant_after_days)
         profile = found.model_dump(mode="json")
     data = {"call": public(call), "caller": threads.caller_card(call, profile, region),

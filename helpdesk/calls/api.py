@@ -8,9 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import Admin, CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
+from helpdesk.calls import log as call_log
+from helpdesk.calls import operators as call_operators
+from helpdesk.calls import outbound as call_outbound
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import (
     Call,
@@ -19,21 +22,20 @@ from helpdesk.calls.models import (
     CallPage,
     CallPublic,
     CallTransfer,
-    CtiConfig,
     OutboundCall,
     TransferPublic,
     TransferRequest,
-    VoiceConfig,
     WrapUp,
     WrapupPublic,
     WrapupView,
 )
-from helpdesk.config import Settings
+from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -48,7 +50,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:
     """The caller log of the caller's inboxes, newest first."""
-    items, next_cursor = await service.list_calls(session, user, done=done, cursor=cursor,
+    items, next_cursor = await call_log.list_calls(session, user, done=done, cursor=cursor,
                                                   limit=limit)
     return CallPage(items=items, next_cursor=next_cursor)
 
@@ -59,7 +61,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
     staff = list(await session.execute(select(col(User.id), col(User.name)).where(
         col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
     online = set(await events.online_among(session))
-    inboxes = await routing.inboxes_by_id(session, None)
+    inboxes = await inbox_service.inboxes_by_id(session, None)
     people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
     people.sort(key=lambda p: not p["online"])
     return {"operators": people, "inboxes": [{"id": i.id, "name": i.name} for i in inboxes]}
@@ -68,7 +70,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
 @router.post("/api/calls/done")
 async def mark_all_done(body: CallIds, session: SessionDep, user: CurrentUser) -> dict[str, int]:
     """Mark several calls done (missed calls called back, voicemails heard)."""
-    count = await service.mark_done(session, user, body.ids)
+    count = await call_log.mark_done(session, user, body.ids)
     await session.commit()
     return {"updated": count}
 
@@ -93,12 +95,12 @@ async def place_call(request: Request, session: AsyncSession, *, user: User, to:
 
     Commits twice; 404 when click-to-call is not configured, 502 when the provider refuses.
     """
-    dialer: service.Dialer | None = getattr(request.app.state, "dialer", None)
+    dialer: call_outbound.Dialer | None = getattr(request.app.state, "dialer", None)
     if dialer is None:
         raise NotFound("click-to-call is not configured")
-    if customer_id is not None and not await service.customer_exists(session, customer_id):
+    if customer_id is not None and not await call_outbound.customer_exists(session, customer_id):
         raise BadInput("customer_id: no such customer")
-    call = await service.start_outbound(session, user=user, to=to, customer_id=customer_id,
+    call = await call_outbound.start_outbound(session, user=user, to=to, customer_id=customer_id,
                                         options=service.options_from(settings))
     await callbacks.attach_outbound(session, call, user=user, ticket_id=ticket_id,
                                     callback_of=callback_of)
@@ -106,12 +108,12 @@ async def place_call(request: Request, session: AsyncSession, *, user: User, to:
     assert user.id is not None
     try:
         sid = await dialer(to=call.to_number, caller_id=call.from_number,
-                           identity=service.client_identity(user.id))
-    except service.DialFailed:
-        service.failed(call, "failed")
+                           identity=call_operators.client_identity(user.id))
+    except call_outbound.DialFailed:
+        call_outbound.failed(call, "failed")
         await session.commit()
         raise
-    service.placed(call, sid)
+    call_outbound.placed(call, sid)
     await session.commit()
     return call
 
@@ -119,7 +121,7 @@ async def place_call(request: Request, session: AsyncSession, *, user: User, to:
 @router.post("/api/calls/{call_id}/done", response_model=CallPublic)
 async def mark_done(call_id: int, session: SessionDep, user: CurrentUser) -> CallPublic:
     """Mark one call done."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     call.done = True
     await session.commit()
     return CallPublic.model_validate(call)
@@ -130,7 +132,7 @@ async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: Current
                   settings: SettingsDep) -> MessagePublic:
     """After-call work: notes and outcome onto the call's ticket, optionally a new status and
     follow-up day; ends (and times) the operator's after-call work."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     message = await wrapup.submit(session, call, body, user=user,
                                   dispositions=settings.call_dispositions)
     await session.commit()
@@ -141,7 +143,7 @@ async def wrap_up(call_id: int, body: WrapUp, session: SessionDep, user: Current
 async def wrapup_state(call_id: int, session: ReadSessionDep, user: CurrentUser,
                        settings: SettingsDep) -> WrapupView:
     """What the wrap-up panel needs: the call, its after-call work so far, the outcome codes."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     state = await wrapup.state_of(session, call)
     return WrapupView(call=CallPublic.model_validate(call),
                       wrapup=WrapupPublic.model_validate(state) if state else None,
@@ -153,7 +155,7 @@ async def wrapup_state(call_id: int, session: ReadSessionDep, user: CurrentUser,
 async def callback_result(call_id: int, body: CallbackResult, session: SessionDep,
                           user: CurrentUser) -> CallPublic:
     """What came of calling back a missed call or voicemail; reaching the caller marks it done."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     await callbacks.record_result(session, call, body, user=user)
     await session.commit()
     return CallPublic.model_validate(call)
@@ -162,13 +164,13 @@ async def callback_result(call_id: int, body: CallbackResult, session: SessionDe
 @router.get("/api/admin/cti", response_model=CtiConfig)
 async def get_cti(session: ReadSessionDep, _: Admin) -> CtiConfig:
     """The blocked caller ids, outbound routing table, default caller id and business hours."""
-    return await service.cti_config(session)
+    return await cti_settings.cti_config(session)
 
 
 @router.put("/api/admin/cti", response_model=CtiConfig)
 async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: Request) -> CtiConfig:
     """Replace the CTI settings (audited)."""
-    saved = await service.save_cti_config(session, body)
+    saved = await cti_settings.save_cti_config(session, body)
     audit.record(session, action="cti.update", actor_id=admin.id, actor_email=admin.email,
                  target_type="cti_settings", target_id=1,
                  ip=request.client.host if request.client else None)
@@ -211,10 +213,10 @@ async def start_transfer(call_id: int, body: TransferRequest, session: SessionDe
     """Hand the call to an operator or an inbox's queue, blind or consulting first (warm); the
     card pops for the receiver with the notes. 409 when the call is not in progress or is
     already being transferred; 502 when the phone provider refused (nothing is kept then)."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     options = service.options_from(settings)
     receivers = ([body.to_user_id] if body.to_user_id is not None else
-                 await service.choose_operators(session, body.to_inbox_id or 0,
+                 await call_operators.choose_operators(session, body.to_inbox_id or 0,
                                                 limit=options.ring_group,
                                                 acw_limit=options.acw_limit))
     moved = await transfer.start(session, call, body, by=user, receivers=receivers,
@@ -232,7 +234,7 @@ async def complete_transfer(call_id: int, session: SessionDep, user: CurrentUser
                             request: Request) -> CallPublic:
     """The receiver takes the call (the first operator ends a consultation, or the receiver
     accepts): the operator changes and the ticket moves. 409 with no transfer under way."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     moved = await _open_or_409(session, call)
     receiver = moved.to_user_id if user.id == moved.from_user_id else user.id
     switch = _switch(request, call)
@@ -247,7 +249,7 @@ async def complete_transfer(call_id: int, session: SessionDep, user: CurrentUser
 async def cancel_transfer(call_id: int, session: SessionDep, user: CurrentUser,
                           request: Request) -> TransferPublic:
     """Call the transfer off: the first operator keeps the call."""
-    call = await service.visible_call(session, call_id, user)
+    call = await call_log.visible_call(session, call_id, user)
     moved = await _open_or_409(session, call)
     switch = _switch(request, call)
     if switch is not None:

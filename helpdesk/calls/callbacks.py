@@ -7,9 +7,10 @@ from helpdesk.calls import threads
 from helpdesk.calls.models import Call, CallbackOutcome, CallbackResult
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
 
 OUTCOME_JA = {CallbackOutcome.reached: "つながった", CallbackOutcome.no_answer: "不在",
@@ -33,8 +34,8 @@ async def attach_outbound(session: AsyncSession, call: Call, *, user: User, tick
 
 
 async def _check_visible(session: AsyncSession, ticket_id: int, user: User) -> None:
-    inbox_id = await tickets.inbox_of(session, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
+    inbox_id = await ticket_queries.inbox_of(session, ticket_id)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if inbox_id is None or (visible is not None and inbox_id not in visible):
         raise BadInput("ticket_id: no such ticket")
 
@@ -50,7 +51,7 @@ async def record_result(session: AsyncSession, call: Call, body: CallbackResult,
         text = f"折り返し: {OUTCOME_JA[body.result]}（{user.name}）"
         if body.notes.strip():
             text += f"\n{body.notes}"
-        await tickets.system_note(session, call.ticket_id, channel=Channel.phone, body=text,
+        await ticket_ingest.system_note(session, call.ticket_id, channel=Channel.phone, body=text,
                                   external_id=f"callback:{call.id}:{now.isoformat()}", at=now)
     await session.flush()
     events.record(session, type="call.callback_result", inbox_id=call.inbox_id, data={

@@ -10,9 +10,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.calls import threads
-from helpdesk.calls.models import Call, VoiceConfig
+from helpdesk.calls.models import Call
+from helpdesk.calls.settings_models import VoiceConfig
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import service as events
-from helpdesk.routing.models import Inbox
 
 CALLBACK_TAG = "折り返し"
 

@@ -21,7 +21,7 @@ from helpdesk.calls.models import (
 )
 from helpdesk.customers import service as customers
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
 
 
@@ -53,7 +53,7 @@ def _withheld(call: Call) -> bool:
 async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
     """A call in an inbox the user works; 404 otherwise."""
     call = await session.get(Call, call_pk)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if call is None or (visible is not None and call.inbox_id not in visible):
         raise NotFound("call not found")
     return call
@@ -64,7 +64,7 @@ async def list_calls(
 ) -> tuple[list[CallLogEntry], str | None]:
     """The caller log the user may see, newest first, by keyset on id."""
     stmt = select(Call)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Call.inbox_id).in_(visible))
     if done is not None:
@@ -81,7 +81,7 @@ async def list_calls(
 async def current_calls(session: AsyncSession, user: User, *, limit: int = 50) -> list[dict[str, Any]]:
     """Calls ringing or in progress that the user may see, oldest first, shaped as in events."""
     stmt = select(Call).where(col(Call.state) != CallState.ended)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Call.inbox_id).in_(visible))
     rows = await session.scalars(stmt.order_by(col(Call.id)).limit(limit))
@@ -98,7 +98,7 @@ def _decode_cursor(cursor: str) -> int:
 async def mark_done(session: AsyncSession, user: User, ids: list[int]) -> int:
     """Mark the user's visible calls among ``ids`` as done; returns how many were found."""
     stmt = update(Call).where(col(Call.id).in_(ids))
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Call.inbox_id).in_(visible))
     result = await session.execute(stmt.values(done=True))

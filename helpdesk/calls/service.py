@@ -1,4 +1,4 @@
-"""Calls from any provider: ringing, answer, hang-up, operator choice, queue, click-to-call.
+"""Calls from any provider: the call's life from ringing through the queue to answer and hang-up.
 
 Provider adapters parse their protocol and call ``ring``, ``answer``, ``hangup`` and
 ``store_recording``. Every transition carries a key; a key already applied to the call is a retry
@@ -6,58 +6,40 @@ and changes nothing. A call's state only moves forward, whatever order events ar
 
 Around it: ``threads`` (the call's ticket and its entries), ``wrapup`` (after-call work),
 ``transfer``, ``ivr`` (keypad menu and callback offer), ``settings`` (admin-edited CTI and voice
-settings), ``announce`` (the events), ``log`` (the caller log), ``callbacks`` (calling back).
+settings), ``announce`` (the events), ``log`` (the caller log), ``callbacks`` (calling back),
+``operators`` (who may take a call), ``outbound`` (click-to-call).
 """
 
-import re
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, Select, Table, bindparam, func, insert, or_, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk import normalize, prepared
-from helpdesk.auth.models import User
-from helpdesk.calls import announce, ivr, log, threads, transfer, wrapup
+from helpdesk.calls import announce, ivr, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
-from helpdesk.calls.models import (
-    BusinessHours,
-    Call,
-    CallDirection,
-    CallEvent,
-    CallState,
-    CtiConfig,
-    Routed,
-    VoiceConfig,
-    WrapupState,
-)
-from helpdesk.config import Settings
-from helpdesk.customers import service as customers
-from helpdesk.db import UTCDateTime, construct, serialize_on, utcnow
-from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.calls.models import Call, CallDirection, CallEvent, CallState, Routed
+from helpdesk.calls.operators import VOICEMAIL, choose_operators, is_open
+from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
+from helpdesk.config import DEFAULT_REGION, Settings
+from helpdesk.db import construct, serialize_on, utcnow
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
-from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
-WRAPUP: Table = WrapupState.__table__  # type: ignore[attr-defined]
 # Hang-up causes that mean the call went somewhere else rather than being missed.
 NOT_MISSED_CAUSES = {"forwarded"}
-VOICEMAIL = "voicemail"
 
 
 @dataclass(frozen=True)
 class CallOptions:
     """The settings call handling reads."""
 
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     ring_group: int = 10
@@ -98,87 +80,6 @@ class Ringing:
     voice: VoiceConfig = field(default_factory=VoiceConfig)  # what the inbox's callers hear
 
 
-# ---- presence and operator choice ---------------------------------------------------------
-
-
-def client_identity(user_id: int) -> str:
-    """The browser phone's client name for a user."""
-    return f"op-{user_id}"
-
-
-def user_id_of_identity(identity: str) -> int | None:
-    """The user a client name (``op-5`` or ``client:op-5``) belongs to."""
-    match = re.fullmatch(r"(?:client:)?op-(\d{1,12})", identity.strip())
-    return int(match.group(1)) if match else None
-
-
-async def online_member_ids(session: AsyncSession, inbox_id: int) -> list[int]:
-    """The active members of an inbox who are online now: the one place calls ask about presence."""
-    return await events.online_among(session, routing.active_members(inbox_id))
-
-
-def _free_operators_query() -> Select[Any]:
-    # Online active members of the inbox, each with whether they are on a call (or still in
-    # its after-call work) and when they last answered one: single index probes per operator,
-    # however long their history.
-    on_call = (select(CALL.c.id).where(CALL.c.state == CallState.answered.value,
-                                       CALL.c.operator_id == routing.USER.c.id)
-               .limit(1).correlate(routing.USER).scalar_subquery())
-    in_wrapup = (select(WRAPUP.c.call_ref).where(
-        WRAPUP.c.operator_id == routing.USER.c.id, WRAPUP.c.submitted_at.is_(None),
-        WRAPUP.c.started_at > bindparam("acw_since", type_=UTCDateTime))
-        .limit(1).correlate(routing.USER).scalar_subquery())
-    last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == routing.USER.c.id)
-            .correlate(routing.USER).scalar_subquery())
-    online = events.online_query(routing.active_members(bindparam("inbox_id", type_=Integer)))
-    return select(routing.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
-        routing.USER.c.id.in_(online))
-
-
-_FREE_OPERATORS = _free_operators_query()
-
-
-async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
-                           acw_limit: timedelta = timedelta(0)) -> list[int]:
-    """Online members of the inbox neither on a call nor in after-call work younger than
-    ``acw_limit``, longest since their last answered call first."""
-    rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id,
-                                                          "acw_since": utcnow() - acw_limit})
-    never = datetime.min.replace(tzinfo=UTC)
-    free = [(_aware(at) or never, uid) for uid, busy, at in rows if busy is None and uid is not None]
-    return [uid for _, uid in sorted(free)][:limit]
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # An aggregate in a scalar subquery comes back raw: naive, or text on SQLite.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def is_open(hours: BusinessHours | None, *, tz: str, now: datetime | None = None) -> bool:
-    """Whether the phone line is within business hours (no hours set: always open)."""
-    if hours is None:
-        return True
-    local = (now or utcnow()).astimezone(ZoneInfo(tz))
-    opens = time.fromisoformat(hours.open)
-    closes = time(23, 59, 59, 999999) if hours.close == "24:00" else time.fromisoformat(hours.close)
-    return local.weekday() in hours.days and opens <= local.time() < closes
-
-
-# The admin-edited settings live in helpdesk.calls.settings; these names stay importable here.
-cti_config = cti_settings.cti_config
-save_cti_config = cti_settings.save_cti_config
-is_blocked = cti_settings.is_blocked
-outbound_caller_id = cti_settings.outbound_caller_id
-BlockedCallers = cti_settings.BlockedCallers
-
-
-# ---- transitions --------------------------------------------------------------------------
-
-
 async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Ringing:
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
@@ -193,7 +94,7 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
                        settings.voice.get(existing.inbox_id) or VoiceConfig())
     inbound = new.direction == CallDirection.inbound
     caller = new.from_ if inbound else new.to
-    inbox = await routing.inbox_ref_for_number(session, new.to if inbound else new.from_,
+    inbox = await inbox_service.inbox_ref_for_number(session, new.to if inbound else new.from_,
                                                region=options.region)
     e164 = normalize.phone(caller, options.region)
     # The caller's customer row (with identities) is read once: for the call and for the pop.
@@ -222,10 +123,13 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
 
 
 _INSERT_CALL_COLUMNS = [column.name for column in CALL.c if column.name != "id"]
+
 _INSERT_CALL = (insert(CALL).values({name: bindparam(name) for name in _INSERT_CALL_COLUMNS})
                 .returning(CALL.c.id))
+
 _INSERT_CALL_EVENT = insert(CALL_EVENT).values(call_ref=bindparam("call_ref"), key=bindparam("key"),
                                                at=bindparam("at"))
+
 _CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
                                                CALL.c.call_id == bindparam("call_id"))
 
@@ -254,9 +158,6 @@ async def _announce_ring(session: AsyncSession, call: Call, customer: profiles.C
                          options: CallOptions) -> None:
     await announce.ringing(session, call, customer, region=options.region,
                            dormant_after_days=options.dormant_after_days)
-
-
-caller_card = threads.caller_card
 
 
 async def operator_free_for(session: AsyncSession, provider: str, call_id: str, *,
@@ -391,11 +292,11 @@ async def hangup(
             await threads.missed_ticket(session, call, region=options.region,
                                         timezone=options.timezone,
                                         reopen_window=options.reopen_window)
-            _publish(session, call, "call.missed")
+            announce.publish(session, call, "call.missed")
     elif answered:
         await threads.ended_entry(session, call)
         await wrapup.begin(session, call, limit=options.acw_limit)
-    _publish(session, call, "call.ended")
+    announce.publish(session, call, "call.ended")
     return call
 
 
@@ -452,93 +353,9 @@ def _advance(call: Call, sequence: int | None) -> None:
         call.last_sequence = max(call.last_sequence, sequence)
 
 
-# ---- tickets from calls -------------------------------------------------------------------
-
-
 async def _take_call(session: AsyncSession, call: Call, options: CallOptions) -> None:
     """An answered inbound call joins the caller's open ticket or opens one, for the operator."""
     if call.direction == CallDirection.inbound:
         await threads.join_ticket(session, call, region=options.region,
                                   reopen_window=options.reopen_window)
-    _publish_answered(session, call)
-
-
-_public = announce.public
-_audience = announce.audience
-_publish = announce.publish
-_publish_answered = announce.publish_answered
-
-
-# The caller log and marking calls done live in helpdesk.calls.log.
-visible_call = log.visible_call
-list_calls = log.list_calls
-current_calls = log.current_calls
-mark_done = log.mark_done
-
-
-# ---- click-to-call ------------------------------------------------------------------------
-
-
-class DialFailed(HelpdeskError):
-    status_code = 502
-
-
-# Places a call from the operator's browser phone to ``to``; returns the provider's call id.
-Dialer = Callable[..., Awaitable[str]]
-
-
-async def start_outbound(
-    session: AsyncSession, *, user: User, to: str, customer_id: int | None, options: CallOptions
-) -> Call:
-    """A provisional outbound call row, before the provider has been asked to place it."""
-    e164 = normalize.phone(to, options.region)
-    if e164 is None:
-        raise BadInput("to: not a phone number")
-    caller_id = outbound_caller_id(await cti_config(session), e164.lstrip("+"))
-    if not caller_id:
-        raise BadInput("no caller id for this destination: set a route or a default caller id")
-    if customer_id is None:
-        customer_id = await customers.customer_id_by_phone(session, e164)
-    inbox = await routing.inbox_for_number(session, caller_id, region=options.region)
-    assert inbox.id is not None
-    call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,
-                from_number=caller_id, to_number=e164, caller_e164=e164, inbox_id=inbox.id,
-                operator_id=user.id, customer_id=customer_id, done=True, queue=caller_id)
-    session.add(call)
-    await session.flush()
-    return call
-
-
-def placed(call: Call, provider_call_id: str) -> None:
-    """The provider accepted the call: adopt its id so status callbacks find the row."""
-    call.call_id = provider_call_id[:250]
-
-
-def failed(call: Call, reason: str) -> None:
-    """The provider refused the call."""
-    call.state, call.ended_at, call.cause = CallState.ended, utcnow(), reason[:40]
-
-
-async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
-    """Whether a customer id names a customer."""
-    return bool(await customers.summaries(session, [customer_id]))
-
-
-def user_matches(label: str) -> Any:
-    """A filter matching a user by id, email or name (how PBXs name the answering agent)."""
-    label = normalize.nfkc(label)
-    conditions = [func.lower(col(User.email)) == label.lower(), col(User.name) == label]
-    if label.isdigit() and len(label) < 12:
-        conditions.append(col(User.id) == int(label))
-    return or_(*conditions)
-
-
-async def user_id_named(session: AsyncSession, label: str | None) -> int | None:
-    """The active user a PBX names (first of a comma-separated list), if any."""
-    if not label or not label.strip():
-        return None
-    first = label.split(",")[0].strip()
-    if not first or first.lower() == VOICEMAIL:
-        return None
-    return await session.scalar(select(col(User.id)).where(
-        user_matches(first), col(User.is_active).is_(True)).limit(1))
+    announce.publish_answered(session, call)

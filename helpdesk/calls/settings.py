@@ -14,7 +14,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize, prepared
-from helpdesk.calls.models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
+from helpdesk.calls.settings_models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.db import utcnow
 
 
@@ -38,7 +39,7 @@ _CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1
 
 async def cti_config(session: AsyncSession) -> CtiConfig:
     """The admin-edited blocked list, routing table, default caller id and business hours."""
-    return (await cached(session, "JP")).config
+    return (await cached(session, DEFAULT_REGION)).config
 
 
 async def cached(session: AsyncSession, region: str) -> Cached:
@@ -64,7 +65,7 @@ async def cached(session: AsyncSession, region: str) -> Cached:
 
 async def voice_config(session: AsyncSession, inbox_id: int) -> VoiceConfig:
     """What callers to the inbox hear (the defaults when nothing was set)."""
-    return (await cached(session, "JP")).voice.get(inbox_id) or VoiceConfig()
+    return (await cached(session, DEFAULT_REGION)).voice.get(inbox_id) or VoiceConfig()
 
 
 async def save_voice_config(session: AsyncSession, inbox_id: int, config: VoiceConfig) -> VoiceConfig:

@@ -19,12 +19,14 @@ from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallDirection
 from helpdesk.errors import HelpdeskError
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
+from helpdesk.tickets import ingest as ticket_ingest
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, InboundMessage, Sender, Ticket
 
 TICKET: Table = Ticket.__table__  # type: ignore[attr-defined]
-_OPEN = [status.value for status in tickets.OPEN_STATUSES]
+_OPEN = [status.value for status in ticket_queries.OPEN_STATUSES]
 # The caller's most recently active open ticket in the inbox: ix_ticket_customer_id narrows it
 # to the customer's handful of tickets.
 _OPEN_TICKET = (select(TICKET.c.id)
@@ -70,7 +72,7 @@ async def join_ticket(session: AsyncSession, call: Call, *, region: str,
         token = await session.scalar(select(col(Ticket.token)).where(
             col(Ticket.id) == call.ticket_id, col(Ticket.status).in_(_OPEN)))
     if token is None and call.customer_id is not None:
-        token = await tickets.open_ticket_token(session, customer_id=call.customer_id,
+        token = await ticket_queries.open_ticket_token(session, customer_id=call.customer_id,
                                                 inbox_id=call.inbox_id)
     display = caller_card(call, None, region)["display"]
     await _ticket_from(session, call, suffix="answered", subject=f"電話 {display}",
@@ -115,13 +117,13 @@ async def _ticket_from(
 ) -> None:
     inbox = await session.get(Inbox, call.inbox_id)
     withheld = call.caller_e164 is None
-    result = await tickets.ingest(session, InboundMessage(
+    result = await ticket_ingest.ingest(session, InboundMessage(
         channel=Channel.phone, external_id=f"{call.provider}:{call.call_id}:{suffix}"[:255],
         sender=Sender(phone=call.caller_e164, withheld=withheld),
         subject=subject, body_text=body, inbox=inbox.name if inbox else "default",
         ticket_token=token, conversation_key=None if token else (key or f"call:{call.id}"),
         received_at=call.ended_at if suffix == "missed" else None,
-    ), options=tickets.IngestOptions(region=region, reopen_window=reopen_window))
+    ), options=ticket_ingest.IngestOptions(region=region, reopen_window=reopen_window))
     ticket = await session.get(Ticket, result.ticket_id)
     call.ticket_id = result.ticket_id
     if call.customer_id is None and ticket is not None:
@@ -143,7 +145,7 @@ async def ended_entry(session: AsyncSession, call: Call) -> None:
     if call.ticket_id is None or seconds is None:
         return
     verb = "発信" if call.direction == CallDirection.outbound else "通話"
-    await tickets.system_note(session, call.ticket_id, channel=Channel.phone,
+    await ticket_ingest.system_note(session, call.ticket_id, channel=Channel.phone,
                               external_id=f"{call.provider}:{call.call_id}:ended"[:255],
                               body=f"{verb}終了 通話時間 {duration_ja(seconds)}",
                               at=call.ended_at)
@@ -155,7 +157,7 @@ async def recording_entry(session: AsyncSession, call: Call, *, key: str) -> Non
         return
     kind = "留守番電話" if call.voicemail else "通話録音"
     length = f" {duration_ja(call.recording_seconds)}" if call.recording_seconds is not None else ""
-    await tickets.system_note(session, call.ticket_id, channel=Channel.phone,
+    await ticket_ingest.system_note(session, call.ticket_id, channel=Channel.phone,
                               external_id=f"{call.provider}:{call.call_id}:{key}"[:255],
                               body=f"{kind}{length}\n{call.recording_url}", at=None)
 

@@ -28,9 +28,10 @@ from helpdesk.calls.models import (
 )
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden, HelpdeskError
+from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import service as events
-from helpdesk.routing.models import Inbox
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel
 
@@ -173,7 +174,7 @@ async def _thread_entry(session: AsyncSession, call: Call, transfer: CallTransfe
     if transfer.notes.strip():
         text += f"\n{transfer.notes}"
     assert call.ticket_id is not None
-    await tickets.system_note(session, call.ticket_id, channel=Channel.phone, body=text,
+    await ticket_ingest.system_note(session, call.ticket_id, channel=Channel.phone, body=text,
                               external_id=f"transfer:{transfer.id}", at=transfer.completed_at)
 
 

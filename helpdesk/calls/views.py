@@ -10,11 +10,11 @@ from pydantic import ValidationError
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Admin
 from helpdesk.calls import settings as cti_settings
-from helpdesk.calls.models import VoiceConfig
+from helpdesk.calls.settings_models import VoiceConfig
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.web import templating
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +28,7 @@ async def voice_page(request: Request, session: ReadSessionDep, admin: Admin, in
     if inbox is None:
         raise NotFound("inbox not found")
     context = {"inbox": inbox, "voice": await cti_settings.voice_config(session, inbox_id),
-               "inboxes": await routing.inboxes_by_id(session, None), "digits": DIGITS}
+               "inboxes": await inbox_service.inboxes_by_id(session, None), "digits": DIGITS}
     return templating.render(request, "admin/voice.html", context, user=admin)
 
 
@@ -48,7 +48,7 @@ async def save_voice(request: Request, session: SessionDep, admin: Admin, inbox_
                  target_type="inbox", target_id=inbox_id)
     await session.commit()
     context = {"inbox": inbox, "voice": config, "saved": True, "digits": DIGITS,
-               "inboxes": await routing.inboxes_by_id(session, None)}
+               "inboxes": await inbox_service.inboxes_by_id(session, None)}
     return templating.render(request, "admin/voice.html", context, user=admin, block="voice_form")
 
 

@@ -13,8 +13,9 @@ from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, WrapUp, WrapupState
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import MessagePublic, Status, TicketUpdate
 
@@ -53,8 +54,8 @@ async def submit(session: AsyncSession, call: Call, body: WrapUp, *, user: User,
     ticket_id = body.ticket_id or call.ticket_id
     if ticket_id is None:
         raise BadInput("ticket_id: this call has no ticket; name one")
-    ticket = await tickets.lock(session, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
+    ticket = await ticket_queries.lock(session, ticket_id)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if ticket is None or (visible is not None and ticket.inbox_id not in visible):
         raise BadInput("ticket_id: no such ticket")
     message = await tickets.reply(session, ticket, body=_note(body), internal=True, actor=user)

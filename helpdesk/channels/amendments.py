@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.receipts import service as receipts
 from helpdesk.tickets import amend
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import InboundMessage
 
 
@@ -30,7 +30,7 @@ class Amendment:
     reaction: bool = False
 
 
-async def apply(session: AsyncSession, change: Amendment, *, options: tickets.IngestOptions) -> bool:
+async def apply(session: AsyncSession, change: Amendment, *, options: ticket_ingest.IngestOptions) -> bool:
     """Apply the change once; False for a redelivery (or a reaction taken back from nothing)."""
     if not await receipts.first_delivery(session, provider=change.provider,
                                          delivery_id=change.delivery_id):
@@ -39,7 +39,7 @@ async def apply(session: AsyncSession, change: Amendment, *, options: tickets.In
     if target is None:
         if change.reaction and not change.emoji:
             return False
-        result = await tickets.ingest(session, change.fallback, options=options)
+        result = await ticket_ingest.ingest(session, change.fallback, options=options)
         return not result.duplicate
     if change.reaction:
         await amend.react(session, target, emoji=change.emoji, at=change.at)

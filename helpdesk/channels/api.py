@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from helpdesk.auth.dependencies import SettingsDep
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import NotFound, Unauthorized
 from helpdesk.outbox.service import OutboundContext
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
 
 router = APIRouter(tags=["channels"])
@@ -62,7 +62,7 @@ async def inbound(
         subject=body.subject, body_text=body.body, inbox=body.inbox,
         conversation_key=body.external_id,
     )
-    result = await tickets.ingest(session, message, options=tickets.IngestOptions(
+    result = await ticket_ingest.ingest(session, message, options=ticket_ingest.IngestOptions(
         region=settings.default_region))
     await session.commit()
     if result.duplicate:

@@ -37,7 +37,7 @@ from helpdesk.channels.models import MEDIA_REFERENCE_MAX, MediaFetch
 from helpdesk.config import Settings
 from helpdesk.db import dialect_of, readers_like, utcnow
 from helpdesk.outbox.tasks import Listen, in_background
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import InboundAttachment
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class MediaWorker:
                 .where(col(MediaFetch.id) == item.id, col(MediaFetch.attempts) == item.attempt))
             if not result.rowcount:  # type: ignore[attr-defined]
                 return
-            await tickets.add_late_content(session, message_id=item.message_id,
+            await ticket_ingest.add_late_content(session, message_id=item.message_id,
                                            attachments=attachments, note=note)
             await session.commit()
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from helpdesk import normalize
-from helpdesk.auth.dependencies import SettingsDep
-from helpdesk.customers import service as customers
+from helpdesk.config import SettingsDep
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingOrder, OrderLine
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
@@ -133,7 +133,7 @@ async def shopify_orders(
     delivery = x_shopify_event_id or x_shopify_webhook_id
     if delivery and not await receipts.first_delivery(session, provider=SOURCE, delivery_id=delivery):
         return WebhookResult(duplicate=True)
-    outcome = await customers.record_order(session, incoming, region=settings.default_region,
+    outcome = await customer_orders.record_order(session, incoming, region=settings.default_region,
                                            dormant_after_days=settings.dormant_after_days)
     await session.commit()
     return WebhookResult(duplicate=False, order_id=outcome.order_id, result=outcome.result)

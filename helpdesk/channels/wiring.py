@@ -16,13 +16,14 @@ from helpdesk.channels.email import tasks as email
 from helpdesk.channels.line import api as line_api
 from helpdesk.channels.line import service as line
 from helpdesk.channels.meta import api as meta_api
+from helpdesk.channels.meta import payloads as meta_payloads
 from helpdesk.channels.meta import service as meta
 from helpdesk.config import Settings
 from helpdesk.outbox.service import SenderRegistry
 
 ROUTERS: list[APIRouter] = [email_api.router, line_api.router, meta_api.router, chat_api.router]
 # How each provider's media (queued in media_fetch by its webhook) is downloaded.
-FETCHERS: dict[str, media.Fetcher] = {"line": line.fetch_content, meta.PROVIDER: meta.fetch_content}
+FETCHERS: dict[str, media.Fetcher] = {"line": line.fetch_content, meta_payloads.PROVIDER: meta.fetch_content}
 
 
 def register_senders(registry: SenderRegistry, sessionmaker: async_sessionmaker[AsyncSession],

@@ -5,7 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor
+from helpdesk.config import SettingsDep
+from helpdesk.customers import merging as customer_merging
 from helpdesk.customers import service
 from helpdesk.customers.models import CustomerPage, MergeRequest, MergeResult
 from helpdesk.db import ReadSessionDep, SessionDep
@@ -35,7 +37,7 @@ async def merge_customers(
     user: Supervisor, request: Request,
 ) -> MergeResult:
     """Fold another customer into this one: identities, orders, tickets and calls all move."""
-    moved = await service.merge(session, customer_id, body.other_id, region=settings.default_region,
+    moved = await customer_merging.merge(session, customer_id, body.other_id, region=settings.default_region,
                                 dormant_after_days=settings.dormant_after_days)
     audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import service
 from helpdesk.customers.models import (
     IdentityKind,
@@ -253,7 +254,7 @@ async def import_orders(
     """Create or update orders by (source, number); an unchanged order writes nothing.
 
     New orders are added to their customers' totals unless ``count_new`` is false: the caller
-    counts them later (an import, once at its end, see ``service.open_recount``).
+    counts them later (an import, once at its end, see ``customer_orders.open_recount``).
     """
     people = [_Person(identities(o.email, o.phone), o.name, o.name_kana) for o in orders]
     customer_ids, new, attached = await _resolve(session, people, known or KnownOwners())
@@ -300,11 +301,11 @@ async def _existing(
 def _order_row(order: IncomingOrder, customer_id: int) -> dict[str, Any]:
     return {"customer_id": customer_id, "source": order.source, "number": order.number,
             "external_id": order.external_id, "ordered_at": order.ordered_at,
-            "status": order.status[:40], "is_purchase": service.is_purchase(order.status),
+            "status": order.status[:40], "is_purchase": customer_orders.is_purchase(order.status),
             "total": order.total, "currency": order.currency[:3], "shipping": order.shipping,
             "fees": order.fees, "discount": order.discount,
             "remote_updated_at": order.remote_updated_at,
-            "digest": order.digest or service.order_digest(order)}
+            "digest": order.digest or customer_orders.order_digest(order)}
 
 
 async def _insert_orders(
@@ -316,7 +317,7 @@ async def _insert_orders(
     ids = await insert_returning_ids(session, ORDER, rows)
     await _insert_items(session, zip(ids, orders, strict=True))
     if count:
-        await service.add_purchases(session, ids)
+        await customer_orders.add_purchases(session, ids)
     result.created += len(ids)
 
 

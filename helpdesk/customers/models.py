@@ -107,7 +107,7 @@ class Order(SQLModel, table=True):
     total: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
     currency: str = Field(default="JPY", max_length=3)
     # False for a cancelled, returned or refunded order (its status read by
-    # customers.service.is_purchase): left out of counts, totals and ranks.
+    # customers.orders.is_purchase): left out of counts, totals and ranks.
     is_purchase: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     # What the order charged or took off besides its items (送料; 手数料, 代引手数料; ポイント,
     # クーポン, 値引), never listed as items.

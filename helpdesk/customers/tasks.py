@@ -5,8 +5,8 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import rfm
-from helpdesk.customers import service as customers
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ async def refresh_ranks(
     """Recompute the quintile cuts and every customer's scores and rank, in one transaction
     (counting first the orders of any import that died before it counted them)."""
     async with sessionmaker() as session:
-        await customers.settle_abandoned_recounts(session)
+        await customer_orders.settle_abandoned_recounts(session)
         await rfm.refresh(session, dormant_after_days=dormant_after_days)
         await session.commit()
 

@@ -8,16 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor
 from helpdesk.auth.models import User
+from helpdesk.config import SettingsDep
 from helpdesk.customers import details, service
+from helpdesk.customers import merging as customer_merging
 from helpdesk.customers.models import Customer
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles import service as profiles
-from helpdesk.routing import service as routing
 from helpdesk.tickets import outbound, spam
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 
@@ -49,8 +51,8 @@ async def customer_page(
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")
-    history, _ = await tickets.list_tickets(
-        reader, user, tickets.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
+    history, _ = await ticket_queries.list_tickets(
+        reader, user, ticket_queries.TicketFilter(customer_id=customer_id), cursor=None, limit=50)
     context = {"profile": profile, "tickets": history, "staff_names": await auth.names(reader),
                "customer": await reader.get(Customer, customer_id),
                "reachable": await outbound.reachable_channels(reader, customer_id),
@@ -58,8 +60,8 @@ async def customer_page(
                    c for c in await service.find(reader, q=merge_q.strip(),
                                                  region=settings.default_region, limit=10)
                    if c.id != customer_id] if merge_q.strip() and user.sees_everything else [],
-               "inboxes": await routing.inboxes_by_id(
-                   reader, await routing.visible_inbox_ids(reader, user))}
+               "inboxes": await inbox_service.inboxes_by_id(
+                   reader, await inbox_service.visible_inbox_ids(reader, user))}
     await audit_view(session, request, user, customer_id, via="page")
     return templating.render(request, "customer.html", context, user=user)
 
@@ -122,7 +124,7 @@ async def merge_from_page(
     settings: SettingsDep, other_id: Annotated[int, Form()],
 ) -> Response:
     """Fold a duplicate into this customer (supervisors), as the API's merge does."""
-    moved = await service.merge(session, customer_id, other_id, region=settings.default_region,
+    moved = await customer_merging.merge(session, customer_id, other_id, region=settings.default_region,
                                 dormant_after_days=settings.dormant_after_days)
     audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,

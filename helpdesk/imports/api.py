@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import SettingsDep, Supervisor
+from helpdesk.auth.dependencies import Supervisor
+from helpdesk.config import SettingsDep
 from helpdesk.imports import layouts, reader, tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary

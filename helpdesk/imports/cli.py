@@ -10,11 +10,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from helpdesk.config import Settings
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.errors import BadInput
 from helpdesk.imports import layouts, tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary
+from helpdesk.realtime.log import event_sessions
 
 
 def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
@@ -45,7 +46,7 @@ async def _import(settings: Settings, stream: BinaryIO, kind: Kind, options: tas
                   progress: Callable[[int], None]) -> ImportSummary:
     engine = create_engine(settings.database_url)
     try:
-        return await tasks.import_file(create_sessionmaker(engine), stream, kind=kind,
+        return await tasks.import_file(event_sessions(engine), stream, kind=kind,
                                        options=options, progress=progress)
     finally:
         await engine.dispose()

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from helpdesk import normalize
-from helpdesk.customers import service as customers
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.imports.layouts import Layout
 from helpdesk.imports.models import ImportSummary, RowProblem
@@ -225,7 +225,7 @@ class _OrderGrouper:
             raise RowError("no order date")
         total = cell(cells, layout, "total")
         status = cell(cells, layout, "status")
-        if cell(cells, layout, "cancelled_at") and customers.is_purchase(status):
+        if cell(cells, layout, "cancelled_at") and customer_orders.is_purchase(status):
             status = "cancelled"
         order = IncomingOrder(
             source=layout.source, number=number[:64], ordered_at=parse_datetime(ordered, self.tz),
@@ -272,7 +272,7 @@ class _OrderGrouper:
         """The orders gathered so far (called only where a new order number begins)."""
         orders = list(self.orders.values())
         for order in orders:  # here, so a parser in another process does this work too
-            order.digest = customers.order_digest(order)
+            order.digest = customer_orders.order_digest(order)
         self.orders.clear()
         self.summed.clear()
         return orders

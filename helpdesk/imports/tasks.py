@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import bulk, rfm
-from helpdesk.customers import service as customers
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import IncomingCustomer, IncomingOrder, OrderLine
 from helpdesk.errors import BadInput
 from helpdesk.imports import layouts, reader, service
@@ -34,7 +35,7 @@ T = TypeVar("T")
 class ImportOptions:
     mapping: dict[str, str] | None = None
     source: str | None = None
-    region: str = "JP"
+    region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"
     dormant_after_days: int = 180
     # Files on disk at least this big are parsed in a child process (see _batches_from_process):
@@ -98,7 +99,7 @@ async def _write_batches(
                     async with sessionmaker() as session:
                         await _write(session, kind, batch, summary, options, known)
                         if recount is not None:
-                            await customers.beat_recount(session, recount)
+                            await customer_orders.beat_recount(session, recount)
                         await session.commit()
                     del batch
                 if progress:
@@ -115,7 +116,7 @@ async def _open_recount(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """New orders are counted into their customers' totals once, at the end: batch by batch,
     that rewrote thousands of customer rows each time, a quarter of an orders import."""
     async with sessionmaker() as session:
-        recount = await customers.open_recount(session)
+        recount = await customer_orders.open_recount(session)
         await session.commit()
     return recount
 
@@ -125,15 +126,15 @@ async def _settle_recount(sessionmaker: async_sessionmaker[AsyncSession], recoun
     transaction for a hundred thousand customers held SQLite's write lock for seconds. A stop
     halfway leaves the row open, and the recount (idempotent) is done again by a recovery."""
     async with sessionmaker() as session:
-        customer_ids = await customers.recount_customers(session, recount)
+        customer_ids = await customer_orders.recount_customers(session, recount)
     if customer_ids is None:
         return
     for start in range(0, len(customer_ids), RECOUNT_CHUNK):
         async with sessionmaker() as session:
-            await customers.refresh_aggregates(session, customer_ids[start:start + RECOUNT_CHUNK])
+            await customer_orders.refresh_aggregates(session, customer_ids[start:start + RECOUNT_CHUNK])
             await session.commit()
     async with sessionmaker() as session:
-        await customers.close_recount(session, recount)
+        await customer_orders.close_recount(session, recount)
         await session.commit()
 
 
@@ -322,7 +323,7 @@ def from_wire(kind: Kind, rows: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def _utc_text(moment: datetime | None) -> str | None:
-    return customers.utc_iso(moment) if moment is not None else None
+    return customer_orders.utc_iso(moment) if moment is not None else None
 
 
 def _stop(child: BaseProcess) -> None:
@@ -373,7 +374,7 @@ async def _write(
     else:
         result = await bulk.import_orders(session, batch, region=options.region, known=known,
                                           count_new=False)
-    await customers.refresh_aggregates(session, result.touched)
+    await customer_orders.refresh_aggregates(session, result.touched)
     summary.created += result.created
     summary.updated += result.updated
     summary.unchanged += result.unchanged

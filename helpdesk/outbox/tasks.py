@@ -32,10 +32,10 @@ from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer
 from helpdesk.db import dialect_of, readers_like, utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, OutboundFile, SenderRegistry, SendError
 from helpdesk.realtime import service as events
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Attachment, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)

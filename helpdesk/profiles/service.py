@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import (
@@ -24,9 +25,9 @@ from helpdesk.customers.models import (
     table_of,
 )
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles.models import Profile
-from helpdesk.routing import service as routing
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 
 RECENT_ORDERS = 10
@@ -67,7 +68,8 @@ _CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_num
                 "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
                 "started_at", "answered_at", "ended_at", "recording_url"]
 # The inboxes whose work a viewer sees, as a subquery (no separate round trip).
-_VIEWER_INBOXES = select(routing.MEMBER.c.inbox_id).where(routing.MEMBER.c.user_id == bindparam("viewer_id"))
+_VIEWER_INBOXES = (select(inbox_service.MEMBER.c.inbox_id)
+                   .where(inbox_service.MEMBER.c.user_id == bindparam("viewer_id")))
 
 
 def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:
@@ -90,7 +92,7 @@ _TAG_NAMES = (select(func.aggregate_strings(TAG.c.name, _TAG_SEPARATOR))
 _OPEN_TICKETS = _scoped(
     select(*[TICKET.c[name] for name in _TICKET_FIELDS], _TAG_NAMES)
     .where(TICKET.c.customer_id == bindparam("customer_id"),
-           TICKET.c.status.in_([s.value for s in tickets.OPEN_STATUSES]))
+           TICKET.c.status.in_([s.value for s in ticket_queries.OPEN_STATUSES]))
     .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id)
 _RECENT_CALLS = _scoped(
     select(*[CALL.c[name] for name in _CALL_FIELDS]).where(CALL.c.customer_id == bindparam("customer_id"))
@@ -98,7 +100,7 @@ _RECENT_CALLS = _scoped(
 
 
 @dataclass(frozen=True)
-class Audience:
+class ProfileScope:
     """Whose view of tickets and calls a profile shows: a viewer's, else a set of inboxes."""
 
     viewer: User | None
@@ -151,11 +153,11 @@ async def profile(
     found = await customer_rows(session, customer_id)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, inbox_ids), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, inbox_ids), dormant_after_days)
 
 
 async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = "JP",
+    session: AsyncSession, phone: str, *, viewer: User, region: str = DEFAULT_REGION,
     dormant_after_days: int = 180,
 ) -> Profile | None:
     """The profile of whoever owns a phone number (any spelling), found by the identity index."""
@@ -165,16 +167,16 @@ async def profile_by_phone(
     found = await customer_rows_by_phone(session, e164)
     if found is None:
         return None
-    return await complete(session, found, Audience(viewer, None), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, None), dormant_after_days)
 
 
 async def complete(
-    session: AsyncSession, found: CustomerRows, audience: Audience, dormant_after_days: int
+    session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int
 ) -> Profile:
     """The profile of a customer already read: orders, open tickets and calls added."""
     (customer_id, name, kana, tags, count, spent, first, last, recency, frequency, monetary,
      *_) = found.rows[0]
-    scope = audience.scope()
+    scope = view.scope()
     identities = [(r[-2], r[-1]) for r in found.rows if r[-2] is not None]
     now = utcnow()
     scores = (recency, frequency, monetary) if recency is not None else None
@@ -238,7 +240,7 @@ async def recent_calls(
 ) -> list[dict[str, Any]]:
     """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
     return await _recent_calls(session, customer_id,
-                               Audience(None, visible).scope())
+                               ProfileScope(None, visible).scope())
 
 
 async def _recent_calls(

@@ -26,10 +26,11 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, signed_token
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, utcnow
-from helpdesk.realtime import service
+from helpdesk.realtime import presence as presences
+from helpdesk.realtime.audiences import audiences
+from helpdesk.realtime.frames import Audience, ephemeral_text
 from helpdesk.realtime.hub import Client, Hub
 from helpdesk.realtime.models import PresencePublic, PresenceStatus
-from helpdesk.realtime.service import Audience
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["realtime"])
@@ -54,7 +55,7 @@ Close = tuple[int, str] | None  # how a socket's task wants it closed; None: the
 @router.get("/api/presence", response_model=list[PresencePublic])
 async def presence(session: ReadSessionDep, user: CurrentUser) -> list[PresencePublic]:
     """Every active staff member: online, away or offline, and since when."""
-    return await service.presence_list(session)
+    return await presences.presence_list(session)
 
 
 LIVE_PATH = "/ws"
@@ -96,7 +97,7 @@ async def _authenticate(
         if found is None:
             return None
         user_id, name = token.user_id, found[0].name
-        audience = (await service.audiences(session, [user_id]))[user_id]
+        audience = (await audiences(session, [user_id]))[user_id]
     return SignedIn(user_id, name, audience)
 
 
@@ -181,7 +182,7 @@ class LiveSocket:
     async def _register(self) -> bool:
         try:
             async with self.hub.sessionmaker() as session:
-                await service.connect(session, connection_id=self.client.id, user_id=self.user_id,
+                await presences.connect(session, connection_id=self.client.id, user_id=self.user_id,
                                       node=self.hub.node, now=utcnow(), ttl=self.hub.grace)
                 await session.commit()
         except Exception:
@@ -195,7 +196,7 @@ class LiveSocket:
             return
         try:
             async with self.hub.sessionmaker() as session:
-                await service.disconnect(session, connection_id=self.client.id, now=utcnow(),
+                await presences.disconnect(session, connection_id=self.client.id, now=utcnow(),
                                          grace=self.hub.grace)
                 await session.commit()
         except Exception:
@@ -224,7 +225,7 @@ class LiveSocket:
             await asyncio.sleep(interval)
             if time.monotonic() - self.heard > interval * 2.5:
                 return (CLOSE_IDLE, "no answer to ping; reconnect and resume")
-            self.client.reply(service.ephemeral_text("ping", {}))
+            self.client.reply(ephemeral_text("ping", {}))
 
     async def _kicked(self) -> Close:
         await self.client.kick_event.wait()
@@ -278,7 +279,7 @@ class LiveSocket:
             elif kind == "presence":
                 await self._presence(frame.get("status"))
             elif kind == "ping":
-                self.client.reply(service.ephemeral_text("pong", {}))
+                self.client.reply(ephemeral_text("pong", {}))
             elif kind != "pong":
                 self._malformed("unknown frame type")
         except Exception:
@@ -286,7 +287,7 @@ class LiveSocket:
             self._error("temporarily unavailable")
 
     def _error(self, detail: str) -> None:
-        self.client.reply(service.ephemeral_text("error", {"detail": detail}))
+        self.client.reply(ephemeral_text("error", {"detail": detail}))
 
     def _malformed(self, detail: str) -> None:
         """Tell the client what was wrong; enough of these close the socket (see ``_read``)."""
@@ -316,7 +317,7 @@ class LiveSocket:
         if len(self.passed_on) > 256:
             self.passed_on.clear()
         self.passed_on[(kind, ticket_id)] = now
-        text = service.ephemeral_text(f"ticket.{kind}", {
+        text = ephemeral_text(f"ticket.{kind}", {
             "ticket_id": ticket_id, "user_id": self.user_id, "name": self.name})
         self.hub.publish_ephemeral(inbox_id=inbox_id, exclude_user=self.user_id, text=text)
 
@@ -341,7 +342,7 @@ class LiveSocket:
             return  # a heartbeat: the process keeps the connection row alive
         self.client.status = wanted
         async with self.hub.sessionmaker() as session:
-            await service.set_status(session, connection_id=self.client.id, user_id=self.user_id,
+            await presences.set_status(session, connection_id=self.client.id, user_id=self.user_id,
                                      status=wanted, now=utcnow())
             await session.commit()
 

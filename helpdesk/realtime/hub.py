@@ -5,25 +5,38 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
-from helpdesk.realtime import service
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime.frames import Audience, LiveEvent, ephemeral_text
+from helpdesk.realtime.log import LocalEvents
 from helpdesk.realtime.models import PresenceStatus
-from helpdesk.realtime.service import Audience, LiveEvent, LocalEvents
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Which inbox a ticket belongs to (None: no such ticket). Injected, since realtime knows no domain.
+# What the hub asks of the domain is injected (see app.lifespan), since the hub knows no domain:
+# which inbox a ticket belongs to (None: no such ticket),
 TicketInbox = Callable[[AsyncSession, int], Awaitable[int | None]]
+# the fresh audiences of some users (unknown users absent),
+AudienceLoader = Callable[[AsyncSession, Iterable[int]], Awaitable[dict[int, Audience]]]
+
+
+class PresenceHeartbeat(Protocol):
+    """and the presence heartbeat: renew this process's sockets, lapse the others'."""
+
+    async def __call__(self, session: AsyncSession, *, node: str, now: datetime, ttl: timedelta,
+                       live: dict[str, tuple[int, PresenceStatus]]) -> None: ...
+
+
 Item = tuple[int | None, str]  # (seq or None for ephemeral frames, the frame's text)
 
 CLOSE_SLOW = 4429
@@ -92,14 +105,16 @@ class Hub:
 
     def __init__(self, *, bus: MemoryBus, sessionmaker: async_sessionmaker[AsyncSession],
                  read_sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
-                 node: str, ticket_inbox: TicketInbox, local: LocalEvents | None = None) -> None:
+                 node: str, ticket_inbox: TicketInbox, audiences: AudienceLoader,
+                 presence_heartbeat: PresenceHeartbeat, local: LocalEvents | None = None) -> None:
         self.bus, self.sessionmaker, self.settings = bus, sessionmaker, settings
         # What this process committed itself: fanned out without reading the log back.
         self.local = local or LocalEvents()
         # Reading the log never takes the write lock (SQLite), so it never waits for writers.
         self.reader = read_sessionmaker
         self.node = node
-        self.ticket_inbox = ticket_inbox
+        self.ticket_inbox, self.audiences = ticket_inbox, audiences
+        self.presence_heartbeat = presence_heartbeat
         self.clients: dict[str, Client] = {}
         self.last_seq = 0
         self.ready = False
@@ -174,11 +189,11 @@ class Hub:
                     # socket joined. What committed since then is owed to it (some of it may
                     # already wait in its queue, which the seq set here would otherwise skip).
                     cursor = client.sent_seq = min(client.floor,
-                                                   (await service.seq_bounds(session))[1])
-                audience = (await service.audiences(session, [client.user_id])).get(client.user_id)
-                batch = await service.live_events_after(session, cursor, BATCH)
+                                                   (await event_log.seq_bounds(session))[1])
+                audience = (await self.audiences(session, [client.user_id])).get(client.user_id)
+                batch = await event_log.live_events_after(session, cursor, BATCH)
                 # Read after the batch: a prune that committed in between is seen here.
-                pruned = await service.pruned_through(session)
+                pruned = await event_log.pruned_through(session)
             if audience is None or not audience.active:
                 client.kick(CLOSE_REVOKED, "account disabled")
                 return cursor
@@ -200,7 +215,7 @@ class Hub:
         It is told so, with the seq it goes on from; everything after that is still in the log.
         """
         client.sent_seq = cursor
-        await send(service.ephemeral_text("resync", {"after": cursor}))
+        await send(ephemeral_text("resync", {"after": cursor}))
         return cursor
 
     # ---- the pump -----------------------------------------------------------------------
@@ -246,7 +261,7 @@ class Hub:
         async with self._lock:
             if not self.ready:
                 async with self.reader() as session:
-                    self.last_seq = (await service.seq_bounds(session))[1]
+                    self.last_seq = (await event_log.seq_bounds(session))[1]
                 self.ready = True
                 return
             while True:
@@ -259,7 +274,7 @@ class Hub:
                         if self._check_reset:
                             self._check_reset = False
                             await self._detect_reset(session)
-                        batch = local or await service.live_events_after(session, self.last_seq, BATCH)
+                        batch = local or await event_log.live_events_after(session, self.last_seq, BATCH)
                         if batch and self.clients:
                             await self._refresh_audiences(session)
                 await self._fan_out(batch)
@@ -272,7 +287,7 @@ class Hub:
     async def _detect_reset(self, session: AsyncSession) -> None:
         # Seqs never go back in a real log; an emptied one (tests, a restore) must not leave
         # the hub waiting for seqs it already passed.
-        low, high = await service.seq_bounds(session)
+        low, high = await event_log.seq_bounds(session)
         if high < self.last_seq:
             log.warning("realtime: event log went back from %s to %s", self.last_seq, high)
             self.local.clear()
@@ -287,9 +302,9 @@ class Hub:
     async def _refresh_audiences(self, session: AsyncSession) -> None:
         # Membership and roles change; read them once per batch for all sockets together. The
         # version first: a change committed between the two reads then forces another refresh.
-        self.access_version = await service.access_version(session)
+        self.access_version = await event_log.access_version(session)
         asked = {c.user_id for c in self.clients.values()}
-        fresh = await service.audiences(session, asked)
+        fresh = await self.audiences(session, asked)
         for client in list(self.clients.values()):
             if client.user_id not in asked:
                 continue  # joined while we asked: its audience was read at the handshake
@@ -345,8 +360,8 @@ class Hub:
             try:
                 live = {c.id: (c.user_id, c.status) for c in self.clients.values() if c.registered}
                 async with self.sessionmaker() as session:
-                    await service.heartbeat_and_sweep(session, node=self.node, now=utcnow(),
-                                                      ttl=self.grace, live=live)
+                    await self.presence_heartbeat(session, node=self.node, now=utcnow(),
+                                                  ttl=self.grace, live=live)
                     await session.commit()
             except Exception:
                 log.exception("realtime: presence heartbeat failed; retrying")

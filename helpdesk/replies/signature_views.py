@@ -13,8 +13,8 @@ from helpdesk.auth.dependencies import Admin, CurrentUser
 from helpdesk.auth.models import Role, User
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
+from helpdesk.inboxes.models import Inbox
 from helpdesk.replies import signatures
-from helpdesk.routing.models import Inbox
 from helpdesk.web import templating
 from helpdesk.web.sessions import fresh_reader
 

@@ -9,15 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import User
-from helpdesk.channels.email.outgoing import SIGNATURE_DELIMITER
 from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.replies.models import EmailSignature
 from helpdesk.replies.service import fill
-from helpdesk.routing.models import Inbox
 
 MAX_SIGNATURE = 2000
 VARIABLES = ["operator_name", "operator_email", "inbox_name", "inbox_email"]
 INBOX, PERSONAL = "inbox", "user"
+# The line mail readers take as the start of a signature ("-- " alone on a line); the email
+# sender sets what follows it apart in the HTML part.
+SIGNATURE_DELIMITER = "\n-- \n"
 
 
 async def text_of(session: AsyncSession, scope: str, owner_id: int) -> str:

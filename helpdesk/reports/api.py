@@ -13,10 +13,10 @@ from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep
 from helpdesk.exports import csvfile
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.reports import queries
 from helpdesk.reports.dependencies import EncodingDep, Format, RangeDep
 from helpdesk.reports.models import InboxDayPublic, OperatorDayPublic
-from helpdesk.routing import service as routing
 from helpdesk.web import i18n
 
 router = APIRouter(tags=["reports"])
@@ -57,7 +57,7 @@ async def operators(request: Request, session: ReadSessionDep, user: Supervisor,
 async def inboxes(request: Request, session: ReadSessionDep, user: Supervisor, days: RangeDep,
                   encoding: EncodingDep, format: Format = "json") -> Any:
     """Each inbox's figures per day (supervisors); ``format=csv`` for a spreadsheet."""
-    names = {i.id: i.name for i in await routing.all_inboxes(session) if i.id is not None}
+    names = {i.id: i.name for i in await inbox_service.all_inboxes(session) if i.id is not None}
     items = await queries.inbox_days(session, start=days.start, end=days.end, names=names)
     if format == "csv":
         rows = [[item.date, item.inbox_id, item.name, item.created, item.resolved,

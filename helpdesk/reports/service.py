@@ -12,7 +12,7 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
 from helpdesk.tickets import counts
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Status, Ticket, TicketPublic
 
 LOAD_STATUSES = (Status.unhandled, Status.in_progress, Status.pending)
@@ -103,7 +103,7 @@ async def _queue(session: AsyncSession, limit: int) -> list[TicketPublic]:
         select(Ticket).where(col(Ticket.assignee_id).is_(None),
                              col(Ticket.status).in_(LOAD_STATUSES))
         .order_by(col(Ticket.updated_at), col(Ticket.id)).limit(min(limit, QUEUE_MAX))))
-    return await tickets.publics(session, rows)
+    return await ticket_queries.publics(session, rows)
 
 
 @dataclass(frozen=True)

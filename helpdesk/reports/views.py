@@ -12,14 +12,14 @@ from helpdesk.assignment import service as assignment
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
-from helpdesk.calls import service as calls
+from helpdesk.calls import log as call_log
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import NotFound
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as realtime
 from helpdesk.reports import charts, queries, service
 from helpdesk.reports.dependencies import CalendarDep, DayRange, RangeDep, checked_range
-from helpdesk.routing import service as routing
 from helpdesk.sla import display as sla_display
 from helpdesk.sla import service as sla
 from helpdesk.tickets import service as tickets
@@ -34,7 +34,7 @@ async def _context(session: AsyncSession, user: User,
                    queue_limit: int = service.QUEUE_LIMIT) -> dict[str, object]:
     board = await service.board(session, zone=i18n.zone(user.timezone), queue_limit=queue_limit)
     presence = {p.user_id: p.model_dump(mode="json") for p in await realtime.presence_list(session)}
-    current = await calls.current_calls(session, user)
+    current = await call_log.current_calls(session, user)
     return {
         "presence": presence, "calls": current,
         # What the page's script starts from, then keeps up to date from the socket.
@@ -42,7 +42,7 @@ async def _context(session: AsyncSession, user: User,
         "on_call": {c["operator_id"]: c for c in current
                     if c["state"] == "answered" and c["operator_id"] is not None},
         "board": board, "chart": service.load_chart(board.operators),
-        "inboxes": {i.id: i.name for i in await routing.all_inboxes(session)},
+        "inboxes": {i.id: i.name for i in await inbox_service.all_inboxes(session)},
         "customer_names": await customers.names(
             session, [t.customer_id for t in board.queue if t.customer_id]),
         "staff_names": await auth.names(session),
@@ -108,7 +108,7 @@ async def reports_page(
     kind = chosen if chosen in RANGES else "7d"
     days = pick_range(kind, start, end, calendar.today(utcnow()))
     names = await auth.names(session)
-    inbox_names = {i.id: i.name for i in await routing.all_inboxes(session) if i.id is not None}
+    inbox_names = {i.id: i.name for i in await inbox_service.all_inboxes(session) if i.id is not None}
     inbox_days = await queries.inbox_days(session, start=days.start, end=days.end, names=inbox_names)
     context = {
         "kind": kind, "days": days, "ranges": RANGES,
@@ -132,7 +132,7 @@ async def report_tickets_page(
     """The tickets behind a number on the reports page."""
     found = await queries.sample_tickets(session, metric=metric, start=days.start, end=days.end,
                                          user_id=user_id, inbox_id=inbox_id)
-    inbox_names = {i.id: i.name for i in await routing.all_inboxes(session) if i.id is not None}
+    inbox_names = {i.id: i.name for i in await inbox_service.all_inboxes(session) if i.id is not None}
     context = {"tickets": found, "metric": metric, "days": days,
                "who": (await auth.names(session)).get(user_id or 0) or inbox_names.get(inbox_id or 0),
                "back": urlencode({"range": "custom", "from": days.start.isoformat(),

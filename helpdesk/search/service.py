@@ -10,6 +10,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from helpdesk import normalize
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.db import dialect_of, insert_many
 from helpdesk.search.models import SearchEntry
 
@@ -89,7 +90,7 @@ def query_forms(query: str, region: str) -> list[str]:
     return list(dict.fromkeys(f for f in forms if f))
 
 
-def matching(dialect: str, query: str, region: str = "JP") -> Select[SearchEntry]:
+def matching(dialect: str, query: str, region: str = DEFAULT_REGION) -> Select[SearchEntry]:
     """A select of search entries matching ``query`` by substring, served by the trigram index."""
     clauses = [_substring_clause(dialect, form) for form in query_forms(query, region)]
     return select(SearchEntry).where(or_(*clauses))

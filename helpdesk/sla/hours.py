@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from helpdesk.config import DEFAULT_REGION
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A calendar with no open minute in this many days is treated as never open (no endless walk).
 MAX_DAYS_AHEAD = 3 * 366
@@ -27,7 +29,7 @@ class Calendar:
     timezone: str = "Asia/Tokyo"
     # Weekday (0 = Monday) to its open intervals, sorted and not overlapping.
     hours: dict[int, tuple[Interval, ...]] = field(default_factory=dict)
-    public_holidays: str | None = "JP"
+    public_holidays: str | None = DEFAULT_REGION
     closed_days: frozenset[date] = frozenset()
 
     @property

@@ -8,6 +8,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.db import UTCDateTime, utcnow
 from helpdesk.sla.hours import DAY_NAMES, known_country, parse_clock
 from helpdesk.tickets.models import Channel, Priority
@@ -52,7 +53,7 @@ class SlaConfig(BaseModel):
 
     timezone: str = PydanticField(default="Asia/Tokyo", max_length=60)
     hours: dict[str, list[list[str]]] = PydanticField(default_factory=_weekday_hours)
-    public_holidays: str | None = PydanticField(default="JP", max_length=10)
+    public_holidays: str | None = PydanticField(default=DEFAULT_REGION, max_length=10)
     closed_days: list[date] = PydanticField(default_factory=list, max_length=1000)
     targets: list[SlaTarget] = PydanticField(default_factory=_default_targets, max_length=100)
 

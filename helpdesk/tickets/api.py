@@ -6,12 +6,13 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.history import service as history
 from helpdesk.history.models import HistoryPage
 from helpdesk.outbox.dependencies import SendersDep
-from helpdesk.tickets import delivery, service
+from helpdesk.tickets import delivery, queries, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Channel,
@@ -45,10 +46,10 @@ async def list_tickets(
     sort: Literal["activity", "due"] = "activity",
 ) -> TicketPage:
     """Tickets the caller may see, newest activity first (``sort=due``: soonest deadline first)."""
-    filters = service.TicketFilter(status=status, assignee=assignee, channel=channel,
+    filters = queries.TicketFilter(status=status, assignee=assignee, channel=channel,
                                    customer_id=customer_id, tag=tag, q=q, inbox_id=inbox_id,
                                    sort=sort)
-    items, next_cursor = await service.list_tickets(
+    items, next_cursor = await queries.list_tickets(
         session, user, filters, cursor=cursor, limit=limit, region=settings.default_region)
     return TicketPage(items=items, next_cursor=next_cursor)
 
@@ -56,13 +57,13 @@ async def list_tickets(
 @router.get("/counts")
 async def counts(session: ReadSessionDep, user: CurrentUser) -> dict[str, int]:
     """How many tickets the caller may see in each status."""
-    return await service.count_by_status(session, user)
+    return await queries.count_by_status(session, user)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
 async def get_ticket(ticket: CurrentTicket, session: ReadSessionDep) -> TicketDetail:
     """One ticket with its messages and customer."""
-    return await service.detail(session, ticket)
+    return await queries.detail(session, ticket)
 
 
 @router.get("/{ticket_id}/history", response_model=HistoryPage)

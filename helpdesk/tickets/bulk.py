@@ -9,7 +9,8 @@ from sqlmodel import col
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.errors import BadInput, HelpdeskError
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
 
@@ -48,14 +49,14 @@ async def apply(session: AsyncSession, ticket_ids: list[int], change: BulkChange
         raise BadInput("select the tickets to change (at most 200 at once)")
     if change.status == Status.pending and not normalize.nfkc(change.pending_reason or ""):
         raise BadInput("pending_reason: 保留 needs a reason")
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     stmt = select(col(Ticket.id)).where(col(Ticket.id).in_(ticket_ids)).order_by(col(Ticket.id))
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
     result = BulkResult()
     ids: list[int] = [int(i) for i in await session.scalars(stmt) if i is not None]
     for ticket_id in ids:
-        ticket = await service.lock(session, ticket_id)
+        ticket = await ticket_queries.lock(session, ticket_id)
         if ticket is None:
             continue
         values = await _values(session, ticket, change, actor, result)
@@ -85,7 +86,7 @@ async def _values(session: AsyncSession, ticket: Ticket, change: BulkChange, act
             result.refused.append((ticket.number, refusal))
     if change.add_tags or change.remove_tags:
         assert ticket.id is not None
-        now = set((await service.tags_of(session, [ticket.id]))[ticket.id])
+        now = set((await ticket_queries.tags_of(session, [ticket.id]))[ticket.id])
         wanted = (now | {normalize.nfkc(t) for t in change.add_tags}) - {
             normalize.nfkc(t) for t in change.remove_tags}
         if wanted != now:

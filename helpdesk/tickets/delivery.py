@@ -11,7 +11,7 @@ from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.outbox import service as outbox
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.realtime import service as events
-from helpdesk.tickets import service
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, Direction, Message, MessagePublic, Ticket
 
 NOT_SET_UP = "this channel has no sending set up"
@@ -49,7 +49,7 @@ async def retry(session: AsyncSession, ticket: Ticket, message_id: int, *,
                 registry: SenderRegistry) -> MessagePublic:
     """Queue a failed reply again; 404 for no such reply, 409 unless it failed or if unsendable."""
     assert ticket.id is not None
-    await service.lock(session, ticket.id)  # two clicks at once requeue it once
+    await ticket_queries.lock(session, ticket.id)  # two clicks at once requeue it once
     message = await session.get(Message, message_id)
     if (message is None or message.ticket_id != ticket.id or message.internal
             or message.direction != Direction.outbound):
@@ -65,4 +65,4 @@ async def retry(session: AsyncSession, ticket: Ticket, message_id: int, *,
         "ticket_id": ticket.id, "message_id": message.id, "channel": message.channel,
         "direction": message.direction, "delivery_status": "queued", "error": None,
     })
-    return service.message_public(message, [])
+    return ticket_queries.message_public(message, [])

@@ -7,14 +7,14 @@ from fastapi import Depends
 from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.db import ReadSessionDep
 from helpdesk.errors import NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
 
 
 async def visible_ticket(ticket_id: int, session: ReadSessionDep, user: CurrentUser) -> Ticket:
     """The ticket, if it exists in an inbox the user works; 404 otherwise (no existence leak)."""
     ticket = await session.get(Ticket, ticket_id)
-    visible = await routing.visible_inbox_ids(session, user)
+    visible = await inbox_service.visible_inbox_ids(session, user)
     if ticket is None or (visible is not None and ticket.inbox_id not in visible):
         raise NotFound("ticket not found")
     return ticket

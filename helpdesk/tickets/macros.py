@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
 
@@ -24,7 +25,7 @@ async def apply(session: AsyncSession, ticket: Ticket, template: ReplyTemplate, 
                       pending_reason=template.name if status == Status.pending else None)
     if template.add_tags.strip():
         assert ticket.id is not None
-        now = (await service.tags_of(session, [ticket.id]))[ticket.id]
+        now = (await ticket_queries.tags_of(session, [ticket.id]))[ticket.id]
         added = {normalize.nfkc(t.strip()) for t in template.add_tags.split(",") if t.strip()}
         if not added <= set(now):
             values["tags"] = sorted(set(now) | added)

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import User
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Ticket
 
 _AT = re.compile(r"[@＠]")
@@ -43,7 +43,7 @@ async def notify(session: AsyncSession, ticket: Ticket, *, body: str, message_id
                  actor: User) -> list[int]:
     """Tell the colleagues a note mentions (who may see the ticket, not the author); their ids."""
     staff = [u for u in await auth.all_users(session) if u.is_active and u.id != actor.id]
-    members = await routing.memberships(session)
+    members = await inbox_service.memberships(session)
     told = [u.id for u in mentioned(body, staff) if u.id is not None and (
         u.sees_everything or ticket.inbox_id in members.get(u.id, set()))]
     if told:

@@ -8,8 +8,9 @@ from sqlmodel import col
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call
 from helpdesk.errors import BadInput, NotFound
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.search.models import SearchEntry
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Message, Status, Ticket, TicketUpdate
 
@@ -24,9 +25,10 @@ async def merge(session: AsyncSession, survivor_id: int, other_id: int, *, actor
     if survivor_id == other_id:
         raise BadInput("a ticket cannot be merged with itself")
     first, second = sorted((survivor_id, other_id))
-    locked = {first: await service.lock(session, first), second: await service.lock(session, second)}
+    locked = {first: await ticket_queries.lock(session, first),
+              second: await ticket_queries.lock(session, second)}
     survivor, other = locked[survivor_id], locked[other_id]
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     if survivor is None or other is None or (
             visible is not None and {survivor.inbox_id, other.inbox_id} - visible):
         raise NotFound("ticket not found")

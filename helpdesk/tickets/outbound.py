@@ -10,9 +10,10 @@ from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
 from helpdesk.db import next_counter
 from helpdesk.errors import BadInput, Forbidden
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
 from helpdesk.search import service as search
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Channel, Ticket
 
@@ -32,7 +33,7 @@ async def start(session: AsyncSession, *, customer_id: int, inbox_id: int, chann
     """Open a ticket in ``inbox_id`` and send ``body`` to the customer through the outbox."""
     if not body.strip():
         raise BadInput("write something before sending")
-    visible = await routing.visible_inbox_ids(session, actor)
+    visible = await inbox_service.visible_inbox_ids(session, actor)
     if visible is not None and inbox_id not in visible:
         raise Forbidden("you do not work in that inbox")
     if channel not in await reachable_channels(session, customer_id):
@@ -47,6 +48,6 @@ async def start(session: AsyncSession, *, customer_id: int, inbox_id: int, chann
     search.add(session, kind="subject", ref_id=ticket.id, text_=title, ticket_id=ticket.id,
                customer_id=customer_id)
     events.record(session, type="ticket.created", inbox_id=inbox_id,
-                  data={"ticket": service.to_public(ticket, []).model_dump(mode="json")})
+                  data={"ticket": ticket_queries.to_public(ticket, []).model_dump(mode="json")})
     await service.reply(session, ticket, body=body, internal=False, actor=actor)
     return ticket

@@ -9,6 +9,7 @@ from helpdesk.auth.models import User
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
 from helpdesk.errors import NotFound
+from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
 
@@ -22,13 +23,13 @@ async def block(session: AsyncSession, customer_id: int, *, actor: User) -> int:
         raise NotFound("customer not found")
     customer.blocked_at = customer.blocked_at or utcnow()
     open_ids = [int(i) for i in await session.scalars(select(col(Ticket.id)).where(
-        col(Ticket.customer_id) == customer_id, col(Ticket.status).in_(service.OPEN_STATUSES)))
+        col(Ticket.customer_id) == customer_id, col(Ticket.status).in_(ticket_queries.OPEN_STATUSES)))
         if i is not None]
     for ticket_id in open_ids:
-        ticket = await service.lock(session, ticket_id)
+        ticket = await ticket_queries.lock(session, ticket_id)
         if ticket is None:
             continue
-        tags = (await service.tags_of(session, [ticket_id]))[ticket_id]
+        tags = (await ticket_queries.tags_of(session, [ticket_id]))[ticket_id]
         await service.update(session, ticket, TicketUpdate(
             version=ticket.version, status=Status.no_action, tags=sorted({*tags, SPAM_TAG})),
             actor=actor)

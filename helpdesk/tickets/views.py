@@ -1,8 +1,8 @@
-"""The inbox and ticket pages, and what operators do on them."""
+"""The ticket page, and what operators do on it."""
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -13,32 +13,22 @@ from sqlmodel import col
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, SettingsDep
+from helpdesk.auth.dependencies import CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
 from helpdesk.channels.email import composer as email_composer
 from helpdesk.channels.email import outgoing
+from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
 from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import Inbox
-from helpdesk.tickets import (
-    bulk,
-    counts,
-    delivery,
-    macros,
-    mentions,
-    merging,
-    photos,
-    reads,
-    saved,
-    service,
-)
+from helpdesk.tickets import delivery, macros, mentions, merging, photos, queries, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
     Attachment,
@@ -51,191 +41,15 @@ from helpdesk.tickets.models import (
     TicketUpdate,
 )
 from helpdesk.web import i18n, templating
+from helpdesk.web.forms import form_id
 from helpdesk.web.sessions import fresh_reader
 
 router = APIRouter(include_in_schema=False)
-PAGE_SIZE = 50
-Short = Annotated[str, Query(max_length=200)]
-VIEWS = ("all", "mine", "unassigned")
-
-
-@dataclass(frozen=True)
-class InboxQuery:
-    """The inbox page's filters, parsed leniently from a form where empty means "any".
-
-    A search looks in every status (``status`` None) unless a tab narrows it afterwards.
-    """
-
-    status: Status | None
-    view: str
-    inbox_id: int | None
-    channel: Channel | None
-    tag: str
-    q: str
-    sort: str = "activity"  # or "due": soonest SLA deadline first
-
-    def params(self, **changes: object) -> str:
-        """The query string of this view with ``changes`` applied."""
-        values: dict[str, object] = {"status": self.status.value if self.status else "",
-                                     "view": self.view,
-                                     "inbox_id": self.inbox_id or "",
-                                     "channel": self.channel.value if self.channel else "",
-                                     "tag": self.tag, "q": self.q,
-                                     "sort": "" if self.sort == "activity" else self.sort, **changes}
-        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
-
-
-def _parse_query(status: str, view: str, inbox_id: str, channel: str, tag: str, q: str,
-                 searched: str | None = None, sort: str = "") -> InboxQuery:
-    """``searched`` is the search the filter form showed: a new search leaves the tab behind."""
-    q = q.strip()
-    new_search = bool(q) and searched is not None and q != searched.strip()
-    try:
-        if status and not new_search:
-            tab: Status | None = Status(status)
-        else:
-            tab = None if q else Status.unhandled
-        return InboxQuery(
-            status=tab, view=view if view in VIEWS else "all",
-            inbox_id=int(inbox_id) if inbox_id else None,
-            channel=Channel(channel) if channel else None, tag=tag.strip(), q=q,
-            sort="due" if sort == "due" else "activity")
-    except ValueError:
-        raise BadInput("filter: not a valid value") from None
-
-
-async def _inbox_context(
-    session: AsyncSession, user: User, query: InboxQuery, cursor: str | None, region: str
-) -> dict[str, Any]:
-    assert user.id is not None
-    assignee = {"mine": "me", "unassigned": "none"}.get(query.view)
-    filters = service.TicketFilter(status=query.status, assignee=assignee, channel=query.channel,
-                                   tag=query.tag or None, q=query.q or None, inbox_id=query.inbox_id,
-                                   sort=query.sort)
-    items, next_cursor = await service.list_tickets(session, user, filters, cursor=cursor,
-                                                    limit=PAGE_SIZE, region=region)
-    visible = await routing.visible_inbox_ids(session, user)
-    inboxes = await routing.inboxes_by_id(session, visible)
-    scope = [i.id for i in inboxes if i.id is not None and query.inbox_id in (None, i.id)]
-    owner = {"mine": user.id, "unassigned": counts.NOBODY}.get(query.view)
-    return {
-        "query": query, "tickets": items, "next_cursor": next_cursor, "inboxes": inboxes,
-        "counts": await counts.by_status(session, inbox_ids=scope, assignee_id=owner),
-        "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
-        "row_extras": await reads.row_extras(session, user.id, [t.id for t in items]),
-        "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
-        "bulk_assignees": [u for u in await auth.all_users(session) if u.is_active]
-        if user.sees_everything else [user],
-        "saved_views": await saved.of_user(session, user.id),
-    }
-
-
-@router.get("/")
-async def home(request: Request, user: CurrentUser) -> Response:
-    """The inbox is the start page."""
-    return templating.redirect(request, "/inbox")
-
-
-@router.get("/inbox")
-async def inbox(
-    request: Request, session: ReadSessionDep, user: CurrentUser, settings: SettingsDep,
-    status: Short = "", view: Short = "", inbox_id: Short = "", channel: Short = "",
-    tag: Short = "", q: Short = "", cursor: Short = "", sort: Short = "",
-    searched: Annotated[str | None, Query(max_length=200)] = None,
-) -> Response:
-    """Tickets by status tab, with live counts, filters, search and keyset pagination."""
-    query = _parse_query(status, view, inbox_id, channel, tag, q, searched, sort)
-    context = await _inbox_context(session, user, query, cursor or None, settings.default_region)
-    if cursor:
-        return templating.render(request, "inbox.html", context, user=user, block="rows")
-    target = request.headers.get("hx-target")
-    # Filters submit every field; the address bar gets the canonical, shorter form.
-    headers = {"HX-Push-Url": f"/inbox?{query.params()}"} if target == "inbox-main" else {}
-    return templating.render(request, "inbox.html", context, user=user, headers=headers,
-                             oob=["counts"] if target == "ticket-list" else ())
-
-
-@router.post("/inbox/bulk")
-async def bulk_change(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
-    ids: Annotated[list[int], Form(max_length=bulk.MAX_TICKETS)],
-    back: Annotated[str, Form(max_length=1000)] = "",
-    status: Annotated[str, Form(max_length=20)] = "",
-    pending_reason: Annotated[str, Form(max_length=300)] = "",
-    assignee: Annotated[str, Form(max_length=20)] = bulk.KEEP,
-    add_tags: Annotated[str, Form(max_length=600)] = "",
-    remove_tags: Annotated[str, Form(max_length=600)] = "",
-) -> Response:
-    """Status, assignee and tags of the selected tickets; the inbox comes back with the outcome."""
-    change = bulk.BulkChange(
-        status=_status_or_none(status), pending_reason=pending_reason or None,
-        assignee=_bulk_assignee(assignee, user), add_tags=_tag_list(add_tags),
-        remove_tags=_tag_list(remove_tags))
-    outcome = await bulk.apply(session, ids, change, actor=user)
-    await session.commit()
-    return await _inbox_again(request, user, settings, back, bulk_outcome=outcome)
-
-
-async def _inbox_again(request: Request, user: User, settings: SettingsDep, back: str,
-                       **extra: object) -> Response:
-    """The inbox view ``back`` (a query string) after a change made from it."""
-    values = parse_qs(back)
-    query = _parse_query(*(values.get(k, [""])[0] for k in saved.FIELDS))
-    async with fresh_reader(request) as reader:
-        context = await _inbox_context(reader, user, query, None, settings.default_region)
-    return templating.render(request, "inbox.html", {**context, **extra}, user=user,
-                             block="inbox_main")
-
-
-@router.post("/inbox/views")
-async def save_view(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
-    name: Annotated[str, Form(max_length=60)], back: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
-    """Keep the current filters under a name of the user's choosing."""
-    assert user.id is not None
-    await saved.save(session, user_id=user.id, name=name, query=back)
-    await session.commit()
-    return await _inbox_again(request, user, settings, back)
-
-
-@router.post("/inbox/views/{view_id}/delete")
-async def delete_view(
-    request: Request, view_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep,
-    back: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
-    """Forget one of the user's saved views."""
-    assert user.id is not None
-    await saved.remove(session, user_id=user.id, view_id=view_id)
-    await session.commit()
-    return await _inbox_again(request, user, settings, back)
-
-
-def _status_or_none(value: str) -> Status | None:
-    try:
-        return Status(value) if value else None
-    except ValueError:
-        raise BadInput("a control has a value that is not offered") from None
-
-
-def _bulk_assignee(value: str, user: User) -> int | str | None:
-    if value in ("", bulk.KEEP):
-        return bulk.KEEP
-    if value == "none":
-        return None
-    return user.id if value == "me" else _int(value)
-
-
-def _tag_list(value: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in value.replace("、", ",").split(",") if t.strip())
-
-
-# ---- the ticket page --------------------------------------------------------------------------
 
 
 async def _assignable(session: AsyncSession, ticket: Ticket, user: User) -> list[User]:
     """The assignee menu: the inbox's active members ``user`` may choose among."""
-    members = await routing.memberships(session)
+    members = await inbox_service.memberships(session)
     return service.assignable_by(user, ticket, [
         u for u in await auth.all_users(session) if u.is_active and (
             u.sees_everything or ticket.inbox_id in members.get(u.id or 0, set()))])
@@ -245,7 +59,7 @@ async def _ticket_context(
     session: AsyncSession, ticket: Ticket, user: User, settings: SettingsDep,
     request: Request,
 ) -> dict[str, Any]:
-    detail = await service.detail(session, ticket)
+    detail = await queries.detail(session, ticket)
     profile = None
     if ticket.customer_id is not None:
         profile = await profiles.profile(session, ticket.customer_id, viewer=user,
@@ -355,7 +169,7 @@ async def update_ticket(
     form = ControlsForm(version, composer_version, status, pending_reason, assignee_id, priority, tags)
     assert ticket.id is not None
     try:
-        change = _change_from_form(ticket, (await service.tags_of(reader, [ticket.id]))[ticket.id],
+        change = _change_from_form(ticket, (await queries.tags_of(reader, [ticket.id]))[ticket.id],
                                    form)
     except ValueError:
         raise BadInput("a control has a value that is not offered") from None
@@ -539,19 +353,12 @@ async def insert_template(
     """The composer's text with a reply template filled in for this ticket's customer."""
     text, macro = body, None
     if template_id:
-        template = await replies.get(session, _int(template_id))
+        template = await replies.get(session, form_id(template_id))
         filled = replies.fill(template.body, await _variables(session, ticket, user))
         text = f"{body.rstrip()}\n\n{filled}" if body.strip() else filled
         macro = template if macros.is_macro(template) else None
     return templating.render(request, "ticket.html", {"draft": text, "macro": macro}, user=user,
                              block="reply_body", oob=["macro_note"])
-
-
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadInput("not an id") from None
 
 
 async def _variables(session: AsyncSession, ticket: Ticket, user: User) -> dict[str, str]:

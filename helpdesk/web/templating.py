@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
-from helpdesk.config import Settings
+from helpdesk.config import DEFAULT_REGION, Settings
 from helpdesk.sla import display as sla_display
 from helpdesk.tickets import photos
 from helpdesk.tickets.models import Status
@@ -58,7 +58,7 @@ def _no_remote_images(tag: str, attribute: str, value: str) -> str | None:
 @pass_context
 def _phone(context: Any, value: str | None) -> str:
     """A stored phone number in the way the deployment's readers write it (090-1072-7576)."""
-    return normalize.phone_for_people(value, context.get("phone_region") or "JP")
+    return normalize.phone_for_people(value, context.get("phone_region") or DEFAULT_REGION)
 
 
 def _per_render(function: Callable[..., str]) -> Callable[..., str]:

@@ -8,10 +8,10 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from helpdesk.auth.dependencies import Admin, CurrentUser, SettingsDep
-from helpdesk.config import Settings
+from helpdesk.auth.dependencies import Admin, CurrentUser
+from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Channel, Direction, Message
 from helpdesk.web import templating
 
@@ -38,7 +38,7 @@ async def cti_page(request: Request, session: ReadSessionDep, admin: Admin,
                    settings: SettingsDep) -> Response:
     """Blocked caller ids, the outbound routing table, and links to each inbox's voice menu."""
     context = {"phone_connected": channel_setup(settings)["phone"],
-               "inboxes": await routing.inboxes_by_id(session, None)}
+               "inboxes": await inbox_service.inboxes_by_id(session, None)}
     return templating.render(request, "admin/cti.html", context, user=admin)
 
 

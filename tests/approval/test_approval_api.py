@@ -6,9 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import Role
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event
-from helpdesk.routing.models import Inbox
 from tests.conftest import Staff, post_inbound
 
 

@@ -11,16 +11,17 @@ from sqlmodel import col
 
 from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import service as presence
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event, PresenceConnection
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, inbound_body, post_inbound
 
 
 async def go_online(engine: AsyncEngine, *user_ids: int | None) -> None:
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         for user_id in user_ids:
             assert user_id is not None
             await presence.connect(session, connection_id=f"test-{user_id}", user_id=user_id,
@@ -30,7 +31,7 @@ async def go_online(engine: AsyncEngine, *user_ids: int | None) -> None:
 
 async def go_offline(engine: AsyncEngine, user_id: int | None, *, minutes_ago: float) -> None:
     assert user_id is not None
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         await session.execute(delete(PresenceConnection).where(col(PresenceConnection.user_id) == user_id))
         await presence.refresh_presence(session, user_id, utcnow() - timedelta(minutes=minutes_ago))
         await session.commit()
@@ -99,7 +100,7 @@ async def test_least_loaded_respects_capacity_and_hands_out_waiting_tickets_when
     done = await http.patch(f"/api/tickets/{mine.id}", headers=a_headers,
                             json={"version": mine.version, "status": "resolved"})
     assert done.status_code == 200, done.text
-    assert await assignment_tasks.sweep_once(create_sessionmaker(engine)) == 1
+    assert await assignment_tasks.sweep_once(event_sessions(engine)) == 1
     counts = Counter(await assignees(db))
     assert counts == {a_id: 3, b_id: 3, None: 1}  # a: 2 open + 1 resolved
     oldest_waiting = (await db.scalars(select(Ticket).order_by(col(Ticket.id)))).all()[5]
@@ -155,7 +156,7 @@ async def test_an_absent_operators_unhandled_tickets_move_after_the_grace_period
     assert held.status_code == 200
     await go_online(engine, b_id)
     await go_offline(engine, a_id, minutes_ago=2)  # within the grace period: nothing moves
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     assert await assignment_tasks.sweep_once(sessionmaker) == 0
     await go_offline(engine, a_id, minutes_ago=0)  # refresh does not move "since" back
     assert await assignment_tasks.sweep_once(sessionmaker, now=utcnow() + timedelta(minutes=6)) == 1
@@ -177,7 +178,7 @@ async def test_with_nobody_online_an_absent_operators_tickets_go_back_to_the_que
     await set_policy(http, db, boss, policy="least_loaded", offline_grace_seconds=0)
     await send(http, 1)
     await go_offline(engine, a_id, minutes_ago=1)
-    assert await assignment_tasks.sweep_once(create_sessionmaker(engine)) == 1
+    assert await assignment_tasks.sweep_once(event_sessions(engine)) == 1
     assert await assignees(db) == [None]
     ticket_id = await db.scalar(select(col(Ticket.id)))
     history = (await http.get(f"/api/tickets/{ticket_id}/history", headers=boss)).json()

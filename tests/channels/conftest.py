@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.channels import wiring
 from helpdesk.channels.media import FetchOptions, MediaWorker
 from helpdesk.config import Settings
-from helpdesk.db import create_sessionmaker
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
+from helpdesk.realtime.log import event_sessions
 from telephony import sms
 from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
 from tests.conftest import LiveServer, Staff, free_port, make_settings
@@ -120,7 +120,7 @@ async def live_server(database_url: str, fake_line: FakeLine, fake_meta: FakeMet
 @pytest.fixture
 async def worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterator[OutboxWorker]:
     """The outbox worker, driven by the test one pass at a time."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     registry = SenderRegistry()
     wiring.register_senders(registry, sessionmaker, channel_server.settings)
     sms.register_senders(registry, channel_server.settings)  # as the app does
@@ -132,7 +132,7 @@ async def worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterat
 @pytest.fixture
 async def media_worker(engine: AsyncEngine, channel_server: LiveServer) -> AsyncIterator[MediaWorker]:
     """The media download worker, driven by the test one pass at a time."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     async with httpx.AsyncClient(timeout=10) as client:
         yield MediaWorker(sessionmaker, wiring.FETCHERS, channel_server.settings, client,
                           FetchOptions(max_attempts=3, backoff=timedelta(seconds=10),

@@ -14,12 +14,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.channels.email import charset
+from helpdesk.channels.email import compose as mail_compose
+from helpdesk.channels.email import headers as mail_headers
 from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.channels.models import ImapCursor
 from helpdesk.customers.models import Customer
-from helpdesk.db import create_sessionmaker, utcnow
-from helpdesk.routing.models import Inbox
+from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
+from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets.models import Attachment, Message, Ticket
 from tests.channels.conftest import count, eventually, fetch, get, reply
 from tests.channels.fakes import FakeIMAP, FakeSMTP
@@ -139,9 +142,9 @@ def test_headers_mix_encoded_words_and_raw_bytes() -> None:
     raw_sjis = "㈱髙﨑".encode("cp932").decode("ascii", "surrogateescape")
     # a character split across two encoded words of one charset is joined before decoding
     split = "=?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[:8] + "?= =?UTF-8?B?" + "5rOo5paH55Wq5Y+3"[8:] + "?="
-    assert mail.decode_header_value(split) == "注文番号"
-    assert mail.decode_header_value(f"{raw_sjis} =?UTF-8?B?Pz8=?=") == "㈱髙﨑 ??"
-    assert mail.decode_header_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
+    assert mail_headers.decode_header_value(split) == "注文番号"
+    assert mail_headers.decode_header_value(f"{raw_sjis} =?UTF-8?B?Pz8=?=") == "㈱髙﨑 ??"
+    assert mail_headers.decode_header_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
 
 
 async def test_attachments_inline_images_and_hostile_html(chttp: httpx.AsyncClient,
@@ -214,16 +217,16 @@ def test_replies_compose_as_iso_2022_jp_or_fall_back_to_utf8() -> None:
               "inbox_email": "support@shop.example", "fallback_from": "x@y.example",
               "charset_name": "iso-2022-jp", "in_reply_to": "orig@example.jp",
               "references": ["orig@example.jp", "sha256:abc"], "now": utcnow()}
-    jis = mail.compose_reply(body_text="㈱山田商店 様\n①の件、承知しました。", **common)  # type: ignore[arg-type]
+    jis = mail_compose.compose_reply(body_text="㈱山田商店 様\n①の件、承知しました。", **common)  # type: ignore[arg-type]
     parsed = email.message_from_bytes(jis.raw, policy=compat32)
     assert parsed.get_content_charset() == "iso-2022-jp"
     assert b"\x1b$B" in jis.raw and all(b < 0x80 for b in jis.raw)  # 7-bit clean
     assert mail.parse(jis.raw).text == "㈱山田商店 様\n①の件、承知しました。"
-    assert mail.decode_header_value(parsed["Subject"]) == "Re: ①注文の件 [#1001]"
+    assert mail_headers.decode_header_value(parsed["Subject"]) == "Re: ①注文の件 [#1001]"
     assert parsed["Message-ID"] == f"<helpdesk.7.{TOKEN}@shop.example>"
     assert parsed["In-Reply-To"] == "<orig@example.jp>" and "sha256" not in parsed["References"]
     assert parsed["Reply-To"] == f"support+{TOKEN}@shop.example"
-    emoji = mail.compose_reply(body_text="ありがとうございます😀", **common)  # type: ignore[arg-type]
+    emoji = mail_compose.compose_reply(body_text="ありがとうございます😀", **common)  # type: ignore[arg-type]
     assert email.message_from_bytes(emoji.raw, policy=compat32).get_content_charset() == "utf-8"
     assert mail.parse(emoji.raw).text == "ありがとうございます😀"
 
@@ -298,7 +301,7 @@ async def test_imap_polling_reads_each_message_once(database_url: str, engine, d
     with FakeIMAP("support", "imap-pass") as server:
         server.mailbox.messages = {3: raw("shift_jis.eml"), 5: raw("euc_jp.eml")}
         settings = make_settings(database_url, imap_url=f"imap://support:imap-pass@127.0.0.1:{server.port}/INBOX")
-        sessionmaker = create_sessionmaker(engine)
+        sessionmaker = event_sessions(engine)
         assert await email_tasks.poll_imap(sessionmaker, settings) == 2
         assert server.mailbox.fetches == [3, 5] and server.mailbox.seen == {3, 5}
         assert await email_tasks.poll_imap(sessionmaker, settings) == 0

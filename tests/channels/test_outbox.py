@@ -8,10 +8,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels.media import MediaWorker
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Message, Ticket
 from tests.channels.conftest import fetch, get, line_message, post_line, post_meta, reply
@@ -135,7 +136,7 @@ async def test_an_item_nothing_here_can_send_fails_with_the_reason_instead_of_wa
     """Queued while the channel could send (a phone ticket's SMS), after Twilio was unset."""
     ticket_id = await line_ticket(chttp, db)
     message = await reply(chttp, operator, ticket_id, "お電話ください")
-    async with create_sessionmaker(engine)() as session:
+    async with event_sessions(engine)() as session:
         await session.execute(update(OutboxItem).values(kind="reply.sms"))
         await session.commit()
     assert await worker.run_once() == 1
@@ -197,7 +198,7 @@ async def test_registry_picks_the_sender_that_accepts_the_item() -> None:
 async def test_idle_workers_do_not_wait_for_the_write_lock(
         worker: OutboxWorker, media_worker: MediaWorker, engine: AsyncEngine) -> None:
     """Woken after every commit, a worker with nothing due must not queue behind writers."""
-    async with create_sessionmaker(engine)() as writer:
+    async with event_sessions(engine)() as writer:
         await writer.connection()  # BEGIN IMMEDIATE: this session now holds the write lock
         counts = await asyncio.wait_for(
             asyncio.gather(worker.run_once(), media_worker.run_once()), timeout=2)

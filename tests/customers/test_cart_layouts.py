@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.customers import service as customers
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import CustomerIdentity, Order, OrderItem
 from helpdesk.imports.layouts import Kind, detect
 from tests.conftest import Staff
@@ -96,7 +96,7 @@ async def test_charge_lines_become_order_fields_when_the_file_has_no_such_column
     ("partially_refunded", True), ("一部返金", True), ("paid", True), ("発送済み", True),
     ("新規受付", True), ("入金済み", True), ("", True)])
 def test_not_purchases_are_read_by_the_carts_words(status: str, purchase: bool) -> None:
-    assert customers.is_purchase(status) is purchase
+    assert customer_orders.is_purchase(status) is purchase
 
 
 @pytest.mark.parametrize(("header", "wanted"), [

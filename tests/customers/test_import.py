@@ -27,11 +27,11 @@ from helpdesk.customers.models import (
     Order,
     OrderLine,
 )
-from helpdesk.db import create_sessionmaker
 from helpdesk.errors import BadInput
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary
+from helpdesk.realtime.log import event_sessions
 from tests.conftest import ROOT, Staff
 from tests.customers.helpers import DATA, snapshot, upload
 
@@ -235,7 +235,7 @@ async def _import_path(engine: AsyncEngine, path: Path, kind: Kind, *,
     options = tasks.ImportOptions(parse_process_min_bytes=0 if in_child else 1 << 40)
     positions: list[int] = []
     with path.open("rb") as stream:
-        summary = await tasks.import_file(create_sessionmaker(engine), stream, kind=kind,
+        summary = await tasks.import_file(event_sessions(engine), stream, kind=kind,
                                           options=options, progress=positions.append)
         assert not stream.closed  # the caller's stream is handed back open
     assert positions and positions[-1] == size_of(path)

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk import normalize
 from helpdesk.customers import bulk
+from helpdesk.customers import merging as customer_merging
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import service as customers
 from helpdesk.customers import tasks as customer_tasks
 from helpdesk.customers.models import (
@@ -21,10 +23,11 @@ from helpdesk.customers.models import (
     OrderLine,
     PurchaseRecount,
 )
-from helpdesk.db import create_sessionmaker, read_counter, utcnow
+from helpdesk.db import read_counter, utcnow
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.service import BATCH
+from helpdesk.realtime.log import event_sessions
 from helpdesk.search.models import SearchEntry
 
 
@@ -57,7 +60,7 @@ async def _recounted(session: AsyncSession) -> dict[int, tuple[int, Decimal]]:
 
 async def test_a_merge_between_batches_sends_later_orders_to_the_survivor(engine: AsyncEngine) -> None:
     """Owners remembered from one batch are forgotten once a merge moves identities."""
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     known = bulk.KnownOwners()
     async with maker() as session:
         await bulk.import_customers(session, [IncomingCustomer(email="a@example.jp", name="A"),
@@ -69,7 +72,7 @@ async def test_a_merge_between_batches_sends_later_orders_to_the_survivor(engine
         other = await _customer_of(session, "b@example.jp")
         version = await read_counter(session, "identity_version")
     async with maker() as session:
-        await customers.merge(session, survivor, other)
+        await customer_merging.merge(session, survivor, other)
         await session.commit()
     async with maker() as session:
         assert await read_counter(session, "identity_version") != version
@@ -82,7 +85,7 @@ async def test_a_merge_between_batches_sends_later_orders_to_the_survivor(engine
 
 
 async def test_an_identity_deleted_with_its_customer_changes_the_version(engine: AsyncEngine) -> None:
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     async with maker() as session:
         await bulk.import_customers(session, [IncomingCustomer(email="c@example.jp")], region="JP")
         await session.commit()
@@ -111,7 +114,7 @@ async def _import(maker: async_sessionmaker[AsyncSession], path: Path, *, in_chi
 
 async def test_an_import_counts_its_orders_at_the_end_and_leaves_no_recount(
         engine: AsyncEngine, tmp_path: Path) -> None:
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     await _import(maker, _orders_csv(tmp_path / "orders.csv", BATCH + 10))
     async with maker() as session:
         counts = await _counts(session)
@@ -124,7 +127,7 @@ async def test_an_import_counts_its_orders_at_the_end_and_leaves_no_recount(
 async def test_an_import_stopped_after_a_batch_still_counts_what_it_committed(
         engine: AsyncEngine, tmp_path: Path, in_child: bool) -> None:
     """The parser (a child process, ahead by a few batches) stops with it, and nothing hangs."""
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
 
     class Stopped(Exception):
         pass
@@ -147,20 +150,20 @@ async def test_an_import_stopped_after_a_batch_still_counts_what_it_committed(
 async def test_orders_of_an_import_that_died_are_counted_by_the_rank_refresh(
         engine: AsyncEngine) -> None:
     """A recount left behind (the process was killed) is settled once it stops beating."""
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     async with maker() as session:
-        recount = await customers.open_recount(session)
+        recount = await customer_orders.open_recount(session)
         await bulk.import_orders(session, [_order(f"#{n}", f"d{n % 3}@example.jp", 100 * n)
                                            for n in range(1, 10)], region="JP", count_new=False)
-        await customers.beat_recount(session, recount)
+        await customer_orders.beat_recount(session, recount)
         await session.commit()
     async with maker() as session:
         assert all(n == 0 for n, _ in (await _counts(session)).values())
-        assert await customers.settle_abandoned_recounts(session) == 0  # still beating
+        assert await customer_orders.settle_abandoned_recounts(session) == 0  # still beating
         await session.rollback()
     async with maker() as session:
         await session.execute(PurchaseRecount.__table__.update().values(  # type: ignore[attr-defined]
-            beat_at=utcnow() - customers.RECOUNT_ABANDONED_AFTER - timedelta(seconds=1)))
+            beat_at=utcnow() - customer_orders.RECOUNT_ABANDONED_AFTER - timedelta(seconds=1)))
         await session.commit()
     await customer_tasks.refresh_ranks(maker, dormant_after_days=180)
     async with maker() as session:
@@ -173,7 +176,7 @@ async def test_orders_of_an_import_that_died_are_counted_by_the_rank_refresh(
 async def test_new_customers_are_indexed_with_every_identity_the_batch_gave_them(
         engine: AsyncEngine) -> None:
     """Entries written from the batch in memory equal entries rebuilt from the stored rows."""
-    maker = create_sessionmaker(engine)
+    maker = event_sessions(engine)
     rows = [IncomingCustomer(email="e@example.jp", name="山田 花子", name_kana="ヤマダ ハナコ"),
             IncomingCustomer(email="e@example.jp", phone="+819011112222", name="山田 花"),
             IncomingCustomer(phone="+819033334444", name="佐藤"),

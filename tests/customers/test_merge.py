@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
-from helpdesk.customers import service as customers
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import Customer, CustomerIdentity, IncomingOrder, Order, OrderLine
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, begin_write, inbound_body, post_inbound
@@ -18,7 +18,7 @@ from tests.conftest import Staff, begin_write, inbound_body, post_inbound
 
 async def _order(db: AsyncSession, number: str, email: str, total: int, day: int) -> None:
     await begin_write(db)
-    await customers.record_order(db, IncomingOrder(
+    await customer_orders.record_order(db, IncomingOrder(
         source="csv", number=number, ordered_at=datetime(2025, 5, day, tzinfo=UTC),
         total=Decimal(total), email=email, items=[OrderLine(sku="S", name="品", unit_price=Decimal(total))]))
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from helpdesk.customers.models import IncomingOrder, OrderLine
-from helpdesk.customers.service import order_digest
+from helpdesk.customers.orders import order_digest
 from helpdesk.imports.service import RowError, parse_money
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.customers import bulk, rfm
+from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, IncomingOrder, RfmBoundary
 from helpdesk.db import utcnow
@@ -39,7 +40,7 @@ async def _crafted(db: AsyncSession) -> list[int]:
     await begin_write(db)
     now = utcnow()
     result = await bulk.import_orders(db, [o for i in range(10) for o in _orders(i, now)], region="JP")
-    await customers.refresh_aggregates(db, result.touched)
+    await customer_orders.refresh_aggregates(db, result.touched)
     await rfm.refresh(db, dormant_after_days=180)
     await db.commit()
     return [await _owner(db, f"c{i}@example.jp") for i in range(10)]
@@ -86,7 +87,7 @@ async def test_a_new_order_rescores_one_customer_against_the_stored_cuts(db: Asy
     ids = await _crafted(db)
     before = {b.metric: (b.cuts, b.computed_at) for b in await db.scalars(select(RfmBoundary))}
     await begin_write(db)
-    outcome = await customers.record_order(db, IncomingOrder(
+    outcome = await customer_orders.record_order(db, IncomingOrder(
         source="shopify", number="#NEW", external_id="1", ordered_at=utcnow(), total=Decimal(1000),
         email="c9@example.jp"))
     await db.commit()
@@ -108,10 +109,10 @@ async def test_dormant_after_the_configured_days(db: AsyncSession, staff: Staff,
     now = utcnow()
     await begin_write(db)
     for email, days in (("sleepy@example.jp", 181), ("awake@example.jp", 179)):
-        await customers.record_order(db, IncomingOrder(
+        await customer_orders.record_order(db, IncomingOrder(
             source="csv", number=email, ordered_at=now - timedelta(days=days), total=Decimal(500),
             email=email))
-        await customers.record_order(db, IncomingOrder(
+        await customer_orders.record_order(db, IncomingOrder(
             source="csv", number=email + "-2", ordered_at=now - timedelta(days=days + 30),
             total=Decimal(500), email=email))
     await db.commit()

@@ -10,8 +10,8 @@ from sqlmodel import col
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime.log import event_sessions
 from tests.conftest import Staff, inbound_body, post_inbound
 from tests.customers.helpers import upload
 
@@ -80,7 +80,7 @@ async def test_profile_by_phone_is_a_bounded_number_of_queries(
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
-        async with create_sessionmaker(engine)() as session:
+        async with event_sessions(engine)() as session:
             profile = await profiles.profile_by_phone(session, "０９０－１２３４－５６７８",
                                                       viewer=operator)
             assert profile is not None and profile.name == "山田 太郎"

@@ -11,9 +11,9 @@ from sqlmodel import col
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker
 from helpdesk.exports import service
 from helpdesk.exports.csvfile import neutralise
+from helpdesk.realtime.log import event_sessions
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import ReportCalendar
 from tests.conftest import Staff, inbound_body, post_inbound
@@ -114,7 +114,7 @@ async def test_batches_follow_the_key_without_gaps_or_repeats(
         http: httpx.AsyncClient, engine: AsyncEngine) -> None:
     for n in range(5):
         await post_inbound(http, f"batch-{n}", inbound_body(f"本文 {n}", email=f"c{n}@example.jp"))
-    readers = create_sessionmaker(engine, read_only=True)
+    readers = event_sessions(engine, read_only=True)
     seen = [len(batch) async for batch in service.batches(
         readers, service.EXPORTS["messages"], start=None, end=None, batch=2)]
     assert seen == [2, 2, 1]
@@ -129,7 +129,7 @@ async def test_report_tables_export_the_same_way(
     version = claimed.json()["version"]
     await http.patch(f"/api/tickets/{ticket_id}", headers=staff.headers(sato),
                      json={"version": version, "status": "resolved"})
-    await tasks.catch_up(create_sessionmaker(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
+    await tasks.catch_up(event_sessions(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
     for encoding, codec in (("utf-8", "utf-8-sig"), ("cp932", "cp932")):
         answer = await http.get("/api/reports/operators", headers=staff.headers(boss),
                                 params={"format": "csv", "encoding": encoding})

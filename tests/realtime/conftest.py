@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.realtime import service as events
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.realtime.service import LiveEvent
 from helpdesk.retention import tasks as retention
@@ -208,7 +209,7 @@ async def committed_events(db: AsyncSession, after: int = 0) -> list[LiveEvent]:
 
 async def prune_all_but_the_newest(database_url: str, engine: AsyncEngine) -> int:
     """Run retention as if a month had passed; returns the seq it pruned through."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     await retention.prune_all(sessionmaker, make_settings(database_url),
                               now=utcnow() + timedelta(days=31))
     async with sessionmaker() as session:

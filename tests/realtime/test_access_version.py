@@ -4,8 +4,8 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
+from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import service as events
-from helpdesk.routing.models import InboxMember
 from tests.conftest import Staff, begin_write
 
 

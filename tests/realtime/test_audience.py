@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth.models import Role
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import service as events
-from helpdesk.routing import service as routing
-from helpdesk.routing.models import InboxMember
 from tests.conftest import LiveServer, Staff, inbound_body, post_inbound
 from tests.realtime.conftest import committed_events, frames_until, open_socket, quiet
 
@@ -30,7 +30,7 @@ async def post_to(http: httpx.AsyncClient, inbox: str, key: str) -> None:
 
 async def test_operator_never_receives_another_inboxs_events(
         server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
-    billing_id = (await routing.create_inbox(db, name="billing")).id
+    billing_id = (await inbox_service.create_inbox(db, name="billing")).id
     await db.commit()
     front = await staff.create("front", Role.operator, inboxes=["default"])
     back = await staff.create("back", Role.operator, inboxes=["billing"])
@@ -60,7 +60,7 @@ async def test_operator_never_receives_another_inboxs_events(
 
 async def test_membership_changes_apply_to_open_sockets_and_replays(
         server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
-    billing_id = (await routing.create_inbox(db, name="billing")).id
+    billing_id = (await inbox_service.create_inbox(db, name="billing")).id
     await db.commit()
     mover = await staff.create("mover", Role.operator, inboxes=["default"])
     mover_id, token = mover.id, Staff.token(mover)
@@ -73,7 +73,7 @@ async def test_membership_changes_apply_to_open_sockets_and_replays(
         assert not billing_seqs & {f["seq"] for f in first}
 
         # Moved from default to billing while connected: the socket follows at once.
-        await routing.add_member(db, inbox_id=billing_id, user_id=mover_id)
+        await inbox_service.add_member(db, inbox_id=billing_id, user_id=mover_id)
         await db.execute(delete(InboxMember).where(InboxMember.user_id == mover_id,
                                                    InboxMember.inbox_id == 1))
         await db.commit()

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from tests.conftest import LiveServer, Staff, post_inbound
 from tests.realtime.conftest import next_frame, open_socket, settled
 
@@ -28,7 +28,7 @@ async def ephemeral(ws, wait: float = 0.5) -> list[dict]:  # type: ignore[no-unt
 
 async def test_viewing_and_typing_reach_the_other_operators_of_the_ticket_only(
         server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
-    await routing.create_inbox(db, name="billing")
+    await inbox_service.create_inbox(db, name="billing")
     await db.commit()
     ticket_id = (await post_inbound(http, "t-1")).json()["ticket_id"]
     a = await staff.create("a", Role.operator, inboxes=["default"])

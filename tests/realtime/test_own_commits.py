@@ -6,12 +6,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker
+from helpdesk.realtime import presence
 from helpdesk.realtime import service as events
+from helpdesk.realtime.audiences import audiences
 from helpdesk.realtime.bus import MemoryBus
+from helpdesk.realtime.frames import Audience
 from helpdesk.realtime.hub import Hub
-from helpdesk.realtime.service import COMMITTED_EVENTS, NOTIFY, Audience, LocalEvents
-from helpdesk.tickets import service as tickets
+from helpdesk.realtime.log import LocalEvents, event_sessions, publish_to
+from helpdesk.tickets import queries as ticket_queries
 from tests.conftest import Staff, make_settings
 from tests.realtime.conftest import until
 
@@ -21,10 +23,10 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
     supervisor = await staff.create("sv", Role.supervisor)
     assert supervisor.id is not None
     bus, local = MemoryBus(), LocalEvents()
-    writers = create_sessionmaker(engine, info={NOTIFY: bus.notify, COMMITTED_EVENTS: local.add})
-    hub = Hub(bus=bus, sessionmaker=writers, read_sessionmaker=create_sessionmaker(engine, read_only=True),
-              settings=make_settings(database_url), node="test", ticket_inbox=tickets.inbox_of,
-              local=local)
+    writers = event_sessions(engine, publish=publish_to(local, bus.notify))
+    hub = Hub(bus=bus, sessionmaker=writers, read_sessionmaker=event_sessions(engine, read_only=True),
+              settings=make_settings(database_url), node="test", ticket_inbox=ticket_queries.inbox_of,
+              audiences=audiences, presence_heartbeat=presence.heartbeat_and_sweep, local=local)
     await hub.start()
     try:
         client = await hub.join(user_id=supervisor.id, name="sv", audience=Audience(supervisor.id, True))
@@ -49,13 +51,13 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
 
 async def test_the_data_is_encoded_once_for_the_log_and_the_frame(engine: AsyncEngine) -> None:
     own: list[events.LiveEvent] = []
-    writers = create_sessionmaker(engine, info={COMMITTED_EVENTS: own.extend})
+    writers = event_sessions(engine, publish=own.extend)
     data = {"件名": "返品について", "amount": 1.5, "items": [1, None, True], "quote": 'a "b"\n'}
     async with writers() as session:
         events.record(session, type="ticket.updated", data=data, broadcast=True)
         await session.commit()
     [mine] = own
-    async with create_sessionmaker(engine, read_only=True)() as session:
+    async with event_sessions(engine, read_only=True)() as session:
         [logged] = await events.live_events_after(session, mine.seq - 1)
         stored = (await session.execute(text("SELECT CAST(data AS TEXT) FROM event WHERE seq = :seq"),
                                         {"seq": mine.seq})).scalar_one()

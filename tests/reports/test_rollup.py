@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker, next_counter
+from helpdesk.db import next_counter
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import rollup, tasks
 from helpdesk.reports.calendar import ReportCalendar
@@ -128,7 +129,7 @@ HAND_MAIN = {"created": 4, "resolved": 2,
 
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
+    return event_sessions(engine)
 
 
 async def test_scripted_day_matches_hand_figures_and_the_rebuild(

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.channels.email import compose as mail_compose
+from helpdesk.channels.email import headers as mail_headers
 from helpdesk.channels.email import outgoing
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
@@ -55,7 +57,7 @@ async def test_an_encoded_line_break_in_the_subject_adds_no_header_to_the_reply(
     assert out.get_all("Content-Type") == ['text/plain; charset="UTF-8"']
     assert out.get_all("X-Injected") is None and not out.is_multipart()
     assert out["To"] == '"Eve X-Injected: 1" <eve@example.com>'
-    assert mail.decode_header_value(out["Subject"]).startswith("Re: Hi Content-Type: text/html")
+    assert mail_headers.decode_header_value(out["Subject"]).startswith("Re: Hi Content-Type: text/html")
     assert mail.parse(data).text == OPERATOR_TEXT
 
 
@@ -71,7 +73,7 @@ async def test_the_api_channel_folds_line_breaks_out_of_subject_and_name(
 
 
 def test_composing_refuses_a_line_break_that_reached_a_header_anyway() -> None:
-    composed = mail.compose_reply(
+    composed = mail_compose.compose_reply(
         message_id=1, ticket_number=1001, ticket_subject="a\r\nBcc: x@example.com", token="0" * 16,
         body_text=OPERATOR_TEXT, author="op\nBcc: y@example.com", to_email="c@example.com",
         to_name="Eve\r\nX-Evil: 1", inbox_email="support@shop.example", fallback_from="s@x.example",
@@ -80,11 +82,11 @@ def test_composing_refuses_a_line_break_that_reached_a_header_anyway() -> None:
     out = email.message_from_bytes(composed.raw, policy=compat32)
     assert out.get_all("Bcc") is None and out.get_all("X-Evil") is None
     with pytest.raises(ValueError, match="line break"):
-        mail.REPLY_POLICY.header_store_parse("Subject", "a\r\nBcc: x@example.com")
+        mail_compose.REPLY_POLICY.header_store_parse("Subject", "a\r\nBcc: x@example.com")
 
 
 def test_a_composed_reply_names_bcc_only_in_the_envelope() -> None:
-    composed = mail.compose_reply(
+    composed = mail_compose.compose_reply(
         message_id=7, ticket_number=1001, ticket_subject="件名", token="0" * 16, body_text="本文",
         author="op", to_email="c@example.com", to_name=None, inbox_email="support@shop.example",
         fallback_from="s@x.example", charset_name="utf-8", in_reply_to=None, references=[],
@@ -98,7 +100,7 @@ def test_a_composed_reply_names_bcc_only_in_the_envelope() -> None:
 def test_a_hostile_attachment_name_stays_inside_its_parameter() -> None:
     name = 'a"; name=x.exe\r\nContent-Type: text/html\r\n\r\n<h1>.pdf'
     stored = outgoing.safe_filename(name)
-    composed = mail.compose_reply(
+    composed = mail_compose.compose_reply(
         message_id=8, ticket_number=1001, ticket_subject="件名", token="0" * 16, body_text="本文",
         author="op", to_email="c@example.com", to_name=None, inbox_email="support@shop.example",
         fallback_from="s@x.example", charset_name="utf-8", in_reply_to=None, references=[],

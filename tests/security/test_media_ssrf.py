@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.channels import media, wiring
 from helpdesk.channels.media import FetchOptions, MediaWorker
 from helpdesk.channels.models import MediaFetch
-from helpdesk.db import create_sessionmaker
+from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets.models import Message
 from tests.channels.conftest import count, fetch, post_meta
 from tests.channels.test_meta_media import image, messenger_attachments
@@ -56,7 +56,7 @@ async def trusting_worker(engine: AsyncEngine, channel_server: LiveServer) -> As
     settings = channel_server.settings.model_copy(update={
         "meta_media_hosts": [*getattr(channel_server.settings, "meta_media_hosts", []), "localhost"]})
     async with httpx.AsyncClient(timeout=5) as client:
-        yield MediaWorker(create_sessionmaker(engine), wiring.FETCHERS, settings, client,
+        yield MediaWorker(event_sessions(engine), wiring.FETCHERS, settings, client,
                           FetchOptions(max_attempts=3, backoff=timedelta(seconds=10), max_bytes=1024))
 
 

@@ -9,12 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
 from helpdesk.realtime import service as presence
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.sla.models import SlaSettings
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from tests.conftest import LiveServer, Staff, make_settings
 
@@ -28,8 +29,8 @@ SETTINGS = {
 
 
 async def ingest_at(engine: AsyncEngine, key: str, at: datetime) -> int:
-    async with create_sessionmaker(engine)() as session:
-        result = await tickets.ingest(session, InboundMessage(
+    async with event_sessions(engine)() as session:
+        result = await ticket_ingest.ingest(session, InboundMessage(
             channel=Channel.api, external_id=key, sender=Sender(name="客", email=f"{key}@example.jp"),
             body_text="届きません", received_at=at))
         await session.commit()
@@ -72,7 +73,7 @@ async def test_due_times_skip_weekend_holiday_and_closed_day_and_breach_is_repor
                            headers=staff.headers(admin))).json()
     assert [t["id"] for t in rest["items"]] == [late] and rest["next_cursor"] is None
 
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     assert await sla_tasks.check_once(sessionmaker, now=datetime(2027, 1, 13, 9, 59, tzinfo=TOKYO)) == 1
     assert await sla_tasks.check_once(sessionmaker, now=datetime(2027, 1, 13, 10, 1, tzinfo=TOKYO)) == 1
     assert await sla_tasks.check_once(sessionmaker, now=datetime(2027, 1, 13, 10, 2, tzinfo=TOKYO)) == 0
@@ -97,7 +98,7 @@ async def test_on_hold_stops_the_clock_over_http(http: httpx.AsyncClient, staff:
         "version": body["version"], "status": "pending", "pending_reason": "お客様の返信待ち"})
     assert held.status_code == 200 and held.json()["sla_due_at"] is None
     # On hold, no deadline can be breached however late it is.
-    assert await sla_tasks.check_once(create_sessionmaker(engine),
+    assert await sla_tasks.check_once(event_sessions(engine),
                                       now=datetime(2030, 1, 1, tzinfo=TOKYO)) == 0
     history = (await http.get(f"/api/tickets/{ticket_id}/history", headers=staff.headers(admin))).json()
     assert history["items"][-1]["type"] == "ticket.status"
@@ -121,7 +122,7 @@ async def test_the_app_reports_breaches_and_moves_tickets_in_the_background(
             policy = await http.put(f"/api/admin/inboxes/{inbox_id}/assignment", headers=staff.headers(boss),
                                     json={"policy": "round_robin"})
             assert policy.status_code == 200
-            async with create_sessionmaker(engine)() as session:
+            async with event_sessions(engine)() as session:
                 await presence.connect(session, connection_id="bg", user_id=operator_id or 0, node="test",
                                        now=utcnow(), ttl=timedelta(hours=1))
                 await session.commit()

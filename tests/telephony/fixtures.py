@@ -28,9 +28,9 @@ from helpdesk.auth.models import Role, User
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, Order, OrderItem
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import service as realtime
 from helpdesk.realtime.models import Event
-from helpdesk.routing import service as routing
 from tests.conftest import LiveServer, Staff, begin_write, free_port, make_settings
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -205,8 +205,8 @@ async def customer_with_orders(db: AsyncSession, phone: str = "+81312345678",
 
 async def floor(db: AsyncSession, staff: Staff, *, sales_ops: int = 2) -> Floor:
     await begin_write(db)
-    await routing.create_inbox(db, name="sales", phone_number="050-1234-5678")
-    await routing.create_inbox(db, name="support", phone_number="0120-000-111")
+    await inbox_service.create_inbox(db, name="sales", phone_number="050-1234-5678")
+    await inbox_service.create_inbox(db, name="support", phone_number="0120-000-111")
     await db.commit()
     ops = [await staff.create(f"sales{i}", inboxes=["sales"]) for i in range(sales_ops)]
     other = await staff.create("support0", inboxes=["support"])

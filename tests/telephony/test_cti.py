@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import Role
-from helpdesk.calls.models import Call, CtiSettings
+from helpdesk.calls.models import Call
+from helpdesk.calls.settings_models import CtiSettings
 from helpdesk.db import utcnow
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Ticket

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, begin_write
 from tests.telephony.fixtures import (
@@ -33,7 +33,7 @@ def twiml(response: httpx.Response) -> ET.Element:
 
 async def returns_desk(db: AsyncSession, staff: Staff, *, online_now: bool = True) -> tuple[int, User]:
     await begin_write(db)
-    inbox = await routing.create_inbox(db, name="returns")
+    inbox = await inbox_service.create_inbox(db, name="returns")
     await db.commit()
     assert inbox.id is not None
     op = await staff.create("returns0", inboxes=["returns"])
@@ -46,7 +46,7 @@ async def set_voice(tel: httpx.AsyncClient, staff: Staff, inbox: str, config: di
     admin = next((u for u in staff.made if u.role == Role.admin), None)
     admin = admin or await staff.create("admin", role=Role.admin)
     await staff.session.rollback()
-    found = await routing.inbox_by_name(staff.session, inbox)
+    found = await inbox_service.inbox_by_name(staff.session, inbox)
     await staff.session.commit()
     return await tel.put(f"/api/admin/inboxes/{found.id}/voice", json=config,
                          headers=Staff.headers(admin))

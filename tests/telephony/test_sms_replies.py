@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels import wiring
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
+from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
 from tests.conftest import LiveServer, Staff, begin_write
@@ -29,7 +30,7 @@ CUSTOMER = "+819011112222"
 @pytest.fixture
 async def worker(engine: AsyncEngine, tel_server: LiveServer) -> AsyncIterator[OutboxWorker]:
     """The outbox worker with the senders the app registers, driven one pass at a time."""
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = event_sessions(engine)
     registry = SenderRegistry()
     wiring.register_senders(registry, sessionmaker, tel_server.settings)
     sms.register_senders(registry, tel_server.settings)

@@ -5,7 +5,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.calls.models import Call, CallTransfer
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff
 from tests.telephony.fixtures import (
@@ -74,7 +74,7 @@ async def test_transfer_to_an_inbox_queues_the_caller_there_and_the_ticket_follo
     call = await answered_twilio_call(tel, db, "CA-t2", first.id)
     support_inbox = f.other_op  # the support inbox's only operator
     await db.rollback()
-    target = await routing.inbox_by_name(db, "support")
+    target = await inbox_service.inbox_by_name(db, "support")
     await db.commit()
     fake_twilio.requests.clear()
     response = await tel.post(f"/api/calls/{call.id}/transfer", headers=Staff.headers(first),

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
 
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
 from helpdesk.tickets.models import Message, Ticket
-from telephony import twilio as twilio_adapter
+from telephony import twilio_rest
 from tests.conftest import Staff, make_settings
 from tests.telephony.fixtures import (
     ACCOUNT_SID,
@@ -25,17 +26,17 @@ from tests.telephony.fixtures import (
 )
 
 
-def rest(fake: FakeTwilio, token: str = AUTH_TOKEN) -> twilio_adapter.Client:
+def rest(fake: FakeTwilio, token: str = AUTH_TOKEN) -> Client:
     settings = make_settings("sqlite+aiosqlite://", twilio_account_sid=ACCOUNT_SID,
                              twilio_auth_token=token, twilio_api_base=fake.url)
-    return twilio_adapter.rest_client(settings)
+    return twilio_rest.rest_client(settings)
 
 
 async def test_send_sms_and_whatsapp_through_the_real_client(fake_twilio: FakeTwilio) -> None:
     fake_twilio.requests.clear()
-    sid = await twilio_adapter.send_sms(rest(fake_twilio), to="+819012345678", from_=SALES_NUMBER,
+    sid = await twilio_rest.send_sms(rest(fake_twilio), to="+819012345678", from_=SALES_NUMBER,
                                         body="ご注文ありがとうございます", status_callback="https://h/cb")
-    wa = await twilio_adapter.send_sms(rest(fake_twilio), to="whatsapp:+819012345678",
+    wa = await twilio_rest.send_sms(rest(fake_twilio), to="whatsapp:+819012345678",
                                        from_="whatsapp:+14155238886", body="こんにちは")
     assert sid.startswith("SM") and wa.startswith("SM") and sid != wa
     first, second = fake_twilio.requests
@@ -50,12 +51,12 @@ async def test_send_sms_raises_when_twilio_refuses(fake_twilio: FakeTwilio) -> N
     fake_twilio.fail_with = 400
     try:
         with pytest.raises(TwilioRestException) as refused:
-            await twilio_adapter.send_sms(rest(fake_twilio), to="+1", from_=SALES_NUMBER, body="x")
+            await twilio_rest.send_sms(rest(fake_twilio), to="+1", from_=SALES_NUMBER, body="x")
         assert refused.value.status == 400
     finally:
         fake_twilio.fail_with = None
     with pytest.raises(TwilioRestException) as unauthorised:
-        await twilio_adapter.send_sms(rest(fake_twilio, "wrong"), to="+1", from_=SALES_NUMBER, body="x")
+        await twilio_rest.send_sms(rest(fake_twilio, "wrong"), to="+1", from_=SALES_NUMBER, body="x")
     assert unauthorised.value.status == 401
 
 

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Message
 from tests.conftest import Staff, inbound_body, post_inbound
 
@@ -155,7 +155,7 @@ async def test_claim(http: httpx.AsyncClient, staff: Staff) -> None:
 
 async def test_operators_see_only_their_inboxes(http: httpx.AsyncClient, staff: Staff,
                                                 db: AsyncSession) -> None:
-    await routing.create_inbox(db, name="other")
+    await inbox_service.create_inbox(db, name="other")
     await db.commit()
     member = await staff.create("member", inboxes=["default"])
     outsider = await staff.create("outsider", inboxes=["other"])

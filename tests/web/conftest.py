@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
-from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.db import create_engine
 from helpdesk.realtime import service as events
-from helpdesk.tickets import service as tickets
+from helpdesk.realtime.log import event_sessions
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
 from tests.conftest import LiveServer, Staff, begin_write, make_settings, reset
 
@@ -166,7 +167,7 @@ async def inbound(db: AsyncSession, key: str, *, body: str = "注文の件で質
                   body_html: str | None = None, inbox: str = "default") -> IngestResult:
     """A message through the one ingest path, committed so the server sees it."""
     await begin_write(db)
-    result = await tickets.ingest(db, InboundMessage(
+    result = await ticket_ingest.ingest(db, InboundMessage(
         channel=channel, external_id=key, sender=Sender(name=name, email=email, phone=phone),
         body_text=body, body_html=body_html, subject=subject, inbox=inbox))
     await db.commit()
@@ -181,7 +182,7 @@ class Peek:
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.sessions = create_sessionmaker(engine)
+        self.sessions = event_sessions(engine)
 
     async def scalars(self, stmt: Any) -> list[Any]:
         async with self.sessions() as session:

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.approval import service as approval
 from helpdesk.approval.models import ApprovalConfig
 from helpdesk.auth.models import Role
+from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Message
 from tests.conftest import Staff, begin_write
 from tests.web.conftest import Peek, Tabs, inbound

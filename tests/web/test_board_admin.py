@@ -14,9 +14,9 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call, CallState
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.realtime import service as realtime
 from helpdesk.replies.models import ReplyTemplate
-from helpdesk.routing.models import Inbox, InboxMember
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
 from tests.conftest import (

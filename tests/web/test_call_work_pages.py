@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
-from helpdesk.routing import service as routing
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
 from tests.conftest import LiveServer, Staff, begin_write, make_settings
 from tests.web.conftest import Peek, Tab, Tabs
@@ -144,8 +144,8 @@ async def test_an_admin_sets_the_keypad_menu_from_the_voice_page(
         tabs: Tabs, staff: Staff, db: AsyncSession, engine: AsyncEngine) -> None:
     admin = await staff.create("admin", Role.admin)
     await begin_write(db)
-    returns = await routing.create_inbox(db, name="returns")
-    default = await routing.inbox_by_name(db, "default")
+    returns = await inbox_service.create_inbox(db, name="returns")
+    default = await inbox_service.inbox_by_name(db, "default")
     await db.commit()
     tab = await tabs.open(admin)
     await tab.goto("/admin/cti")

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.routing import service as routing
 from helpdesk.tickets.models import Channel, Message
 from tests.conftest import LiveServer, Staff, begin_write, make_settings
 from tests.telephony.fixtures import (
@@ -53,7 +53,7 @@ async def test_a_refused_sms_reply_shows_failed_with_the_reason_and_send_again_d
         browser: Browser, twilio_server: LiveServer, fake_twilio: FakeTwilio, staff: Staff,
         db: AsyncSession, peek: Peek) -> None:
     await begin_write(db)
-    await routing.create_inbox(db, name="sales", phone_number=SALES_NUMBER)
+    await inbox_service.create_inbox(db, name="sales", phone_number=SALES_NUMBER)
     await db.commit()
     sato = await staff.create("sato", Role.operator, inboxes=["sales"])
     async with httpx.AsyncClient(base_url=twilio_server.url) as client:

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.access.models import IpRule
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
-from helpdesk.db import create_sessionmaker, utcnow
+from helpdesk.db import utcnow
+from helpdesk.realtime.log import event_sessions
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
@@ -114,7 +115,7 @@ async def arrange(db: AsyncSession, staff: Staff, web: httpx.AsyncClient,
     call = await inbound(db, "i3", name="佐藤 花子", email=None, phone="090-1111-2222",
                          channel=Channel.phone, body="不在着信")
     # The reports pages show figures folded from these tickets' events.
-    await report_tasks.catch_up(create_sessionmaker(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
+    await report_tasks.catch_up(event_sessions(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
     return {"admin": admin.id, "ticket": mail.ticket_id, "customer": ticket.customer_id,
             "version": ticket.version, "phone_ticket": call.ticket_id, "inbox": ticket.inbox_id}
 

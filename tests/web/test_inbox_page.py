@@ -5,6 +5,7 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
 from tests.conftest import Staff, begin_write, inbound_body, post_inbound
@@ -63,7 +64,7 @@ async def test_keyset_pages_and_j_k_enter(tabs: Tabs, staff: Staff, db: AsyncSes
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     await begin_write(db)
     for n in range(53):
-        await tickets.ingest(db, _message(n))
+        await ticket_ingest.ingest(db, _message(n))
     await db.commit()
     tab = await tabs.open(sato)
     await tab.goto("/inbox")

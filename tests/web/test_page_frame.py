@@ -5,7 +5,7 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from tests.conftest import Staff, begin_write
 from tests.web.conftest import Peek, Tabs, inbound
@@ -17,7 +17,7 @@ async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_l
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
     await begin_write(db)
     for n in range(36):
-        await tickets.ingest(db, InboundMessage(
+        await ticket_ingest.ingest(db, InboundMessage(
             channel=Channel.api, external_id=f"q{n}", body_text=f"待っています {n}",
             sender=Sender(name=f"顧客 {n}", email=f"q{n}@example.jp")))
     await db.commit()

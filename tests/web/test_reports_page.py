@@ -9,7 +9,7 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
-from helpdesk.db import create_sessionmaker
+from helpdesk.realtime.log import event_sessions
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import ReportCalendar
 from tests.conftest import Staff, inbound_body, post_inbound
@@ -29,7 +29,7 @@ async def resolved_ticket(web: httpx.AsyncClient, staff: Staff, engine: AsyncEng
     await web.patch(f"/api/tickets/{ticket_id}", headers=headers,
                     json={"version": version, "status": "resolved"})
     await post_inbound(web, "report-page-2", inbound_body("別件です", email="other@example.jp"))
-    await tasks.catch_up(create_sessionmaker(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
+    await tasks.catch_up(event_sessions(engine), ReportCalendar(zone=ZoneInfo("Asia/Tokyo")))
     number = (await web.get(f"/api/tickets/{ticket_id}", headers=headers)).json()["number"]
     assert sato.id is not None
     return sato.id, ticket_id, number

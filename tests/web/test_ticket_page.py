@@ -14,6 +14,7 @@ from helpdesk.customers.models import Customer, Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import (
     Channel,
@@ -274,7 +275,7 @@ async def test_a_photo_fetched_after_the_message_appears_in_the_open_thread(
     await tab.page.evaluate("window.__notReloaded = true")
     seq = await peek.last_seq()
     await begin_write(db)
-    await tickets.add_late_content(db, message_id=result.message_id, attachments=[
+    await ticket_ingest.add_late_content(db, message_id=result.message_id, attachments=[
         InboundAttachment(filename="line-image-1.png", content_type="image/png", data=png(40, 30))])
     await db.commit()
     frames = [f for f in await peek.frames_after(seq) if f["type"] == "message.updated"]

@@ -10,7 +10,7 @@ from helpdesk.approval import service as approval
 from helpdesk.assignment import service as assignment
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
-from helpdesk.routing.models import Inbox
+from helpdesk.inboxes.models import Inbox
 from helpdesk.sla import service as sla
 from helpdesk.tickets.models import Ticket
 from tests.conftest import Staff, begin_write

@@ -29,7 +29,7 @@ from helpdesk.errors import BadInput
 from helpdesk.outbox.service import OutboundContext, Sender
 from helpdesk.realtime import service as events
 from helpdesk.realtime.models import Event
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, Direction, InboundMessage, IngestResult, Message, Ticket
 from helpdesk.tickets.models import Sender as MessageSender
 
@@ -115,7 +115,7 @@ async def post_message(session: AsyncSession, visitor_id: str, text: str, client
         sender=MessageSender(chat_id=visitor_id), body_text=text,
         conversation_key=conversation_key(visitor_id),
     )
-    return await tickets.ingest(session, inbound, options=tickets.IngestOptions(region=region))
+    return await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(region=region))
 
 
 async def transcript_after(session: AsyncSession, visitor_id: str, after_id: int,

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.channels.api import inbound_token_required
 from helpdesk.channels.email import service
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput
 from helpdesk.tickets.models import IngestResult

@@ -12,8 +12,8 @@ from helpdesk.auth.models import User
 from helpdesk.channels.email import outgoing
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
+from helpdesk.inboxes.models import Inbox
 from helpdesk.replies import signatures
-from helpdesk.routing.models import Inbox
 from helpdesk.tickets.models import Channel, Direction, Message, Ticket
 
 

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpdesk.channels.email import compose as mail_compose
 from helpdesk.channels.email import service
 from helpdesk.channels.models import ImapCursor
 from helpdesk.config import Settings
@@ -61,7 +62,7 @@ async def send_reply(context: OutboundContext) -> str:
     emails = context.identities.get("email", [])
     if not emails:
         raise SendError("the customer has no email address", permanent=True)
-    mail = service.compose_reply(
+    mail = mail_compose.compose_reply(
         message_id=context.message_id, ticket_number=context.ticket_number,
         ticket_subject=context.ticket_subject, token=context.ticket_token,
         body_text=context.body_text, author=context.author, to_email=emails[0],

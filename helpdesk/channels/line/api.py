@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.channels import webhooks
 from helpdesk.channels.line import service
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, Forbidden, NotFound
 

@@ -16,7 +16,7 @@ from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.outbox.service import OutboundContext, SendError
 from helpdesk.receipts import service as receipts
-from helpdesk.tickets import service as tickets
+from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundAttachment, InboundMessage, Sender
 
 log = logging.getLogger(__name__)
@@ -152,14 +152,14 @@ async def handle_event(session: AsyncSession, event: dict[str, Any], *, name: st
     if kind == "messageEdited":
         edit = to_edit(event, name=name)
         if edit is not None:
-            await amendments.apply(session, edit, options=tickets.IngestOptions(
+            await amendments.apply(session, edit, options=ticket_ingest.IngestOptions(
                 region=settings.default_region))
         return
     if kind == "message":
         inbound = to_inbound(event, name=name)
         if inbound is None:
             return
-        result = await tickets.ingest(session, inbound, options=tickets.IngestOptions(
+        result = await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(
             region=settings.default_region))
         found = media_of(event["message"])
         if found is not None and not result.duplicate:  # a redelivery fetches nothing again

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from helpdesk.auth.dependencies import SettingsDep
 from helpdesk.channels import webhooks
 from helpdesk.channels.meta import service
+from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import Forbidden, NotFound
 

@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from helpdesk.customers.service import is_purchase
+    from helpdesk.customers.orders import is_purchase
 
     with op.batch_alter_table('order') as batch:
         batch.add_column(sa.Column('is_purchase', sa.Boolean(), server_default=sa.true(), nullable=False))

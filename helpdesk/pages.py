@@ -17,19 +17,20 @@ from helpdesk.calls import views as calls_views
 from helpdesk.config import Settings
 from helpdesk.customers import views as customers_views
 from helpdesk.errors import error_response
+from helpdesk.inboxes import views as inboxes_views
 from helpdesk.replies import signature_views
 from helpdesk.replies import views as replies_views
 from helpdesk.reports import views as reports_views
-from helpdesk.routing import views as routing_views
 from helpdesk.sla import views as sla_views
+from helpdesk.tickets import inbox_views as tickets_inbox_views
 from helpdesk.tickets import views as tickets_views
 from helpdesk.web import i18n, templating
 from helpdesk.web import views as web_views
 from helpdesk.web.csrf import CSRFMiddleware
 from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersMiddleware
 
-ROUTERS = (auth_views, account_views, tickets_views, customers_views, reports_views, routing_views,
-           replies_views, access_views, audit_views, calls_views, web_views, approval_views,
+ROUTERS = (auth_views, account_views, tickets_inbox_views, tickets_views, customers_views, reports_views,
+           inboxes_views, replies_views, access_views, audit_views, calls_views, web_views, approval_views,
            assignment_views, sla_views, signature_views)
 
 

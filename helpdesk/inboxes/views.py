@@ -14,8 +14,8 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Admin
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
-from helpdesk.routing import service
-from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.inboxes import service
+from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.web import templating
 from helpdesk.web.sessions import fresh_reader
 

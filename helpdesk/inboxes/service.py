@@ -10,8 +10,9 @@ from sqlmodel import col
 
 from helpdesk import normalize, prepared
 from helpdesk.auth.models import User
+from helpdesk.config import DEFAULT_REGION
 from helpdesk.errors import BadInput
-from helpdesk.routing.models import Inbox, InboxMember
+from helpdesk.inboxes.models import Inbox, InboxMember
 
 
 async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
@@ -59,6 +60,14 @@ async def add_member(session: AsyncSession, *, inbox_id: int, user_id: int) -> N
         session.add(InboxMember(inbox_id=inbox_id, user_id=user_id))
 
 
+async def join_named(session: AsyncSession, *, user_id: int, names: Iterable[str]) -> None:
+    """Make a user a member of the inboxes called ``names`` (each must exist)."""
+    for name in names:
+        inbox = await inbox_by_name(session, name)
+        assert inbox.id is not None
+        await add_member(session, inbox_id=inbox.id, user_id=user_id)
+
+
 async def create_inbox(
     session: AsyncSession, *, name: str, email_address: str | None = None,
     phone_number: str | None = None,
@@ -91,7 +100,7 @@ def _stored_number(number: str | None, region: str) -> str | None:
 
 
 async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
-                               region: str = "JP") -> InboxRef:
+                               region: str = DEFAULT_REGION) -> InboxRef:
     """The inbox whose phone number is ``number`` (any spelling), else ``default``, in one query."""
     wanted = normalize.phone(number, region)
     fallback = None
@@ -106,7 +115,8 @@ async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
     return fallback
 
 
-async def inbox_for_number(session: AsyncSession, number: str | None, *, region: str = "JP") -> Inbox:
+async def inbox_for_number(session: AsyncSession, number: str | None, *,
+                           region: str = DEFAULT_REGION) -> Inbox:
     """The inbox whose phone number is ``number`` (any spelling), else the ``default`` inbox."""
     found = await inbox_ref_for_number(session, number, region=region)
     inbox = await session.get(Inbox, found.id)

@@ -1,0 +1,301 @@
+"""Tickets: the one ingest path every channel uses, and the entries the system adds to a thread."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import nh3
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from helpdesk.assignment import service as assignment
+from helpdesk.config import DEFAULT_REGION
+from helpdesk.customers import service as customers
+from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.history import service as history
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.realtime import service as events
+from helpdesk.search import service as search
+from helpdesk.sla import service as sla
+from helpdesk.tickets.models import (
+    Attachment,
+    Channel,
+    Direction,
+    InboundAttachment,
+    InboundMessage,
+    IngestResult,
+    Message,
+    Status,
+    Ticket,
+)
+from helpdesk.tickets.publish import publish_message, publish_ticket, touch
+from helpdesk.tickets.queries import OPEN_STATUSES, attachments_of, inbox_of, lock, message_by_external_id
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    region: str = DEFAULT_REGION
+    reopen_window: timedelta = timedelta(days=14)
+
+
+async def ingest(
+    session: AsyncSession, inbound: InboundMessage, *, options: IngestOptions | None = None
+) -> IngestResult:
+    """Turn one inbound message into customer, ticket, message, events and outbox rows.
+
+    Idempotent by (channel, external_id): a retry, even a concurrent one, returns the original.
+    The caller commits.
+    """
+    options = options or IngestOptions()
+    await serialize_on(session, f"inbound:{inbound.channel}:{inbound.external_id}")
+    existing = await message_by_external_id(session, inbound.channel, inbound.external_id)
+    if existing is not None:
+        return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
+    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
+    sender = inbound.sender
+    identities = customers.identities_of(
+        email=sender.email, phone=sender.phone, line_id=sender.line_id,
+        meta_id=sender.meta_id, chat_id=sender.chat_id, region=options.region,
+    )
+    customer = None if sender.withheld and not identities else await customers.resolve(
+        session, identities=identities, name=sender.name, region=options.region
+    )
+    customer_id = customer.id if customer is not None else None
+    assert inbox.id is not None
+    ticket = await _conversation_ticket(session, inbound, customer_id, inbox.id, options)
+    created = ticket is None
+    if ticket is None:
+        ticket = await _open_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
+    else:
+        touch(ticket)
+    before = ticket.status
+    author = (customer.name if customer is not None else None) or sender.name
+    message = await _append_inbound(session, ticket, inbound, author=author)
+    if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
+        ticket.status = Status.no_action
+    await _keep_sla(session, ticket, before, message.created_at, created=created)
+    # Last, so the inbox's assignment lock is held for as short a time as possible.
+    reason = await auto_assign(session, ticket, why="new") \
+        if ticket.assignee_id is None and ticket.status == Status.unhandled else None
+    await publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    if reason is not None:
+        await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+    publish_message(session, ticket, message)
+    assert message.id is not None and ticket.id is not None
+    return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
+
+
+async def _conversation_ticket(
+    session: AsyncSession, inbound: InboundMessage, customer_id: int | None, inbox_id: int,
+    options: IngestOptions,
+) -> Ticket | None:
+    """The ticket this message continues: by references, token, subject number, then thread."""
+    if inbound.references:
+        ticket_id = await session.scalar(
+            select(col(Message.ticket_id)).where(col(Message.external_id).in_(inbound.references))
+            .order_by(col(Message.id).desc()).limit(1)
+        )
+        if ticket_id is not None:
+            return await lock(session, ticket_id)
+    if inbound.ticket_token:
+        found = await session.scalar(select(col(Ticket.id)).where(col(Ticket.token) == inbound.ticket_token))
+        if found is not None:
+            return await lock(session, found)
+    if inbound.ticket_number is not None and customer_id is not None:
+        # A subject tag is easy to type, so it only threads for the same customer.
+        found = await session.scalar(select(col(Ticket.id)).where(
+            col(Ticket.number) == inbound.ticket_number, col(Ticket.customer_id) == customer_id))
+        if found is not None:
+            return await lock(session, found)
+    if inbound.channel == Channel.email:
+        return None
+    return await _recent_thread(session, inbound, customer_id, inbox_id, options)
+
+
+async def _recent_thread(
+    session: AsyncSession, inbound: InboundMessage, customer_id: int | None, inbox_id: int,
+    options: IngestOptions,
+) -> Ticket | None:
+    """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
+    if customer_id is None and not inbound.conversation_key:
+        return None  # nobody to continue a thread with
+    stmt = select(col(Ticket.id)).where(col(Ticket.channel) == inbound.channel,
+                                   col(Ticket.inbox_id) == inbox_id)
+    if inbound.conversation_key:
+        stmt = stmt.where(col(Ticket.conversation_key) == inbound.conversation_key)
+    else:
+        stmt = stmt.where(col(Ticket.customer_id) == customer_id)
+    cutoff = utcnow() - options.reopen_window
+    stmt = stmt.where(or_(col(Ticket.status).in_(OPEN_STATUSES),
+                          col(Ticket.status) == Status.no_action,
+                          col(Ticket.updated_at) >= cutoff))
+    found = await session.scalar(stmt.order_by(col(Ticket.updated_at).desc()).limit(1))
+    return await lock(session, found) if found is not None else None
+
+
+async def _open_ticket(
+    session: AsyncSession, inbound: InboundMessage, *, customer_id: int | None, inbox_id: int
+) -> Ticket:
+    subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
+    ticket = Ticket(
+        number=await next_counter(session, "ticket_number"), subject=subject,
+        channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
+        conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
+    )
+    session.add(ticket)
+    await session.flush()
+    assert ticket.id is not None
+    search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
+               ticket_id=ticket.id, customer_id=customer_id)
+    return ticket
+
+
+async def auto_assign(session: AsyncSession, ticket: Ticket, *, why: str,
+                      previous: int | None = None) -> dict[str, object] | None:
+    """Assign by the inbox's policy; the reason when the assignee changed, else None.
+
+    ``previous``: an absent assignee whose ticket goes to someone else, or back to the queue.
+    The caller publishes the change.
+    """
+    decision = await assignment.choose(session, ticket, exclude={previous} if previous else None)
+    if decision is None or (decision.user_id is None and previous is None):
+        return None
+    reason = {**decision.reason, "why": why}
+    if previous is not None:
+        reason["previous_assignee_id"] = previous
+    ticket.assignee_id = decision.user_id
+    await session.flush()  # the next choice in this transaction counts this ticket's load
+    assert ticket.id is not None
+    history.record(session, ticket_id=ticket.id, data={"assignee_id": decision.user_id, "reason": reason},
+                   type="ticket.assigned" if decision.user_id is not None else "ticket.unassigned")
+    return reason
+
+
+async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict[str, object]) -> None:
+    """Tell everyone a policy (re)assigned ``ticket``, which moved on a version."""
+    touch(ticket)
+    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+
+
+async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
+                    created: bool) -> None:
+    policy = await sla.policy(session)
+    if created:
+        sla.on_opened(policy, ticket, at)
+    elif not (before == ticket.status == Status.no_action):
+        sla.on_inbound(policy, ticket, before, at)
+
+
+def _subject_from(body: str) -> str:
+    first_line = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return first_line[:80]
+
+
+async def _append_inbound(
+    session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None
+) -> Message:
+    received = inbound.received_at or utcnow()
+    assert ticket.id is not None
+    message = Message(
+        ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
+        author=author, body_text=inbound.body_text,
+        body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
+        external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
+        auto_reply=inbound.auto_reply, created_at=received,
+    )
+    session.add(message)
+    await session.flush()
+    assert message.id is not None
+    _store_attachments(session, message.id, inbound)
+    search.add(session, kind="message", ref_id=message.id, text_=inbound.body_text,
+               ticket_id=ticket.id, customer_id=ticket.customer_id)
+    # Auto-replies never reopen a ticket; nothing but 対応不要 stays put for a real message.
+    if not inbound.auto_reply and ticket.status != Status.no_action:
+        ticket.status = Status.unhandled
+        ticket.pending_reason = None
+    ticket.last_message_at = received
+    return message
+
+
+def _store_attachments(session: AsyncSession, message_id: int, inbound: InboundMessage) -> None:
+    for item in inbound.attachments:
+        if len(item.data) > MAX_ATTACHMENT_BYTES:
+            continue
+        session.add(_attachment_row(message_id, item))
+
+
+def _attachment_row(message_id: int, item: InboundAttachment) -> Attachment:
+    return Attachment(
+        message_id=message_id, filename=item.filename[:255],
+        content_type=item.content_type[:127], size=len(item.data),
+        content_id=item.content_id, data=item.data,
+    )
+
+
+async def add_late_content(
+    session: AsyncSession, *, message_id: int, attachments: list[InboundAttachment],
+    note: str | None = None,
+) -> bool:
+    """Attach content fetched after ingest (a LINE photo) to a message, or note why it is missing.
+
+    The caller decides how big is acceptable. Operators are told with ``message.updated``.
+    False when the message no longer exists.
+    """
+    message = await session.get(Message, message_id)
+    if message is None:
+        return False
+    session.add_all(_attachment_row(message_id, item) for item in attachments)
+    if note:
+        message.body_text = f"{message.body_text}\n{note}" if message.body_text else note
+    await session.flush()
+    inbox_id = await inbox_of(session, message.ticket_id)
+    shown = (await attachments_of(session, [message_id])).get(message_id, [])
+    events.record(session, type="message.updated", inbox_id=inbox_id, data={
+        "ticket_id": message.ticket_id, "message_id": message.id, "channel": message.channel,
+        "direction": message.direction, "delivery_status": message.delivery_status, "error": None,
+        "attachments": [a.model_dump() for a in shown], "preview": message.body_text[:140],
+    })
+    return True
+
+
+def sanitize_html(html: str) -> str:
+    """Customer HTML made inert: no scripts, handlers, or remote loads (images need consent)."""
+    return nh3.clean(
+        html,
+        url_schemes={"http", "https", "mailto", "cid", "tel"},
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=_block_remote_images,
+    )
+
+
+def _block_remote_images(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not value.startswith("cid:"):
+        return None
+    return value
+
+
+async def system_note(
+    session: AsyncSession, ticket_id: int, *, channel: Channel, external_id: str, body: str,
+    at: datetime | None,
+) -> Message | None:
+    """An internal entry the system writes in a thread (a call's length, a recording), once per
+    ``external_id``; the ticket's status and assignee stay as they are. None when it exists."""
+    await serialize_on(session, f"inbound:{channel}:{external_id}")
+    if await message_by_external_id(session, channel, external_id) is not None:
+        return None
+    ticket = await lock(session, ticket_id)
+    if ticket is None:
+        return None
+    message = Message(ticket_id=ticket_id, direction=Direction.outbound, internal=True,
+                      channel=channel, body_text=body, external_id=external_id,
+                      created_at=at or utcnow())
+    session.add(message)
+    await session.flush()
+    touch(ticket)
+    await publish_ticket(session, ticket, "ticket.updated")
+    publish_message(session, ticket, message)
+    return message

@@ -1,0 +1,80 @@
+"""The import graph: no cycle between packages, no import against the layers table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from helpdesk.tools import layers
+from helpdesk.tools.layers import Import
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_project_import_graph_is_clean() -> None:
+    run = subprocess.run([sys.executable, "-m", "helpdesk.tools.layers"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no package cycle, no layer broken" in run.stdout
+
+
+def test_every_module_has_a_layer_and_the_named_ones_the_right_one() -> None:
+    for module in layers.project_modules():
+        layers.layer_of(module)  # raises for a module no row covers
+    expected = {"helpdesk.app": "wiring", "helpdesk.pages": "wiring", "helpdesk.web.templating": "page",
+                "helpdesk.tickets.views": "page", "helpdesk.tickets.api": "api",
+                "helpdesk.channels.line.service": "adapter", "telephony.twilio": "adapter",
+                "helpdesk.realtime.api": "socket", "helpdesk.realtime.hub": "hub",
+                "helpdesk.tickets.models": "tables", "helpdesk.tickets.service": "domain",
+                "helpdesk.outbox.tasks": "jobs", "helpdesk.db": "storage",
+                "helpdesk.tickets.inbox_views": "page", "helpdesk.calls.settings_models": "tables"}
+    assert {module: layers.layer_of(module).name for module in expected} == expected
+
+
+def test_function_level_and_relative_imports_count(tmp_path: Path) -> None:
+    source = tmp_path / "helpdesk" / "tickets" / "service.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("def later():\n    from helpdesk.web import templating\n"
+                      "    from ..customers import service\n")
+    modules = {"helpdesk.tickets.service": source, "helpdesk.web.templating": source,
+               "helpdesk.customers.service": source, "helpdesk.web": source}
+    layers_root = layers.ROOT
+    layers.ROOT = tmp_path
+    try:
+        found = list(layers.imports_of("helpdesk.tickets.service", source, modules))
+    finally:
+        layers.ROOT = layers_root
+    assert {edge.target for edge in found} == {"helpdesk.web.templating", "helpdesk.customers.service"}
+
+
+def test_a_service_importing_a_page_is_reported() -> None:
+    edge = Import("helpdesk.tickets.service", "helpdesk.web.templating", 3)
+    assert layers.layer_violations([edge]) == [
+        "helpdesk.tickets.service:3: domain imports page module helpdesk.web.templating"]
+
+
+def test_the_hub_and_the_storage_kit_may_not_import_a_domain() -> None:
+    edges = [Import("helpdesk.realtime.hub", "helpdesk.tickets.service", 1),
+             Import("helpdesk.storage.prepared", "helpdesk.customers.service", 2),
+             Import("helpdesk.db", "helpdesk.calls.models", 3)]
+    assert len(layers.layer_violations(edges)) == 3
+
+
+def test_two_services_importing_each_other_are_a_cycle() -> None:
+    edges = [Import("helpdesk.calls.service", "helpdesk.profiles.service", 1),
+             Import("helpdesk.profiles.service", "helpdesk.calls.log", 2),
+             Import("helpdesk.calls.views", "helpdesk.profiles.service", 3)]
+    [cycle] = layers.package_cycles(edges)
+    assert cycle.startswith("cycle between 2 packages: helpdesk.calls, helpdesk.profiles")
+
+
+def test_a_page_kit_wiring_the_pages_built_on_it_is_a_cycle() -> None:
+    edges = [Import("helpdesk.web.pages", "helpdesk.tickets.views", 1),
+             Import("helpdesk.tickets.views", "helpdesk.web.templating", 2)]
+    [cycle] = layers.package_cycles(edges)
+    assert "helpdesk.tickets [page], helpdesk.web [page]" in cycle
+
+
+def test_a_page_using_a_service_that_uses_its_package_is_no_cycle() -> None:
+    edges = [Import("helpdesk.customers.views", "helpdesk.tickets.service", 1),
+             Import("helpdesk.tickets.service", "helpdesk.customers.service", 2)]
+    assert layers.package_cycles(edges) == []
