@@ -45,9 +45,6 @@ class ReplyExtras:
     bcc: list[str] = field(default_factory=list)
     files: list[OutboundFile] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.cc or self.bcc or self.files)
-
 
 def addresses(value: str, *, label: str) -> list[str]:
     """The addresses in a Cc or Bcc field (commas, semicolons or spaces between them); 422 for
