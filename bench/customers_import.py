@@ -86,7 +86,9 @@ async def import_one(maker, path: Path, kind: Kind) -> tuple[float, object]:  # 
     started = time.perf_counter()
     stream = await asyncio.to_thread(path.open, "rb")
     try:
-        summary = await tasks.import_file(maker, stream, kind=kind, options=tasks.ImportOptions())
+        # The CLI's options: a process that only imports pauses the collector per batch.
+        options = tasks.ImportOptions(pause_collector=True)
+        summary = await tasks.import_file(maker, stream, kind=kind, options=options)
     finally:
         stream.close()
     return time.perf_counter() - started, summary

@@ -31,12 +31,13 @@ from bench.inbox_page import SECRET, report, serve
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
-from helpdesk.db import create_engine, next_counter
+from helpdesk.db import create_engine
 from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import histogram, tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.counters import next_counter
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # Server and client share the process: on a busy host the CPU a request costs says more than

@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
-    from helpdesk.realtime import service as events
+    from helpdesk.realtime import log as event_log
     from helpdesk.reports import tasks as report_tasks
     from helpdesk.reports.calendar import report_calendar
 
@@ -79,7 +79,7 @@ def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
         try:
             sessions = event_sessions(engine)
             async with sessions() as session:
-                pruned = await events.pruned_through(session)
+                pruned = await event_log.pruned_through(session)
             if pruned and not args.force:
                 print(f"error: retention deleted the events up to seq {pruned}; a rebuild would "
                       "lose the days they covered (pass --force to rebuild anyway)", file=sys.stderr)

@@ -8,8 +8,13 @@ from helpdesk.auth.models import AuthSession, RecoveryCode, RolePolicy, User
 from helpdesk.calls.models import Call, CallEvent, CallTransfer, WrapupState
 from helpdesk.calls.settings_models import CtiSettings, InboxVoice
 from helpdesk.channels.models import ChatVisitor, ImapCursor, MediaFetch
-from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem, RfmBoundary
-from helpdesk.db import Counter
+from helpdesk.customers.models import (
+    Customer,
+    CustomerIdentity,
+    Order,
+    OrderItem,
+    RfmBoundary,
+)
 from helpdesk.history.models import TicketHistory
 from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
@@ -27,6 +32,7 @@ from helpdesk.reports.models import (
 )
 from helpdesk.search.models import SearchEntry
 from helpdesk.sla.models import SlaSettings
+from helpdesk.storage.counters import Counter
 from helpdesk.tickets.models import (
     Attachment,
     Message,

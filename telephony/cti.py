@@ -19,7 +19,7 @@ from helpdesk.calls.models import Call, CallDirection, Routed
 from helpdesk.config import SettingsDep
 from helpdesk.db import SessionDep
 from helpdesk.errors import BadInput, NotFound, Unauthorized
-from helpdesk.realtime import service as events
+from helpdesk.realtime.log import sockets_first
 
 router = APIRouter(tags=["telephony"])
 PROVIDER = "cti"
@@ -65,7 +65,7 @@ async def cti_event(token: str, request: Request, session: SessionDep,
                                   cause=fields["cause"] or None, options=options))
         answer = {}
     await session.commit()
-    await events.sockets_first()
+    await sockets_first()
     return answer
 
 

@@ -24,7 +24,7 @@ from helpdesk.config import Settings, SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime.log import sockets_first
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
@@ -68,7 +68,7 @@ async def answer_ringing(session: SessionDep, ringing: calls.Ringing | None, set
         return xml(twiml.hang_up())
     answer = twiml.inbound(ringing, settings)
     await session.commit()
-    await events.sockets_first()
+    await sockets_first()
     return xml(answer)
 
 

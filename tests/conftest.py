@@ -30,6 +30,7 @@ from helpdesk.db import create_engine
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
+from helpdesk.storage.sessions import begin_write
 
 INBOUND_TOKEN = "test-inbound-token"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -162,17 +163,6 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session for arranging and checking data (commit to make it visible to the server)."""
     async with event_sessions(engine, read_only=True)() as session:
         yield session
-
-
-async def begin_write(session: AsyncSession) -> None:
-    """End the session's transaction and begin one that holds SQLite's write lock from the start.
-
-    The ``db`` session begins DEFERRED so a test's reads never block the servers; but a deferred
-    transaction that read and then writes fails at once with SQLITE_BUSY when a server (its
-    presence heartbeat, say) committed in between. Helpers that write call this first.
-    """
-    await session.commit()
-    await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
 # What Staff signed each user in with, by user id: a bearer token and a page session cookie,

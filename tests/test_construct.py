@@ -6,9 +6,9 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.calls.models import Call, CallDirection, CallState, Routed
-from helpdesk.db import construct
 from helpdesk.inboxes import service as inbox_service
-from tests.conftest import begin_write
+from helpdesk.storage.construct import construct
+from helpdesk.storage.sessions import begin_write
 
 STARTED = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 

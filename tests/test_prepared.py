@@ -1,27 +1,44 @@
-"""Statements run through ``helpdesk.prepared`` read exactly what SQLAlchemy's own path reads."""
+"""Statements run through ``storage.prepared`` read exactly what SQLAlchemy's own path reads."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
+import pytest
 from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk import prepared
 from helpdesk.customers.models import Customer, CustomerIdentity, IdentityKind, table_of
 from helpdesk.db import create_sessionmaker
-from tests.conftest import begin_write
+from helpdesk.storage import prepared
+from helpdesk.storage.sessions import begin_write
 
 CUSTOMER, IDENTITY = table_of(Customer), table_of(CustomerIdentity)
 # An IN list given per call, a literal IN list, a literal rendered at execution (the separator)
 # and a LIMIT: every way a value reaches a compiled statement here.
-BY_IDS = (select(CUSTOMER.c.id, CUSTOMER.c.name, CUSTOMER.c.total_spent, CUSTOMER.c.last_order_at,
+
+
+class Listed(NamedTuple):
+    id: int
+    name: str | None
+    total_spent: Decimal
+    last_order_at: datetime | None
+    contacts: str | None
+
+
+class Named(NamedTuple):
+    name: str | None
+
+
+BY_IDS_STATEMENT = (select(CUSTOMER.c.id, CUSTOMER.c.name, CUSTOMER.c.total_spent, CUSTOMER.c.last_order_at,
                  select(func.aggregate_strings(IDENTITY.c.value, "|"))
                  .where(IDENTITY.c.customer_id == CUSTOMER.c.id,
                         IDENTITY.c.kind.in_([IdentityKind.email, IdentityKind.phone]))
                  .correlate(CUSTOMER).scalar_subquery())
           .where(CUSTOMER.c.id.in_(bindparam("ids", expanding=True)))
           .order_by(CUSTOMER.c.id).limit(2))
-NAMED = select(CUSTOMER.c.name).where(CUSTOMER.c.name == bindparam("name"))
+BY_IDS = prepared.Query(BY_IDS_STATEMENT, Listed)
+NAMED = prepared.Query(select(CUSTOMER.c.name).where(CUSTOMER.c.name == bindparam("name")), Named)
 
 
 async def _customers(db: AsyncSession) -> list[int]:
@@ -43,14 +60,20 @@ async def test_rows_match_sqlalchemy(engine: AsyncEngine, db: AsyncSession) -> N
         connection = await session.connection()
         for wanted in (ids, ids[1:], [ids[2]], []):
             ours = await prepared.rows(session, BY_IDS, {"ids": wanted})
-            theirs = (await connection.execute(BY_IDS, {"ids": wanted})).all()
+            theirs = (await connection.execute(BY_IDS_STATEMENT, {"ids": wanted})).all()
             assert [tuple(r) for r in ours] == [tuple(r) for r in theirs]
             assert len(ours) == min(2, len(wanted))
-        first = (await prepared.rows(session, BY_IDS, {"ids": ids}))[0]
-        assert first[1:] == ("顧客1", Decimal("1234.50"),
-                             datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC), "a@example.jp")
-        assert await prepared.scalar(session, NAMED, {"name": "顧客3"}) == "顧客3"
+        first = await prepared.first(session, BY_IDS, {"ids": ids})
+        assert first == Listed(ids[0], "顧客1", Decimal("1234.50"),
+                               datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC), "a@example.jp")
+        assert type(first) is Listed
+        assert await prepared.first(session, NAMED, {"name": "顧客3"}) == Named("顧客3")
         assert await prepared.first(session, NAMED, {"name": "いない"}) is None
+
+
+def test_a_row_class_must_have_one_field_per_column() -> None:
+    with pytest.raises(TypeError, match="Named has fields"):
+        prepared.Query(BY_IDS_STATEMENT, Named)
 
 
 async def test_statements_reach_cursor_listeners(engine: AsyncEngine, db: AsyncSession) -> None:

@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.receipts import service as receipts

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from helpdesk import sqlite
 from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.storage import sqlite
 
 PAGES = 1_500  # more than the 1,000 pages at which SQLite would checkpoint inside a commit
 

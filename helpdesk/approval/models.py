@@ -8,7 +8,8 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import MessagePublic
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"

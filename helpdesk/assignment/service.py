@@ -16,7 +16,7 @@ from sqlmodel import col
 from helpdesk.assignment.models import DEFAULT_WEIGHTS, AssignmentConfig, AssignmentPolicy
 from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as presence
+from helpdesk.realtime import presence
 from helpdesk.realtime.models import Presence, PresenceStatus
 from helpdesk.tickets.models import Status, Ticket
 

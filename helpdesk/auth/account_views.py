@@ -61,11 +61,7 @@ async def change_password(
 async def revoke_session(request: Request, session: SessionDep, user: CurrentUser,
                          session_id: RowId) -> Response:
     """End one signed-in browser or API token."""
-    assert user.id is not None
-    if not await service.revoke(session, user_id=user.id, session_id=session_id):
-        raise NotFound("no such live session")
-    audit.record(session, action="session.revoke", actor_id=user.id, actor_email=user.email,
-                 target_type="auth_session", target_id=session_id, ip=client_ip(request))
+    await service.revoke_own(session, user, session_id, ip=client_ip(request))
     await session.commit()
     return _signed_out(request) if session_id == request.state.auth_session_id \
         else templating.redirect(request, "/me")
@@ -74,10 +70,7 @@ async def revoke_session(request: Request, session: SessionDep, user: CurrentUse
 @router.post("/me/sign-out-everywhere")
 async def sign_out_everywhere(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """End every session and token of the user, this browser's too."""
-    assert user.id is not None
-    ended = await service.revoke(session, user_id=user.id)
-    audit.record(session, action="logout.everywhere", actor_id=user.id, actor_email=user.email,
-                 ip=client_ip(request), sessions=ended)
+    await service.revoke_everywhere(session, user, ip=client_ip(request))
     await session.commit()
     return _signed_out(request)
 

@@ -19,7 +19,7 @@ from helpdesk.auth.models import (
 )
 from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, Forbidden, HelpdeskError, NotFound, Unauthorized
+from helpdesk.errors import BadInput, Forbidden, HelpdeskError, Unauthorized
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -89,11 +89,7 @@ async def sessions(request: Request, session: ReadSessionDep, user: CurrentUser)
 async def revoke_session(request: Request, session_id: RowId, session: SessionDep,
                          user: CurrentUser) -> Response:
     """End one of the caller's sessions or tokens at once."""
-    assert user.id is not None
-    if not await service.revoke(session, user_id=user.id, session_id=session_id):
-        raise NotFound("no such live session")
-    audit.record(session, action="session.revoke", actor_id=user.id, actor_email=user.email,
-                 target_type="auth_session", target_id=session_id, ip=client_ip(request))
+    await service.revoke_own(session, user, session_id, ip=client_ip(request))
     await session.commit()
     return Response(status_code=204)
 
@@ -112,9 +108,6 @@ async def logout(request: Request, session: SessionDep, user: CurrentUser) -> Re
 @router.post("/logout-everywhere", status_code=204)
 async def logout_everywhere(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """End every session and token of the caller, this one included."""
-    assert user.id is not None
-    ended = await service.revoke(session, user_id=user.id)
-    audit.record(session, action="logout.everywhere", actor_id=user.id, actor_email=user.email,
-                 ip=client_ip(request), sessions=ended)
+    await service.revoke_everywhere(session, user, ip=client_ip(request))
     await session.commit()
     return Response(status_code=204)

@@ -7,7 +7,8 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import EnumString, UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import EnumString, UTCDateTime
 
 
 class Role(StrEnum):

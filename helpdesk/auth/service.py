@@ -20,7 +20,7 @@ from helpdesk.auth.models import AuthSession, Role, SessionKind, User
 from helpdesk.auth.throttle import Counters
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
-from helpdesk.errors import BadInput, Conflict, HelpdeskError, Unauthorized
+from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound, Unauthorized
 
 _hasher = PasswordHasher()
 # A hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -248,6 +248,23 @@ async def revoke(session: AsyncSession, *, user_id: int, session_id: int | None 
         stmt = stmt.where(col(AuthSession.id) == session_id)
     result = await session.execute(stmt)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def revoke_own(session: AsyncSession, user: User, session_id: int, *, ip: str | None) -> None:
+    """End one of the user's own sessions at their request, audited; 404 when it is not live."""
+    assert user.id is not None
+    if not await revoke(session, user_id=user.id, session_id=session_id):
+        raise NotFound("no such live session")
+    audit.record(session, action="session.revoke", actor_id=user.id, actor_email=user.email,
+                 target_type="auth_session", target_id=session_id, ip=ip)
+
+
+async def revoke_everywhere(session: AsyncSession, user: User, *, ip: str | None) -> None:
+    """End every session and token of the user at their request, audited."""
+    assert user.id is not None
+    ended = await revoke(session, user_id=user.id)
+    audit.record(session, action="logout.everywhere", actor_id=user.id, actor_email=user.email,
+                 ip=ip, sessions=ended)
 
 
 async def change_password(session: AsyncSession, user: User, *, current: str, new: str) -> None:

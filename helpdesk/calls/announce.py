@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.calls import threads
 from helpdesk.calls.models import Call, CallPublic
 from helpdesk.profiles import service as profiles
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 
 
 def public(call: Call) -> dict[str, Any]:
@@ -34,18 +34,15 @@ async def ringing(
         found = await profiles.complete(session, customer, profiles.ProfileScope(None, {call.inbox_id}),
                                         dormant_after_days)
         profile = found.model_dump(mode="json")
-    data = {"call": public(call), "caller": threads.caller_card(call, profile, region),
-            "profile": profile}
-    if transfer is not None:
-        data["transfer"] = transfer
-    events.record(session, type="call.ringing",
-                  user_ids=call.offered_user_ids if user_ids is None else user_ids, data=data)
+    events.record(session, events.CallRinging(
+        user_ids=call.offered_user_ids if user_ids is None else user_ids, call=public(call),
+        caller=threads.caller_card(call, profile, region), profile=profile,
+        transfer=events.ABSENT if transfer is None else transfer))
 
 
-def publish(session: AsyncSession, call: Call, kind: str) -> None:
-    """A plain call event (ended, missed, transferred) to its operators and inbox."""
-    events.record(session, type=kind, data={"call": public(call)}, inbox_id=call.inbox_id,
-                  user_ids=audience(call))
+def publish(session: AsyncSession, call: Call, kind: type[events.CallOutcome]) -> None:
+    """How the call ended (ended, missed), to its operators and inbox."""
+    events.record(session, kind(inbox_id=call.inbox_id, user_ids=audience(call), call=public(call)))
 
 
 def publish_answered(session: AsyncSession, call: Call) -> None:
@@ -54,5 +51,5 @@ def publish_answered(session: AsyncSession, call: Call) -> None:
     target = ({"ticket_id": call.ticket_id} if call.ticket_id is not None
               else {"customer_id": call.customer_id} if call.customer_id is not None
               else {"new_ticket": {"phone": call.caller_e164}})
-    events.record(session, type="call.answered", user_ids=audience(call),
-                  data={"call": public(call), "operator_id": call.operator_id, "open": target})
+    events.record(session, events.CallAnswered(user_ids=audience(call), call=public(call),
+                                               operator_id=call.operator_id, open=target))

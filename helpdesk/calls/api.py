@@ -35,7 +35,7 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["calls"])
@@ -60,7 +60,7 @@ async def transfer_targets(session: ReadSessionDep, user: CurrentUser) -> dict[s
     """Who a call can be handed to: active staff (online first) and every inbox's queue."""
     staff = list(await session.execute(select(col(User.id), col(User.name)).where(
         col(User.is_active).is_(True), col(User.id) != user.id).order_by(col(User.name))))
-    online = set(await events.online_among(session))
+    online = set(await presence.online_among(session))
     inboxes = await inbox_service.inboxes_by_id(session, None)
     people = [{"id": uid, "name": name, "online": uid in online} for uid, name in staff]
     people.sort(key=lambda p: not p["online"])

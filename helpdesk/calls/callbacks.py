@@ -8,7 +8,7 @@ from helpdesk.calls.models import Call, CallbackOutcome, CallbackResult
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel
@@ -54,5 +54,6 @@ async def record_result(session: AsyncSession, call: Call, body: CallbackResult,
         await ticket_ingest.system_note(session, call.ticket_id, channel=Channel.phone, body=text,
                                   external_id=f"callback:{call.id}:{now.isoformat()}", at=now)
     await session.flush()
-    events.record(session, type="call.callback_result", inbox_id=call.inbox_id, data={
-        "call_id": call.id, "result": body.result.value, "by": user.id, "at": now.isoformat()})
+    events.record(session, events.CallCallbackResult(
+        inbox_id=call.inbox_id, call_id=call.id, result=body.result.value, by=user.id,
+        at=now.isoformat()))

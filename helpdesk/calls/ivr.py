@@ -13,7 +13,7 @@ from helpdesk.calls import threads
 from helpdesk.calls.models import Call
 from helpdesk.calls.settings_models import VoiceConfig
 from helpdesk.inboxes.models import Inbox
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 
 CALLBACK_TAG = "折り返し"
 
@@ -27,8 +27,8 @@ async def apply_choice(session: AsyncSession, call: Call, voice: VoiceConfig | N
     if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is not None:
         call.inbox_id = option.inbox_id
     call.menu_tag = option.tag
-    events.record(session, type="call.menu_chosen", inbox_id=call.inbox_id, data={
-        "call_id": call.id, "digit": option.digit, "inbox_id": call.inbox_id, "tag": option.tag})
+    events.record(session, events.CallMenuChosen(inbox_id=call.inbox_id, call_id=call.id,
+                                                 digit=option.digit, tag=option.tag))
 
 
 async def callback_task(session: AsyncSession, call: Call, *, region: str, timezone: str,
@@ -38,5 +38,5 @@ async def callback_task(session: AsyncSession, call: Call, *, region: str, timez
     call.menu_tag = call.menu_tag or CALLBACK_TAG
     ticket_id = await threads.callback_ticket(session, call, region=region, timezone=timezone,
                                               reopen_window=reopen_window)
-    events.record(session, type="call.callback_requested", inbox_id=call.inbox_id, data={
-        "call_id": call.id, "ticket_id": ticket_id, "customer_id": call.customer_id})
+    events.record(session, events.CallCallbackRequested(
+        inbox_id=call.inbox_id, call_id=call.id, ticket_id=ticket_id, customer_id=call.customer_id))

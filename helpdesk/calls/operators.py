@@ -5,20 +5,22 @@ Browser-phone identities, the free operators of an inbox, business hours, and th
 
 import re
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, Table, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallState, WrapupState
 from helpdesk.calls.settings_models import BusinessHours
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence
+from helpdesk.storage import prepared
+from helpdesk.storage.types import UTCDateTime
 
 VOICEMAIL = "voicemail"
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
@@ -49,12 +51,18 @@ def _free_operators_query() -> Select[Any]:
         .limit(1).correlate(inbox_service.USER).scalar_subquery())
     last = (select(func.max(CALL.c.answered_at)).where(CALL.c.operator_id == inbox_service.USER.c.id)
             .correlate(inbox_service.USER).scalar_subquery())
-    online = events.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
+    online = presence.online_query(inbox_service.active_members(bindparam("inbox_id", type_=Integer)))
     return select(inbox_service.USER.c.id, func.coalesce(on_call, in_wrapup), last).where(
         inbox_service.USER.c.id.in_(online))
 
 
-_FREE_OPERATORS = _free_operators_query()
+class _Operator(NamedTuple):
+    user_id: int | None
+    busy_with: int | None  # the call or after-call work holding them, if any
+    last_answered_at: datetime | str | None
+
+
+_FREE_OPERATORS = prepared.Query(_free_operators_query(), _Operator)
 
 
 async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
@@ -64,7 +72,8 @@ async def choose_operators(session: AsyncSession, inbox_id: int, *, limit: int,
     rows = await prepared.rows(session, _FREE_OPERATORS, {"inbox_id": inbox_id,
                                                           "acw_since": utcnow() - acw_limit})
     never = datetime.min.replace(tzinfo=UTC)
-    free = [(_aware(at) or never, uid) for uid, busy, at in rows if busy is None and uid is not None]
+    free = [(_aware(row.last_answered_at) or never, row.user_id) for row in rows
+            if row.busy_with is None and row.user_id is not None]
     return [uid for _, uid in sorted(free)][:limit]
 
 

@@ -14,6 +14,7 @@ from helpdesk.customers import service as customers
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.inboxes import service as inbox_service
+from helpdesk.profiles import service as profiles
 
 
 class DialFailed(HelpdeskError):
@@ -35,7 +36,8 @@ async def start_outbound(
     if not caller_id:
         raise BadInput("no caller id for this destination: set a route or a default caller id")
     if customer_id is None:
-        customer_id = await customers.customer_id_by_phone(session, e164)
+        owner = await profiles.customer_rows_by_phone(session, e164)
+        customer_id = owner.id if owner is not None else None
     inbox = await inbox_service.inbox_for_number(session, caller_id, region=options.region)
     assert inbox.id is not None
     call = Call(provider="twilio", call_id=f"pending-{uuid.uuid4().hex}", direction=CallDirection.outbound,

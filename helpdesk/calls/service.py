@@ -12,22 +12,27 @@ settings), ``announce`` (the events), ``log`` (the caller log), ``callbacks`` (c
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.calls import announce, ivr, threads, transfer, wrapup
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.models import Call, CallDirection, CallEvent, CallState, Routed
 from helpdesk.calls.operators import VOICEMAIL, choose_operators, is_open
 from helpdesk.calls.settings_models import CtiConfig, VoiceConfig
 from helpdesk.config import DEFAULT_REGION, Settings
-from helpdesk.db import construct, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
+from helpdesk.realtime import events
+from helpdesk.storage import prepared
+from helpdesk.storage.construct import construct
+from helpdesk.storage.locks import serialize_on
 
 CALL: Table = Call.__table__  # type: ignore[attr-defined]
 CALL_EVENT: Table = CallEvent.__table__  # type: ignore[attr-defined]
@@ -84,10 +89,10 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     """Record a new call (a retried one returns the original) and pop the screen for inbound."""
     await serialize_on(session, f"call:{new.provider}:{new.call_id}")
     settings = await cti_settings.cached(session, options.region)
-    existing_id = await prepared.scalar(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
-                                                                        "call_id": new.call_id})
+    existing_id = await prepared.first(session, _CALL_BY_PROVIDER_ID, {"provider": new.provider,
+                                                                       "call_id": new.call_id})
     if existing_id is not None:
-        existing = await session.get(Call, existing_id)
+        existing = await session.get(Call, existing_id.id)
         assert existing is not None
         known = await session.get(Inbox, existing.inbox_id)
         return Ringing(existing, False, known.name if known else "default", settings.config,
@@ -113,9 +118,11 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
     if inbound:
         await _route(session, call, new, settings, options)
     # Written by plain statements: the ORM's unit of work costs more than the rest of the ring.
-    call.id = await prepared.scalar(session, _INSERT_CALL, {name: getattr(call, name)
+    inserted = await prepared.first(session, _INSERT_CALL, {name: getattr(call, name)
                                                             for name in _INSERT_CALL_COLUMNS})
-    await prepared.rows(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
+    assert inserted is not None  # INSERT … RETURNING gives its row
+    call.id = inserted.id
+    await prepared.execute(session, _INSERT_CALL_EVENT, {"call_ref": call.id, "key": "ring", "at": utcnow()})
     if inbound and call.routed not in (Routed.rejected, Routed.menu):
         await _announce_ring(session, call, customer, options)
     return Ringing(call, True, inbox.name, settings.config,
@@ -124,14 +131,19 @@ async def ring(session: AsyncSession, new: Ring, *, options: CallOptions) -> Rin
 
 _INSERT_CALL_COLUMNS = [column.name for column in CALL.c if column.name != "id"]
 
-_INSERT_CALL = (insert(CALL).values({name: bindparam(name) for name in _INSERT_CALL_COLUMNS})
-                .returning(CALL.c.id))
 
+
+class _CallId(NamedTuple):
+    id: int
+
+
+_INSERT_CALL = prepared.Query(insert(CALL).values({name: bindparam(name) for name in _INSERT_CALL_COLUMNS})
+                              .returning(CALL.c.id), _CallId)
 _INSERT_CALL_EVENT = insert(CALL_EVENT).values(call_ref=bindparam("call_ref"), key=bindparam("key"),
                                                at=bindparam("at"))
-
-_CALL_BY_PROVIDER_ID = select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
-                                               CALL.c.call_id == bindparam("call_id"))
+_CALL_BY_PROVIDER_ID = prepared.Query(select(CALL.c.id).where(CALL.c.provider == bindparam("provider"),
+                                                              CALL.c.call_id == bindparam("call_id")),
+                                      _CallId)
 
 
 async def _route(
@@ -292,11 +304,11 @@ async def hangup(
             await threads.missed_ticket(session, call, region=options.region,
                                         timezone=options.timezone,
                                         reopen_window=options.reopen_window)
-            announce.publish(session, call, "call.missed")
+            announce.publish(session, call, events.CallMissed)
     elif answered:
         await threads.ended_entry(session, call)
         await wrapup.begin(session, call, limit=options.acw_limit)
-    announce.publish(session, call, "call.ended")
+    announce.publish(session, call, events.CallEnded)
     return call
 
 

@@ -9,14 +9,16 @@ Saving an inbox's voice settings moves it too.
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.calls.settings_models import CtiConfig, CtiSettings, InboxVoice, VoiceConfig
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.db import utcnow
+from helpdesk.storage import prepared
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,12 @@ class Cached:
 # edit made by any process is seen by the next call everywhere.
 _config_cache: dict[str, Cached] = {}
 CTI_SETTINGS: Table = CtiSettings.__table__  # type: ignore[attr-defined]
-_CONFIG_VERSION = select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1)
+class _ConfigVersion(NamedTuple):
+    updated_at: datetime
+
+
+_CONFIG_VERSION = prepared.Query(select(CTI_SETTINGS.c.updated_at).where(CTI_SETTINGS.c.id == 1),
+                                 _ConfigVersion)
 
 
 async def cti_config(session: AsyncSession) -> CtiConfig:
@@ -45,11 +52,11 @@ async def cti_config(session: AsyncSession) -> CtiConfig:
 async def cached(session: AsyncSession, region: str) -> Cached:
     """The CTI settings, parsed once per change of the row (checked with one indexed read)."""
     key = f"{session.get_bind().engine.url}|{region}"
-    version = await prepared.scalar(session, _CONFIG_VERSION)
+    version = await prepared.first(session, _CONFIG_VERSION)
     if version is None:  # never saved: the defaults
         return Cached(datetime.min, CtiConfig(), BlockedCallers(frozenset(), frozenset()))
     found = _config_cache.get(key)
-    if found is not None and found.updated_at == version:
+    if found is not None and found.updated_at == version.updated_at:
         return found
     row = await session.get(CtiSettings, 1, populate_existing=True)
     assert row is not None
@@ -111,11 +118,6 @@ class BlockedCallers:
         """Whether the caller id is on the list (compared as E.164 when both parse)."""
         e164 = normalize.phone(caller, region)
         return (e164 is not None and e164 in self.e164) or normalize.nfkc(caller) in self.folded
-
-
-def is_blocked(config: CtiConfig, caller: str, *, region: str) -> bool:
-    """Whether the caller id is on the blocked list (compared as E.164 when both parse)."""
-    return BlockedCallers.of(config, region).match(caller, region=region)
 
 
 def outbound_caller_id(config: CtiConfig, destination: str) -> str | None:

@@ -8,18 +8,19 @@ on one day share a ticket.
 
 import contextlib
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallDirection
 from helpdesk.errors import HelpdeskError
 from helpdesk.inboxes.models import Inbox
+from helpdesk.storage import prepared
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
@@ -29,18 +30,23 @@ TICKET: Table = Ticket.__table__  # type: ignore[attr-defined]
 _OPEN = [status.value for status in ticket_queries.OPEN_STATUSES]
 # The caller's most recently active open ticket in the inbox: ix_ticket_customer_id narrows it
 # to the customer's handful of tickets.
-_OPEN_TICKET = (select(TICKET.c.id)
-                .where(TICKET.c.customer_id == bindparam("customer_id"),
-                       TICKET.c.inbox_id == bindparam("inbox_id"), TICKET.c.status.in_(_OPEN))
-                .order_by(TICKET.c.updated_at.desc(), TICKET.c.id.desc()).limit(1))
+class _TicketId(NamedTuple):
+    id: int
+
+
+_OPEN_TICKET = prepared.Query(
+    select(TICKET.c.id)
+    .where(TICKET.c.customer_id == bindparam("customer_id"),
+           TICKET.c.inbox_id == bindparam("inbox_id"), TICKET.c.status.in_(_OPEN))
+    .order_by(TICKET.c.updated_at.desc(), TICKET.c.id.desc()).limit(1), _TicketId)
 WITHHELD = "非通知"
 
 
 async def open_ticket_id(session: AsyncSession, *, customer_id: int, inbox_id: int) -> int | None:
     """The caller's open ticket in the inbox a call rings in, if any (the ring's one lookup)."""
-    found = await prepared.scalar(session, _OPEN_TICKET, {"customer_id": customer_id,
-                                                          "inbox_id": inbox_id})
-    return int(found) if found is not None else None
+    found = await prepared.first(session, _OPEN_TICKET, {"customer_id": customer_id,
+                                                         "inbox_id": inbox_id})
+    return int(found.id) if found is not None else None
 
 
 def caller_card(call: Call, profile: dict[str, Any] | None, region: str) -> dict[str, Any]:

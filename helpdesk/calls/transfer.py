@@ -30,7 +30,7 @@ from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden, HelpdeskError
 from helpdesk.inboxes.models import Inbox
 from helpdesk.profiles import service as profiles
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel
@@ -108,9 +108,9 @@ async def _pop(session: AsyncSession, call: Call, transfer: CallTransfer, receiv
     await announce.ringing(session, call, customer, region=pop.region,
                            dormant_after_days=pop.dormant_after_days, user_ids=receivers,
                            transfer=describe(transfer, from_name=by.name))
-    events.record(session, type="call.transfer_started", inbox_id=call.inbox_id,
-                  user_ids=[uid for uid in {by.id, transfer.from_user_id, *receivers} if uid],
-                  data={"call": announce.public(call), "transfer": describe(transfer, from_name=by.name)})
+    events.record(session, events.CallTransferStarted(
+        inbox_id=call.inbox_id, user_ids=[uid for uid in {by.id, transfer.from_user_id, *receivers} if uid],
+        call=announce.public(call), transfer=describe(transfer, from_name=by.name)))
 
 
 def describe(transfer: CallTransfer, *, from_name: str | None = None) -> dict[str, Any]:
@@ -160,9 +160,9 @@ async def complete(session: AsyncSession, call: Call, transfer: CallTransfer, *,
                                 assignee_id=receiver_id)
         await _thread_entry(session, call, transfer)
     await session.flush()
-    data = {"call": announce.public(call), "transfer": describe(transfer)}
-    events.record(session, type="call.transferred", inbox_id=call.inbox_id, data=data,
-                  user_ids=[uid for uid in {transfer.from_user_id, receiver_id} if uid])
+    events.record(session, events.CallTransferred(
+        inbox_id=call.inbox_id, user_ids=[uid for uid in {transfer.from_user_id, receiver_id} if uid],
+        call=announce.public(call), transfer=describe(transfer)))
     announce.publish_answered(session, call)
 
 

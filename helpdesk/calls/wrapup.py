@@ -14,7 +14,7 @@ from helpdesk.calls.models import Call, WrapUp, WrapupState
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import MessagePublic, Status, TicketUpdate
@@ -33,11 +33,10 @@ async def begin(session: AsyncSession, call: Call, *, limit: timedelta) -> None:
     started = call.ended_at or utcnow()
     session.add(WrapupState(call_ref=call.id, operator_id=call.operator_id,
                             ticket_id=call.ticket_id, started_at=started))
-    events.record(session, type="call.acw_started", user_ids=[call.operator_id],
-                  inbox_id=call.inbox_id, data={
-                      "call_id": call.id, "operator_id": call.operator_id,
-                      "ticket_id": call.ticket_id, "started_at": started.isoformat(),
-                      "limit_seconds": int(limit.total_seconds())})
+    events.record(session, events.CallAcwStarted(
+        inbox_id=call.inbox_id, user_ids=[call.operator_id], call_id=call.id,
+        operator_id=call.operator_id, ticket_id=call.ticket_id, started_at=started.isoformat(),
+        limit_seconds=int(limit.total_seconds())))
 
 
 async def state_of(session: AsyncSession, call: Call) -> WrapupState | None:
@@ -100,12 +99,11 @@ async def _finish(session: AsyncSession, call: Call, body: WrapUp, *, user: User
     state.follow_up_on = body.follow_up_on or state.follow_up_on
     await session.flush()
     if first:
-        events.record(session, type="call.wrapup_done", inbox_id=call.inbox_id,
-                      user_ids=[state.operator_id], data={
-                          "call_id": call.id, "operator_id": state.operator_id,
-                          "ticket_id": ticket_id, "disposition": state.disposition,
-                          "acw_seconds": state.acw_seconds, "talk_seconds": _talk(call),
-                          "follow_up_on": _day(state.follow_up_on)})
+        events.record(session, events.CallWrapupDone(
+            inbox_id=call.inbox_id, user_ids=[state.operator_id], call_id=call.id,
+            operator_id=state.operator_id, ticket_id=ticket_id, disposition=state.disposition,
+            acw_seconds=state.acw_seconds, talk_seconds=_talk(call),
+            follow_up_on=_day(state.follow_up_on)))
 
 
 def _talk(call: Call) -> int | None:

@@ -35,8 +35,9 @@ from sqlmodel import col
 
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX, MediaFetch
 from helpdesk.config import Settings
-from helpdesk.db import dialect_of, readers_like, utcnow
+from helpdesk.db import utcnow
 from helpdesk.outbox.tasks import Listen, in_background
+from helpdesk.storage.sessions import dialect_of, readers_like
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import InboundAttachment
 

@@ -20,8 +20,11 @@ from helpdesk.customers.models import (
     IncomingOrder,
 )
 from helpdesk.customers.service import CHUNK, CUSTOMER, IDENTITY, ORDER, ORDER_ITEM, Identity
-from helpdesk.db import dialect_of, insert_many, read_counter, utcnow
+from helpdesk.db import utcnow
 from helpdesk.search import service as search
+from helpdesk.storage.bulk import insert_many
+from helpdesk.storage.counters import read_counter
+from helpdesk.storage.sessions import dialect_of
 
 
 @dataclass

@@ -10,9 +10,9 @@ from helpdesk.customers import rfm
 from helpdesk.customers.models import Customer
 from helpdesk.customers.orders import refresh_aggregates
 from helpdesk.customers.service import CUSTOMER, reindex
-from helpdesk.db import serialize_on
 from helpdesk.errors import BadInput, NotFound
 from helpdesk.search import service as search
+from helpdesk.storage.locks import serialize_on
 
 
 def customer_tables() -> list[Table]:

@@ -9,7 +9,8 @@ from typing import cast
 from sqlalchemy import JSON, Column, Index, Numeric, Table, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import EnumString, UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import EnumString, UTCDateTime
 
 
 class IdentityKind(StrEnum):

@@ -21,7 +21,9 @@ from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers.models import IncomingOrder, Order, OrderLine, PurchaseRecount, table_of
 from helpdesk.customers.service import CHUNK, CUSTOMER, ORDER, ORDER_ITEM, identities_of, reindex, resolve
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 
 # Words in a status that make an order no purchase (left out of counts, totals and ranks), as
 # carts spell them: 取消 covers 注文取消し and 受注取消, 取り消 covers 取り消し and 取り消し済み.

@@ -2,12 +2,13 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers.models import (
     Customer,
@@ -18,8 +19,11 @@ from helpdesk.customers.models import (
     OrderItem,
     table_of,
 )
-from helpdesk.db import dialect_of, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.search import service as search
+from helpdesk.storage import prepared
+from helpdesk.storage.locks import serialize_on
+from helpdesk.storage.sessions import dialect_of
 
 Identity = tuple[IdentityKind, str]
 
@@ -109,8 +113,8 @@ async def identities_by_customer(
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     if not wanted:
         return found
-    for customer_id, kind, value in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
-        found[customer_id].append((str(kind), value))
+    for row in await prepared.rows(session, _IDENTITIES_OF, {"ids": wanted}):
+        found[row.customer_id].append((str(row.kind), row.value))
     return found
 
 
@@ -177,11 +181,6 @@ def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
     )
 
 
-async def customer_id_by_phone(session: AsyncSession, e164: str) -> int | None:
-    """The customer owning an already normalised phone number, if any (one indexed lookup)."""
-    return await session.scalar(_owners(IdentityKind.phone, e164).limit(1))
-
-
 async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, int]:
     """Which customer owns each identity, in one query per few thousand identities."""
     by_kind: dict[IdentityKind, list[str]] = defaultdict(list)
@@ -193,7 +192,7 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
         for start in range(0, len(values), CHUNK):
             rows = await prepared.rows(session, _OWNERS, {"kind": kind,
                                                           "values": values[start:start + CHUNK]})
-            found.update(((kind, value), customer_id) for value, customer_id in rows)
+            found.update(((kind, row.value), row.customer_id) for row in rows)
     return found
 
 
@@ -206,11 +205,23 @@ IDENTITY = table_of(CustomerIdentity)
 
 # kind first: the unique (kind, value) index serves the lookup only when both are given; on
 # value alone every identity row would be scanned.
-_OWNERS = select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
-    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True)))
-_IDENTITIES_OF = (select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
-                  .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
-                  .order_by(IDENTITY.c.id))
+class _Owner(NamedTuple):
+    value: str
+    customer_id: int
+
+
+class _IdentityOf(NamedTuple):
+    customer_id: int
+    kind: str
+    value: str
+
+
+_OWNERS = prepared.Query(select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
+    IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True))),
+    _Owner)
+_IDENTITIES_OF = prepared.Query(select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
+                                .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
+                                .order_by(IDENTITY.c.id), _IdentityOf)
 
 
 async def names(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, str | None]:

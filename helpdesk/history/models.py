@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 
 
 class TicketHistory(SQLModel, table=True):

@@ -29,7 +29,8 @@ def run(kind: str, file: str, settings: Settings, *, mapping: str | None = None,
     try:
         options = tasks.ImportOptions(
             mapping=layouts.parse_map(mapping), source=source, region=settings.default_region,
-            timezone=settings.timezone, dormant_after_days=settings.dormant_after_days)
+            timezone=settings.timezone, dormant_after_days=settings.dormant_after_days,
+            pause_collector=True)  # this process only imports
         with path.open("rb") as stream, _progress(console) as progress:
             bar = progress.add_task(f"{kind} {path.name}", total=path.stat().st_size)
             summary = asyncio.run(_import(settings, stream, Kind(kind), options,

@@ -41,6 +41,11 @@ class ImportOptions:
     # Files on disk at least this big are parsed in a child process (see _batches_from_process):
     # starting one costs under a second, a few seconds of parsing in a thread more.
     parse_process_min_bytes: int = 4 << 20
+    # Pause automatic garbage collection while each batch is written (see collector_paused).
+    # The collector is the whole process's: only a process that does nothing but import (the
+    # CLI) may pause it. In the server an upload imports beside live sockets, whose garbage
+    # must keep being collected, so there it stays on.
+    pause_collector: bool = False
 
 
 async def import_file(
@@ -95,7 +100,7 @@ async def _write_batches(
         async with contextlib.aclosing(batches):
             async for batch, position in batches:
                 # A session per batch: other writers (webhooks, operators) get their turn between.
-                with collector_paused():
+                with collector_paused(options.pause_collector):
                     async with sessionmaker() as session:
                         await _write(session, kind, batch, summary, options, known)
                         if recount is not None:
@@ -146,8 +151,8 @@ _pauses_lock = threading.Lock()  # receiving threads pause too
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No automatic garbage collection while a batch is written.
+def collector_paused(pausing: bool = True) -> Iterator[None]:
+    """No automatic garbage collection while a batch is written (unless ``pausing`` is False).
 
     A batch is thousands of rows, parameters and results that live only until its commit.
     Collections in the middle promote them to the oldest generation, whose full passes over
@@ -157,10 +162,9 @@ def collector_paused() -> Iterator[None]:
     """
     global _pauses
     with _pauses_lock:
-        if _pauses == 0 and not gc.isenabled():  # turned off by someone else: leave it so
+        if not pausing or (_pauses == 0 and not gc.isenabled()):  # off by someone else: leave it so
             pausing = False
         else:
-            pausing = True
             _pauses += 1
             gc.disable()
     try:
@@ -237,7 +241,8 @@ async def _batches_from_process(
     sending.close()
     arrived: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=PREFETCH_BATCHES)
     stopping = threading.Event()
-    receiver = threading.Thread(target=_receive_all, args=(receiving, kind, arrived, stopping),
+    receiver = threading.Thread(target=_receive_all,
+                                args=(receiving, kind, arrived, stopping, options.pause_collector),
                                 daemon=True, name="helpdesk-import-receiver")
     receiver.start()
     try:
@@ -263,10 +268,10 @@ PREFETCH_BATCHES = 3
 
 
 def _receive_all(connection: Connection, kind: Kind, arrived: "queue.Queue[tuple[Any, ...]]",
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, pause_collector: bool) -> None:
     """Receive and decode the child's messages into ``arrived`` until the last one (or a stop)."""
     while True:
-        message = _receive(connection, kind)
+        message = _receive(connection, kind, pause_collector)
         while not stopping.is_set():
             try:
                 arrived.put(message, timeout=0.1)
@@ -277,12 +282,12 @@ def _receive_all(connection: Connection, kind: Kind, arrived: "queue.Queue[tuple
             return
 
 
-def _receive(connection: Connection, kind: Kind) -> tuple[Any, ...]:
+def _receive(connection: Connection, kind: Kind, pause_collector: bool) -> tuple[Any, ...]:
     try:
         # Every object unpickled here lives until its batch is committed: collections in
         # the middle would only walk them (they tripled the time a batch took to arrive).
         payload = connection.recv_bytes()
-        with collector_paused():
+        with collector_paused(pause_collector):
             message: tuple[Any, ...] = pickle.loads(payload)
             if message[0] == "batch":
                 message = ("batch", from_wire(kind, message[1]), message[2])

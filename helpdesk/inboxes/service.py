@@ -3,16 +3,18 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.errors import BadInput
 from helpdesk.inboxes.models import Inbox, InboxMember
+from helpdesk.storage import prepared
 
 
 async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
@@ -25,8 +27,14 @@ async def inbox_by_name(session: AsyncSession, name: str) -> Inbox:
 
 MEMBER: Table = InboxMember.__table__  # type: ignore[attr-defined]
 USER: Table = User.__table__  # type: ignore[attr-defined]
-_INBOXES_OF_USERS = (select(MEMBER.c.user_id, MEMBER.c.inbox_id)
-                     .where(MEMBER.c.user_id.in_(bindparam("user_ids", expanding=True))))
+class _Membership(NamedTuple):
+    user_id: int
+    inbox_id: int
+
+
+_INBOXES_OF_USERS = prepared.Query(select(MEMBER.c.user_id, MEMBER.c.inbox_id)
+                                   .where(MEMBER.c.user_id.in_(bindparam("user_ids", expanding=True))),
+                                   _Membership)
 
 
 async def inbox_ids_of(session: AsyncSession, user_id: int) -> set[int]:
@@ -41,8 +49,8 @@ async def inbox_ids_of_users(session: AsyncSession, user_ids: Iterable[int]) -> 
     """The inboxes of each of ``user_ids``, in one query (users of no inbox are absent)."""
     rows = await prepared.rows(session, _INBOXES_OF_USERS, {"user_ids": list(user_ids)})
     found: dict[int, set[int]] = {}
-    for user_id, inbox_id in rows:
-        found.setdefault(user_id, set()).add(inbox_id)
+    for row in rows:
+        found.setdefault(row.user_id, set()).add(row.inbox_id)
     return found
 
 
@@ -88,9 +96,16 @@ class InboxRef:
 
 
 INBOX: Table = Inbox.__table__  # type: ignore[attr-defined]
-_NUMBERED_OR_DEFAULT = (select(INBOX.c.id, INBOX.c.name, INBOX.c.phone_number)
-                        .where(or_(INBOX.c.phone_number.is_not(None), INBOX.c.name == "default"))
-                        .order_by(INBOX.c.id))
+class _NumberedInbox(NamedTuple):
+    id: int
+    name: str
+    phone_number: str | None
+
+
+_NUMBERED_OR_DEFAULT = prepared.Query(
+    select(INBOX.c.id, INBOX.c.name, INBOX.c.phone_number)
+    .where(or_(INBOX.c.phone_number.is_not(None), INBOX.c.name == "default"))
+    .order_by(INBOX.c.id), _NumberedInbox)
 
 
 @lru_cache(maxsize=1024)
@@ -104,12 +119,12 @@ async def inbox_ref_for_number(session: AsyncSession, number: str | None, *,
     """The inbox whose phone number is ``number`` (any spelling), else ``default``, in one query."""
     wanted = normalize.phone(number, region)
     fallback = None
-    for inbox_id, name, phone_number in await prepared.rows(session, _NUMBERED_OR_DEFAULT):
-        if wanted is not None and phone_number is not None and \
-                _stored_number(phone_number, region) == wanted:
-            return InboxRef(inbox_id, name)
-        if name == "default":
-            fallback = InboxRef(inbox_id, name)
+    for inbox in await prepared.rows(session, _NUMBERED_OR_DEFAULT):
+        if wanted is not None and inbox.phone_number is not None and \
+                _stored_number(inbox.phone_number, region) == wanted:
+            return InboxRef(inbox.id, inbox.name)
+        if inbox.name == "default":
+            fallback = InboxRef(inbox.id, inbox.name)
     if fallback is None:
         raise BadInput("unknown inbox: default")
     return fallback

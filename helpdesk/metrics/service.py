@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpdesk.db import read_counter
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.hub import Client
 from helpdesk.reports.models import APPLIED
+from helpdesk.storage.counters import read_counter
 
 WEBHOOK_PREFIXES = ("/webhooks/", "/telephony/", "/api/inbound")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 
 import helpdesk.db
+import helpdesk.storage.types
 from alembic import op
 ${imports if imports else ""}
 

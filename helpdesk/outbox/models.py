@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 
 
 class OutboxItem(SQLModel, table=True):

@@ -31,11 +31,12 @@ from sqlmodel import col
 from helpdesk.config import Settings
 from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer
-from helpdesk.db import dialect_of, readers_like, utcnow
+from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, OutboundFile, SenderRegistry, SendError
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
+from helpdesk.storage.sessions import dialect_of, readers_like
 from helpdesk.tickets.models import Attachment, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
@@ -188,10 +189,10 @@ async def _set_delivery(session: AsyncSession, message_id: int | None, status: s
     if provider_id and message.external_id is None:
         message.external_id = provider_id[:255]
     inbox_id = await session.scalar(select(col(Ticket.inbox_id)).where(col(Ticket.id) == message.ticket_id))
-    events.record(session, type="message.updated", inbox_id=inbox_id, data={
-        "ticket_id": message.ticket_id, "message_id": message.id, "channel": message.channel,
-        "direction": message.direction, "delivery_status": status, "error": error,
-    })
+    events.record(session, events.MessageUpdated(
+        inbox_id=inbox_id, ticket_id=message.ticket_id, message_id=message.id,
+        channel=message.channel, direction=message.direction, delivery_status=status,
+        error=error))
 
 
 def _describe(exc: Exception) -> str:

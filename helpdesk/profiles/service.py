@@ -1,18 +1,19 @@
 """Assembling a customer's profile from customers, orders and tickets in a bounded query count.
 
 This is the screen pop's hot path: every statement is built once at import (values are bound
-parameters), rows come back as plain tuples, and no ORM object is made per row.
+parameters), rows come back as each statement's NamedTuple, and no ORM object is made per row.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import normalize, prepared
+from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallPublic
 from helpdesk.config import DEFAULT_REGION
@@ -27,9 +28,11 @@ from helpdesk.customers.models import (
 from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.profiles.models import Profile
+from helpdesk.storage import prepared
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 
+Row = TypeVar("Row", bound=tuple[Any, ...])
 RECENT_ORDERS = 10
 OPEN_TICKETS = 20
 RECENT_CALLS = 10
@@ -37,16 +40,33 @@ CUSTOMER, ORDER, ORDER_ITEM = customers.CUSTOMER, customers.ORDER, customers.ORD
 IDENTITY = table_of(CustomerIdentity)
 TICKET, CALL = table_of(Ticket), table_of(Call)
 TAG, TICKET_TAG = table_of(Tag), table_of(TicketTag)
-_COLUMNS = [CUSTOMER.c[name] for name in (
-    "id", "name", "name_kana", "tags", "orders_count", "total_spent", "first_order_at",
-    "last_order_at", "recency_score", "frequency_score", "monetary_score")]
+class CustomerRow(NamedTuple):
+    """The customer's columns a profile shows, with one of their identities (if any)."""
+
+    id: int
+    name: str | None
+    name_kana: str | None
+    tags: list[str]
+    orders_count: int
+    total_spent: Decimal
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    recency_score: int | None
+    frequency_score: int | None
+    monetary_score: int | None
+    identity_kind: IdentityKind | None
+    identity_value: str | None
 
 
-def _customer_where(condition: Any) -> Select[Any]:
+_COLUMNS = [CUSTOMER.c[name] for name in CustomerRow._fields[:-2]]
+
+
+def _customer_where(condition: Any) -> prepared.Query[CustomerRow]:
     # The customer and all their identities in one round trip (one row per identity).
-    return (select(*_COLUMNS, IDENTITY.c.kind, IDENTITY.c.value)
-            .select_from(CUSTOMER.outerjoin(IDENTITY, IDENTITY.c.customer_id == CUSTOMER.c.id))
-            .where(condition).order_by(IDENTITY.c.id))
+    return prepared.Query(
+        select(*_COLUMNS, IDENTITY.c.kind, IDENTITY.c.value)
+        .select_from(CUSTOMER.outerjoin(IDENTITY, IDENTITY.c.customer_id == CUSTOMER.c.id))
+        .where(condition).order_by(IDENTITY.c.id), CustomerRow)
 
 
 _BY_ID = _customer_where(CUSTOMER.c.id == bindparam("customer_id"))
@@ -59,20 +79,87 @@ _LATEST_ORDERS = (select(ORDER.c.id, ORDER.c.number, ORDER.c.ordered_at, ORDER.c
                   .where(ORDER.c.customer_id == bindparam("customer_id"))
                   .order_by(ORDER.c.ordered_at.desc(), ORDER.c.id.desc()).limit(RECENT_ORDERS)
                   .subquery())
-_ORDERS = (select(_LATEST_ORDERS, ORDER_ITEM.c.sku, ORDER_ITEM.c.name.label("item_name"),
-                  ORDER_ITEM.c.quantity, ORDER_ITEM.c.unit_price)
-           .select_from(_LATEST_ORDERS.outerjoin(ORDER_ITEM, ORDER_ITEM.c.order_id == _LATEST_ORDERS.c.id))
-           .order_by(_LATEST_ORDERS.c.ordered_at.desc(), _LATEST_ORDERS.c.id.desc(), ORDER_ITEM.c.id))
-_TICKET_FIELDS = [name for name in TicketPublic.model_fields if name != "tags"]
-_CALL_FIELDS = ["id", "call_id", "provider", "direction", "from_number", "to_number", "state", "cause",
-                "done", "voicemail", "customer_id", "operator_id", "ticket_id", "inbox_id", "queue",
-                "started_at", "answered_at", "ended_at", "recording_url"]
+
+
+class _OrderLine(NamedTuple):
+    # An order, once per item (its item columns None when it has none).
+    id: int
+    number: str
+    ordered_at: datetime
+    status: str
+    total: Decimal
+    currency: str
+    sku: str | None
+    item_name: str | None
+    quantity: int | None
+    unit_price: Decimal | None
+
+
+_ORDERS = prepared.Query(
+    select(_LATEST_ORDERS, ORDER_ITEM.c.sku, ORDER_ITEM.c.name.label("item_name"),
+           ORDER_ITEM.c.quantity, ORDER_ITEM.c.unit_price)
+    .select_from(_LATEST_ORDERS.outerjoin(ORDER_ITEM, ORDER_ITEM.c.order_id == _LATEST_ORDERS.c.id))
+    .order_by(_LATEST_ORDERS.c.ordered_at.desc(), _LATEST_ORDERS.c.id.desc(), ORDER_ITEM.c.id),
+    _OrderLine)
+
+
+class _TicketRow(NamedTuple):
+    # TicketPublic's fields but its tags, in its order (checked below), then the tag names.
+    id: int
+    number: int
+    subject: str
+    status: str
+    pending_reason: str | None
+    priority: str
+    channel: str
+    inbox_id: int
+    customer_id: int | None
+    assignee_id: int | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    last_message_at: datetime | None
+    first_response_due_at: datetime | None
+    next_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    sla_breached: bool
+    sla_due_at: datetime | None
+    tag_names: str | None  # joined by _TAG_SEPARATOR
+
+
+class _CallRow(NamedTuple):
+    # The Call columns CallPublic validates from.
+    id: int
+    call_id: str
+    provider: str
+    direction: str
+    from_number: str
+    to_number: str
+    state: str
+    cause: str | None
+    done: bool
+    voicemail: bool
+    customer_id: int | None
+    operator_id: int | None
+    ticket_id: int | None
+    inbox_id: int
+    queue: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    recording_url: str | None
+
+
+_TICKET_FIELDS = _TicketRow._fields[:-1]
+if tuple(name for name in TicketPublic.model_fields if name != "tags") != _TICKET_FIELDS:
+    raise RuntimeError("_TicketRow no longer follows TicketPublic's fields")
 # The inboxes whose work a viewer sees, as a subquery (no separate round trip).
 _VIEWER_INBOXES = (select(inbox_service.MEMBER.c.inbox_id)
                    .where(inbox_service.MEMBER.c.user_id == bindparam("viewer_id")))
 
 
-def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:
+def _scoped(stmt: Select[Any], inbox_id: Any, row: type[Row]) -> dict[str, prepared.Query[Row]]:
     """``stmt`` for everyone, for a set of inboxes, and for a viewer's inboxes.
 
     ``inbox_id + 0``: the inbox is only a filter here. Without it SQLite, lacking statistics,
@@ -80,8 +167,9 @@ def _scoped(stmt: Select[Any], inbox_id: Any) -> dict[str, Select[Any]]:
     instead of the customer's few.
     """
     inbox = inbox_id + literal_column("0")
-    return {"all": stmt, "inboxes": stmt.where(inbox.in_(bindparam("inbox_ids", expanding=True))),
-            "viewer": stmt.where(inbox.in_(_VIEWER_INBOXES))}
+    return {"all": prepared.Query(stmt, row),
+            "inboxes": prepared.Query(stmt.where(inbox.in_(bindparam("inbox_ids", expanding=True))), row),
+            "viewer": prepared.Query(stmt.where(inbox.in_(_VIEWER_INBOXES)), row)}
 
 
 _TAG_SEPARATOR = "\x1f"
@@ -93,10 +181,10 @@ _OPEN_TICKETS = _scoped(
     select(*[TICKET.c[name] for name in _TICKET_FIELDS], _TAG_NAMES)
     .where(TICKET.c.customer_id == bindparam("customer_id"),
            TICKET.c.status.in_([s.value for s in ticket_queries.OPEN_STATUSES]))
-    .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id)
+    .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id, _TicketRow)
 _RECENT_CALLS = _scoped(
-    select(*[CALL.c[name] for name in _CALL_FIELDS]).where(CALL.c.customer_id == bindparam("customer_id"))
-    .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS), CALL.c.inbox_id)
+    select(*[CALL.c[name] for name in _CallRow._fields]).where(CALL.c.customer_id == bindparam("customer_id"))
+    .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS), CALL.c.inbox_id, _CallRow)
 
 
 @dataclass(frozen=True)
@@ -121,12 +209,12 @@ class ProfileScope:
 class CustomerRows:
     """A customer's row, once per identity: what a profile starts from."""
 
-    rows: Sequence[tuple[Any, ...]]  # _COLUMNS, then the identity's kind and value
+    rows: Sequence[CustomerRow]
 
     @property
     def id(self) -> int:
         """The customer's id."""
-        return int(self.rows[0][0])
+        return int(self.rows[0].id)
 
 
 async def customer_rows(session: AsyncSession, customer_id: int) -> CustomerRows | None:
@@ -174,18 +262,22 @@ async def complete(
     session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int
 ) -> Profile:
     """The profile of a customer already read: orders, open tickets and calls added."""
-    (customer_id, name, kana, tags, count, spent, first, last, recency, frequency, monetary,
-     *_) = found.rows[0]
+    customer = found.rows[0]
+    customer_id, count, spent = customer.id, customer.orders_count, customer.total_spent
+    first, last = customer.first_order_at, customer.last_order_at
+    recency, frequency, monetary = customer.recency_score, customer.frequency_score, customer.monetary_score
     scope = view.scope()
-    identities = [(r[-2], r[-1]) for r in found.rows if r[-2] is not None]
+    identities = [(r.identity_kind, r.identity_value) for r in found.rows
+                  if r.identity_kind is not None and r.identity_value is not None]
     now = utcnow()
-    scores = (recency, frequency, monetary) if recency is not None else None
+    # The three scores are computed together: all set, or none yet.
+    scores = cast(tuple[int, int, int], (recency, frequency, monetary)) if recency is not None else None
     average = spent / count if count else Decimal(0)
     return Profile(
-        id=customer_id, name=name, name_kana=kana,
+        id=customer_id, name=customer.name, name_kana=customer.name_kana,
         emails=[v for k, v in identities if k == IdentityKind.email],
         phones=[v for k, v in identities if k == IdentityKind.phone],
-        line_ids=[v for k, v in identities if k == IdentityKind.line], tags=tags,
+        line_ids=[v for k, v in identities if k == IdentityKind.line], tags=customer.tags,
         rank=rfm.rank_label(scores, orders_count=count, last_order_at=last, now=now,
                             dormant_after_days=dormant_after_days),
         recency_score=recency, frequency_score=frequency,
@@ -211,13 +303,14 @@ async def _recent_orders(on: AsyncSession, customer_id: int) -> list[dict[str, A
     # Plain dicts: the Profile validates them in one pass (a model per row costs more).
     orders: dict[int, dict[str, Any]] = {}
     for row in await prepared.rows(on, _ORDERS, {"customer_id": customer_id}):
-        order_id, number, ordered_at, status, total, currency, sku, name, qty, price = row
-        order = orders.get(order_id)
+        order = orders.get(row.id)
         if order is None:
-            order = orders[order_id] = {"number": number, "ordered_at": ordered_at, "status": status,
-                                        "total": total, "currency": currency, "items": []}
-        if sku is not None:
-            order["items"].append({"sku": sku, "name": name, "quantity": qty, "unit_price": price})
+            order = orders[row.id] = {"number": row.number, "ordered_at": row.ordered_at,
+                                      "status": row.status, "total": row.total,
+                                      "currency": row.currency, "items": []}
+        if row.sku is not None:
+            order["items"].append({"sku": row.sku, "name": row.item_name, "quantity": row.quantity,
+                                   "unit_price": row.unit_price})
     return list(orders.values())
 
 
@@ -227,8 +320,8 @@ async def _open_tickets(
     variant, params = scope
     rows = await prepared.rows(on, _OPEN_TICKETS[variant], {"customer_id": customer_id, **params})
     # Tags come with each ticket (a correlated subquery) rather than in a statement of their own.
-    return [TicketPublic.model_validate({**dict(zip(_TICKET_FIELDS, row, strict=False)),
-                                         "tags": _tags(row[-1])}) for row in rows]
+    return [TicketPublic.model_validate({**row._asdict(), "tags": _tags(row.tag_names)})
+            for row in rows]
 
 
 def _tags(joined: str | None) -> list[str]:
@@ -248,5 +341,5 @@ async def _recent_calls(
 ) -> list[dict[str, Any]]:
     variant, params = scope
     rows = await prepared.rows(on, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
-    return [CallPublic.model_validate(dict(zip(_CALL_FIELDS, row, strict=True))).model_dump(
-        mode="json", by_alias=True) for row in rows]
+    return [CallPublic.model_validate(row._asdict()).model_dump(mode="json", by_alias=True)
+            for row in rows]

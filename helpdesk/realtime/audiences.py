@@ -1,16 +1,26 @@
 """Who may see what, read fresh from the database: each user's role, active flag and inboxes."""
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk import prepared
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime.frames import Audience
+from helpdesk.storage import prepared
 
-_ROLES_OF_USERS = (select(inbox_service.USER.c.id, inbox_service.USER.c.role, inbox_service.USER.c.is_active)
-                   .where(inbox_service.USER.c.id.in_(bindparam("user_ids", expanding=True))))
+
+class _UserAccess(NamedTuple):
+    id: int
+    role: str
+    is_active: bool
+
+
+_USER = inbox_service.USER
+_ROLES_OF_USERS = prepared.Query(select(_USER.c.id, _USER.c.role, _USER.c.is_active)
+                                 .where(_USER.c.id.in_(bindparam("user_ids", expanding=True))),
+                                 _UserAccess)
 
 
 async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
@@ -21,8 +31,8 @@ async def audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
     rows = await prepared.rows(session, _ROLES_OF_USERS, {"user_ids": ids})
     inboxes = await inbox_service.inbox_ids_of_users(session, ids)
     found: dict[int, Audience] = {}
-    for uid, role, active in rows:
-        assert uid is not None
-        found[uid] = Audience(uid, role in ("supervisor", "admin"), frozenset(inboxes.get(uid, ())),
-                              active)
+    for row in rows:
+        assert row.id is not None
+        found[row.id] = Audience(row.id, row.role in ("supervisor", "admin"),
+                                 frozenset(inboxes.get(row.id, ())), row.is_active)
     return found

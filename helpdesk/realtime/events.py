@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.realtime import log
 
 Json = dict[str, Any]
+# A row's id: set once the row is flushed, but typed optional by the models it comes from.
+RowId = int | None
 
 
 class Absent:
@@ -136,7 +138,7 @@ class TicketAssigned(TicketEvent):
 @dataclass(frozen=True, kw_only=True)
 class TicketSlaBreached(ToInbox):
     type = "ticket.sla_breached"
-    ticket_id: int
+    ticket_id: RowId
     target: str
     due_at: str
 
@@ -144,9 +146,9 @@ class TicketSlaBreached(ToInbox):
 @dataclass(frozen=True, kw_only=True)
 class TicketMentioned(ToUsers):
     type = "ticket.mentioned"
-    ticket_id: int
+    ticket_id: RowId
     ticket_number: int
-    message_id: int
+    message_id: RowId
     by: str
     preview: str
 
@@ -154,9 +156,9 @@ class TicketMentioned(ToUsers):
 @dataclass(frozen=True, kw_only=True)
 class MessageCreated(ToInbox):
     type = "message.created"
-    ticket_id: int
+    ticket_id: RowId
     ticket_version: int
-    message_id: int
+    message_id: RowId
     direction: str
     internal: bool
     channel: str
@@ -170,8 +172,8 @@ class MessageUpdated(ToInbox):
     """A message's delivery, edit or reactions changed; the keys after ``error`` only when known."""
 
     type = "message.updated"
-    ticket_id: int
-    message_id: int
+    ticket_id: RowId
+    message_id: RowId
     channel: str
     direction: str
     delivery_status: str | None
@@ -186,9 +188,9 @@ class MessageUpdated(ToInbox):
 class ApprovalEvent(ToInbox):
     """A reply that needs a supervisor's approval, and what became of it."""
 
-    ticket_id: int
+    ticket_id: RowId
     ticket_version: int
-    message_id: int
+    message_id: RowId
     author_user_id: int | None
     approval_status: str | None
     comment: str | None
@@ -235,17 +237,17 @@ class CallAnswered(ToUsers):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallEvent(ToInboxAndUsers):
-    """A call's plain news, to its inbox and its operators."""
+class CallOutcome(ToInboxAndUsers):
+    """How a call ended (answered and hung up, or missed), to its inbox and its operators."""
 
     call: Json
 
 
-class CallEnded(CallEvent):
+class CallEnded(CallOutcome):
     type = "call.ended"
 
 
-class CallMissed(CallEvent):
+class CallMissed(CallOutcome):
     type = "call.missed"
 
 
@@ -268,7 +270,7 @@ class CallAcwStarted(ToInboxAndUsers):
     """After-call work began for ``operator_id``, with ``limit_seconds`` to finish it."""
 
     type = "call.acw_started"
-    call_id: int
+    call_id: RowId
     operator_id: int | None
     ticket_id: int | None
     started_at: str
@@ -278,7 +280,7 @@ class CallAcwStarted(ToInboxAndUsers):
 @dataclass(frozen=True, kw_only=True)
 class CallWrapupDone(ToInboxAndUsers):
     type = "call.wrapup_done"
-    call_id: int
+    call_id: RowId
     operator_id: int | None
     ticket_id: int | None
     disposition: str | None
@@ -292,7 +294,7 @@ class CallMenuChosen(ToInbox):
     """The caller chose a menu option, which may have moved the call to another inbox."""
 
     type = "call.menu_chosen"
-    call_id: int
+    call_id: RowId
     digit: str
     tag: str | None
 
@@ -304,7 +306,7 @@ class CallMenuChosen(ToInbox):
 @dataclass(frozen=True, kw_only=True)
 class CallCallbackRequested(ToInbox):
     type = "call.callback_requested"
-    call_id: int
+    call_id: RowId
     ticket_id: int | None
     customer_id: int | None
 
@@ -312,9 +314,9 @@ class CallCallbackRequested(ToInbox):
 @dataclass(frozen=True, kw_only=True)
 class CallCallbackResult(ToInbox):
     type = "call.callback_result"
-    call_id: int
+    call_id: RowId
     result: str
-    by: int
+    by: RowId
     at: str
 
 

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, Dialect, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy import event as sa_event
@@ -25,10 +25,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import col
 
-from helpdesk import prepared
-from helpdesk.db import Counter, create_sessionmaker, raise_counter, read_counter, utcnow
+from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.realtime.frames import LiveEvent, dumps
 from helpdesk.realtime.models import Event
+from helpdesk.storage import prepared
+from helpdesk.storage.context import session_context
+from helpdesk.storage.counters import Counter, raise_counter, read_counter
 
 PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
@@ -50,10 +52,17 @@ class _EncodedJSON(TypeDecorator[str]):
 _INSERT_EVENTS = insert(EVENT).values({
     **{name: bindparam(name) for name in ("seq", "type", "at", "inbox_id", "user_ids", "broadcast")},
     "data": bindparam("data_text", type_=_EncodedJSON())})
-_ACCESS_VERSION = select(col(Counter.value)).where(col(Counter.name) == "access_version")
-_TAKE_SEQS = (update(Counter).where(col(Counter.name) == "event_seq")
-              .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
-              .returning(col(Counter.value)))
+
+
+class _CounterValue(NamedTuple):
+    value: int
+
+
+_ACCESS_VERSION = prepared.Query(select(col(Counter.value)).where(col(Counter.name) == "access_version"),
+                                 _CounterValue)
+_TAKE_SEQS = prepared.Query(update(Counter).where(col(Counter.name) == "event_seq")
+                            .values(value=col(Counter.value) + bindparam("count", type_=BigInteger))
+                            .returning(col(Counter.value)), _CounterValue)
 
 
 # ---- the per-session context and the commit hooks --------------------------------------------
@@ -68,15 +77,9 @@ class EventContext:
     committed: list[dict[str, Any]] = field(default_factory=list)
 
 
-_CONTEXT = "helpdesk.realtime.events"  # the one key this module keeps in ``Session.info``
-
-
 def _context_of(session: Session) -> EventContext:
-    context = session.info.get(_CONTEXT)
-    if context is None:
-        context = session.info[_CONTEXT] = EventContext()
-    assert isinstance(context, EventContext)
-    return context
+    # Kept as a part of the session's typed context (storage.context), made on first use.
+    return session_context(session).part(EventContext)
 
 
 class EventLogSession(Session):
@@ -135,15 +138,17 @@ def _write_pending(session: Session) -> None:
     # Plain statements on the connection: no ORM objects or bookkeeping for the log's rows.
     connection = session.connection()
     # The counter row stays locked until commit, so a later seq never commits before an earlier.
-    counter = prepared.rows_now(connection, _TAKE_SEQS, {"count": len(pending)})[0][0]
+    taken = prepared.first_now(connection, _TAKE_SEQS, {"count": len(pending)})
+    assert taken is not None  # the event_seq row is made by the first migration
+    counter = taken.value
     first = counter - len(pending) + 1
     for offset, event in enumerate(pending):
         event["seq"] = first + offset
         event["data_text"] = dumps(event["data"])
     prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
-    version = prepared.rows_now(connection, _ACCESS_VERSION)
+    version = prepared.first_now(connection, _ACCESS_VERSION)
     for event in pending:
-        event["access_version"] = version[0][0] if version else None
+        event["access_version"] = version.value if version is not None else None
     context.committed = pending
 
 
@@ -224,7 +229,8 @@ async def sockets_first() -> None:
 async def access_version(session: AsyncSession) -> int | None:
     """A value that changes (database triggers set it) whenever memberships, roles or active
     flags change, by whatever means; None when unknown (the counter row is gone)."""
-    return await prepared.scalar(session, _ACCESS_VERSION)
+    found = await prepared.first(session, _ACCESS_VERSION)
+    return found.value if found is not None else None
 
 
 async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> list[Event]:
@@ -234,16 +240,28 @@ async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> li
     return list(rows)
 
 
-_LIVE_EVENTS_AFTER = (
+class _LoggedEvent(NamedTuple):
+    seq: int
+    type: str
+    at: datetime
+    data: dict[str, Any]
+    inbox_id: int | None
+    user_ids: list[int] | None
+    broadcast: bool
+
+
+_LIVE_EVENTS_AFTER = prepared.Query(
     select(col(Event.seq), col(Event.type), col(Event.at), col(Event.data), col(Event.inbox_id),
            col(Event.user_ids), col(Event.broadcast))
-    .where(col(Event.seq) > bindparam("seq")).order_by(col(Event.seq)).limit(bindparam("limit")))
+    .where(col(Event.seq) > bindparam("seq")).order_by(col(Event.seq)).limit(bindparam("limit")),
+    _LoggedEvent)
 
 
 async def live_events_after(session: AsyncSession, seq: int, limit: int = 500) -> list[LiveEvent]:
     """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping)."""
     rows = await prepared.rows(session, _LIVE_EVENTS_AFTER, {"seq": seq, "limit": limit})
-    return [LiveEvent(*row) for row in rows]
+    return [LiveEvent(row.seq, row.type, row.at, row.data, row.inbox_id, row.user_ids, row.broadcast)
+            for row in rows]
 
 
 async def seq_bounds(session: AsyncSession) -> tuple[int, int]:

@@ -8,7 +8,8 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, BigInteger, Column, String
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import UTCDateTime
 
 
 class Event(SQLModel, table=True):

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import User
-from helpdesk.db import serialize_on
-from helpdesk.realtime import log
+from helpdesk.realtime import events
 from helpdesk.realtime.models import Presence, PresenceConnection, PresencePublic, PresenceStatus
+from helpdesk.storage.locks import serialize_on
 
 
 def _combined(statuses: Iterable[str]) -> PresenceStatus:
@@ -45,9 +45,9 @@ async def refresh_presence(session: AsyncSession, user_id: int, now: datetime) -
         select(col(User.name), col(User.role)).where(col(User.id) == user_id))).one_or_none()
     if user is None:
         return
-    log.record(session, type="presence.changed", broadcast=True, data={
-        "user_id": user_id, "name": user.name, "role": str(user.role), "status": str(status),
-        "since": now.isoformat()})
+    events.record(session, events.PresenceChanged(
+        user_id=user_id, name=user.name, role=str(user.role), status=str(status),
+        since=now.isoformat()))
 
 
 async def connect(

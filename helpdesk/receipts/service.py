@@ -7,8 +7,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import dialect_of, utcnow
+from helpdesk.db import utcnow
 from helpdesk.receipts.models import DeliveryReceipt
+from helpdesk.storage.sessions import dialect_of
 
 MAX_ID = 255
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Date, Index
 from sqlmodel import Field, SQLModel
 
-from helpdesk.db import UTCDateTime
+from helpdesk.storage.types import UTCDateTime
 
 # The counter holding the highest event seq applied to the rollups.
 APPLIED = "report_applied"

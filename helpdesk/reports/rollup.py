@@ -3,7 +3,7 @@
 Each pass reads the events after the applied watermark (the ``report_applied`` counter), folds
 them into the day rows and moves the watermark, all in one transaction: an event is counted
 once whether the pass commits or rolls back, in whichever process it runs. Seq order is commit
-order (see realtime.service), so nothing committed later can appear behind the watermark.
+order (see realtime.log), so nothing committed later can appear behind the watermark.
 ``rebuild`` empties the rollups and folds the whole log again with the same code.
 
 Ticket events carry the ticket as it stood; ``report_ticket`` keeps what the previous one said,
@@ -20,8 +20,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import raise_counter, read_counter, try_serialize_on
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.models import Event
 from helpdesk.reports import histogram
 from helpdesk.reports.calendar import ReportCalendar
@@ -36,6 +35,8 @@ from helpdesk.reports.models import (
     ReportSample,
     ReportTicket,
 )
+from helpdesk.storage.counters import raise_counter, read_counter
+from helpdesk.storage.locks import try_serialize_on
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -53,7 +54,7 @@ async def apply_pending(session: AsyncSession, calendar: ReportCalendar, *, limi
     if not await try_serialize_on(session, LOCK):
         return 0  # another process is folding now
     after = await read_counter(session, APPLIED)
-    batch = await events.events_after(session, after, limit)
+    batch = await event_log.events_after(session, after, limit)
     if not batch:
         return 0
     folder = Folder(session, calendar)
@@ -74,7 +75,7 @@ async def prune_folded_events(session: AsyncSession, *, calendar: ReportCalendar
     is never gone before the rollups have counted it."""
     await apply_pending(session, calendar, limit=limit)
     applied = await read_counter(session, APPLIED)
-    return await events.prune_events(session, before=before, limit=limit, through=applied)
+    return await event_log.prune_events(session, before=before, limit=limit, through=applied)
 
 
 async def behind(session: AsyncSession) -> bool:

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.config import Settings
-from helpdesk.db import readers_like
 from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.reports import rollup
 from helpdesk.reports.calendar import ReportCalendar, report_calendar
+from helpdesk.storage.sessions import readers_like
 
 
 async def catch_up(sessionmaker: async_sessionmaker[AsyncSession], calendar: ReportCalendar, *,

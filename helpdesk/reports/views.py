@@ -17,7 +17,7 @@ from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep, utcnow
 from helpdesk.errors import NotFound
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as realtime
+from helpdesk.realtime.presence import presence_list
 from helpdesk.reports import charts, queries, service
 from helpdesk.reports.dependencies import CalendarDep, DayRange, RangeDep, checked_range
 from helpdesk.sla import display as sla_display
@@ -33,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 async def _context(session: AsyncSession, user: User,
                    queue_limit: int = service.QUEUE_LIMIT) -> dict[str, object]:
     board = await service.board(session, zone=i18n.zone(user.timezone), queue_limit=queue_limit)
-    presence = {p.user_id: p.model_dump(mode="json") for p in await realtime.presence_list(session)}
+    presence = {p.user_id: p.model_dump(mode="json") for p in await presence_list(session)}
     current = await call_log.current_calls(session, user)
     return {
         "presence": presence, "calls": current,

@@ -16,11 +16,12 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.config import Settings
-from helpdesk.db import try_serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.outbox import service as outbox
 from helpdesk.receipts import service as receipts
 from helpdesk.reports import rollup
 from helpdesk.reports.calendar import report_calendar
+from helpdesk.storage.locks import try_serialize_on
 
 log = logging.getLogger(__name__)
 

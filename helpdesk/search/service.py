@@ -11,8 +11,9 @@ from sqlmodel import col
 
 from helpdesk import normalize
 from helpdesk.config import DEFAULT_REGION
-from helpdesk.db import dialect_of, insert_many
 from helpdesk.search.models import SearchEntry
+from helpdesk.storage.bulk import insert_many
+from helpdesk.storage.sessions import dialect_of
 
 MAX_TEXT = 20_000
 _TABLE = cast(Table, SearchEntry.__table__)  # type: ignore[attr-defined]

@@ -9,8 +9,9 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from helpdesk.config import DEFAULT_REGION
-from helpdesk.db import UTCDateTime, utcnow
+from helpdesk.db import utcnow
 from helpdesk.sla.hours import DAY_NAMES, known_country, parse_clock
+from helpdesk.storage.types import UTCDateTime
 from helpdesk.tickets.models import Channel, Priority
 
 Target = Literal["first_response", "next_response", "resolution"]

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from helpdesk.db import utcnow
 from helpdesk.history import service as history
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.sla.hours import (
     DAY_NAMES,
     Calendar,
@@ -185,10 +185,11 @@ async def report_breaches(session: AsyncSession, *, now: datetime, limit: int = 
         assert ticket.id is not None
         breached = newly_breached(ticket, now)
         for target in breached:
-            data = {"ticket_id": ticket.id, "target": target,
-                    "due_at": running_dues(ticket)[target].isoformat()}
-            events.record(session, type="ticket.sla_breached", inbox_id=ticket.inbox_id, data=data)
-            history.record(session, ticket_id=ticket.id, type="ticket.sla_breached", data=data, at=now)
+            breach = events.TicketSlaBreached(inbox_id=ticket.inbox_id, ticket_id=ticket.id,
+                                              target=target,
+                                              due_at=running_dues(ticket)[target].isoformat())
+            events.record(session, breach)
+            history.record(session, ticket_id=ticket.id, type=breach.type, data=breach.data(), at=now)
             count += 1
         ticket.sla_breaches = ",".join(t for t in TARGETS if t in set(ticket.sla_breaches.split(","))
                                        | set(breached))

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.tickets.models import Channel, Message, Ticket
 
@@ -57,9 +57,8 @@ async def react(session: AsyncSession, message: Message, *, emoji: str | None,
 
 async def _updated(session: AsyncSession, message: Message, ticket: Ticket | None) -> None:
     await session.flush()
-    events.record(session, type="message.updated", inbox_id=ticket.inbox_id if ticket else None,
-                  data={"ticket_id": message.ticket_id, "message_id": message.id,
-                        "channel": message.channel, "direction": message.direction,
-                        "delivery_status": message.delivery_status, "error": None,
-                        "preview": message.body_text[:140], "reactions": message.reactions,
-                        "edited": bool(message.history)})
+    events.record(session, events.MessageUpdated(
+        inbox_id=ticket.inbox_id if ticket else None, ticket_id=message.ticket_id,
+        message_id=message.id, channel=message.channel, direction=message.direction,
+        delivery_status=message.delivery_status, error=None, preview=message.body_text[:140],
+        reactions=message.reactions, edited=bool(message.history)))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.outbox import service as outbox
 from helpdesk.outbox.service import SenderRegistry
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Channel, Direction, Message, MessagePublic, Ticket
 
@@ -61,8 +61,8 @@ async def retry(session: AsyncSession, ticket: Ticket, message_id: int, *,
     await outbox.requeue(session, message_id=message.id, kind=reply_kind(message.channel),
                          payload={"ticket_id": ticket.id})
     message.delivery_status, message.delivery_error = "queued", None
-    events.record(session, type="message.updated", inbox_id=ticket.inbox_id, data={
-        "ticket_id": ticket.id, "message_id": message.id, "channel": message.channel,
-        "direction": message.direction, "delivery_status": "queued", "error": None,
-    })
+    events.record(session, events.MessageUpdated(
+        inbox_id=ticket.inbox_id, ticket_id=ticket.id, message_id=message.id,
+        channel=message.channel, direction=message.direction, delivery_status="queued",
+        error=None))
     return ticket_queries.message_public(message, [])

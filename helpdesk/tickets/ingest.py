@@ -4,20 +4,22 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import nh3
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk import html
 from helpdesk.assignment import service as assignment
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter, serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.counters import next_counter
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
@@ -80,9 +82,9 @@ async def ingest(
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
         if ticket.assignee_id is None and ticket.status == Status.unhandled else None
-    await publish_ticket(session, ticket, "ticket.created" if created else "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketCreated if created else events.TicketUpdated)
     if reason is not None:
-        await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+        await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
     publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
@@ -177,8 +179,8 @@ async def auto_assign(session: AsyncSession, ticket: Ticket, *, why: str,
 async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict[str, object]) -> None:
     """Tell everyone a policy (re)assigned ``ticket``, which moved on a version."""
     touch(ticket)
-    await publish_ticket(session, ticket, "ticket.updated")
-    await publish_ticket(session, ticket, "ticket.assigned", reason=reason)
+    await publish_ticket(session, ticket, events.TicketUpdated)
+    await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
 
 
 async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
@@ -203,7 +205,7 @@ async def _append_inbound(
     message = Message(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
-        body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
+        body_html=html.inert(inbound.body_html) if inbound.body_html else None,
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
         auto_reply=inbound.auto_reply, created_at=received,
     )
@@ -254,28 +256,12 @@ async def add_late_content(
     await session.flush()
     inbox_id = await inbox_of(session, message.ticket_id)
     shown = (await attachments_of(session, [message_id])).get(message_id, [])
-    events.record(session, type="message.updated", inbox_id=inbox_id, data={
-        "ticket_id": message.ticket_id, "message_id": message.id, "channel": message.channel,
-        "direction": message.direction, "delivery_status": message.delivery_status, "error": None,
-        "attachments": [a.model_dump() for a in shown], "preview": message.body_text[:140],
-    })
+    events.record(session, events.MessageUpdated(
+        inbox_id=inbox_id, ticket_id=message.ticket_id, message_id=message.id,
+        channel=message.channel, direction=message.direction,
+        delivery_status=message.delivery_status, error=None,
+        attachments=[a.model_dump() for a in shown], preview=message.body_text[:140]))
     return True
-
-
-def sanitize_html(html: str) -> str:
-    """Customer HTML made inert: no scripts, handlers, or remote loads (images need consent)."""
-    return nh3.clean(
-        html,
-        url_schemes={"http", "https", "mailto", "cid", "tel"},
-        link_rel="noopener noreferrer nofollow",
-        attribute_filter=_block_remote_images,
-    )
-
-
-def _block_remote_images(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src" and not value.startswith("cid:"):
-        return None
-    return value
 
 
 async def system_note(
@@ -296,6 +282,6 @@ async def system_note(
     session.add(message)
     await session.flush()
     touch(ticket)
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
     publish_message(session, ticket, message)
     return message

@@ -8,7 +8,7 @@ from helpdesk import normalize
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import User
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.tickets.models import Ticket
 
 _AT = re.compile(r"[@＠]")
@@ -47,7 +47,7 @@ async def notify(session: AsyncSession, ticket: Ticket, *, body: str, message_id
     told = [u.id for u in mentioned(body, staff) if u.id is not None and (
         u.sees_everything or ticket.inbox_id in members.get(u.id, set()))]
     if told:
-        events.record(session, type="ticket.mentioned", user_ids=told, data={
-            "ticket_id": ticket.id, "ticket_number": ticket.number, "message_id": message_id,
-            "by": actor.name, "preview": body[:140]})
+        events.record(session, events.TicketMentioned(
+            user_ids=told, ticket_id=ticket.id, ticket_number=ticket.number,
+            message_id=message_id, by=actor.name, preview=body[:140]))
     return told

@@ -11,7 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from helpdesk import boundary
 from helpdesk.customers.models import CustomerSummary
-from helpdesk.db import EnumString, UTCDateTime, utcnow
+from helpdesk.db import utcnow
+from helpdesk.storage.types import EnumString, UTCDateTime
 
 
 class Status(StrEnum):
@@ -20,15 +21,6 @@ class Status(StrEnum):
     pending = "pending"
     resolved = "resolved"
     no_action = "no_action"
-
-
-STATUS_LABELS: dict[Status, tuple[str, str]] = {
-    Status.unhandled: ("未対応", "Unhandled"),
-    Status.in_progress: ("対応中", "In progress"),
-    Status.pending: ("保留", "On hold"),
-    Status.resolved: ("対応済", "Resolved"),
-    Status.no_action: ("対応不要", "No action needed"),
-}
 
 
 class Priority(StrEnum):

@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.customers import service as customers
-from helpdesk.db import next_counter
 from helpdesk.errors import BadInput, Forbidden
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.search import service as search
+from helpdesk.storage.counters import next_counter
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import service
 from helpdesk.tickets.models import Channel, Ticket
@@ -47,7 +47,7 @@ async def start(session: AsyncSession, *, customer_id: int, inbox_id: int, chann
     assert ticket.id is not None
     search.add(session, kind="subject", ref_id=ticket.id, text_=title, ticket_id=ticket.id,
                customer_id=customer_id)
-    events.record(session, type="ticket.created", inbox_id=inbox_id,
-                  data={"ticket": ticket_queries.to_public(ticket, []).model_dump(mode="json")})
+    events.record(session, events.TicketCreated(
+        inbox_id=inbox_id, ticket=ticket_queries.to_public(ticket, []).model_dump(mode="json")))
     await service.reply(session, ticket, body=body, internal=False, actor=actor)
     return ticket

@@ -15,10 +15,10 @@ from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
-from helpdesk.db import dialect_of
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.search import service as search
+from helpdesk.storage.sessions import dialect_of
 from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
 from helpdesk.tickets.models import (
     Attachment,

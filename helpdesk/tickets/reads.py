@@ -8,7 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.db import dialect_of
+from helpdesk.storage.sessions import dialect_of
 from helpdesk.tickets.models import Direction, Message, TicketRead
 
 PREVIEW_CHARS = 80

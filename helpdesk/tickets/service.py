@@ -9,14 +9,15 @@ from sqlmodel import col
 from helpdesk import normalize
 from helpdesk.audit import service as audit
 from helpdesk.auth.models import User
-from helpdesk.db import serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, Forbidden
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox import service as outbox
-from helpdesk.realtime import service as events
+from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
     Channel,
     Direction,
@@ -69,9 +70,9 @@ async def update(
     changed = {k: str(v) for k, v in before.items() if getattr(ticket, k) != v}
     audit.record(session, action="ticket.update", actor_id=actor.id, actor_email=actor.email,
                  target_type="ticket", target_id=ticket.id, fields=sorted(fields), before=changed)
-    result = await publish_ticket(session, ticket, "ticket.updated")
+    result = await publish_ticket(session, ticket, events.TicketUpdated)
     if assigned:
-        await publish_ticket(session, ticket, "ticket.assigned")
+        await publish_ticket(session, ticket, events.TicketAssigned)
     return result
 
 
@@ -176,11 +177,11 @@ async def hand_over(session: AsyncSession, ticket_id: int, *, inbox_id: int,
         ticket.status = Status.in_progress
     touch(ticket)
     await session.flush()
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
     if assigned:
         history.record(session, ticket_id=ticket_id, type="ticket.assigned",
                        data={"assignee_id": assignee_id, "reason": {"policy": "transfer"}})
-        await publish_ticket(session, ticket, "ticket.assigned")
+        await publish_ticket(session, ticket, events.TicketAssigned)
 
 
 async def add_tag(session: AsyncSession, ticket_id: int, name: str) -> None:
@@ -192,7 +193,7 @@ async def add_tag(session: AsyncSession, ticket_id: int, name: str) -> None:
     await _set_tags(session, ticket, [*current, name])
     touch(ticket)
     await session.flush()
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
 
 
 async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> TicketPublic:
@@ -210,8 +211,8 @@ async def claim(session: AsyncSession, ticket_id: int, *, actor: User) -> Ticket
         ticket.status = Status.in_progress
     touch(ticket)
     await session.flush()
-    await publish_ticket(session, ticket, "ticket.updated")
-    return await publish_ticket(session, ticket, "ticket.assigned")
+    await publish_ticket(session, ticket, events.TicketUpdated)
+    return await publish_ticket(session, ticket, events.TicketAssigned)
 
 
 async def reply(
@@ -241,13 +242,13 @@ async def reply(
     search.add(session, kind="message", ref_id=message.id, text_=body,
                ticket_id=ticket.id, customer_id=ticket.customer_id)
     if hold:
-        _record_approval(session, ticket, message, "message.approval_requested", actor_id=actor.id)
+        _record_approval(session, ticket, message, events.MessageApprovalRequested, actor_id=actor.id)
     elif not internal:
         _after_public_reply(ticket, actor.id, now)
         outbox.enqueue(session, kind=f"reply.{channel}", message_id=message.id,
                        payload={"ticket_id": ticket.id})
     touch(ticket)
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
     publish_message(session, ticket, message)
     return message_public(message, [])
 
@@ -272,21 +273,22 @@ async def decide_approval(session: AsyncSession, ticket: Ticket, message: Messag
         # the corrected reply without being told that someone else replied.
         message.approval_status = "rejected"
     await session.flush()
-    _record_approval(session, ticket, message, "message.approved" if approve else "message.rejected",
+    _record_approval(session, ticket, message, events.MessageApproved if approve else events.MessageRejected,
                      actor_id=approver.id)
-    await publish_ticket(session, ticket, "ticket.updated")
+    await publish_ticket(session, ticket, events.TicketUpdated)
     return message_public(message, [])
 
 
-def _record_approval(session: AsyncSession, ticket: Ticket, message: Message, kind: str, *,
-                     actor_id: int | None) -> None:
-    data = {"ticket_id": ticket.id, "ticket_version": ticket.version, "message_id": message.id,
-            "author_user_id": message.author_user_id, "approval_status": message.approval_status,
-            "comment": message.approval_comment, "preview": message.body_text[:140]}
-    events.record(session, type=kind, inbox_id=ticket.inbox_id, data=data)
+def _record_approval(session: AsyncSession, ticket: Ticket, message: Message,
+                     kind: type[events.ApprovalEvent], *, actor_id: int | None) -> None:
+    event = kind(inbox_id=ticket.inbox_id, ticket_id=ticket.id, ticket_version=ticket.version,
+                 message_id=message.id, author_user_id=message.author_user_id,
+                 approval_status=message.approval_status, comment=message.approval_comment,
+                 preview=message.body_text[:140])
+    events.record(session, event)
     assert ticket.id is not None
-    history.record(session, ticket_id=ticket.id, type=kind, actor_id=actor_id,
-                   data={k: v for k, v in data.items() if k not in ("ticket_id", "ticket_version")})
+    history.record(session, ticket_id=ticket.id, type=event.type, actor_id=actor_id,
+                   data={k: v for k, v in event.data().items() if k not in ("ticket_id", "ticket_version")})
 
 
 def _after_public_reply(ticket: Ticket, author_id: int | None, now: datetime) -> None:

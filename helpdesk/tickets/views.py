@@ -2,13 +2,10 @@
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
@@ -21,17 +18,16 @@ from helpdesk.channels.email import outgoing
 from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
+from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
-from helpdesk.tickets import delivery, macros, mentions, merging, photos, queries, reads, service
+from helpdesk.tickets import delivery, macros, mentions, merging, queries, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
-    Attachment,
     Channel,
     Direction,
     Message,
@@ -374,36 +370,3 @@ async def _variables(session: AsyncSession, ticket: Ticket, user: User) -> dict[
                           last_order_date=i18n.format_day(orders[0].ordered_at),
                           last_order_total=i18n.format_money(orders[0].total, orders[0].currency))
     return values
-
-
-@router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
-async def attachment(ticket: CurrentTicket, attachment_id: int, session: ReadSessionDep) -> Response:
-    """An attachment as a download, never rendered inline (it came from a customer)."""
-    row = await session.get(Attachment, attachment_id)
-    if row is None or not await _belongs(session, row, ticket):
-        raise NotFound("attachment not found")
-    filename = row.filename.replace('"', "").replace("\r", "").replace("\n", "")
-    return Response(row.data, media_type="application/octet-stream", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
-
-
-@router.get("/tickets/{ticket_id}/attachments/{attachment_id}/preview")
-async def attachment_preview(ticket: CurrentTicket, attachment_id: int,
-                             session: ReadSessionDep) -> Response:
-    """A photo shown inline in the conversation: only JPEG, PNG, GIF or WebP whose bytes say so
-    (a script or SVG labelled as a photo is refused), sandboxed should it be opened on its own."""
-    row = await session.get(Attachment, attachment_id)
-    if row is None or not await _belongs(session, row, ticket):
-        raise NotFound("attachment not found")
-    kind = photos.photo_type(row.data)
-    if kind is None:
-        raise HelpdeskError("this attachment is not a photo that can be shown", status_code=415)
-    return Response(row.data, media_type=kind, headers={
-        "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, max-age=86400"})
-
-
-async def _belongs(session: AsyncSession, row: Attachment, ticket: Ticket) -> bool:
-    owner = await session.scalar(select(col(Message.ticket_id)).where(col(Message.id) == row.message_id))
-    return owner == ticket.id

@@ -6,7 +6,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import nh3
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, Template, pass_context, select_autoescape
@@ -15,6 +14,7 @@ from markupsafe import Markup
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.config import DEFAULT_REGION, Settings
+from helpdesk.html import inert
 from helpdesk.sla import display as sla_display
 from helpdesk.tickets import photos
 from helpdesk.tickets.models import Status
@@ -43,16 +43,7 @@ def sanitized(html: str | None) -> Markup:
     """Customer HTML cleaned again at render time: stored rows are never trusted as markup."""
     if not html:
         return Markup("")
-    cleaned = nh3.clean(html, url_schemes={"http", "https", "mailto", "cid", "tel"},
-                        link_rel="noopener noreferrer nofollow",
-                        attribute_filter=_no_remote_images)
-    return Markup(cleaned)
-
-
-def _no_remote_images(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src" and not value.startswith("cid:"):
-        return None
-    return value
+    return Markup(inert(html))
 
 
 @pass_context

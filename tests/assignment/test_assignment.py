@@ -13,7 +13,7 @@ from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
-from helpdesk.realtime import service as presence
+from helpdesk.realtime import presence
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event, PresenceConnection
 from helpdesk.tickets.models import Ticket

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.db import utcnow
-from tests.conftest import PASSWORD, Staff, begin_write
+from helpdesk.storage.sessions import begin_write
+from tests.conftest import PASSWORD, Staff
 
 
 async def actions(db: AsyncSession) -> list[str]:

@@ -21,7 +21,7 @@ from helpdesk.channels.email import service as mail
 from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.customers.models import CustomerIdentity
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as events
+from helpdesk.realtime import presence as presences
 from helpdesk.tickets.models import Message, Ticket
 from tests.channels.conftest import count, eventually, fetch, reply
 from tests.channels.fakes import FakeSMTP
@@ -184,7 +184,7 @@ async def test_widget_round_trip_in_chromium(live_server: LiveServer, staff: Sta
     operator = staff.made[-1]
     assert operator.id is not None
     async with db.begin():  # an operator is online: the widget does not ask for an address
-        await events.connect(db, connection_id=uuid4().hex, user_id=operator.id, node="test",
+        await presences.connect(db, connection_id=uuid4().hex, user_id=operator.id, node="test",
                              now=utcnow(), ttl=timedelta(hours=1))
     shop = ShopPage(live_server.url)
     await shop.start()

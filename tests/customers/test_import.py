@@ -7,6 +7,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -290,6 +291,51 @@ def test_collection_pauses_while_batches_are_written_and_resumes_after() -> None
         gc.enable()
 
 
+class _CollectorWatch:
+    """Notes, from a thread of its own, whether automatic collection was ever off."""
+
+    def __init__(self) -> None:
+        self.seen_off = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            if not gc.isenabled():
+                self.seen_off = True
+            time.sleep(0)  # hand the GIL back at once
+
+    def __enter__(self) -> "_CollectorWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("pause_collector", [False, True], ids=["server", "cli"])
+async def test_only_a_process_that_only_imports_pauses_the_collector(
+        engine: AsyncEngine, tmp_path: Path, pause_collector: bool) -> None:
+    """An upload imports beside the server's live sockets: collection stays on for them."""
+    path = tmp_path / "orders.csv"
+    path.write_text(SHOPIFY_HEADER + "".join(
+        f"#{n},c{n % 300}@example.jp,paid,JPY,100,2024-01-01 10:00:00 +0900,1,茶,100,T1\n"
+        for n in range(3000)))
+    options = tasks.ImportOptions(pause_collector=pause_collector, parse_process_min_bytes=1 << 40)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)  # the watching thread looks often while a batch is written
+    try:
+        with _CollectorWatch() as watch, path.open("rb") as stream:
+            summary = await tasks.import_file(event_sessions(engine), stream, kind=Kind.orders,
+                                              options=options)
+    finally:
+        sys.setswitchinterval(interval)
+    assert summary.rows == 3000
+    assert watch.seen_off is pause_collector
+    assert gc.isenabled()
+
+
 class _RecordsCollector:
     """Notes, as it is unpickled, whether automatic collection was on."""
 
@@ -305,7 +351,7 @@ class _RecordsCollector:
 def test_batches_from_the_child_are_unpickled_with_collection_paused() -> None:
     receiving, sending = multiprocessing.Pipe(duplex=False)
     sending.send(("done", [_RecordsCollector(), _RecordsCollector()]))
-    message = tasks._receive(receiving, Kind.orders)
+    message = tasks._receive(receiving, Kind.orders, True)
     assert message[0] == "done" and len(message[1]) == 2
     assert _RecordsCollector.seen == [False, False]
     assert gc.isenabled()

@@ -23,12 +23,13 @@ from helpdesk.customers.models import (
     OrderLine,
     PurchaseRecount,
 )
-from helpdesk.db import read_counter, utcnow
+from helpdesk.db import utcnow
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.service import BATCH
 from helpdesk.realtime.log import event_sessions
 from helpdesk.search.models import SearchEntry
+from helpdesk.storage.counters import read_counter
 
 
 def _order(number: str, email: str, total: int = 1000) -> IncomingOrder:

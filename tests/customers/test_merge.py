@@ -12,8 +12,9 @@ from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
 from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import Customer, CustomerIdentity, IncomingOrder, Order, OrderLine
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, begin_write, inbound_body, post_inbound
+from tests.conftest import Staff, inbound_body, post_inbound
 
 
 async def _order(db: AsyncSession, number: str, email: str, total: int, day: int) -> None:

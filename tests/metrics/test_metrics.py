@@ -5,11 +5,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access.models import IpRule
+from helpdesk.storage.sessions import begin_write
 from tests.conftest import (
     INBOUND_HEADERS,
     LiveServer,
     Staff,
-    begin_write,
     inbound_body,
     make_settings,
     post_inbound,

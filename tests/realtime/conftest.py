@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
+from helpdesk.realtime.frames import LiveEvent
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
-from helpdesk.realtime.service import LiveEvent
 from helpdesk.retention import tasks as retention
 from tests.conftest import LiveServer, free_port, make_settings
 

@@ -5,8 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role, User
 from helpdesk.inboxes.models import InboxMember
-from helpdesk.realtime import service as events
-from tests.conftest import Staff, begin_write
+from helpdesk.realtime import log as events
+from helpdesk.storage.sessions import begin_write
+from tests.conftest import Staff
 
 
 async def _version(db: AsyncSession) -> int | None:

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import InboxMember
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from tests.conftest import LiveServer, Staff, inbound_body, post_inbound
 from tests.realtime.conftest import committed_events, frames_until, open_socket, quiet
 

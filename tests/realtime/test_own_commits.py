@@ -6,11 +6,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
+from helpdesk.realtime import log as events
 from helpdesk.realtime import presence
-from helpdesk.realtime import service as events
 from helpdesk.realtime.audiences import audiences
 from helpdesk.realtime.bus import MemoryBus
-from helpdesk.realtime.frames import Audience
+from helpdesk.realtime.frames import Audience, LiveEvent
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.log import LocalEvents, event_sessions, publish_to
 from helpdesk.tickets import queries as ticket_queries
@@ -50,7 +50,7 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
 
 
 async def test_the_data_is_encoded_once_for_the_log_and_the_frame(engine: AsyncEngine) -> None:
-    own: list[events.LiveEvent] = []
+    own: list[LiveEvent] = []
     writers = event_sessions(engine, publish=own.extend)
     data = {"件名": "返品について", "amount": 1.5, "items": [1, None, True], "quote": 'a "b"\n'}
     async with writers() as session:

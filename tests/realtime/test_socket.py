@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth.models import Role
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from tests.conftest import LiveServer, Staff, post_inbound
 from tests.realtime.conftest import (
     ServerFactory,

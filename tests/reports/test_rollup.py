@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk.auth.models import Role
-from helpdesk.db import next_counter
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.reports import rollup, tasks
 from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.reports.models import ROLLUP_MODELS
+from helpdesk.storage.counters import next_counter
 from tests.conftest import Staff, inbound_body, post_inbound
 
 TOKYO = ReportCalendar(zone=ZoneInfo("Asia/Tokyo"))

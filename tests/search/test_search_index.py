@@ -3,8 +3,8 @@
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.db import dialect_of
 from helpdesk.search import service as search
+from helpdesk.storage.sessions import dialect_of
 
 
 async def plan(db: AsyncSession, query: str) -> str:

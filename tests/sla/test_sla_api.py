@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
-from helpdesk.realtime import service as presence
+from helpdesk.realtime import presence
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.sla import tasks as sla_tasks

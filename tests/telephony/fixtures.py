@@ -29,9 +29,10 @@ from helpdesk.customers import service as customers
 from helpdesk.customers.models import Customer, IdentityKind, Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.inboxes import service as inbox_service
-from helpdesk.realtime import service as realtime
+from helpdesk.realtime import presence as presences
 from helpdesk.realtime.models import Event
-from tests.conftest import LiveServer, Staff, begin_write, free_port, make_settings
+from helpdesk.storage.sessions import begin_write
+from tests.conftest import LiveServer, Staff, free_port, make_settings
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -177,7 +178,7 @@ async def online(db: AsyncSession, *users: User) -> None:
     for user in users:
         assert user.id is not None
         # A socket of a long-lived test node: no server's sweep lapses it during the test.
-        await realtime.connect(db, connection_id=uuid4().hex, user_id=user.id, node="test",
+        await presences.connect(db, connection_id=uuid4().hex, user_id=user.id, node="test",
                                now=utcnow(), ttl=timedelta(hours=1))
     await db.commit()
 

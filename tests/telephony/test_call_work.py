@@ -11,8 +11,9 @@ from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call, WrapupState
 from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.telephony.fixtures import (
     count,
     cti_post,

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call
 from helpdesk.inboxes import service as inbox_service
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.telephony.fixtures import (
     count,
     events_of,

@@ -19,9 +19,10 @@ from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
-from tests.conftest import LiveServer, Staff, begin_write
+from tests.conftest import LiveServer, Staff
 from tests.telephony.fixtures import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
 
 CUSTOMER = "+819011112222"

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
 from helpdesk.db import create_engine
-from helpdesk.realtime import service as events
+from helpdesk.realtime import log as events
 from helpdesk.realtime.log import event_sessions
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, IngestResult, Sender
-from tests.conftest import LiveServer, Staff, begin_write, make_settings, reset
+from tests.conftest import LiveServer, Staff, make_settings, reset
 
 CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -10,8 +10,9 @@ from helpdesk.approval.models import ApprovalConfig
 from helpdesk.auth.models import Role
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

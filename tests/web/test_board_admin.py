@@ -15,15 +15,15 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role, User
 from helpdesk.calls.models import Call, CallState
 from helpdesk.inboxes.models import Inbox, InboxMember
-from helpdesk.realtime import service as realtime
+from helpdesk.realtime import presence as presences
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
 from tests.conftest import (
     INBOUND_HEADERS,
     LiveServer,
     Staff,
-    begin_write,
     inbound_body,
     make_settings,
 )
@@ -237,7 +237,7 @@ async def test_board_renders_presence_and_calls_in_progress_from_the_start(
 
 async def presence_of(db: AsyncSession, user_id: int) -> list[dict[str, object]]:
     await db.commit()  # a fresh snapshot
-    rows = await realtime.presence_list(db)
+    rows = await presences.presence_list(db)
     return [p.model_dump() for p in rows if p.user_id == user_id]
 
 

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
 from helpdesk.inboxes import service as inbox_service
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import LiveServer, Staff, begin_write, make_settings
+from tests.conftest import LiveServer, Staff, make_settings
 from tests.web.conftest import Peek, Tab, Tabs
 from tests.web.test_phone_pages import known_caller
 

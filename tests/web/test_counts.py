@@ -5,10 +5,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import counts
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketCount, TicketUpdate
-from tests.conftest import Staff, begin_write, post_inbound
+from tests.conftest import Staff, post_inbound
 from tests.web.conftest import inbound
 
 

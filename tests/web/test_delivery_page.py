@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message
-from tests.conftest import LiveServer, Staff, begin_write, make_settings
+from tests.conftest import LiveServer, Staff, make_settings
 from tests.telephony.fixtures import (
     ACCOUNT_SID,
     AUTH_TOKEN,

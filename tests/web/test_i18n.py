@@ -20,9 +20,10 @@ from helpdesk.realtime.log import event_sessions
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.reports import tasks as report_tasks
 from helpdesk.reports.calendar import ReportCalendar
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff, begin_write
+from tests.conftest import PASSWORD, ROOT, Staff
 from tests.web.conftest import Tab, Tabs, inbound
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"

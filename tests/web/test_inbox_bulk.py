@@ -5,9 +5,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import SavedView, Status, Tag, Ticket, TicketTag, TicketUpdate
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

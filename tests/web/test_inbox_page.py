@@ -5,10 +5,11 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
-from tests.conftest import Staff, begin_write, inbound_body, post_inbound
+from tests.conftest import Staff, inbound_body, post_inbound
 from tests.web.conftest import Peek, Tabs, inbound
 
 

@@ -7,9 +7,10 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Tabs, inbound
 
 

@@ -6,8 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message, Status, Tag, Ticket, TicketTag
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

@@ -5,9 +5,10 @@ from playwright.async_api import expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

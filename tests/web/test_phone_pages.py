@@ -11,8 +11,9 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import Order, OrderItem
 from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import LiveServer, Staff, begin_write, make_settings
+from tests.conftest import LiveServer, Staff, make_settings
 from tests.web.conftest import Tabs, inbound
 
 

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from helpdesk.web.templating import HTMX_INTEGRITY, HTMX_VERSION
-from tests.conftest import ROOT, LiveServer, Staff, begin_write, make_settings
+from tests.conftest import ROOT, LiveServer, Staff, make_settings
 from tests.web.conftest import Peek, Tabs, inbound
 
 

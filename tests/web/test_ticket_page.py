@@ -14,6 +14,7 @@ from helpdesk.customers.models import Customer, Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.replies.models import ReplyTemplate
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import (
@@ -25,7 +26,7 @@ from helpdesk.tickets.models import (
     TicketTag,
     TicketUpdate,
 )
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

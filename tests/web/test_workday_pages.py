@@ -12,8 +12,9 @@ from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.sla import service as sla
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, begin_write
+from tests.conftest import Staff
 from tests.web.conftest import Peek, Tabs, inbound
 
 

@@ -27,8 +27,8 @@ from helpdesk.customers.models import IdentityKind
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
 from helpdesk.outbox.service import OutboundContext, Sender
-from helpdesk.realtime import service as events
 from helpdesk.realtime.models import Event
+from helpdesk.realtime.presence import online_among
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, Direction, InboundMessage, IngestResult, Message, Ticket
 from helpdesk.tickets.models import Sender as MessageSender
@@ -147,7 +147,7 @@ def frame(message_id: int, direction: str, author: str | None, text: str, at: da
 
 async def operators_online(session: AsyncSession) -> bool:
     """Whether any staff member is online now (presence as the realtime layer keeps it)."""
-    return bool(await events.online_among(session))
+    return bool(await online_among(session))
 
 
 # ---- replies --------------------------------------------------------------------------------

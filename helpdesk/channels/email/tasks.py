@@ -19,9 +19,10 @@ from helpdesk.channels.email import compose as mail_compose
 from helpdesk.channels.email import service
 from helpdesk.channels.models import ImapCursor
 from helpdesk.config import Settings
-from helpdesk.db import serialize_on, utcnow
+from helpdesk.db import utcnow
 from helpdesk.errors import HelpdeskError
 from helpdesk.outbox.service import OutboundContext, SendError
+from helpdesk.storage.locks import serialize_on
 
 log = logging.getLogger(__name__)
 

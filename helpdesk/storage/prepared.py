@@ -3,30 +3,38 @@
 A Core statement through SQLAlchemy's async engine costs about 100 µs of Python on a small VM
 (execution context, greenlet hop, result wrapping), several times what SQLite needs for an
 indexed lookup. The screen pop and the profile run a dozen such statements per call, so on
-SQLite they go through ``rows`` (``first``, ``scalar``; ``rows_now`` and ``execute_many_now``
-in synchronous commit hooks) instead: the statement is compiled once, each call
-binds its values through the columns' own processors and runs on the session's connection (in
-its transaction), and rows come back as plain tuples with the columns' result processors
-applied. Other databases take SQLAlchemy's usual path and get the same tuples.
+SQLite they go through ``rows`` (``first``, ``execute``; ``rows_now``, ``first_now`` and
+``execute_many_now`` in synchronous commit hooks) instead: the statement is compiled once, each
+call binds its values through the columns' own processors and runs on the session's connection
+(in its transaction), and rows come back with the columns' result processors applied. Other
+databases take SQLAlchemy's usual path and get the same rows.
+
+Each statement that returns rows is a ``Query``: the statement and the NamedTuple its rows come
+back as, whose fields name the statement's columns in order (checked when the query is built),
+so callers read ``row.inbox_id``, never ``row[1]``.
 
 Only statements built once at import belong here (they are cached by identity).
 """
 
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from helpdesk.db import UTCDateTime, fast_bind_processor
+from helpdesk.storage.bulk import fast_bind_processor
+from helpdesk.storage.context import RememberedConnection, session_context
+from helpdesk.storage.sqlite import driver_connection
+from helpdesk.storage.types import UTCDateTime
 
 Processor = Callable[[Any], Any]
+Row = TypeVar("Row", bound=tuple[Any, ...])
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
 
 
@@ -83,6 +91,22 @@ class Prepared:
                     values[index] = process(values[index])
             shaped.append(tuple(values))
         return shaped
+
+
+@dataclass(frozen=True)
+class Query(Generic[Row]):
+    """A statement built once at import, and the NamedTuple class its rows come back as."""
+
+    statement: Executable
+    row: type[Row]
+    make: Callable[[Iterable[Any]], Row] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields: tuple[str, ...] = getattr(self.row, "_fields", ())
+        columns = [column.key for column in getattr(self.statement, "exported_columns", ())]
+        if len(fields) != len(columns):
+            raise TypeError(f"{self.row.__name__} has fields {fields}, the statement returns {columns}")
+        object.__setattr__(self, "make", getattr(self.row, "_make"))  # noqa: B009 (not on tuple[Any, ...])
 
 
 class _NeedsSqlAlchemy(Exception):
@@ -147,56 +171,71 @@ def _utc_from_sqlite(value: Any) -> Any:
 
 
 async def rows(
+    on: AsyncSession | AsyncConnection, query: Query[Row], params: dict[str, Any] | None = None
+) -> list[Row]:
+    """All rows of ``query``, in ``on``'s transaction."""
+    make = query.make
+    return [make(row) for row in await _tuples(on, query.statement, params)]
+
+
+async def first(
+    on: AsyncSession | AsyncConnection, query: Query[Row], params: dict[str, Any] | None = None
+) -> Row | None:
+    """The first row of ``query``, or None."""
+    found = await _tuples(on, query.statement, params)
+    return query.make(found[0]) if found else None
+
+
+async def execute(
     on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
-) -> Sequence[tuple[Any, ...]]:
-    """All rows of ``statement`` as tuples, in ``on``'s transaction."""
+) -> None:
+    """Run a statement that returns no rows (an INSERT without RETURNING)."""
+    await _tuples(on, statement, params)
+
+
+async def _tuples(
+    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None
+) -> Sequence[Any]:
     connection = await _connection_of(on) if isinstance(on, AsyncSession) else on
     found = _on_sqlite(connection.sync_connection, statement, params or {})
     if found is not None:
         return found
-    return (await connection.execute(statement, params)).all()
-
-
-_CONNECTION = "helpdesk.prepared.connection"
+    result = await connection.execute(statement, params)
+    return result.all() if result.returns_rows else ()
 
 
 async def _connection_of(session: AsyncSession) -> AsyncConnection:
     # AsyncSession.connection() hops through a greenlet on every call (about as long as the
     # statement); the connection is remembered for as long as the session's transaction lasts.
+    context = session_context(session)
     transaction = session.sync_session.get_transaction()
-    known = session.info.get(_CONNECTION)
-    if known is not None and transaction is known[0] and transaction.is_active:
-        connection: AsyncConnection = known[1]
-        return connection
+    known = context.connection
+    if known is not None and transaction is known.transaction and transaction.is_active:
+        return known.connection
     connection = await session.connection()
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    current = session.sync_session.get_transaction()
+    assert current is not None  # the connection just began it
+    context.connection = RememberedConnection(current, connection)
     return connection
 
 
-async def first(
-    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
-) -> tuple[Any, ...] | None:
-    """The first row of ``statement``, or None."""
-    found = await rows(on, statement, params)
-    return found[0] if found else None
-
-
-async def scalar(
-    on: AsyncSession | AsyncConnection, statement: Executable, params: dict[str, Any] | None = None
-) -> Any:
-    """The first column of the first row, or None."""
-    row = await first(on, statement, params)
-    return row[0] if row is not None else None
-
-
 def rows_now(
-    connection: Connection, statement: Executable, params: dict[str, Any] | None = None
-) -> Sequence[tuple[Any, ...]]:
+    connection: Connection, query: Query[Row], params: dict[str, Any] | None = None
+) -> list[Row]:
     """``rows`` for synchronous code on a session's connection (the session's commit hooks)."""
-    found = _on_sqlite(connection, statement, params or {})
-    if found is not None:
-        return found
-    return connection.execute(statement, params).all()
+    found: Sequence[Any] | None = _on_sqlite(connection, query.statement, params or {})
+    if found is None:
+        found = connection.execute(query.statement, params).all()
+    make = query.make
+    return [make(row) for row in found]
+
+
+def first_now(
+    connection: Connection, query: Query[Row], params: dict[str, Any] | None = None
+) -> Row | None:
+    """``first`` for synchronous code on a session's connection."""
+    found = rows_now(connection, query, params)
+    return found[0] if found else None
 
 
 def execute_many_now(connection: Connection, statement: Executable, many: list[dict[str, Any]]) -> None:
@@ -244,8 +283,7 @@ def _on_sqlite(
 
 
 def _cursor(connection: Connection, sql: str, values: Any, *, many: bool = False) -> sqlite3.Cursor:
-    driver = connection.connection.driver_connection  # helpdesk.sqlite.InlineConnection
-    cursor: sqlite3.Cursor = driver.sqlite3_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_connection(connection).cursor()
     if connection._has_events or connection.engine._has_events:  # listeners, e.g. tests counting
         connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, many)
     return cursor

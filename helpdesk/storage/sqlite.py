@@ -7,7 +7,7 @@ aiosqlite's interface (which SQLAlchemy's dialect drives) but run each call inli
 
 The price: a statement blocks the loop while it runs, so slow queries must stay rare, and one
 process must not wait on SQLite's lock while holding the loop; write sessions therefore queue on
-an asyncio lock before they begin (see ``helpdesk.db.QueuedWriterSession``).
+an asyncio lock before they begin (see ``helpdesk.storage.sessions.QueuedWriterSession``).
 """
 
 import asyncio
@@ -47,7 +47,7 @@ class InlineConnection(aiosqlite.Connection):
 
     @property
     def sqlite3_connection(self) -> sqlite3.Connection:
-        """The driver's connection, for statements run without SQLAlchemy (helpdesk.prepared)."""
+        """The driver's connection, for statements run without SQLAlchemy (storage.prepared)."""
         return self._conn
 
     def __await__(self) -> Generator[Any, None, "InlineConnection"]:
@@ -59,6 +59,12 @@ async def connect(database: str, **kwargs: Any) -> InlineConnection:
     kwargs.setdefault("check_same_thread", False)
     connection = InlineConnection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
     return await connection
+
+
+def driver_connection(connection: Any) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under a SQLAlchemy ``Connection`` of a SQLite engine."""
+    driver: InlineConnection = connection.connection.driver_connection
+    return driver.sqlite3_connection
 
 
 def database_path(url: str) -> str:
