@@ -24,9 +24,12 @@ from helpdesk.migrations import run_upgrade
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.realtime.log import event_sessions
-from tests.channels.conftest import LINE_TOKEN, line_message, post_line
-from tests.channels.fakes import FakeLine
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff, make_settings, reset
+from tests.support.channels import LINE_TOKEN, line_message, post_line
+from tests.support.database import reset
+from tests.support.fakes import FakeLine
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 CORPUS = sorted((Path(__file__).resolve().parent.parent / "tests" / "data" / "mail").glob("*.eml"))
 

@@ -104,8 +104,7 @@ async def _ticket_param(session: SessionDep, form: ImmutableMultiDict[str, str],
         return None
     operator = await session.get(User, operator_id)
     inbox_id = await ticket_queries.inbox_of(session, int(raw))
-    visible = await inbox_service.visible_inbox_ids(session, operator) if operator else set()
-    if inbox_id is None or (visible is not None and inbox_id not in visible):
+    if operator is None or inbox_id is None or not await inbox_service.works_in(session, operator, inbox_id):
         return None
     return int(raw)
 

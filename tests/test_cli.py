@@ -4,12 +4,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.support.server import free_port
+from tests.support.waiting import wait_until_sync
 
 HELPDESK = [sys.executable, "-m", "helpdesk.cli"]
 
@@ -37,6 +37,13 @@ async def test_user_create_then_sign_in(http: httpx.AsyncClient, database_url: s
     assert unknown_inbox.returncode == 1 and "unknown inbox" in unknown_inbox.stderr
 
 
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_serve_demo_starts_with_demo_data(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"}
@@ -45,13 +52,7 @@ def test_serve_demo_starts_with_demo_data(tmp_path: Path) -> None:
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_sync(lambda: _healthy(base) or server.poll() is not None, within=90, interval=0.2)
         assert server.poll() is None, (tmp_path / "serve.log").read_text()
         token = httpx.post(f"{base}/api/auth/token",
                            json={"email": "supervisor@example.com", "password": "helpdesk-demo"})

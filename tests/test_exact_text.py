@@ -24,7 +24,8 @@ from twilio.request_validator import RequestValidator
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
-from tests.channels.conftest import (  # noqa: F401 - fixtures used by name
+from tests.customers.test_shopify import deliver, order_payload
+from tests.support.channels import (  # noqa: F401 - fixtures used by name
     _clean_fakes,
     channel_settings,
     fake_line,
@@ -35,9 +36,10 @@ from tests.channels.conftest import (  # noqa: F401 - fixtures used by name
     post_line,
     post_meta,
 )
-from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
-from tests.customers.test_shopify import deliver, order_payload
+from tests.support.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
 
 TEXT = "①㈱髙﨑（）！ｶﾅ"
 FOLDED_QUERIES = ("1", "(株)", "カナ")

@@ -18,7 +18,7 @@ def test_tokens_in_request_lines_are_redacted() -> None:
 
 def test_the_app_installs_the_filter() -> None:
     from helpdesk.app import create_app
-    from tests.conftest import make_settings
+    from tests.support.server import make_settings
 
     create_app(make_settings("sqlite+aiosqlite:///:memory:"))
     assert logs.REDACT_TOKENS in logging.getLogger("uvicorn.access").filters

@@ -1,6 +1,5 @@
 """Retention: old events, finished outbox items and receipts go, in batches; the rest stays."""
 
-import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,7 +15,8 @@ from helpdesk.realtime.models import Event
 from helpdesk.receipts import service as receipts
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.retention import tasks as retention
-from tests.conftest import LiveServer, make_settings
+from tests.support.server import LiveServer, make_settings
+from tests.support.waiting import wait_until
 
 NOW = utcnow()
 OLD = NOW - timedelta(days=40)
@@ -104,10 +104,10 @@ async def test_the_app_prunes_in_the_background_and_stops_cleanly(
     settings = make_settings(database_url, run_workers=True, retention_interval_seconds=0.2,
                              receipt_retention_days=7)
     with LiveServer(settings) as live:
-        for _ in range(100):
-            if await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]:
-                break
-            await asyncio.sleep(0.1)
+        async def only_recent_left() -> bool:
+            return await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]
+
+        await wait_until(only_recent_left, within=10, interval=0.1)
         assert await remaining(db, col(Event.seq)) == [8, 9, 10]
         assert await remaining(db, col(DeliveryReceipt.delivery_id)) == ["recent"]
     assert not live.thread.is_alive()

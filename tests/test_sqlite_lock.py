@@ -13,11 +13,12 @@ from helpdesk.db import create_engine, create_sessionmaker
 HELD_SECONDS = 0.6
 
 
-async def _largest_stall(stop: asyncio.Event) -> float:
+async def _largest_stall(started: asyncio.Event, stop: asyncio.Event) -> float:
     """The longest the loop went without running this task, until ``stop``."""
     largest, last = 0.0, time.monotonic()
+    started.set()
     while not stop.is_set():
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # the probe: how late this wakes up is what is measured
         now = time.monotonic()
         largest, last = max(largest, now - last), now
     return largest
@@ -33,9 +34,9 @@ async def test_a_writer_waits_for_another_process_without_stopping_the_loop(tmp_
         other.execute("BEGIN IMMEDIATE")
         other.execute("INSERT INTO note VALUES ('theirs')")
         threading.Timer(HELD_SECONDS, other.commit).start()
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(_largest_stall(stop))
-        await asyncio.sleep(0.02)  # the watcher is running
+        started, stop = asyncio.Event(), asyncio.Event()
+        watcher = asyncio.create_task(_largest_stall(started, stop))
+        await started.wait()
         began = time.monotonic()
         async with create_sessionmaker(engine)() as session:
             await session.execute(text("INSERT INTO note VALUES ('ours')"))

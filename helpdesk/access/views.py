@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access import service
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin
+from helpdesk.auth.dependencies import Admin, client_ip
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.web import templating
 from helpdesk.web.sessions import fresh_reader
@@ -17,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return client_ip(request)
 
 
 async def _page(request: Request, session: AsyncSession, admin: Admin, block: str | None) -> Response:

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 
 from helpdesk.approval import service
 from helpdesk.approval.models import ApprovalConfig, ApprovalPage, Rejection
-from helpdesk.assignment.api import check_users, existing_inbox
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Supervisor
+from helpdesk.auth.dependencies import Supervisor, client_ip
 from helpdesk.db import ReadSessionDep, SessionDep
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import MessagePublic
 
 router = APIRouter(tags=["approval"])
@@ -20,7 +20,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 @router.get("/api/admin/inboxes/{inbox_id}/approval", response_model=ApprovalConfig)
 async def get_approval(inbox_id: int, session: ReadSessionDep, _: Supervisor) -> ApprovalConfig:
     """Whose replies in the inbox wait for a supervisor."""
-    await existing_inbox(session, inbox_id)
+    await inbox_service.inbox_or_404(session, inbox_id)
     return await service.load_config(session, inbox_id)
 
 
@@ -28,13 +28,13 @@ async def get_approval(inbox_id: int, session: ReadSessionDep, _: Supervisor) ->
 async def put_approval(inbox_id: int, body: ApprovalConfig, session: SessionDep, user: Supervisor,
                        request: Request) -> ApprovalConfig:
     """Replace the inbox's approval rule (audited)."""
-    await existing_inbox(session, inbox_id)
+    await inbox_service.inbox_or_404(session, inbox_id)
     if isinstance(body.required_for, list):
-        await check_users(session, set(body.required_for), "required_for")
+        await inbox_service.existing_users(session, set(body.required_for), "required_for")
     saved = await service.save_config(session, inbox_id, body)
     audit.record(session, action="inbox.approval", actor_id=user.id, actor_email=user.email,
                  target_type="inbox", target_id=inbox_id,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))
     await session.commit()
     return saved
 

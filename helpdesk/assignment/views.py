@@ -17,8 +17,9 @@ from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, NotFound
-from helpdesk.inboxes.models import Inbox, InboxMember
+from helpdesk.errors import BadInput
+from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import InboxMember
 from helpdesk.tickets.models import Channel
 from helpdesk.web import templating
 
@@ -26,9 +27,7 @@ router = APIRouter(include_in_schema=False)
 
 
 async def _context(session: AsyncSession, inbox_id: int, *, saved: bool = False) -> dict[str, Any]:
-    inbox = await session.get(Inbox, inbox_id)
-    if inbox is None:
-        raise NotFound("inbox not found")
+    inbox = await inbox_service.inbox_or_404(session, inbox_id)
     members = list(await session.scalars(
         select(User).join(InboxMember, col(InboxMember.user_id) == col(User.id))
         .where(col(InboxMember.inbox_id) == inbox_id, col(User.is_active).is_(True))
@@ -50,8 +49,7 @@ async def routing_page(request: Request, inbox_id: int, session: ReadSessionDep,
 @router.post("/admin/inboxes/{inbox_id}/routing")
 async def save_routing(request: Request, inbox_id: int, session: SessionDep, user: Supervisor) -> Response:
     """Save both from the form (audited); the form again."""
-    if await session.get(Inbox, inbox_id) is None:
-        raise NotFound("inbox not found")
+    await inbox_service.inbox_or_404(session, inbox_id)
     form = await request.form(max_files=0, max_fields=2000)
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and len(v) <= 100}
     approvers = [int(v) for k, v in form.multi_items() if k == "needs_approval" and isinstance(v, str)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, CurrentUser
+from helpdesk.auth.dependencies import Admin, CurrentUser, client_ip
 from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import log as call_log
@@ -173,7 +173,7 @@ async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: R
     saved = await cti_settings.save_cti_config(session, body)
     audit.record(session, action="cti.update", actor_id=admin.id, actor_email=admin.email,
                  target_type="cti_settings", target_id=1,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))
     await session.commit()
     return saved
 
@@ -182,7 +182,7 @@ async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: R
 async def get_voice(inbox_id: int, session: ReadSessionDep, _: Admin) -> VoiceConfig:
     """What the inbox's callers hear: greeting, keypad menu, hold music, callback offer, closed
     hours, recording."""
-    await _inbox_or_404(session, inbox_id)
+    await inbox_service.inbox_or_404(session, inbox_id)
     return await cti_settings.voice_config(session, inbox_id)
 
 
@@ -190,21 +190,16 @@ async def get_voice(inbox_id: int, session: ReadSessionDep, _: Admin) -> VoiceCo
 async def put_voice(inbox_id: int, body: VoiceConfig, session: SessionDep, admin: Admin,
                     request: Request) -> VoiceConfig:
     """Replace what the inbox's callers hear (audited); menu options must name real inboxes."""
-    await _inbox_or_404(session, inbox_id)
+    await inbox_service.inbox_or_404(session, inbox_id)
     for option in body.menu:
         if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:
             raise BadInput(f"menu {option.digit}: no such inbox")
     saved = await cti_settings.save_voice_config(session, inbox_id, body)
     audit.record(session, action="inbox.voice.update", actor_id=admin.id, actor_email=admin.email,
                  target_type="inbox", target_id=inbox_id,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))
     await session.commit()
     return saved
-
-
-async def _inbox_or_404(session: AsyncSession, inbox_id: int) -> None:
-    if await session.get(Inbox, inbox_id) is None:
-        raise NotFound("inbox not found")
 
 
 @router.post("/api/calls/{call_id}/transfer", response_model=TransferPublic, status_code=201)

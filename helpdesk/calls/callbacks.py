@@ -35,8 +35,7 @@ async def attach_outbound(session: AsyncSession, call: Call, *, user: User, tick
 
 async def _check_visible(session: AsyncSession, ticket_id: int, user: User) -> None:
     inbox_id = await ticket_queries.inbox_of(session, ticket_id)
-    visible = await inbox_service.visible_inbox_ids(session, user)
-    if inbox_id is None or (visible is not None and inbox_id not in visible):
+    if inbox_id is None or not await inbox_service.works_in(session, user, inbox_id):
         raise BadInput("ticket_id: no such ticket")
 
 

@@ -53,8 +53,7 @@ def _withheld(call: Call) -> bool:
 async def visible_call(session: AsyncSession, call_pk: int, user: User) -> Call:
     """A call in an inbox the user works; 404 otherwise."""
     call = await session.get(Call, call_pk)
-    visible = await inbox_service.visible_inbox_ids(session, user)
-    if call is None or (visible is not None and call.inbox_id not in visible):
+    if call is None or not await inbox_service.works_in(session, user, call.inbox_id):
         raise NotFound("call not found")
     return call
 

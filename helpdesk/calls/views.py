@@ -12,7 +12,7 @@ from helpdesk.auth.dependencies import Admin
 from helpdesk.calls import settings as cti_settings
 from helpdesk.calls.settings_models import VoiceConfig
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, NotFound
+from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.web import templating
@@ -24,9 +24,7 @@ DIGITS = [str(n) for n in range(1, 10)]
 @router.get("/admin/inboxes/{inbox_id}/voice")
 async def voice_page(request: Request, session: ReadSessionDep, admin: Admin, inbox_id: int) -> Response:
     """The inbox's voice settings as a form."""
-    inbox = await session.get(Inbox, inbox_id)
-    if inbox is None:
-        raise NotFound("inbox not found")
+    inbox = await inbox_service.inbox_or_404(session, inbox_id)
     context = {"inbox": inbox, "voice": await cti_settings.voice_config(session, inbox_id),
                "inboxes": await inbox_service.inboxes_by_id(session, None), "digits": DIGITS}
     return templating.render(request, "admin/voice.html", context, user=admin)
@@ -36,9 +34,7 @@ async def voice_page(request: Request, session: ReadSessionDep, admin: Admin, in
 async def save_voice(request: Request, session: SessionDep, admin: Admin, inbox_id: int,
                      greeting: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Save the form; a bad value is named in a toast and nothing is saved."""
-    inbox = await session.get(Inbox, inbox_id)
-    if inbox is None:
-        raise NotFound("inbox not found")
+    inbox = await inbox_service.inbox_or_404(session, inbox_id)
     config = _config_from(await request.form(), greeting)
     for option in config.menu:
         if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:

@@ -54,8 +54,7 @@ async def submit(session: AsyncSession, call: Call, body: WrapUp, *, user: User,
     if ticket_id is None:
         raise BadInput("ticket_id: this call has no ticket; name one")
     ticket = await ticket_queries.lock(session, ticket_id)
-    visible = await inbox_service.visible_inbox_ids(session, user)
-    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
+    if ticket is None or not await inbox_service.works_in(session, user, ticket.inbox_id):
         raise BadInput("ticket_id: no such ticket")
     message = await tickets.reply(session, ticket, body=_note(body), internal=True, actor=user)
     if body.status is not None:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor, client_ip
 from helpdesk.config import SettingsDep
 from helpdesk.customers import merging as customer_merging
 from helpdesk.customers import service
@@ -41,7 +41,7 @@ async def merge_customers(
                                 dormant_after_days=settings.dormant_after_days)
     audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
-                 ip=request.client.host if request.client else None,
+                 ip=client_ip(request),
                  merged_id=body.other_id, moved=moved)
     await session.commit()
     return MergeResult(id=customer_id, merged_id=body.other_id, moved=moved)

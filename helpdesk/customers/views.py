@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser, Supervisor
+from helpdesk.auth.dependencies import CurrentUser, Supervisor, client_ip
 from helpdesk.auth.models import User
 from helpdesk.config import SettingsDep
 from helpdesk.customers import details, service
@@ -74,7 +74,7 @@ async def audit_view(session: AsyncSession, request: Request, user: User, custom
     """
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
-                 ip=request.client.host if request.client else None, via=via)
+                 ip=client_ip(request), via=via)
     await session.commit()
 
 
@@ -128,7 +128,7 @@ async def merge_from_page(
                                 dormant_after_days=settings.dormant_after_days)
     audit.record(session, action="customer.merge", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
-                 ip=request.client.host if request.client else None, merged_id=other_id,
+                 ip=client_ip(request), merged_id=other_id,
                  moved=moved)
     await session.commit()
     return templating.redirect(request, f"/customers/{customer_id}")

@@ -4,10 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Supervisor
+from helpdesk.auth.dependencies import Supervisor, client_ip
 from helpdesk.errors import Forbidden, NotFound
 from helpdesk.exports import csvfile, service
-from helpdesk.reports.api import client_ip, media_type
+from helpdesk.reports.api import media_type
 from helpdesk.reports.dependencies import EncodingDep, OpenRangeDep
 from helpdesk.web import i18n
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Supervisor
+from helpdesk.auth.dependencies import Supervisor, client_ip
 from helpdesk.config import SettingsDep
 from helpdesk.imports import layouts, reader, tasks
 from helpdesk.imports.layouts import Kind
@@ -31,7 +31,7 @@ async def _run(
     summary = await tasks.import_file(sessionmaker, file.file, kind=kind, options=options)
     async with sessionmaker() as session:
         audit.record(session, action=f"{kind}.import", actor_id=user.id, actor_email=user.email,
-                     ip=request.client.host if request.client else None, filename=file.filename,
+                     ip=client_ip(request), filename=file.filename,
                      created=summary.created, updated=summary.updated, skipped=summary.skipped)
         await session.commit()
     return summary

@@ -12,7 +12,7 @@ from sqlmodel import col
 from helpdesk import normalize
 from helpdesk.auth.models import User
 from helpdesk.config import DEFAULT_REGION
-from helpdesk.errors import BadInput
+from helpdesk.errors import BadInput, NotFound
 from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.storage import prepared
 
@@ -60,6 +60,28 @@ async def visible_inbox_ids(session: AsyncSession, user: User) -> set[int] | Non
         return None
     assert user.id is not None
     return await inbox_ids_of(session, user.id)
+
+
+async def inbox_or_404(session: AsyncSession, inbox_id: int) -> Inbox:
+    """The inbox an admin page or API names; 404 when there is none."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise NotFound("inbox not found")
+    return inbox
+
+
+async def existing_users(session: AsyncSession, user_ids: set[int], field: str) -> None:
+    """422 naming ``field`` unless every id is an existing user (an inbox's settings name them)."""
+    known = set(await session.scalars(select(col(User.id)).where(col(User.id).in_(user_ids))))
+    if known != user_ids:
+        raise BadInput(f"{field}: no such user {sorted(user_ids - known)[0]}")
+
+
+async def works_in(session: AsyncSession, user: User, inbox_id: int) -> bool:
+    """Whether ``user`` may see what is in the inbox: the one check behind every ticket or call
+    that is shown, or else answered with a 404 that does not reveal it exists."""
+    visible = await visible_inbox_ids(session, user)
+    return visible is None or inbox_id in visible
 
 
 async def add_member(session: AsyncSession, *, inbox_id: int, user_id: int) -> None:

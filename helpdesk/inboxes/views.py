@@ -13,7 +13,7 @@ from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Admin
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, Conflict, NotFound
+from helpdesk.errors import BadInput, Conflict
 from helpdesk.inboxes import service
 from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.web import templating
@@ -68,8 +68,7 @@ async def set_members(
     member: Annotated[list[int] | None, Form(max_length=500)] = None,
 ) -> Response:
     """Make exactly the checked users members of the inbox."""
-    if await session.get(Inbox, inbox_id) is None:
-        raise NotFound("inbox not found")
+    await service.inbox_or_404(session, inbox_id)
     await service.set_inbox_members(session, inbox_id=inbox_id, user_ids=set(member or []))
     audit.record(session, action="inbox.members", actor_id=admin.id, actor_email=admin.email,
                  target_type="inbox", target_id=inbox_id, members=sorted(member or []))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.auth.models import User
 from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
@@ -53,4 +53,4 @@ async def get_customer(
 def _audit_view(session: AsyncSession, request: Request, user: User, customer_id: int) -> None:
     audit.record(session, action="customer.view", actor_id=user.id, actor_email=user.email,
                  target_type="customer", target_id=customer_id,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import Supervisor
+from helpdesk.auth.dependencies import Supervisor, client_ip
 from helpdesk.auth.models import User
 from helpdesk.db import ReadSessionDep
 from helpdesk.exports import csvfile
@@ -88,7 +88,3 @@ async def csv_response(request: Request, user: User, filename: str, header: Sequ
 
 def media_type(encoding: csvfile.Encoding) -> str:
     return f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'utf-8'}"
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, Supervisor
+from helpdesk.auth.dependencies import Admin, Supervisor, client_ip
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.sla import service
 from helpdesk.sla.models import SlaConfig
@@ -23,6 +23,6 @@ async def put_sla(body: SlaConfig, session: SessionDep, admin: Admin, request: R
     saved = await service.save_config(session, body)
     audit.record(session, action="sla.update", actor_id=admin.id, actor_email=admin.email,
                  target_type="sla_settings", target_id=1,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))
     await session.commit()
     return saved

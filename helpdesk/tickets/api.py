@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.history import service as history
@@ -124,6 +124,6 @@ async def claim(
     result = await service.claim(session, ticket.id, actor=user)
     audit.record(session, action="ticket.claim", actor_id=user.id, actor_email=user.email,
                  target_type="ticket", target_id=ticket.id,
-                 ip=request.client.host if request.client else None)
+                 ip=client_ip(request))
     await session.commit()
     return result

@@ -14,8 +14,7 @@ from helpdesk.tickets.models import Ticket
 async def visible_ticket(ticket_id: int, session: ReadSessionDep, user: CurrentUser) -> Ticket:
     """The ticket, if it exists in an inbox the user works; 404 otherwise (no existence leak)."""
     ticket = await session.get(Ticket, ticket_id)
-    visible = await inbox_service.visible_inbox_ids(session, user)
-    if ticket is None or (visible is not None and ticket.inbox_id not in visible):
+    if ticket is None or not await inbox_service.works_in(session, user, ticket.inbox_id):
         raise NotFound("ticket not found")
     return ticket
 

@@ -28,9 +28,9 @@ async def merge(session: AsyncSession, survivor_id: int, other_id: int, *, actor
     locked = {first: await ticket_queries.lock(session, first),
               second: await ticket_queries.lock(session, second)}
     survivor, other = locked[survivor_id], locked[other_id]
-    visible = await inbox_service.visible_inbox_ids(session, actor)
-    if survivor is None or other is None or (
-            visible is not None and {survivor.inbox_id, other.inbox_id} - visible):
+    if survivor is None or other is None or not (
+            await inbox_service.works_in(session, actor, survivor.inbox_id)
+            and await inbox_service.works_in(session, actor, other.inbox_id)):
         raise NotFound("ticket not found")
     if survivor.customer_id is None or survivor.customer_id != other.customer_id:
         raise BadInput("only tickets of the same customer can be merged")

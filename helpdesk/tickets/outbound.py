@@ -33,8 +33,7 @@ async def start(session: AsyncSession, *, customer_id: int, inbox_id: int, chann
     """Open a ticket in ``inbox_id`` and send ``body`` to the customer through the outbox."""
     if not body.strip():
         raise BadInput("write something before sending")
-    visible = await inbox_service.visible_inbox_ids(session, actor)
-    if visible is not None and inbox_id not in visible:
+    if not await inbox_service.works_in(session, actor, inbox_id):
         raise Forbidden("you do not work in that inbox")
     if channel not in await reachable_channels(session, customer_id):
         raise BadInput("the customer cannot be reached on that channel")

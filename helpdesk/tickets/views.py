@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
-from helpdesk.auth.dependencies import CurrentUser
+from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
 from helpdesk.channels.email import composer as email_composer
@@ -105,7 +105,7 @@ async def ticket_page(
     if context["profile"] is not None:  # the customer panel shows the profile: audited
         audit.record(writer, action="customer.view", actor_id=user.id, actor_email=user.email,
                      target_type="customer", target_id=context["profile"].id,
-                     ip=request.client.host if request.client else None, via="ticket")
+                     ip=client_ip(request), via="ticket")
         await writer.commit()
     await _mark_read(session, writer, user, context["ticket"])
     return templating.render(request, "ticket.html", context, user=user)

@@ -9,7 +9,8 @@ from helpdesk.auth.models import Role
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event
-from tests.conftest import Staff, post_inbound
+from tests.support.inbound import post_inbound
+from tests.support.staff import Staff
 
 
 async def outbox_size(db: AsyncSession) -> int:

@@ -17,7 +17,8 @@ from helpdesk.realtime import presence
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event, PresenceConnection
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def go_online(engine: AsyncEngine, *user_ids: int | None) -> None:

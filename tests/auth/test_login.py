@@ -10,7 +10,7 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import User
 from helpdesk.db import utcnow
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import PASSWORD, Staff
+from tests.support.staff import PASSWORD, Staff
 
 
 async def actions(db: AsyncSession) -> list[str]:
@@ -95,7 +95,7 @@ async def test_token_of_a_deactivated_user_stops_working(http: httpx.AsyncClient
 
 async def test_ticket_changes_are_audited(http: httpx.AsyncClient, staff: Staff,
                                           db: AsyncSession) -> None:
-    from tests.conftest import post_inbound
+    from tests.support.inbound import post_inbound
 
     op = await staff.create("op", inboxes=["default"])
     ticket_id = (await post_inbound(http, "k")).json()["ticket_id"]

@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 
 from helpdesk.backups import service
 from helpdesk.backups.tasks import take_daily
-from tests.conftest import inbound_body, make_settings, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.server import make_settings
 from tests.test_cli import HELPDESK, run_cli
 
 MESSAGES = 1000

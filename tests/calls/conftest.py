@@ -1,3 +1,3 @@
-from tests.telephony.fixtures import fake_twilio, tel, tel_server
+from tests.support.telephony import fake_twilio, tel, tel_server
 
 __all__ = ["fake_twilio", "tel", "tel_server"]

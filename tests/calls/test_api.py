@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
 from helpdesk.tickets.models import Message
-from tests.conftest import Staff
-from tests.telephony.fixtures import cti_post, floor
+from tests.support.staff import Staff
+from tests.support.telephony import cti_post, floor
 
 
 async def ring(tel: httpx.AsyncClient, call_id: str, to: str = "05012345678",

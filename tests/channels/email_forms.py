@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import User
 from helpdesk.tickets.models import Ticket
-from tests.channels.conftest import fetch
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
+from tests.support.database import fetch
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
 
 
 def inbound_mail(message_id: str = "cc-1@example.jp") -> bytes:

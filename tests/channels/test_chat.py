@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import os
-import shutil
 from datetime import timedelta
 from email.message import Message as MimeMessage
 from typing import Any
@@ -23,14 +21,14 @@ from helpdesk.customers.models import CustomerIdentity
 from helpdesk.db import utcnow
 from helpdesk.realtime import presence as presences
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import count, eventually, fetch, reply
-from tests.channels.fakes import FakeSMTP
-from tests.conftest import ROOT, SECRET, LiveServer, Staff, free_port
-
-CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("HELPDESK_TEST_REQUIRE_SERVICES") == "1"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from tests.support import ROOT
+from tests.support.browser import chromium
+from tests.support.channels import reply
+from tests.support.database import count, fetch
+from tests.support.fakes import FakeSMTP
+from tests.support.server import SECRET, LiveServer, free_port
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 def ws_url(server: LiveServer, token: str | None = None) -> str:
@@ -93,7 +91,7 @@ async def test_visitor_conversation_reconnect_and_typing(
             rows = await fetch(db, select(Message).where(Message.delivery_status == "sent"))
             return len(rows) == 2
 
-        await eventually(sent)
+        await wait_until(sent)
         async with websockets.connect(ws_url(live_server, token)) as ws:
             assert (await receive(ws, "welcome"))["token"] == token
             await ws.send(json.dumps({"type": "resume", "after": answer["id"]}))
@@ -123,7 +121,7 @@ async def test_nobody_online_visitor_leaves_email_and_the_conversation_continues
         async def mailed() -> bool:
             return bool(fake_smtp.messages)
 
-        await eventually(mailed)
+        await wait_until(mailed)
         _, rcpt, data = fake_smtp.messages[0]
         assert rcpt == ["visitor@example.jp"]
         sent = mail.parse(data)
@@ -133,7 +131,7 @@ async def test_nobody_online_visitor_leaves_email_and_the_conversation_continues
             out = await fetch(db, select(Message).where(Message.direction == "out"))
             return out[0].external_id if out and out[0].delivery_status == "sent" else None
 
-        message_id = await eventually(stored_id)
+        message_id = await wait_until(stored_id)
         answer = MimeMessage()
         answer["From"] = "visitor@example.jp"
         answer["To"] = "support@shop.example"
@@ -148,18 +146,10 @@ async def test_nobody_online_visitor_leaves_email_and_the_conversation_continues
         async def threaded() -> list[Message]:
             return await fetch(db, select(Message).where(Message.external_id == "visitor-answer@example.jp"))
 
-        assert (await eventually(threaded))[0].ticket_id == ticket.id
+        assert (await wait_until(threaded))[0].ticket_id == ticket.id
 
 
 # ---- the widget in a real browser ---------------------------------------------------------
-
-
-def _chromium_or_skip() -> str:
-    if os.path.exists(CHROMIUM) or shutil.which(CHROMIUM):
-        return CHROMIUM
-    if REQUIRE:
-        pytest.fail(f"Chromium is required but missing at {CHROMIUM}")
-    pytest.skip(f"no Chromium at {CHROMIUM}")
 
 
 async def operator_sees_message_created(server: LiveServer, headers: dict[str, str], db: AsyncSession,
@@ -177,9 +167,6 @@ async def operator_sees_message_created(server: LiveServer, headers: dict[str, s
 
 async def test_widget_round_trip_in_chromium(live_server: LiveServer, staff: Staff,
                                              db: AsyncSession) -> None:
-    executable = _chromium_or_skip()
-    from playwright.async_api import async_playwright
-
     headers = await operator_headers(staff)
     operator = staff.made[-1]
     assert operator.id is not None
@@ -189,8 +176,7 @@ async def test_widget_round_trip_in_chromium(live_server: LiveServer, staff: Sta
     shop = ShopPage(live_server.url)
     await shop.start()
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        async with chromium() as browser:
             page = await browser.new_page()
             await page.goto(shop.url)
             box = page.locator("#helpdesk-chat")
@@ -202,7 +188,7 @@ async def test_widget_round_trip_in_chromium(live_server: LiveServer, staff: Sta
             async def ticket() -> list[Ticket]:
                 return await fetch(db, select(Ticket))
 
-            found = (await eventually(ticket))[0]
+            found = (await wait_until(ticket))[0]
             async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
                 detail = (await client.get(f"/api/tickets/{found.id}", headers=headers)).json()
                 assert detail["messages"][0]["body_text"] == "注文番号1001の配送状況を教えてください"
@@ -215,7 +201,6 @@ async def test_widget_round_trip_in_chromium(live_server: LiveServer, staff: Sta
             await page.reload()  # the same visitor, the whole conversation again
             await box.locator(".msg.out", has_text="本日発送いたしました。").wait_for()
             assert await box.locator(".msg").count() == 2
-            await browser.close()
     finally:
         await shop.stop()
     assert await count(db, Ticket) == 1

@@ -24,9 +24,12 @@ from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets.models import Attachment, Message, Ticket
-from tests.channels.conftest import count, eventually, fetch, get, reply
-from tests.channels.fakes import FakeIMAP, FakeSMTP
-from tests.conftest import INBOUND_HEADERS, LiveServer, make_settings
+from tests.support.channels import reply
+from tests.support.database import count, fetch, get
+from tests.support.fakes import FakeIMAP, FakeSMTP
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer, make_settings
+from tests.support.waiting import wait_until
 
 MAIL = Path(__file__).resolve().parent.parent / "data" / "mail"
 TOKEN = "0123456789abcdef"
@@ -233,7 +236,7 @@ def test_replies_compose_as_iso_2022_jp_or_fall_back_to_utf8() -> None:
 
 async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: FakeSMTP,
                                             db: AsyncSession, staff) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import Staff
+    from tests.support.staff import Staff
 
     async with db.begin():
         await db.execute(update(Inbox).where(Inbox.name == "default").values(
@@ -250,7 +253,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
         async def delivered() -> bool:
             return bool(fake_smtp.messages)
 
-        await eventually(delivered)
+        await wait_until(delivered)
         mail_from, rcpt, data = fake_smtp.messages[0]
         assert (mail_from, rcpt) == ("support@shop.example", ["yamada@yamada-shoten.example"])
         out = email.message_from_bytes(data, policy=compat32)
@@ -263,7 +266,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
             found = await get(db, Message, sent["id"])
             return found if found.delivery_status == "sent" else None
 
-        outbound = await eventually(marked)
+        outbound = await wait_until(marked)
         assert f"<{outbound.external_id}>" == out["Message-ID"]
 
         answer = MimeMessage()
@@ -280,7 +283,7 @@ async def test_round_trip_through_real_smtp(live_server: LiveServer, fake_smtp: 
             return await fetch(db, select(Message).where(
                 Message.external_id == "answer-1@yamada-shoten.example"))
 
-        landed = (await eventually(answered))[0]
+        landed = (await wait_until(answered))[0]
         assert landed.ticket_id == ticket.id and landed.body_text == "ありがとうございます。待っています。"
         assert await count(db, Ticket) == 1
         detail = (await client.get(f"/api/tickets/{ticket.id}", headers=headers)).json()
@@ -316,4 +319,4 @@ async def test_imap_polling_reads_each_message_once(database_url: str, engine, d
         server.user = "someone-else"
         with pytest.raises(Exception, match="AUTHENTICATIONFAILED"):
             await email_tasks.poll_imap(sessionmaker, settings)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the refused connection's transport closes before the loop ends

@@ -19,10 +19,12 @@ from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Attachment, Message
-from tests.channels.conftest import eventually, fetch
 from tests.channels.email_forms import Browserless, compose, email_ticket
-from tests.channels.fakes import FakeSMTP
-from tests.conftest import LiveServer, Staff
+from tests.support.database import fetch
+from tests.support.fakes import FakeSMTP
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 JAPANESE_NAME = "お見積書（2026年12月分）.pdf"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
@@ -32,7 +34,7 @@ async def delivered(fake_smtp: FakeSMTP) -> tuple[str, list[str], bytes]:
     async def arrived() -> bool:
         return bool(fake_smtp.messages)
 
-    await eventually(arrived)
+    await wait_until(arrived)
     return fake_smtp.messages[-1]
 
 

@@ -10,8 +10,9 @@ from helpdesk.customers.models import Customer, CustomerIdentity
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import count, fetch, get, line_message, line_signature, post_line, reply
-from tests.channels.fakes import FakeLine
+from tests.support.channels import line_message, line_signature, post_line, reply
+from tests.support.database import count, fetch, get
+from tests.support.fakes import FakeLine
 
 USER = "U" + "a" * 32
 

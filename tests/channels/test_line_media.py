@@ -15,9 +15,11 @@ from helpdesk.channels.models import MediaFetch
 from helpdesk.db import utcnow
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Attachment, Message, Ticket
-from tests.channels.conftest import count, fetch, line_signature, post_line
-from tests.channels.fakes import Content, FakeLineData
-from tests.conftest import LiveServer, Staff
+from tests.support.channels import line_signature, post_line
+from tests.support.database import count, fetch
+from tests.support.fakes import Content, FakeLineData
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
 
 USER = "U" + "b" * 32
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"  # a JPEG's frame, 10 KiB

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.customers.models import Customer, CustomerIdentity
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import META_VERIFY, count, fetch, meta_signature, post_meta, reply
-from tests.channels.fakes import FakeMeta
+from tests.support.channels import META_VERIFY, meta_signature, post_meta, reply
+from tests.support.database import count, fetch
+from tests.support.fakes import FakeMeta
 
 
 def messenger(mid: str, text: str, *, obj: str = "page", sender: str = "6789012345678901",

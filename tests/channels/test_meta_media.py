@@ -11,8 +11,9 @@ from helpdesk.channels.media import MediaWorker
 from helpdesk.channels.models import MediaFetch
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Attachment, Message
-from tests.channels.conftest import META_TOKEN, count, fetch, post_meta
-from tests.channels.fakes import Content, FakeMeta
+from tests.support.channels import META_TOKEN, post_meta
+from tests.support.database import count, fetch
+from tests.support.fakes import Content, FakeMeta
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20 + b"\xff\xd9"
 RECEIPT = b"%PDF-1.4 receipt"

@@ -15,8 +15,9 @@ from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import fetch, get, line_message, post_line, post_meta, reply
-from tests.channels.fakes import FakeLine, FakeMeta
+from tests.support.channels import line_message, post_line, post_meta, reply
+from tests.support.database import fetch, get
+from tests.support.fakes import FakeLine, FakeMeta
 
 
 async def line_ticket(client: httpx.AsyncClient, db: AsyncSession, text: str = "問い合わせ",

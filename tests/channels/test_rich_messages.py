@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import fetch, post_line, post_meta
+from tests.support.channels import post_line, post_meta
+from tests.support.database import fetch
 
 WA_ID = "819012345678"
 MAP = "https://www.google.com/maps/search/?api=1&query="

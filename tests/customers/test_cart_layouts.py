@@ -12,8 +12,8 @@ from helpdesk.auth.models import Role
 from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import CustomerIdentity, Order, OrderItem
 from helpdesk.imports.layouts import Kind, detect
-from tests.conftest import Staff
 from tests.customers.helpers import upload
+from tests.support.staff import Staff
 
 
 async def _customer_by_email(db: AsyncSession, email: str) -> int:

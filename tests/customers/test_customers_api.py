@@ -5,7 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit.models import AuditLog
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def test_one_customer_across_spellings_of_a_phone_number(http: httpx.AsyncClient,

@@ -33,8 +33,9 @@ from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
 from helpdesk.imports.models import ImportSummary
 from helpdesk.realtime.log import event_sessions
-from tests.conftest import ROOT, Staff
 from tests.customers.helpers import DATA, snapshot, upload
+from tests.support import ROOT
+from tests.support.staff import Staff
 
 HELPDESK = str(Path(sys.executable).parent / "helpdesk")
 

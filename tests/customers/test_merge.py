@@ -14,7 +14,8 @@ from helpdesk.customers import orders as customer_orders
 from helpdesk.customers.models import Customer, CustomerIdentity, IncomingOrder, Order, OrderLine
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def _order(db: AsyncSession, number: str, email: str, total: int, day: int) -> None:

@@ -15,7 +15,7 @@ from helpdesk.customers.models import Customer, IdentityKind, IncomingOrder, Rfm
 from helpdesk.db import utcnow
 from helpdesk.profiles import service as profiles
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import Staff
+from tests.support.staff import Staff
 
 # Customer i has 10-i orders; spends TOTALS[i] thousand yen; last ordered DAYS[i] days ago.
 TOTALS = [3, 1, 4, 10, 5, 9, 2, 6, 8, 7]

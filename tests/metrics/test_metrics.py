@@ -6,14 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.access.models import IpRule
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import (
-    INBOUND_HEADERS,
-    LiveServer,
-    Staff,
-    inbound_body,
-    make_settings,
-    post_inbound,
-)
+from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 async def test_metrics_parse_with_prometheus_clients_parser(http: httpx.AsyncClient, staff: Staff) -> None:

@@ -7,7 +7,7 @@ from helpdesk.auth.models import Role, User
 from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import log as events
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import Staff
+from tests.support.staff import Staff
 
 
 async def _version(db: AsyncSession) -> int | None:

@@ -12,8 +12,10 @@ from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import log as events
-from tests.conftest import LiveServer, Staff, inbound_body, post_inbound
-from tests.realtime.conftest import committed_events, frames_until, open_socket, quiet
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.server import LiveServer
+from tests.support.sockets import committed_events, frames_until, open_socket, quiet
+from tests.support.staff import Staff
 
 NOT_PRESENCE = "presence.changed"
 

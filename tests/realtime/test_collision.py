@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.inboxes import service as inbox_service
-from tests.conftest import LiveServer, Staff, post_inbound
-from tests.realtime.conftest import next_frame, open_socket, settled
+from tests.support.inbound import post_inbound
+from tests.support.server import LiveServer
+from tests.support.sockets import next_frame, open_socket, settled
+from tests.support.staff import Staff
 
 
 async def ephemeral(ws, wait: float = 0.5) -> list[dict]:  # type: ignore[no-untyped-def]

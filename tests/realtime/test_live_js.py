@@ -2,27 +2,19 @@
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.auth.models import Role
-from tests.conftest import Staff, post_inbound
-from tests.realtime.conftest import (
-    REQUIRE_SERVICES,
-    ServerFactory,
-    committed_events,
-    open_socket,
-    prune_all_but_the_newest,
-    settled,
-)
-
-CHROMIUM = os.environ.get("HELPDESK_TEST_CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
+from tests.realtime.conftest import ServerFactory, prune_all_but_the_newest
+from tests.support.browser import chromium as launch_chromium
+from tests.support.inbound import post_inbound
+from tests.support.sockets import committed_events, open_socket, settled
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 async def until(page: Page, expression: str, *, seconds: float = 10.0) -> None:
@@ -32,27 +24,20 @@ async def until(page: Page, expression: str, *, seconds: float = 10.0) -> None:
     ``wait_for_function`` builds its predicate with ``new Function`` inside the page, and the
     page's CSP rightly forbids eval.
     """
-    for _ in range(int(seconds / 0.05)):
-        if await page.evaluate(expression):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still false after {seconds} s: {expression}")
+    async def true_in_page() -> bool:
+        return bool(await page.evaluate(expression))
+
+    try:
+        await wait_until(true_in_page, within=seconds)
+    except AssertionError:
+        raise AssertionError(f"still false after {seconds} s: {expression}") from None
 
 
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless (never downloaded)."""
-    if not HAVE_CHROMIUM:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"no Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                   args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        yield browser
 
 
 async def test_live_js_resumes_across_reconnects_and_sends(
@@ -67,13 +52,13 @@ async def test_live_js_resumes_across_reconnects_and_sends(
 
     for n in range(12):  # spread over several forced reconnects
         assert (await post_inbound(http, f"js-{n}")).status_code == 201
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # the subject: posts spread over the server's 1 s socket lifetime
     expected = [e.seq for e in await committed_events(db)]
     await until(
         page,
         f"window.frames_seen.filter(f => f.seq !== undefined).length >= {len(expected)}",
         seconds=20.0)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a duplicate frame, had one been sent, arrives within this
     frames = await page.evaluate("window.frames_seen.filter(f => f.seq !== undefined)")
     assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db)]
     assert all(set(f) == {"seq", "type", "at", "data"} for f in frames)

@@ -14,8 +14,9 @@ from helpdesk.realtime.frames import Audience, LiveEvent
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.log import LocalEvents, event_sessions, publish_to
 from helpdesk.tickets import queries as ticket_queries
-from tests.conftest import Staff, make_settings
-from tests.realtime.conftest import until
+from tests.support.server import make_settings
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 async def test_an_own_commit_is_queued_before_the_committer_goes_on(
@@ -39,7 +40,7 @@ async def test_an_own_commit_is_queued_before_the_committer_goes_on(
                 return [text for _, text in list(client.queue._queue)]  # type: ignore[attr-defined]
 
         await commit(1)  # the first goes through the pump, which reads the sockets' audiences
-        await until(lambda: client.queue.qsize() == 1)
+        await wait_until(lambda: client.queue.qsize() == 1)
         second = await commit(2)
         third = await commit(3)
     finally:

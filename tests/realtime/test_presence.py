@@ -4,8 +4,9 @@ import json
 import time
 
 from helpdesk.auth.models import Role
-from tests.conftest import Staff
-from tests.realtime.conftest import ServerFactory, frames_until, open_socket, quiet
+from tests.realtime.conftest import ServerFactory
+from tests.support.sockets import frames_until, open_socket, quiet
+from tests.support.staff import Staff
 
 
 def presence_of(user_id: int, frames: list[dict]) -> list[str]:

@@ -10,18 +10,13 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
-from tests.conftest import LiveServer, Staff, post_inbound
-from tests.realtime.conftest import (
-    RedisProcess,
-    ServerFactory,
-    committed_events,
-    frames_until,
-    open_socket,
-    quiet,
-    redis_overrides,
-    settled,
-    until,
-)
+from tests.realtime.conftest import ServerFactory
+from tests.support.inbound import post_inbound
+from tests.support.server import LiveServer
+from tests.support.services import RedisProcess, redis_overrides
+from tests.support.sockets import committed_events, frames_until, open_socket, quiet, settled
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 def work(frames: list[dict]) -> list[dict]:
@@ -34,7 +29,7 @@ def hub_of(server: LiveServer):  # type: ignore[no-untyped-def]
 
 async def subscribed(*servers: LiveServer) -> None:
     """Wait until every server's bus holds its Redis subscription."""
-    await until(lambda: all(hub_of(server).bus.connected for server in servers))
+    await wait_until(lambda: all(hub_of(server).bus.connected for server in servers))
 
 
 async def test_a_message_posted_to_one_process_reaches_a_socket_on_another(
@@ -100,7 +95,7 @@ async def test_redis_going_away_and_coming_back_loses_nothing(
         redis_process.kill()
         for n in range(10, 30):
             await post(n)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: not any(hub_of(server).bus.connected for server in (a, b)))
         redis_process.start()  # the same port again
         await subscribed(a, b)
         for n in range(30, 40):

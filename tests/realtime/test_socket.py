@@ -12,18 +12,20 @@ from websockets.exceptions import ConnectionClosed
 
 from helpdesk.auth.models import Role
 from helpdesk.realtime import log as events
-from tests.conftest import LiveServer, Staff, post_inbound
-from tests.realtime.conftest import (
-    ServerFactory,
+from tests.realtime.conftest import ServerFactory, prune_all_but_the_newest
+from tests.support.inbound import post_inbound
+from tests.support.server import LiveServer
+from tests.support.sockets import (
     committed_events,
     frames_until,
     next_frame,
     open_socket,
-    prune_all_but_the_newest,
     quiet,
-    until,
+    settled,
     ws_url,
 )
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("http")  # an emptied database for each test
 
@@ -121,12 +123,15 @@ async def test_resume_while_events_keep_coming_has_no_gap_and_no_duplicate(
     for n in range(10):
         assert (await post_inbound(http, f"early-{n}")).status_code == 201
 
+    posting = asyncio.Event()
+
     async def keep_posting() -> None:
         for n in range(20):
             assert (await post_inbound(http, f"racing-{n}")).status_code == 201
+            posting.set()
 
     poster = asyncio.create_task(keep_posting())
-    await asyncio.sleep(0.05)
+    await posting.wait()  # the socket opens while the posts are under way
     async with open_socket(server, Staff.token(boss), after=5) as ws:  # resume on the URL
         await poster
         total = (await committed_events(db))[-1].seq
@@ -142,9 +147,10 @@ async def test_resume_from_a_seq_the_log_never_had_starts_at_the_present(
     before = (await committed_events(db))[-1].seq
     async with open_socket(server, token) as ws:
         await ws.send(json.dumps({"type": "resume", "after": 10**9}))  # e.g. from an older database
-        await asyncio.sleep(0.2)
+        early = await settled(ws)  # the resume is handled
         assert (await post_inbound(http, "two")).status_code == 201
-        frames = await frames_until(ws, lambda f: any(x["type"] == "message.created" for x in f))
+        frames = early + await frames_until(
+            ws, lambda f: any(x["type"] == "message.created" for x in f))
         # Nothing from before the socket opened; everything since, its own arrival included.
         assert [f["seq"] for f in frames] == [e.seq for e in await committed_events(db, before)]
         assert frames[0]["type"] == "presence.changed"
@@ -162,9 +168,10 @@ async def test_a_made_up_seq_on_the_url_loses_nothing_committed_while_the_socket
     assert (await post_inbound(http, "one")).status_code == 201
     before = (await committed_events(db))[-1].seq
     async with open_socket(server, token, after=10**9) as ws:
-        await asyncio.sleep(0.2)
+        early = await settled(ws)  # registered, and the replay from the URL's seq is done
         assert (await post_inbound(http, "two")).status_code == 201
-        frames = await frames_until(ws, lambda f: any(x["type"] == "message.created" for x in f))
+        frames = early + await frames_until(
+            ws, lambda f: any(x["type"] == "message.created" for x in f))
         committed = await committed_events(db, before)
         assert committed[0].type == "presence.changed" and committed[0].data["user_id"] == boss_id
         assert [f["seq"] for f in frames] == [e.seq for e in committed]
@@ -250,7 +257,7 @@ async def test_a_slow_socket_is_dropped_without_holding_up_the_others(
                          max_size=None, max_queue=1)
     try:
         async with open_socket(live, token, after=0, max_size=None) as fast:
-            await until(lambda: len(hub.clients) == 2)
+            await wait_until(lambda: len(hub.clients) == 2)
             slow.transport.pause_reading()
             blob = "重" * 40_000  # ~120 KB a frame: the stalled socket's buffers fill in megabytes
             sent = 0

@@ -15,8 +15,9 @@ import pytest
 from helpdesk.app import FULL_COLLECTION_AFTER
 from helpdesk.auth.models import Role
 from helpdesk.realtime.hub import Hub
-from tests.conftest import LiveServer, Staff, make_settings
-from tests.realtime.conftest import until
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("http")  # an emptied database for each test
 
@@ -60,9 +61,9 @@ async def test_an_open_socket_keeps_few_objects_alive(database_url: str, staff: 
         assert clients.stdin is not None and clients.stdout is not None
         try:
             assert await asyncio.wait_for(clients.stdout.readline(), 60) == b"open\n"
-            await until(lambda: len(hub.clients) == SOCKETS
-                        and all(client.registered for client in hub.clients.values()))
-            await asyncio.sleep(0.5)  # each socket's tasks have started and settled
+            await wait_until(lambda: len(hub.clients) == SOCKETS
+                             and all(client.registered for client in hub.clients.values()))
+            await asyncio.sleep(0.5)  # measured after a settling while: nothing to wait on says "settled"
             per_socket = (tracked_objects() - before) / SOCKETS
         finally:
             clients.stdin.close()

@@ -17,7 +17,8 @@ from helpdesk.reports import rollup, tasks
 from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.reports.models import ROLLUP_MODELS
 from helpdesk.storage.counters import next_counter
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 TOKYO = ReportCalendar(zone=ZoneInfo("Asia/Tokyo"))
 DAY = date(2026, 11, 2)  # a Monday; 00:00 UTC is 09:00 in Tokyo, so the whole script is that day

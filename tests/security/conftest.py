@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.channels.conftest import (  # noqa: F401  (fixtures)
+from tests.support.channels import (  # noqa: F401  (fixtures)
     _clean_fakes,
     channel_settings,
     chttp,
@@ -27,8 +27,8 @@ from tests.channels.conftest import (  # noqa: F401  (fixtures)
     operator,
     worker,
 )
-from tests.channels.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
-from tests.conftest import LiveServer
+from tests.support.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP
+from tests.support.server import LiveServer
 
 SHOPIFY_SECRET = "shopify-secret-for-security-tests"
 CTI_TOKEN = "cti-token-for-security-tests"

@@ -1,11 +1,10 @@
 """Helpers for the sign-in tests: clients from other loopback addresses, the login form."""
 
 import re
-from uuid import uuid4
 
 import httpx
 
-from tests.conftest import PASSWORD
+from tests.support.staff import PASSWORD
 
 
 def client_from(base_url: str, address: str) -> httpx.AsyncClient:
@@ -32,6 +31,3 @@ async def token_login(client: httpx.AsyncClient, email: str, password: str = PAS
                       **extra: str) -> httpx.Response:
     return await client.post("/api/auth/token", json={"email": email, "password": password, **extra})
 
-
-def unique_prefix() -> str:
-    return f"test-{uuid4().hex[:12]}"

@@ -2,14 +2,11 @@
 and no secret in a URL (the CTI token in the path, ``?token=``, ``key=``, ``secret=``) reaches
 the access log."""
 
-import asyncio
 import logging
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from websockets.asyncio.client import connect
@@ -20,8 +17,11 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff, free_port, make_settings
-from tests.web.conftest import Peek, inbound
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.server import free_port, make_settings, serving
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 CTI_TOKEN = "cti-Secret-0123456789"
 
@@ -73,27 +73,17 @@ def logged_server(database_url: str) -> Iterator[tuple[str, Captured]]:
     """A server writing its access log (as ``helpdesk serve`` does), captured line by line."""
     settings = make_settings(database_url, cti_token=CTI_TOKEN)
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="info",
-                            access_log=True, lifespan="on", **SERVER_OPTIONS)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
     captured = Captured()
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    # Requests are logged on uvicorn.access; socket handshakes on uvicorn.error.
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addHandler(captured)
-    try:
-        yield f"http://127.0.0.1:{port}", captured
-    finally:
+    with serving(create_app(settings), port, log_level="info", access_log=True, lifespan="on",
+                 **SERVER_OPTIONS):
+        # Requests are logged on uvicorn.access; socket handshakes on uvicorn.error.
         for name in ("uvicorn.access", "uvicorn.error"):
-            logging.getLogger(name).removeHandler(captured)
-        server.should_exit = True
-        thread.join(timeout=10)
-
+            logging.getLogger(name).addHandler(captured)
+        try:
+            yield f"http://127.0.0.1:{port}", captured
+        finally:
+            for name in ("uvicorn.access", "uvicorn.error"):
+                logging.getLogger(name).removeHandler(captured)
 
 async def test_access_log_lines_carry_no_secrets(
         logged_server: tuple[str, Captured], staff: Staff) -> None:
@@ -110,7 +100,7 @@ async def test_access_log_lines_carry_no_secrets(
     async with connect(f"{url.replace('http', 'ws')}/ws?token={token}&after=0", proxy=None) as ws:
         await ws.send('{"type": "ping"}')
         await ws.recv()
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: any("/ws?token=" in line for line in captured.lines))
     text = "\n".join(captured.lines)
     assert "/telephony/cti/[redacted]" in text and "/ws?token=[redacted]&after=0" in text
     for secret in (CTI_TOKEN, "AT-secret", "K-secret", "S-secret", "V-secret", token):

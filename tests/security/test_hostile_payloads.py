@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.calls.models import Call
 from helpdesk.customers.models import Order
 from helpdesk.tickets.models import Message
-from tests.channels.conftest import count, fetch, line_message
 from tests.security.conftest import deliver
 from tests.security.test_input_boundary import messenger, shopify_order
+from tests.support.channels import line_message
+from tests.support.database import count, fetch
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 HUGE = 2**70

@@ -13,9 +13,10 @@ from helpdesk import boundary
 from helpdesk.calls.models import Call
 from helpdesk.customers.models import Order
 from helpdesk.tickets.models import Message, Ticket
-from tests.channels.conftest import count, fetch, line_message
-from tests.conftest import INBOUND_HEADERS
 from tests.security.conftest import deliver, login_form
+from tests.support.channels import line_message
+from tests.support.database import count, fetch
+from tests.support.inbound import INBOUND_HEADERS
 
 NUL = "\x00"
 SURROGATE = "\ud800"

@@ -6,20 +6,20 @@ addresses, and the administrators are told; each address has a sign-in rate limi
 """
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role, User
 from helpdesk.auth.throttle import MemoryCounters
-from tests.conftest import PASSWORD, LiveServer, Staff, make_settings
-from tests.security.signin import client_from, form_login, token_login, unique_prefix
+from tests.security.signin import client_from, form_login, token_login
+from tests.support.server import LiveServer, make_settings
+from tests.support.services import unique_prefix
+from tests.support.staff import PASSWORD, Staff
 
 # Small numbers, so a test reaches each threshold in a few requests.
 STRICT = {"account_lockout_failures": 6, "account_lockout_addresses": 3,
@@ -111,23 +111,8 @@ async def test_memory_counters_forget_after_the_lockout() -> None:
     assert await counters.fail("acct", "10.0.0.1", ttl=0.2) == (1, 1)
     assert await counters.fail("acct", "10.0.0.2", ttl=0.2) == (1, 2)
     assert (await counters.failures("acct", "10.0.0.1"))[0] == 1
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # the subject: the 0.2 s lockout runs out
     assert await counters.failures("acct", "10.0.0.1") == (0, 0.0)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("HELPDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("HELPDESK_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis at {url}: {exc}")
-        pytest.skip(f"Redis at {url} is not reachable: {exc}")
-    finally:
-        client.close()
-    return url
 
 
 async def test_with_redis_every_process_counts_the_same_failures(

@@ -17,10 +17,14 @@ from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundFile
 from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Ticket
-from tests.channels.conftest import eventually, fetch, reply
 from tests.channels.email_forms import Browserless, compose, email_ticket
-from tests.channels.fakes import FakeSMTP
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
+from tests.support.channels import reply
+from tests.support.database import fetch
+from tests.support.fakes import FakeSMTP
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 HOSTILE_SUBJECT = "=?utf-8?q?Hi=0D=0AContent-Type:_text/html=0D=0A=0D=0A<h1>x?="
 HOSTILE_NAME = "=?utf-8?q?Eve=0D=0AX-Injected=3A_1?="
@@ -50,7 +54,7 @@ async def test_an_encoded_line_break_in_the_subject_adds_no_header_to_the_reply(
     async def delivered() -> bool:
         return bool(fake_smtp.messages)
 
-    await eventually(delivered)
+    await wait_until(delivered)
     _, recipients, data = fake_smtp.messages[0]
     assert recipients == ["eve@example.com"]
     out = email.message_from_bytes(data, policy=compat32)

@@ -15,9 +15,10 @@ from helpdesk.channels.media import FetchOptions, MediaWorker
 from helpdesk.channels.models import MediaFetch
 from helpdesk.realtime.log import event_sessions
 from helpdesk.tickets.models import Message
-from tests.channels.conftest import count, fetch, post_meta
 from tests.channels.test_meta_media import image, messenger_attachments
-from tests.conftest import LiveServer
+from tests.support.channels import post_meta
+from tests.support.database import count, fetch
+from tests.support.server import LiveServer
 
 
 class Listener:
@@ -71,7 +72,7 @@ async def test_attachment_urls_never_reach_an_internal_port(
     response = await post_meta(chttp, messenger_attachments("m_SSRF", [image(url)]))
     assert response.status_code == 200
     assert await trusting_worker.run_once() == 1
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a connection, had one been made, reaches the listener's thread
     assert internal.connections == 0
     assert await count(db, MediaFetch) == 0  # refused for good, not retried
     message = (await fetch(db, select(Message)))[0]

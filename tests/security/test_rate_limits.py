@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk import limits
 from helpdesk.tickets.models import Message
-from tests.channels.conftest import count
-from tests.conftest import LiveServer, make_settings
-from tests.realtime.conftest import redis_url  # noqa: F401  (fixture)
+from tests.support.database import count
+from tests.support.server import LiveServer, make_settings
 
 DAY = 86400  # windows this long: a test never straddles two
 
@@ -90,7 +89,7 @@ async def test_webhooks_are_limited_per_source_and_family(limited: LiveServer) -
     assert other.status_code != 429
 
 
-async def test_counts_are_shared_through_redis(redis_url: str) -> None:  # noqa: F811
+async def test_counts_are_shared_through_redis(redis_url: str) -> None:
     rate = limits.Rate(3, DAY)
     bucket, key = "test", uuid.uuid4().hex
     one = limits.create_limiter(redis_url, f"test-{key}")

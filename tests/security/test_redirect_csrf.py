@@ -12,9 +12,10 @@ from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import Role
 from helpdesk.auth.views import safe_next
 from helpdesk.tickets.models import Message, Ticket
-from tests.conftest import Staff
 from tests.security.signin import csrf_of, form_login
-from tests.web.conftest import Peek, inbound
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 HOSTILE = ["/\t/evil.example", "/%09/evil.example", "//evil.example", "/\\evil.example",
            "/\\/evil.example", "\\\\evil.example", "https://evil.example/", "https:evil.example",

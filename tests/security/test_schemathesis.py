@@ -12,7 +12,8 @@ from schemathesis.openapi import from_dict
 
 from helpdesk.app import create_app
 from helpdesk.auth.models import Role
-from tests.conftest import LiveServer, Staff, make_settings
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 EXAMPLES = int(os.environ.get("HELPDESK_TEST_SCHEMATHESIS_EXAMPLES", "30"))
 CHECKS = [checks.not_a_server_error, checks.response_schema_conformance]

@@ -14,8 +14,9 @@ from websockets.asyncio.client import connect
 
 from helpdesk.auth.dependencies import SESSION_COOKIE
 from helpdesk.auth.models import AuthSession, Role
-from tests.conftest import PASSWORD, LiveServer, Staff
 from tests.security.signin import form_login, token_login
+from tests.support.server import LiveServer
+from tests.support.staff import PASSWORD, Staff
 
 
 def page_token(html: str) -> str:

@@ -11,8 +11,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from helpdesk.auth.models import Role
-from tests.conftest import LiveServer, Staff
-from tests.realtime.conftest import open_socket
+from tests.support.server import LiveServer
+from tests.support.sockets import open_socket
+from tests.support.staff import Staff
 
 DEEP = "[" * 2000 + "]" * 2000  # under /ws's 4 KiB frame limit, past the JSON parser's depth
 DEEP_CHAT = "[" * 9000 + "]" * 9000

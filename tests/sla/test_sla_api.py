@@ -1,7 +1,7 @@
 """SLA settings over HTTP, due times on real tickets, sort=due, and breaches reported once."""
 
-import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -17,7 +17,9 @@ from helpdesk.sla import tasks as sla_tasks
 from helpdesk.sla.models import SlaSettings
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
-from tests.conftest import LiveServer, Staff, make_settings
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 SETTINGS = {
@@ -126,11 +128,12 @@ async def test_the_app_reports_breaches_and_moves_tickets_in_the_background(
                 await presence.connect(session, connection_id="bg", user_id=operator_id or 0, node="test",
                                        now=utcnow(), ttl=timedelta(hours=1))
                 await session.commit()
-            for _ in range(100):
+
+            async def breached_and_assigned() -> dict[str, Any] | None:
                 body = (await http.get(f"/api/tickets/{ticket_id}", headers=staff.headers(boss))).json()
-                if body["sla_breached"] and body["assignee_id"] == operator_id:
-                    break
-                await asyncio.sleep(0.1)
+                return body if body["sla_breached"] and body["assignee_id"] == operator_id else None
+
+            body = await wait_until(breached_and_assigned, within=10, interval=0.1)
     assert body["sla_breached"] is True and body["assignee_id"] == operator_id
     await db.rollback()
     breaches = list(await db.scalars(select(Event).where(Event.type == "ticket.sla_breached")))

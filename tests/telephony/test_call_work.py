@@ -13,8 +13,9 @@ from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
-from tests.conftest import Staff
-from tests.telephony.fixtures import (
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
+from tests.support.telephony import (
     count,
     cti_post,
     events_of,
@@ -24,7 +25,6 @@ from tests.telephony.fixtures import (
     voice_params,
 )
 from tests.telephony.test_cti import event, new_call, the_call
-from tests.web.conftest import inbound
 
 VOICE = "/telephony/twilio/voice"
 STATUS = "/telephony/twilio/status"

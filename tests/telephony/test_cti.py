@@ -12,8 +12,8 @@ from helpdesk.db import utcnow
 from helpdesk.realtime.models import Event
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
-from tests.telephony.fixtures import CTI_TOKEN, count, cti_post, customer_with_orders, events_of, floor
+from tests.support.staff import Staff
+from tests.support.telephony import CTI_TOKEN, count, cti_post, customer_with_orders, events_of, floor
 
 SALES = "0501234567"
 

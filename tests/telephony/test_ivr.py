@@ -11,16 +11,8 @@ from helpdesk.calls.models import Call
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
-from tests.telephony.fixtures import (
-    count,
-    events_of,
-    floor,
-    online,
-    status_params,
-    twilio_post,
-    voice_params,
-)
+from tests.support.staff import Staff
+from tests.support.telephony import count, events_of, floor, online, status_params, twilio_post, voice_params
 from tests.telephony.test_call_work import row
 
 VOICE, MENU, WAIT = "/telephony/twilio/voice", "/telephony/twilio/menu", "/telephony/twilio/wait"

@@ -12,8 +12,10 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import INBOUND_HEADERS, LiveServer, Staff
-from tests.telephony.fixtures import (
+from tests.support.inbound import INBOUND_HEADERS
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.telephony import (
     cti_post,
     events_of,
     floor,

@@ -22,8 +22,9 @@ from helpdesk.realtime.models import Event
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from telephony import sms
-from tests.conftest import LiveServer, Staff
-from tests.telephony.fixtures import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
+from tests.support.server import LiveServer
+from tests.support.staff import Staff
+from tests.support.telephony import SALES_NUMBER, FakeTwilio, count, floor, twilio_post
 
 CUSTOMER = "+819011112222"
 

@@ -7,16 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.calls.models import Call, CallTransfer
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
-from tests.telephony.fixtures import (
-    FakeTwilio,
-    count,
-    cti_post,
-    events_of,
-    floor,
-    twilio_post,
-    voice_params,
-)
+from tests.support.staff import Staff
+from tests.support.telephony import FakeTwilio, count, cti_post, events_of, floor, twilio_post, voice_params
 from tests.telephony.test_call_work import row, thread_of
 from tests.telephony.test_cti import event, new_call, the_call
 

@@ -14,8 +14,9 @@ from helpdesk.auth.models import Role
 from helpdesk.calls.models import Call
 from helpdesk.tickets.models import Message, Ticket
 from telephony import twilio_rest
-from tests.conftest import Staff, make_settings
-from tests.telephony.fixtures import (
+from tests.support.server import make_settings
+from tests.support.staff import Staff
+from tests.support.telephony import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     SALES_NUMBER,

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.calls.models import Call, CallEvent
 from helpdesk.tickets.models import Message, Ticket
-from tests.conftest import Staff
-from tests.telephony.fixtures import count, events_of, floor, status_params, twilio_post, voice_params
+from tests.support.staff import Staff
+from tests.support.telephony import count, events_of, floor, status_params, twilio_post, voice_params
 
 VOICE, STATUS = "/telephony/twilio/voice", "/telephony/twilio/status"
 

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import User
 from helpdesk.calls.models import Call, CallState
 from helpdesk.realtime.models import Event
-from tests.conftest import Staff
-from tests.telephony.fixtures import (
+from tests.support.staff import Staff
+from tests.support.telephony import (
     SALES_NUMBER,
     count,
     events_of,

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.customers.models import Customer
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Message, Ticket
-from tests.conftest import INBOUND_HEADERS, inbound_body, post_inbound
+from tests.support.inbound import INBOUND_HEADERS, inbound_body, post_inbound
 
 
 async def count(db: AsyncSession, model: type) -> int:

@@ -10,7 +10,8 @@ from helpdesk.auth.models import Role, User
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.tickets.models import Message
-from tests.conftest import Staff, inbound_body, post_inbound
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def new_ticket(http: httpx.AsyncClient, key: str = "t1", **kwargs: object) -> int:

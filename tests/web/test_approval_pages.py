@@ -12,8 +12,10 @@ from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def outbox(peek: Peek) -> int:

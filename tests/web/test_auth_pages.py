@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role, User
-from tests.conftest import PASSWORD, Staff
-from tests.web.conftest import Peek, Tabs
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.staff import PASSWORD, Staff
 
 
 def csrf_of(html: str) -> str:

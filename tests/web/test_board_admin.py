@@ -20,14 +20,11 @@ from helpdesk.replies.models import ReplyTemplate
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Ticket
-from tests.conftest import (
-    INBOUND_HEADERS,
-    LiveServer,
-    Staff,
-    inbound_body,
-    make_settings,
-)
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import INBOUND_HEADERS, inbound, inbound_body
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 def load_cell(tab, operator_id: int, status: str):  # type: ignore[no-untyped-def]

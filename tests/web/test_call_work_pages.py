@@ -15,8 +15,10 @@ from helpdesk.calls.models import Call
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import LiveServer, Staff, make_settings
-from tests.web.conftest import Peek, Tab, Tabs
+from tests.support.browser import Tab, Tabs
+from tests.support.database import Peek
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 from tests.web.test_phone_pages import known_caller
 
 CTI = "/telephony/cti/cti-secret"

@@ -9,8 +9,8 @@ from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import counts
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketCount, TicketUpdate
-from tests.conftest import Staff, post_inbound
-from tests.web.conftest import inbound
+from tests.support.inbound import inbound, post_inbound
+from tests.support.staff import Staff
 
 
 async def assert_counters_match(db: AsyncSession) -> dict[tuple[int, int, str], int]:

@@ -9,8 +9,10 @@ from helpdesk.auth.models import Role
 from helpdesk.customers.models import Customer
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.tickets.models import Channel, Message, Status, Ticket
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_edit_name_kana_and_note_then_find_by_the_new_kana(

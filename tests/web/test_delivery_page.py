@@ -16,8 +16,12 @@ from helpdesk.inboxes import service as inbox_service
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message
-from tests.conftest import LiveServer, Staff, make_settings
-from tests.telephony.fixtures import (
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
+from tests.support.telephony import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_URL,
@@ -26,7 +30,6 @@ from tests.telephony.fixtures import (
     fake_twilio,
     twilio_post,
 )
-from tests.web.conftest import Peek, Tabs, inbound
 
 __all__ = ["fake_twilio"]
 CUSTOMER = "+819011112222"

@@ -12,9 +12,11 @@ from playwright.async_api import Browser, expect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels.email import service as mail
-from tests.channels.fakes import FakeSMTP
-from tests.conftest import LiveServer, Staff, begin_write, make_settings
-from tests.web.conftest import Tabs
+from helpdesk.storage.sessions import begin_write
+from tests.support.browser import Tabs
+from tests.support.fakes import FakeSMTP
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 FILE_NAME = "見積書_12月.pdf"
 FILE_DATA = b"%PDF-1.4 estimate"

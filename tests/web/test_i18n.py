@@ -23,8 +23,10 @@ from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Ticket
-from tests.conftest import PASSWORD, ROOT, Staff
-from tests.web.conftest import Tab, Tabs, inbound
+from tests.support import ROOT
+from tests.support.browser import Tab, Tabs
+from tests.support.inbound import inbound
+from tests.support.staff import PASSWORD, Staff
 
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.

@@ -8,8 +8,10 @@ from helpdesk.auth.models import Role
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import SavedView, Status, Tag, Ticket, TicketTag, TicketUpdate
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def tags_of(peek: Peek, ticket_id: int) -> list[str]:

@@ -9,8 +9,10 @@ from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Channel, Status, Ticket, TicketUpdate
-from tests.conftest import Staff, inbound_body, post_inbound
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound, inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def count_of(tab, status: str) -> int:  # type: ignore[no-untyped-def]

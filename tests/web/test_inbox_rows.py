@@ -10,8 +10,9 @@ from helpdesk.auth.models import Role
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.models import Status, Ticket, TicketUpdate
-from tests.conftest import Staff
-from tests.web.conftest import Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def _move(db: AsyncSession, ticket_id: int, status: Status, actor) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,10 @@ from helpdesk.auth.models import Role
 from helpdesk.replies.models import ReplyTemplate
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Message, Status, Tag, Ticket, TicketTag
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_admin_makes_a_macro_and_an_operator_applies_it_with_the_reply(

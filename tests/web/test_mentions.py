@@ -6,8 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.tickets import mentions
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_a_note_naming_a_colleague_tells_them_and_nobody_else(

@@ -4,8 +4,8 @@ from playwright.async_api import expect
 
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
-from tests.conftest import Staff
-from tests.web.conftest import Tabs
+from tests.support.browser import Tabs
+from tests.support.staff import Staff
 
 # The browser's own Notification and audio, recorded at their boundary (what the page asks of them).
 RECORD = """

@@ -8,8 +8,10 @@ from helpdesk.auth.models import Role
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_live(

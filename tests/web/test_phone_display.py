@@ -7,8 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.auth.models import Role
 from helpdesk.customers.models import CustomerIdentity, IdentityKind
 from helpdesk.tickets.models import Channel
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_domestic_numbers_national_and_foreign_ones_international(

@@ -13,8 +13,10 @@ from helpdesk.customers.models import Order, OrderItem
 from helpdesk.db import utcnow
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import LiveServer, Staff, make_settings
-from tests.web.conftest import Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.inbound import inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 async def known_caller(db: AsyncSession) -> int:

@@ -12,8 +12,9 @@ from helpdesk.auth.models import Role
 from helpdesk.realtime.log import event_sessions
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import ReportCalendar
-from tests.conftest import Staff, inbound_body, post_inbound
-from tests.web.conftest import Tabs
+from tests.support.browser import Tabs
+from tests.support.inbound import inbound_body, post_inbound
+from tests.support.staff import Staff
 
 
 async def resolved_ticket(web: httpx.AsyncClient, staff: Staff, engine: AsyncEngine) -> tuple[int, int, int]:

@@ -13,8 +13,12 @@ from helpdesk.auth.models import Role
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Channel, Message, Ticket
 from helpdesk.web.templating import HTMX_INTEGRITY, HTMX_VERSION
-from tests.conftest import ROOT, LiveServer, Staff, make_settings
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support import ROOT
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.server import LiveServer, make_settings
+from tests.support.staff import Staff
 
 
 async def signed_in(client: httpx.AsyncClient, user) -> str:  # type: ignore[no-untyped-def]
@@ -130,7 +134,7 @@ def test_vendored_htmx_matches_the_pinned_integrity_hash() -> None:
 async def test_htmx_falls_back_to_the_vendored_copy_when_the_cdn_is_down(
         tabs: Tabs, staff: Staff, database_url: str) -> None:
     sato = await staff.create("sato", Role.operator, inboxes=["default"])
-    from tests.conftest import free_port
+    from tests.support.server import free_port
 
     dead_cdn = f"http://127.0.0.1:{free_port()}/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
     with LiveServer(make_settings(database_url, htmx_cdn_url=dead_cdn)) as live:

@@ -6,8 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
 from helpdesk.tickets.models import Channel, Message, Status, Ticket
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_the_other_ticket_of_the_customer_is_merged_into_this_one(

@@ -26,8 +26,10 @@ from helpdesk.tickets.models import (
     TicketTag,
     TicketUpdate,
 )
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def messages_of(peek: Peek, ticket_id: int) -> list[Message]:

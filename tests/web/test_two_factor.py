@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import RecoveryCode, Role, User
-from tests.conftest import PASSWORD, Staff
-from tests.web.conftest import Peek, Tab, Tabs
+from tests.support.browser import Tab, Tabs
+from tests.support.database import Peek
+from tests.support.staff import PASSWORD, Staff
 from tests.web.test_i18n import check
 
 

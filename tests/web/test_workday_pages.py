@@ -14,8 +14,10 @@ from helpdesk.inboxes.models import Inbox
 from helpdesk.sla import service as sla
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.models import Ticket
-from tests.conftest import Staff
-from tests.web.conftest import Peek, Tabs, inbound
+from tests.support.browser import Tabs
+from tests.support.database import Peek
+from tests.support.inbound import inbound
+from tests.support.staff import Staff
 
 
 async def test_admin_sets_hours_closed_days_and_targets(tabs: Tabs, staff: Staff, peek: Peek) -> None:

@@ -3,7 +3,6 @@ loopback port, request signing, and builders for inboxes, operators and customer
 
 import base64
 import itertools
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from uuid import uuid4
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
@@ -32,7 +30,8 @@ from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import presence as presences
 from helpdesk.realtime.models import Event
 from helpdesk.storage.sessions import begin_write
-from tests.conftest import LiveServer, Staff, free_port, make_settings
+from tests.support.server import LiveServer, free_port, make_settings, serving
+from tests.support.staff import Staff
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -91,18 +90,8 @@ class FakeTwilio:
 @pytest.fixture(scope="session")
 def fake_twilio() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
-    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=fake.port, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    yield fake
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(fake.app(), fake.port, lifespan="off"):
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from tests.support.server import free_port
 
 
 @dataclass
