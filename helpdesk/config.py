@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     account_lockout_addresses: int = Field(default=5, ge=1)
     login_attempts_per_minute: int = Field(default=20, ge=1)
     max_body_bytes: int = 10 * 1024 * 1024
+    # Files an operator attaches to one email reply: how many, their size in all (under
+    # max_body_bytes, which bounds the whole form) and the name endings never sent.
+    reply_attachments_max_files: int = Field(default=5, ge=0, le=50)
+    reply_attachments_max_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    reply_attachments_blocked: list[str] = [
+        ".exe", ".com", ".bat", ".cmd", ".scr", ".pif", ".msi", ".dll", ".vbs", ".js", ".jse",
+        ".wsf", ".hta", ".cpl", ".jar", ".ps1", ".lnk", ".reg"]
     reopen_window_days: int = 14
     dormant_after_days: int = 180
     rank_refresh_seconds: int = 3600

@@ -21,7 +21,7 @@ from helpdesk.inboxes.models import Inbox, InboxMember
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime.models import Event, Presence, PresenceConnection
 from helpdesk.receipts.models import DeliveryReceipt
-from helpdesk.replies.models import ReplyTemplate
+from helpdesk.replies.models import EmailSignature, ReplyTemplate
 from helpdesk.reports.models import (
     ReportBacklog,
     ReportHistogram,
@@ -48,7 +48,8 @@ from helpdesk.tickets.models import (
 __all__ = [
     "ApprovalPolicy", "AssignmentPolicy", "Attachment", "AuditLog", "AuthSession", "Call", "CallEvent",
     "CallTransfer", "ChatVisitor", "Counter", "CtiSettings", "Customer", "CustomerIdentity",
-    "DeliveryReceipt", "Event", "ImapCursor", "ImportRun", "Inbox", "InboxMember", "InboxVoice", "IpRule",
+    "DeliveryReceipt", "EmailSignature", "Event", "ImapCursor", "ImportRun", "Inbox", "InboxMember",
+    "InboxVoice", "IpRule",
     "MediaFetch", "Message", "Order", "OrderItem", "OutboxItem", "Presence", "PresenceConnection",
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",

@@ -19,9 +19,11 @@ from helpdesk.customers import views as customers_views
 from helpdesk.errors import error_response
 from helpdesk.imports import views as imports_views
 from helpdesk.inboxes import views as inboxes_views
+from helpdesk.replies import signature_views
 from helpdesk.replies import views as replies_views
 from helpdesk.reports import views as reports_views
 from helpdesk.sla import views as sla_views
+from helpdesk.tickets import attachment_views as tickets_attachment_views
 from helpdesk.tickets import inbox_views as tickets_inbox_views
 from helpdesk.tickets import views as tickets_views
 from helpdesk.web import i18n, templating
@@ -31,7 +33,7 @@ from helpdesk.web.security import AllowList, IpAllowMiddleware, SecurityHeadersM
 
 ROUTERS = (auth_views, account_views, tickets_inbox_views, tickets_views, customers_views, reports_views,
            inboxes_views, replies_views, access_views, audit_views, calls_views, web_views, approval_views,
-           assignment_views, sla_views, imports_views)
+           assignment_views, sla_views, imports_views, signature_views, tickets_attachment_views)
 
 
 def html_error(request: Request, status: int, detail: str) -> Response:

@@ -49,6 +49,15 @@ async def prune_done(session: AsyncSession, *, before: datetime, limit: int) -> 
 
 
 @dataclass(frozen=True)
+class OutboundFile:
+    """A file sent with a reply (stored as the message's attachment)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutboundContext:
     """Everything a sender needs to deliver one outbound message; plain data plus the clients.
 
@@ -85,6 +94,10 @@ class OutboundContext:
     http: httpx.AsyncClient
     # The number the inbox answers on (an SMS or WhatsApp reply is sent from it).
     inbox_phone: str | None = None
+    # Email: who else receives the reply (Bcc never in a header) and the files it carries.
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    files: list[OutboundFile] = field(default_factory=list)
 
 
 class SendError(Exception):

@@ -34,10 +34,10 @@ from helpdesk.customers.models import Customer
 from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.outbox.service import OutboundContext, SenderRegistry, SendError
+from helpdesk.outbox.service import OutboundContext, OutboundFile, SenderRegistry, SendError
 from helpdesk.realtime import events
 from helpdesk.storage.sessions import dialect_of, readers_like
-from helpdesk.tickets.models import Direction, Message, Ticket
+from helpdesk.tickets.models import Attachment, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
                col(Ticket.id), col(Ticket.number), col(Ticket.subject), col(Ticket.token),
                col(Ticket.channel), col(Ticket.conversation_key), col(Ticket.customer_id),
                col(Inbox.name), col(Inbox.email_address), col(Inbox.email_charset),
-               col(Customer.name), col(Inbox.phone_number))
+               col(Customer.name), col(Inbox.phone_number), col(Message.email_cc),
+               col(Message.email_bcc))
         .join(Ticket, col(Ticket.id) == Message.ticket_id)
         .join(Inbox, col(Inbox.id) == Ticket.inbox_id)
         .outerjoin(Customer, col(Customer.id) == Ticket.customer_id)
@@ -219,7 +220,7 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
     if row is None:
         raise SendError("the message no longer exists", permanent=True)
     (body_text, body_html, author, ticket_id, number, subject, token, channel, conversation_key,
-     customer_id, inbox_name, inbox_email, charset, customer_name, inbox_phone) = row
+     customer_id, inbox_name, inbox_email, charset, customer_name, inbox_phone, cc, bcc) = row
     identities: dict[str, list[str]] = {}
     if customer_id is not None:
         for kind, value in (await customers.identities_by_customer(session, [customer_id])).get(
@@ -243,7 +244,16 @@ async def load_context(session: AsyncSession, item: Claimed, *, settings: Settin
         thread_external_ids=[ext for ext, _ in thread if ext],
         reply_to_external_id=inbound[-1] if inbound else None,
         payload=item.payload, settings=settings, http=http, inbox_phone=inbox_phone,
+        cc=list(cc or []), bcc=list(bcc or []), files=await _files(session, item.message_id),
     )
+
+
+async def _files(session: AsyncSession, message_id: int) -> list[OutboundFile]:
+    """The files an outbound message carries (what the operator attached), in the order added."""
+    rows = (await session.execute(
+        select(col(Attachment.filename), col(Attachment.content_type), col(Attachment.data))
+        .where(col(Attachment.message_id) == message_id).order_by(col(Attachment.id)))).all()
+    return [OutboundFile(filename=name, content_type=kind, data=data) for name, kind, data in rows]
 
 
 Listen = Callable[[Callable[[int], None]], Callable[[], None]]

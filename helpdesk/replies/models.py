@@ -38,3 +38,17 @@ class ReplyTemplateForm(BaseModel):
 
     def tag_list(self) -> list[str]:
         return [t.strip() for t in self.add_tags.replace("、", ",").split(",") if t.strip()]
+
+
+class EmailSignature(SQLModel, table=True):
+    """Text appended to email replies: an inbox's shared one (``scope`` "inbox") or an operator's
+    own ("user"); ``owner_id`` is the inbox's or the user's id."""
+
+    __tablename__ = "email_signature"
+    __table_args__ = (UniqueConstraint("scope", "owner_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=10)
+    owner_id: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -139,6 +139,9 @@ class Message(SQLModel, table=True):
     # ---- send approval (see helpdesk/approval): pending | approved | rejected, None = not needed
     approval_status: str | None = Field(default=None, max_length=10, index=True)
     approval_comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Email only: the Cc of a mail (received or sent) and the Bcc of a reply (see channels/email/outgoing.py).
+    email_cc: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    email_bcc: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Attachment(SQLModel, table=True):
@@ -218,6 +221,8 @@ class MessagePublic(SQLModel):
     reactions: list[dict[str, Any]] | None = None
     approval_status: str | None = None
     approval_comment: str | None = None
+    email_cc: list[str] | None = None
+    email_bcc: list[str] | None = None
 
 
 class TicketDetail(TicketPublic):

@@ -2,13 +2,10 @@
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from helpdesk.approval import service as approval
 from helpdesk.audit import service as audit
@@ -16,20 +13,21 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
+from helpdesk.channels.email import composer as email_composer
+from helpdesk.channels.email import outgoing
 from helpdesk.config import SettingsDep
 from helpdesk.customers import service as customers
 from helpdesk.db import ReadSessionDep, SessionDep
-from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound
+from helpdesk.errors import BadInput, Conflict, NotFound
 from helpdesk.history import service as history
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.dependencies import senders
 from helpdesk.profiles import service as profiles
 from helpdesk.replies import service as replies
-from helpdesk.tickets import delivery, macros, mentions, merging, photos, queries, reads, service
+from helpdesk.tickets import delivery, macros, mentions, merging, queries, reads, service
 from helpdesk.tickets.dependencies import CurrentTicket
 from helpdesk.tickets.models import (
-    Attachment,
     Channel,
     Direction,
     Message,
@@ -78,6 +76,7 @@ async def _ticket_context(
         "priorities": list(Priority), "seen_message_id": max((m.id for m in detail.messages), default=0),
         "composer_version": detail.version, "new_since": None, "draft": "", "conflict": False,
         **_composer(request, ticket, profile),
+        **await email_composer.context(session, ticket, user, inbox, settings),
     }
 
 
@@ -238,12 +237,15 @@ async def reply(
     composer_version: Annotated[int, Form()], seen_message_id: Annotated[int, Form()] = 0,
     internal: Annotated[bool, Form()] = False, channel: Annotated[str, Form(max_length=20)] = "",
     macro_id: Annotated[int | None, Form()] = None,
+    cc: Annotated[str, Form(max_length=2000)] = "", bcc: Annotated[str, Form(max_length=2000)] = "",
+    signature: Annotated[bool, Form()] = False, files: Annotated[list[UploadFile], File()] = [],  # noqa: B006
 ) -> Response:
     """Send a reply or add a note; if the ticket moved on, nothing is sent and the news is shown.
 
     ``macro_id`` (a template inserted into the reply) also sets its status and tags."""
     if not body.strip():
         raise BadInput("write something before sending")
+    body = body.replace("\r\n", "\n")  # a multipart form (the composer's, for files) sends CRLF
     assert ticket.id is not None
     try:
         reply_channel = delivery.reply_channel(ticket, Channel(channel) if channel else None)
@@ -251,6 +253,9 @@ async def reply(
         raise BadInput("channel: not a channel") from None
     if not internal:
         delivery.ensure_sendable(senders(request), reply_channel)
+    by_email = not internal and reply_channel == Channel.email
+    extras = await email_composer.reply_extras(cc=cc, bcc=bcc, files=files, settings=settings,
+                                               by_email=by_email)
     try:
         locked = await service.lock_for_change(session, ticket.id, composer_version)
     except Conflict:
@@ -258,13 +263,17 @@ async def reply(
         async with fresh_reader(request) as reader:
             current = await _reload(reader, ticket.id)
             context = {**await _ticket_context(reader, current, user, settings, request), "conflict": True,
-                       "draft": body, "internal": internal, "new_since": seen_message_id}
+                       "draft": body, "internal": internal, "new_since": seen_message_id,
+                       **email_composer.kept_on_conflict(cc, bcc, extras)}
         return templating.render(request, "ticket.html", context, user=user, block="composer",
                                  oob=["thread", "controls"], status=409)
     macro = await replies.usable(session, macro_id, user) if macro_id is not None else None
     hold = await approval.needs_approval(session, inbox_id=locked.inbox_id, author=user)
+    if by_email and signature:
+        body = await email_composer.signed(session, body, user=user, ticket=locked)
     sent = await service.reply(session, locked, body=body, internal=internal, actor=user,
                                channel=reply_channel, hold=hold)
+    await outgoing.store(session, sent.id, extras)
     if macro is not None and not internal:
         await macros.apply(session, locked, macro, actor=user)
     if internal:
@@ -362,36 +371,3 @@ async def _variables(session: AsyncSession, ticket: Ticket, user: User) -> dict[
                           last_order_date=i18n.format_day(orders[0].ordered_at),
                           last_order_total=i18n.format_money(orders[0].total, orders[0].currency))
     return values
-
-
-@router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
-async def attachment(ticket: CurrentTicket, attachment_id: int, session: ReadSessionDep) -> Response:
-    """An attachment as a download, never rendered inline (it came from a customer)."""
-    row = await session.get(Attachment, attachment_id)
-    if row is None or not await _belongs(session, row, ticket):
-        raise NotFound("attachment not found")
-    filename = row.filename.replace('"', "").replace("\r", "").replace("\n", "")
-    return Response(row.data, media_type="application/octet-stream", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"})
-
-
-@router.get("/tickets/{ticket_id}/attachments/{attachment_id}/preview")
-async def attachment_preview(ticket: CurrentTicket, attachment_id: int,
-                             session: ReadSessionDep) -> Response:
-    """A photo shown inline in the conversation: only JPEG, PNG, GIF or WebP whose bytes say so
-    (a script or SVG labelled as a photo is refused), sandboxed should it be opened on its own."""
-    row = await session.get(Attachment, attachment_id)
-    if row is None or not await _belongs(session, row, ticket):
-        raise NotFound("attachment not found")
-    kind = photos.photo_type(row.data)
-    if kind is None:
-        raise HelpdeskError("this attachment is not a photo that can be shown", status_code=415)
-    return Response(row.data, media_type=kind, headers={
-        "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private, max-age=86400"})
-
-
-async def _belongs(session: AsyncSession, row: Attachment, ticket: Ticket) -> bool:
-    owner = await session.scalar(select(col(Message.ticket_id)).where(col(Message.id) == row.message_id))
-    return owner == ticket.id

@@ -369,6 +369,17 @@
       var note = document.getElementById("macro-note");
       if (note) note.replaceChildren();
     });
+    // "Reply all": the latest mail's Cc joins the addresses already in the Cc field.
+    body.addEventListener("click", function (e) {
+      if (!e.target.matches || !e.target.matches("[data-reply-all]")) return;
+      var field = document.getElementById("reply-cc");
+      if (!field) return;
+      var have = field.value.split(/[,;\s]+/).filter(Boolean);
+      e.target.dataset.replyAll.split(/,\s*/).forEach(function (a) {
+        if (a && have.indexOf(a) < 0) have.push(a);
+      });
+      field.value = have.join(", ");
+    });
     var storeSoon = debounce(storeDraft, 300);
     document.addEventListener("input", function (e) { if (e.target.id === "reply-body") storeSoon(); });
     window.addEventListener("pagehide", storeDraft);

@@ -31,11 +31,11 @@ from tests.support.staff import PASSWORD, Staff
 CATALOGUE = ROOT / "helpdesk" / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
 # Names that stay as they are in Japanese UIs too.
 BRANDS = {"LINE", "SMS", "API", "Messenger", "Instagram", "WhatsApp", "CIDR", "IP", "CTI", "ID",
-          "HELPDESK_", "KB", "CSV", "SLA", "Excel", "UTF", "JIS"}
+          "HELPDESK_", "KB", "CSV", "SLA", "Excel", "UTF", "JIS", "Cc", "Bcc", "MB"}
 # data-* attributes that carry ids, urls or states rather than text for people.
 NOT_TEXT = {"ticketId", "version", "userId", "page", "status", "count", "load", "liveUrl",
             "presenceUser", "callUser", "operatorId", "messageId", "twilio", "autosubmit", "queue",
-            "channel", "timer", "callId", "range", "inboxId"}
+            "channel", "timer", "callId", "range", "inboxId", "replyAll"}
 
 COLLECT = """notText => {
   const out = [];
@@ -133,7 +133,7 @@ PAGES = ["/inbox", "/inbox?view=mine&status=in_progress", "/tickets/{ticket}",
          "/approvals", "/admin/sla", "/admin/inboxes/{inbox}/routing", "/inbox?sort=due",
          "/reports", "/reports?range=month",
          "/reports?range=custom&from=2026-01-01&to=2026-01-02", "/reports/tickets?metric=resolution",
-         "/reports/tickets?metric=first_response"]
+         "/reports/tickets?metric=first_response", "/settings/signatures"]
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

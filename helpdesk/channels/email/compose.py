@@ -11,8 +11,9 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 from helpdesk import boundary
-from helpdesk.channels.email import charset
+from helpdesk.channels.email import charset, outgoing
 from helpdesk.channels.email.headers import MESSAGE_ID, ticket_number
+from helpdesk.outbox.service import OutboundFile
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ def compose_reply(
     *, message_id: int, ticket_number: int, ticket_subject: str, token: str, body_text: str,
     author: str | None, to_email: str, to_name: str | None, inbox_email: str | None,
     fallback_from: str, charset_name: str, in_reply_to: str | None, references: Sequence[str],
-    now: datetime,
+    now: datetime, cc: Sequence[str] = (), bcc: Sequence[str] = (),
+    files: Sequence[OutboundFile] = (),
 ) -> OutgoingMail:
     """An operator's reply as a raw message that threads (Message-ID, In-Reply-To, References)."""
     from_address, reply_to = reply_addresses(inbox_email, fallback_from, token)
@@ -52,6 +54,8 @@ def compose_reply(
     message = EmailMessage(policy=REPLY_POLICY)
     message["From"] = _address(encode, author, from_address)
     message["To"] = _address(encode, to_name, to_email)
+    if cc:
+        message["Cc"] = ", ".join(cc)
     message["Reply-To"] = reply_to
     message["Subject"] = encode(subject)
     message["Date"] = format_datetime(now)
@@ -66,8 +70,9 @@ def compose_reply(
     else:
         message.set_content(text.replace("\n", "\r\n").encode(), "text", "plain", cte="base64",
                             params={"charset": "UTF-8"})
+    outgoing.add_parts(message, text=text, files=files)  # Bcc goes in the envelope only
     return OutgoingMail(raw=message.as_bytes(), message_id=mid, sender=from_address,
-                        recipients=[to_email])
+                        recipients=list(dict.fromkeys([to_email, *cc, *bcc])))
 
 
 class ReplyPolicy(EmailPolicy):

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.channels.email import charset, headers
+from helpdesk.channels.email import charset, headers, outgoing
 from helpdesk.channels.email.pictographs import Carrier
 from helpdesk.config import Settings
 from helpdesk.errors import BadInput
@@ -44,6 +44,8 @@ class ParsedMail:
     date: datetime | None
     attachments: list[InboundAttachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Everyone the mail was addressed to or copied to (To and Cc): "reply all" keeps the others.
+    cc: list[str] = field(default_factory=list)
 
 
 def _part_text(part: Message, carrier: Carrier | None) -> str:
@@ -193,6 +195,7 @@ def parse(raw: bytes) -> ParsedMail:
                          for s in headers.raw_headers(message, "Subject")[:1]), text="", quoted="", html=None,
         references=list(dict.fromkeys(references)), auto_reply=headers.is_auto_reply(message),
         date=_date(message.get("Date")),
+        cc=[addr for _, addr in headers.addresses(message, ["To", "Cc"])],
     )
     texts, htmls = _walk_bodies(message, mail, carrier)
     full_text = "\n\n".join(t.strip("\n") for t in texts if t.strip())
@@ -251,8 +254,14 @@ async def ingest_raw(session: AsyncSession, raw: bytes, *, settings: Settings,
     inbox = await inbox_service.inbox_by_address(session, bare)
     inbound = to_inbound(mail, inbox=inbox.name if inbox else "default",
                          envelope_recipients=envelope_recipients)
-    return await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(
+    result = await ticket_ingest.ingest(session, inbound, options=ticket_ingest.IngestOptions(
         region=settings.default_region))
+    if not result.duplicate:
+        own = [a.lower() for a in (inbox.email_address if inbox else None, settings.mail_from,
+                                   mail.from_email) if a]
+        await outgoing.record_inbound_cc(session, result.message_id,
+                                         [a for a in mail.cc if _without_tag(a) not in own], own=own)
+    return result
 
 
 def _without_tag(address: str) -> str:

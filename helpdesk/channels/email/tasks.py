@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import imaplib
 import logging
 import re
@@ -63,15 +64,18 @@ async def send_reply(context: OutboundContext) -> str:
     emails = context.identities.get("email", [])
     if not emails:
         raise SendError("the customer has no email address", permanent=True)
-    mail = mail_compose.compose_reply(
-        message_id=context.message_id, ticket_number=context.ticket_number,
+    # The standard library writes a message line by line, slowly for megabytes of files: that
+    # runs in a thread, so the event loop keeps serving pages and sockets meanwhile.
+    compose = functools.partial(
+        mail_compose.compose_reply, message_id=context.message_id, ticket_number=context.ticket_number,
         ticket_subject=context.ticket_subject, token=context.ticket_token,
         body_text=context.body_text, author=context.author, to_email=emails[0],
         to_name=context.customer_name, inbox_email=context.inbox_email,
         fallback_from=settings.mail_from, charset_name=context.inbox_email_charset,
         in_reply_to=context.reply_to_external_id, references=context.thread_external_ids,
-        now=utcnow(),
+        now=utcnow(), cc=context.cc, bcc=context.bcc, files=context.files,
     )
+    mail = await asyncio.to_thread(compose) if context.files else compose()
     target = smtp_target(settings.smtp_url)
     try:
         await aiosmtplib.send(
