@@ -6,7 +6,7 @@ Names are unique per owner: two operators may each keep an "お礼" of their own
 import_run: a CSV upload imported from the admin pages, its progress and then its summary.
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 """
 from collections.abc import Sequence
 
@@ -17,7 +17,7 @@ from alembic import op
 import helpdesk.db
 
 revision: str = '0023'
-down_revision: str | None = '0021'
+down_revision: str | None = '0022'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

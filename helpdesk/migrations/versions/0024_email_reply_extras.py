@@ -4,7 +4,7 @@ message.email_cc / email_bcc: the Cc of a mail received or sent and the Bcc of a
 email_signature: text appended to email replies, one per inbox (shared) or operator (personal).
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 """
 from collections.abc import Sequence
 
@@ -15,7 +15,7 @@ from alembic import op
 import helpdesk.db
 
 revision: str = '0024'
-down_revision: str | None = '0021'
+down_revision: str | None = '0023'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
