@@ -20,6 +20,7 @@ from sqlalchemy import text
 from helpdesk.channels import wiring
 from helpdesk.channels.email import service as mail
 from helpdesk.db import create_engine
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.migrations import run_upgrade
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.outbox.tasks import OutboxWorker
@@ -92,7 +93,9 @@ async def main(messages: int, concurrency: int, database_url: str) -> None:
                 async with event_sessions(engine)() as session:
                     from helpdesk.auth import service as auth
                     user = await auth.create_user(session, email="b@example.com", name="b",
-                                                  role="operator", password="x" * 12, inboxes=["default"])
+                                                  role="operator", password="x" * 12)
+                    assert user.id is not None
+                    await inbox_service.join_named(session, user_id=user.id, names=["default"])
                     await session.commit()
                 headers = Staff.headers(user)
                 async with engine.connect() as conn:

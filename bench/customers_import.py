@@ -29,6 +29,7 @@ from helpdesk.auth.models import Role
 from helpdesk.db import create_engine
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.migrations import run_upgrade
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime.log import event_sessions
@@ -97,7 +98,9 @@ async def import_one(maker, path: Path, kind: Kind) -> tuple[float, object]:  # 
 async def lookups(maker, customers: int, count: int, rng: random.Random) -> list[float]:  # type: ignore[no-untyped-def]
     async with maker() as session:
         viewer = await auth.create_user(session, email="bench@example.com", name="bench",
-                                        role=Role.operator, password="bench-password", inboxes=["default"])
+                                        role=Role.operator, password="bench-password")
+        assert viewer.id is not None
+        await inbox_service.join_named(session, user_id=viewer.id, names=["default"])
         await session.commit()
     spellings = [lambda p: p, lambda p: f"{p[:3]}-{p[3:7]}-{p[7:]}", lambda p: "+81" + p[1:]]
     timings = []

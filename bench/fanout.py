@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from helpdesk.auth import service as auth  # noqa: E402
 from helpdesk.auth.models import Role, SessionKind  # noqa: E402
 from helpdesk.db import create_engine  # noqa: E402
+from helpdesk.inboxes import service as inbox_service  # noqa: E402
 from helpdesk.migrations import run_upgrade  # noqa: E402
 from helpdesk.realtime.log import event_sessions  # noqa: E402
 
@@ -71,8 +72,9 @@ async def make_staff(database_url: str, operators: int) -> list[str]:
     async with event_sessions(engine)() as session:
         for n in range(operators):
             user = await auth.create_user(session, email=f"bench{n}@example.com", name=f"bench {n}",
-                                          role=Role.operator, password="bench-password",
-                                          inboxes=["default"])
+                                          role=Role.operator, password="bench-password")
+            assert user.id is not None
+            await inbox_service.join_named(session, user_id=user.id, names=["default"])
             tokens.append(await auth.sign_in(session, secret_key=SECRET, user=user,
                                              kind=SessionKind.api, ttl_seconds=86400))
         boss = await auth.create_user(session, email="boss@example.com", name="boss",
