@@ -29,6 +29,8 @@ async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_l
     rows = tab.page.locator(".board-queue tr[data-ticket-id]")
     await expect(rows).to_have_count(12)
     await expect(tab.page.locator(".queue-shown")).to_contain_text("36件中12件を表示")
+    # htmx wires the button up once the page has loaded; a click before that does nothing.
+    await tab.page.wait_for_function("document.readyState === 'complete' && !!window.htmx")
     await tab.page.click("#queue-more")
     await expect(rows).to_have_count(36, timeout=15_000)  # swapped in late on a busy host
     await expect(tab.page.locator("#queue-more")).to_have_count(0)
