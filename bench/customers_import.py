@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
+from helpdesk.calls.recent import recent_calls
 from helpdesk.db import create_engine
 from helpdesk.imports import tasks
 from helpdesk.imports.layouts import Kind
@@ -108,7 +109,8 @@ async def lookups(maker, customers: int, count: int, rng: random.Random) -> list
         phone = rng.choice(spellings)(phone_of(rng.randrange(customers)))
         started = time.perf_counter()
         async with maker() as session:
-            profile = await profiles.profile_by_phone(session, phone, viewer=viewer)
+            profile = await profiles.profile_by_phone(session, phone, viewer=viewer,
+                                                      recent_calls=recent_calls)
         elapsed = time.perf_counter() - started
         assert profile is not None and profile.phones, phone
         if n >= 200:  # warm-up excluded

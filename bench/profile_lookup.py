@@ -42,6 +42,7 @@ from bench.screen_pop import (
     wait_healthy,
 )
 from helpdesk.auth.models import User
+from helpdesk.calls.recent import recent_calls
 from helpdesk.db import create_engine
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime.log import event_sessions
@@ -64,7 +65,8 @@ async def direct(path: Path, lookups: int, customers: int) -> None:
         phone = spell(phone_of(rng.randint(1, customers)), n)
         cpu_began, began = time.process_time(), time.perf_counter()
         async with reader() as session:
-            profile = await profiles.profile_by_phone(session, phone, viewer=viewer)
+            profile = await profiles.profile_by_phone(session, phone, viewer=viewer,
+                                                      recent_calls=recent_calls)
         elapsed = time.perf_counter() - began
         assert profile is not None and len(profile.orders) == 10, phone
         if n >= WARM_UP:

@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.calls import threads
+from helpdesk.calls import recent, threads
 from helpdesk.calls.models import Call, CallPublic
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime import events
@@ -32,7 +32,7 @@ async def ringing(
     profile = None
     if customer is not None:
         found = await profiles.complete(session, customer, profiles.ProfileScope(None, {call.inbox_id}),
-                                        dormant_after_days)
+                                        dormant_after_days, recent_calls=recent.recent_calls)
         profile = found.model_dump(mode="json")
     events.record(session, events.CallRinging(
         user_ids=call.offered_user_ids if user_ids is None else user_ids, call=public(call),

@@ -10,6 +10,7 @@ from helpdesk.audit import service as audit
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, Supervisor, client_ip
 from helpdesk.auth.models import User
+from helpdesk.calls.recent import recent_calls
 from helpdesk.config import SettingsDep
 from helpdesk.customers import details, service
 from helpdesk.customers import merging as customer_merging
@@ -47,7 +48,7 @@ async def customer_page(
     """A customer's profile, purchase history, tickets and calls; the view is audited.
 
     ``merge_q`` (supervisors) lists other customers to fold into this one."""
-    profile = await profiles.profile(reader, customer_id, viewer=user,
+    profile = await profiles.profile(reader, customer_id, viewer=user, recent_calls=recent_calls,
                                      dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")
@@ -86,7 +87,7 @@ async def edit_details(
     note: Annotated[str, Form(max_length=details.NOTE_MAX)] = "",
 ) -> Response:
     """Change the name, the reading and the note of a customer the user may see."""
-    if await profiles.profile(reader, customer_id, viewer=user,
+    if await profiles.profile(reader, customer_id, viewer=user, recent_calls=recent_calls,
                               dormant_after_days=settings.dormant_after_days) is None:
         raise NotFound("customer not found")
     await details.update(session, customer_id, name=name, name_kana=name_kana, note=note,
@@ -105,7 +106,7 @@ async def new_message(
     subject: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     """Start a conversation with the customer: a new ticket, our message sent on ``channel``."""
-    if await profiles.profile(reader, customer_id, viewer=user,
+    if await profiles.profile(reader, customer_id, viewer=user, recent_calls=recent_calls,
                               dormant_after_days=settings.dormant_after_days) is None:
         raise NotFound("customer not found")
     try:
@@ -140,7 +141,7 @@ async def block_sender(
     user: CurrentUser, settings: SettingsDep, blocked: Annotated[bool, Form()],
 ) -> Response:
     """Block the customer as spam (their open tickets filed as 対応不要), or unblock them."""
-    if await profiles.profile(reader, customer_id, viewer=user,
+    if await profiles.profile(reader, customer_id, viewer=user, recent_calls=recent_calls,
                               dormant_after_days=settings.dormant_after_days) is None:
         raise NotFound("customer not found")
     if blocked:
@@ -168,7 +169,7 @@ async def screen_pop_card(
         matches = await service.find(reader, phone=number, region=settings.default_region, limit=1)
         customer_id = matches[0].id if matches else None
     if customer_id is not None:
-        profile = await profiles.profile(reader, customer_id, viewer=user,
+        profile = await profiles.profile(reader, customer_id, viewer=user, recent_calls=recent_calls,
                                          dormant_after_days=settings.dormant_after_days)
     if profile is not None:
         await audit_view(session, request, user, profile.id, via="phone_card")

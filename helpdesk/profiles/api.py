@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.audit import service as audit
 from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.auth.models import User
+from helpdesk.calls.recent import recent_calls
 from helpdesk.config import SettingsDep
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import NotFound
@@ -23,7 +24,7 @@ async def get_customer_by_phone(
     user: CurrentUser, request: Request, settings: SettingsDep,
 ) -> Profile:
     """The full profile of whoever owns a phone number (any spelling); the view is audited."""
-    profile = await service.profile_by_phone(session, phone, viewer=user,
+    profile = await service.profile_by_phone(session, phone, viewer=user, recent_calls=recent_calls,
                                              region=settings.default_region,
                                              dormant_after_days=settings.dormant_after_days)
     if profile is None:
@@ -41,7 +42,7 @@ async def get_customer(
     settings: SettingsDep,
 ) -> Profile:
     """A customer's full profile; the view is audited."""
-    profile = await service.profile(session, customer_id, viewer=user,
+    profile = await service.profile(session, customer_id, viewer=user, recent_calls=recent_calls,
                                     dormant_after_days=settings.dormant_after_days)
     if profile is None:
         raise NotFound("customer not found")

@@ -2,20 +2,21 @@
 
 This is the screen pop's hot path: every statement is built once at import (values are bound
 parameters), rows come back as each statement's NamedTuple, and no ORM object is made per row.
+The profile's calls are read by the calls package (``helpdesk.calls.recent``), which the caller
+passes in as ``recent_calls``: calls use profiles for the screen pop, never the other way round.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import Select, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk import normalize
 from helpdesk.auth.models import User
-from helpdesk.calls.models import Call, CallPublic
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import rfm
 from helpdesk.customers import service as customers
@@ -35,10 +36,9 @@ from helpdesk.tickets.models import Tag, Ticket, TicketPublic, TicketTag
 Row = TypeVar("Row", bound=tuple[Any, ...])
 RECENT_ORDERS = 10
 OPEN_TICKETS = 20
-RECENT_CALLS = 10
 CUSTOMER, ORDER, ORDER_ITEM = customers.CUSTOMER, customers.ORDER, customers.ORDER_ITEM
 IDENTITY = table_of(CustomerIdentity)
-TICKET, CALL = table_of(Ticket), table_of(Call)
+TICKET = table_of(Ticket)
 TAG, TICKET_TAG = table_of(Tag), table_of(TicketTag)
 class CustomerRow(NamedTuple):
     """The customer's columns a profile shows, with one of their identities (if any)."""
@@ -128,29 +128,6 @@ class _TicketRow(NamedTuple):
     tag_names: str | None  # joined by _TAG_SEPARATOR
 
 
-class _CallRow(NamedTuple):
-    # The Call columns CallPublic validates from.
-    id: int
-    call_id: str
-    provider: str
-    direction: str
-    from_number: str
-    to_number: str
-    state: str
-    cause: str | None
-    done: bool
-    voicemail: bool
-    customer_id: int | None
-    operator_id: int | None
-    ticket_id: int | None
-    inbox_id: int
-    queue: str | None
-    started_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
-    recording_url: str | None
-
-
 _TICKET_FIELDS = _TicketRow._fields[:-1]
 if tuple(name for name in TicketPublic.model_fields if name != "tags") != _TICKET_FIELDS:
     raise RuntimeError("_TicketRow no longer follows TicketPublic's fields")
@@ -159,7 +136,7 @@ _VIEWER_INBOXES = (select(inbox_service.MEMBER.c.inbox_id)
                    .where(inbox_service.MEMBER.c.user_id == bindparam("viewer_id")))
 
 
-def _scoped(stmt: Select[Any], inbox_id: Any, row: type[Row]) -> dict[str, prepared.Query[Row]]:
+def scoped(stmt: Select[Any], inbox_id: Any, row: type[Row]) -> dict[str, prepared.Query[Row]]:
     """``stmt`` for everyone, for a set of inboxes, and for a viewer's inboxes.
 
     ``inbox_id + 0``: the inbox is only a filter here. Without it SQLite, lacking statistics,
@@ -177,14 +154,11 @@ _TAG_NAMES = (select(func.aggregate_strings(TAG.c.name, _TAG_SEPARATOR))
               .select_from(TICKET_TAG.join(TAG, TAG.c.id == TICKET_TAG.c.tag_id))
               .where(TICKET_TAG.c.ticket_id == TICKET.c.id).correlate(TICKET)
               .scalar_subquery().label("tag_names"))
-_OPEN_TICKETS = _scoped(
+_OPEN_TICKETS = scoped(
     select(*[TICKET.c[name] for name in _TICKET_FIELDS], _TAG_NAMES)
     .where(TICKET.c.customer_id == bindparam("customer_id"),
            TICKET.c.status.in_([s.value for s in ticket_queries.OPEN_STATUSES]))
     .order_by(TICKET.c.updated_at.desc()).limit(OPEN_TICKETS), TICKET.c.inbox_id, _TicketRow)
-_RECENT_CALLS = _scoped(
-    select(*[CALL.c[name] for name in _CallRow._fields]).where(CALL.c.customer_id == bindparam("customer_id"))
-    .order_by(CALL.c.started_at.desc(), CALL.c.id.desc()).limit(RECENT_CALLS), CALL.c.inbox_id, _CallRow)
 
 
 @dataclass(frozen=True)
@@ -203,6 +177,16 @@ class ProfileScope:
         if self.inbox_ids is None:
             return "all", {}
         return "inboxes", {"inbox_ids": sorted(self.inbox_ids)}
+
+
+class RecentCalls(Protocol):
+    """Reads a customer's latest calls that a scope may see, in the contract's Call shape.
+
+    The calls package provides it (``helpdesk.calls.recent.recent_calls``); profiles import no calls.
+    """
+
+    async def __call__(self, session: AsyncSession, customer_id: int, scope: ProfileScope, /
+                       ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -230,8 +214,8 @@ async def customer_rows_by_phone(session: AsyncSession, e164: str) -> CustomerRo
 
 
 async def profile(
-    session: AsyncSession, customer_id: int, *, viewer: User | None = None,
-    inbox_ids: set[int] | None = None, dormant_after_days: int = 180,
+    session: AsyncSession, customer_id: int, *, recent_calls: RecentCalls,
+    viewer: User | None = None, inbox_ids: set[int] | None = None, dormant_after_days: int = 180,
 ) -> Profile | None:
     """The whole profile, or None when there is no such customer: a fixed handful of queries.
 
@@ -241,12 +225,13 @@ async def profile(
     found = await customer_rows(session, customer_id)
     if found is None:
         return None
-    return await complete(session, found, ProfileScope(viewer, inbox_ids), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, inbox_ids), dormant_after_days,
+                          recent_calls=recent_calls)
 
 
 async def profile_by_phone(
-    session: AsyncSession, phone: str, *, viewer: User, region: str = DEFAULT_REGION,
-    dormant_after_days: int = 180,
+    session: AsyncSession, phone: str, *, viewer: User, recent_calls: RecentCalls,
+    region: str = DEFAULT_REGION, dormant_after_days: int = 180,
 ) -> Profile | None:
     """The profile of whoever owns a phone number (any spelling), found by the identity index."""
     e164 = normalize.phone(phone, region)
@@ -255,13 +240,15 @@ async def profile_by_phone(
     found = await customer_rows_by_phone(session, e164)
     if found is None:
         return None
-    return await complete(session, found, ProfileScope(viewer, None), dormant_after_days)
+    return await complete(session, found, ProfileScope(viewer, None), dormant_after_days,
+                          recent_calls=recent_calls)
 
 
 async def complete(
-    session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int
+    session: AsyncSession, found: CustomerRows, view: ProfileScope, dormant_after_days: int, *,
+    recent_calls: RecentCalls,
 ) -> Profile:
-    """The profile of a customer already read: orders, open tickets and calls added."""
+    """The profile of a customer already read: orders, open tickets and ``recent_calls`` added."""
     customer = found.rows[0]
     customer_id, count, spent = customer.id, customer.orders_count, customer.total_spent
     first, last = customer.first_order_at, customer.last_order_at
@@ -289,7 +276,7 @@ async def complete(
         # every call, while ``prepared`` remembers the transaction's connection.
         orders=await _recent_orders(session, customer_id),  # type: ignore[arg-type]
         open_tickets=await _open_tickets(session, customer_id, scope),
-        recent_calls=await _recent_calls(session, customer_id, scope),
+        recent_calls=await recent_calls(session, customer_id, view),
     )
 
 
@@ -327,19 +314,3 @@ async def _open_tickets(
 def _tags(joined: str | None) -> list[str]:
     return sorted(joined.split(_TAG_SEPARATOR)) if joined else []
 
-
-async def recent_calls(
-    session: AsyncSession, customer_id: int, visible: set[int] | None = None
-) -> list[dict[str, Any]]:
-    """The customer's latest calls (in ``visible`` inboxes) in the contract's Call shape."""
-    return await _recent_calls(session, customer_id,
-                               ProfileScope(None, visible).scope())
-
-
-async def _recent_calls(
-    on: AsyncSession, customer_id: int, scope: tuple[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    variant, params = scope
-    rows = await prepared.rows(on, _RECENT_CALLS[variant], {"customer_id": customer_id, **params})
-    return [CallPublic.model_validate(row._asdict()).model_dump(mode="json", by_alias=True)
-            for row in rows]

@@ -13,6 +13,7 @@ from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import CurrentUser, client_ip
 from helpdesk.auth.models import User
 from helpdesk.calls import api as calls_api
+from helpdesk.calls.recent import recent_calls
 from helpdesk.channels.email import composer as email_composer
 from helpdesk.channels.email import outgoing
 from helpdesk.config import SettingsDep
@@ -59,6 +60,7 @@ async def _ticket_context(
     profile = None
     if ticket.customer_id is not None:
         profile = await profiles.profile(session, ticket.customer_id, viewer=user,
+                                         recent_calls=recent_calls,
                                          dormant_after_days=settings.dormant_after_days)
     inbox = await session.get(Inbox, ticket.inbox_id)
     assert ticket.id is not None and user.id is not None

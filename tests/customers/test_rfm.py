@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.auth.models import Role
+from helpdesk.calls.recent import recent_calls
 from helpdesk.customers import bulk, rfm
 from helpdesk.customers import orders as customer_orders
 from helpdesk.customers import service as customers
@@ -122,8 +123,10 @@ async def test_dormant_after_the_configured_days(db: AsyncSession, staff: Staff,
     over_http = (await http.get(f"/api/customers/{sleepy}", headers=headers)).json()
     await db.refresh(boss)
     assert (over_http["dormant"], over_http["rank"]) == (True, "休眠")
-    profile = await profiles.profile(db, awake, viewer=boss, dormant_after_days=180)
+    profile = await profiles.profile(db, awake, viewer=boss, dormant_after_days=180,
+                                     recent_calls=recent_calls)
     assert profile is not None and profile.dormant is False and profile.rank != "休眠"
-    longer = await profiles.profile(db, sleepy, viewer=boss, dormant_after_days=365)
+    longer = await profiles.profile(db, sleepy, viewer=boss, dormant_after_days=365,
+                                    recent_calls=recent_calls)
     assert longer is not None and longer.dormant is False and longer.rank != "休眠"
     await db.rollback()

@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
+from helpdesk.calls.recent import recent_calls
 from helpdesk.profiles import service as profiles
 from helpdesk.realtime.log import event_sessions
 from tests.customers.helpers import upload
@@ -83,15 +84,17 @@ async def test_profile_by_phone_is_a_bounded_number_of_queries(
     try:
         async with event_sessions(engine)() as session:
             profile = await profiles.profile_by_phone(session, "０９０－１２３４－５６７８",
-                                                      viewer=operator)
+                                                      viewer=operator, recent_calls=recent_calls)
             assert profile is not None and profile.name == "山田 太郎"
             assert [o.number for o in profile.orders] == ["#1005", "#1004", "#1001"]
             assert [len(o.items) for o in profile.orders] == [1, 1, 2]
             found = len(statements)
             statements.clear()
-            assert await profiles.profile_by_phone(session, "03-0000-0000", viewer=operator) is None
+            assert await profiles.profile_by_phone(session, "03-0000-0000", viewer=operator,
+                                                   recent_calls=recent_calls) is None
             unknown = len(statements)
-            assert await profiles.profile_by_phone(session, "非通知", viewer=operator) is None
+            assert await profiles.profile_by_phone(session, "非通知", viewer=operator,
+                                                   recent_calls=recent_calls) is None
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
     # customer with identities (found by the phone index), orders with items, open tickets (and
