@@ -3,11 +3,12 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk import settings_api
 from helpdesk.approval import service
 from helpdesk.approval.models import ApprovalConfig, ApprovalPage, Rejection
-from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Supervisor, client_ip
+from helpdesk.auth.dependencies import Supervisor
 from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets.models import MessagePublic
@@ -17,26 +18,27 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "the reply was approved or returned already"}}
 
 
+async def _known_users(session: AsyncSession, _: int, config: ApprovalConfig) -> None:
+    if isinstance(config.required_for, list):
+        await inbox_service.existing_users(session, set(config.required_for), "required_for")
+
+
+SETTINGS = settings_api.Document[ApprovalConfig](
+    load=service.load_config, save=service.save_config, check=_known_users,
+    action="inbox.approval", target_type="inbox", per_inbox=True)
+
+
 @router.get("/api/admin/inboxes/{inbox_id}/approval", response_model=ApprovalConfig)
 async def get_approval(inbox_id: int, session: ReadSessionDep, _: Supervisor) -> ApprovalConfig:
     """Whose replies in the inbox wait for a supervisor."""
-    await inbox_service.inbox_or_404(session, inbox_id)
-    return await service.load_config(session, inbox_id)
+    return await SETTINGS.read(session, inbox_id)
 
 
 @router.put("/api/admin/inboxes/{inbox_id}/approval", response_model=ApprovalConfig)
 async def put_approval(inbox_id: int, body: ApprovalConfig, session: SessionDep, user: Supervisor,
                        request: Request) -> ApprovalConfig:
     """Replace the inbox's approval rule (audited)."""
-    await inbox_service.inbox_or_404(session, inbox_id)
-    if isinstance(body.required_for, list):
-        await inbox_service.existing_users(session, set(body.required_for), "required_for")
-    saved = await service.save_config(session, inbox_id, body)
-    audit.record(session, action="inbox.approval", actor_id=user.id, actor_email=user.email,
-                 target_type="inbox", target_id=inbox_id,
-                 ip=client_ip(request))
-    await session.commit()
-    return saved
+    return await SETTINGS.replace(session, body, actor=user, request=request, key=inbox_id)
 
 
 @router.get("/api/approvals", response_model=ApprovalPage)

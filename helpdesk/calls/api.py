@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.audit import service as audit
-from helpdesk.auth.dependencies import Admin, CurrentUser, client_ip
+from helpdesk import settings_api
+from helpdesk.auth.dependencies import Admin, CurrentUser
 from helpdesk.auth.models import User
 from helpdesk.calls import callbacks, service, transfer, wrapup
 from helpdesk.calls import log as call_log
@@ -161,45 +161,45 @@ async def callback_result(call_id: int, body: CallbackResult, session: SessionDe
     return CallPublic.model_validate(call)
 
 
+async def _menu_names_inboxes(session: AsyncSession, _: int, config: VoiceConfig) -> None:
+    for option in config.menu:
+        if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:
+            raise BadInput(f"menu {option.digit}: no such inbox")
+
+
+CTI_SETTINGS = settings_api.Document[CtiConfig](
+    load=lambda session, _: cti_settings.cti_config(session),
+    save=lambda session, _, config: cti_settings.save_cti_config(session, config),
+    action="cti.update", target_type="cti_settings")
+VOICE_SETTINGS = settings_api.Document[VoiceConfig](
+    load=cti_settings.voice_config, save=cti_settings.save_voice_config, check=_menu_names_inboxes,
+    action="inbox.voice.update", target_type="inbox", per_inbox=True)
+
+
 @router.get("/api/admin/cti", response_model=CtiConfig)
 async def get_cti(session: ReadSessionDep, _: Admin) -> CtiConfig:
     """The blocked caller ids, outbound routing table, default caller id and business hours."""
-    return await cti_settings.cti_config(session)
+    return await CTI_SETTINGS.read(session)
 
 
 @router.put("/api/admin/cti", response_model=CtiConfig)
 async def put_cti(body: CtiConfig, session: SessionDep, admin: Admin, request: Request) -> CtiConfig:
     """Replace the CTI settings (audited)."""
-    saved = await cti_settings.save_cti_config(session, body)
-    audit.record(session, action="cti.update", actor_id=admin.id, actor_email=admin.email,
-                 target_type="cti_settings", target_id=1,
-                 ip=client_ip(request))
-    await session.commit()
-    return saved
+    return await CTI_SETTINGS.replace(session, body, actor=admin, request=request)
 
 
 @router.get("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
 async def get_voice(inbox_id: int, session: ReadSessionDep, _: Admin) -> VoiceConfig:
     """What the inbox's callers hear: greeting, keypad menu, hold music, callback offer, closed
     hours, recording."""
-    await inbox_service.inbox_or_404(session, inbox_id)
-    return await cti_settings.voice_config(session, inbox_id)
+    return await VOICE_SETTINGS.read(session, inbox_id)
 
 
 @router.put("/api/admin/inboxes/{inbox_id}/voice", response_model=VoiceConfig)
 async def put_voice(inbox_id: int, body: VoiceConfig, session: SessionDep, admin: Admin,
                     request: Request) -> VoiceConfig:
     """Replace what the inbox's callers hear (audited); menu options must name real inboxes."""
-    await inbox_service.inbox_or_404(session, inbox_id)
-    for option in body.menu:
-        if option.inbox_id is not None and await session.get(Inbox, option.inbox_id) is None:
-            raise BadInput(f"menu {option.digit}: no such inbox")
-    saved = await cti_settings.save_voice_config(session, inbox_id, body)
-    audit.record(session, action="inbox.voice.update", actor_id=admin.id, actor_email=admin.email,
-                 target_type="inbox", target_id=inbox_id,
-                 ip=client_ip(request))
-    await session.commit()
-    return saved
+    return await VOICE_SETTINGS.replace(session, body, actor=admin, request=request, key=inbox_id)
 
 
 @router.post("/api/calls/{call_id}/transfer", response_model=TransferPublic, status_code=201)
