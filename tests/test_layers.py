@@ -33,7 +33,8 @@ def test_every_module_has_a_layer_and_the_named_ones_the_right_one() -> None:
                 "helpdesk.realtime.api": "socket", "helpdesk.realtime.hub": "hub",
                 "helpdesk.tickets.models": "tables", "helpdesk.tickets.service": "domain",
                 "helpdesk.outbox.tasks": "jobs", "helpdesk.db": "storage",
-                "helpdesk.tickets.inbox_views": "page", "helpdesk.calls.settings_models": "tables"}
+                "helpdesk.tickets.inbox_views": "page", "helpdesk.calls.settings_models": "tables",
+                "helpdesk.settings_api": "api", "helpdesk.calls.recent": "domain"}
     assert {module: layers.layer_of(module).name for module in expected} == expected
 
 
