@@ -1,6 +1,5 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,17 +16,15 @@ from starlette.websockets import WebSocket
 from helpdesk import boundary, limits, logs, normalize, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
-from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.auth.throttle import create_counters
-from helpdesk.backups import tasks as backup_tasks
+from helpdesk.background import tasks as background
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
 from helpdesk.channels import shopify as shopify_channel
 from helpdesk.channels import wiring as channels
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
-from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
 from helpdesk.errors import install_error_handlers
 from helpdesk.exports import api as exports_api
@@ -35,7 +32,6 @@ from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.metrics import api as metrics_api
 from helpdesk.metrics.service import Metrics, RequestMetrics
-from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime import api as realtime_api
@@ -45,10 +41,7 @@ from helpdesk.realtime.bus import create_bus
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.log import LocalEvents, install_event_log, publish_to
 from helpdesk.reports import api as reports_api
-from helpdesk.reports import tasks as report_tasks
-from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
-from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.web.security import admitted, refuse_socket
@@ -88,9 +81,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.login_counters = login_counters = create_counters(settings)
     channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
     telephony_sms.register_senders(app.state.senders, settings)
-    ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
-        app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
-        dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
                         ticket_inbox=ticket_queries.inbox_of, audiences=audiences,
@@ -102,20 +92,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     space_out_full_collections()
     try:
-        async with channels.running(app), outbox_tasks.running(
-                sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
-                http=http, listen=bus.listen), retention.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), assignment_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), report_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), backup_tasks.running(settings):
+        # Every background job of this process (helpdesk/background/tasks.py lists them).
+        async with channels.running(app), background.running(
+                sessionmaker=app.state.sessionmaker, settings=settings, http=http,
+                senders=app.state.senders, fetchers=channels.FETCHERS,
+                listen=bus.listen) as app.state.background_jobs:
             yield
     finally:
         await http.aclose()
         await app.state.limiter.close()
         await login_counters.close()
-        if ranks is not None:
-            ranks.cancel()
         await app.state.hub.stop()
         await bus.stop()
         await engine.dispose()

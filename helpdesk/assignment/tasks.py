@@ -6,15 +6,11 @@ twice, and each inbox's policy row is locked while choosing (see assignment/serv
 """
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpdesk import periodic
 from helpdesk.assignment import service as assignment
-from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.tickets import ingest as ticket_ingest
 
@@ -61,13 +57,3 @@ async def _hand_out_waiting(sessionmaker: async_sessionmaker[AsyncSession], inbo
                 moved += 1
         await session.commit()
     return moved
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
-                  settings: Settings) -> AsyncIterator[None]:
-    """Sweep for the app's life when ``settings.run_workers``."""
-    async with periodic.every(settings.assignment_sweep_seconds, lambda: sweep_once(sessionmaker),
-                              name="assignment-sweep",
-                              enabled=settings.run_workers):
-        yield

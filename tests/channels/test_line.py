@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.customers.models import Customer, CustomerIdentity
-from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.tickets.models import Message, Ticket
 from tests.support.channels import line_message, line_signature, post_line, reply
