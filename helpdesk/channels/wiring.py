@@ -57,7 +57,7 @@ def register_senders(registry: SenderRegistry, sessionmaker: async_sessionmaker[
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The chat hub and the SMTP listener, for the app's life (IMAP polling and media downloads
-    are background jobs, started with the others by ``helpdesk.background.tasks``)."""
+    are background jobs, started with the others by ``helpdesk.app.background_work``)."""
     settings: Settings = app.state.settings
     sessionmaker = app.state.sessionmaker
     hub = chat.ChatHub(sessionmaker, app.state.read_sessionmaker)

@@ -1,6 +1,6 @@
 """Deleting what is only kept for a while: realtime events, finished outbox items, receipts.
 
-Every process runs the same job (started with the others by ``helpdesk.background.tasks``).
+Every process runs the same job (started with the others by ``helpdesk.app.background_work``).
 Each batch is its own short transaction (SQLite's write lock and the event loop are never held
 long); on PostgreSQL a batch that finds another process pruning skips the pass, and rows deleted
 twice would be harmless anyway.
