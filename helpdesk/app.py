@@ -16,7 +16,6 @@ from starlette.websockets import WebSocket
 from helpdesk import boundary, limits, logs, normalize, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
-from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.auth.throttle import create_counters
 from helpdesk.background import work as background
@@ -55,6 +54,7 @@ from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import queries as ticket_queries
+from helpdesk.tickets import tasks as ticket_tasks
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
@@ -138,7 +138,7 @@ def background_work(app: FastAPI) -> Background:
                     every=s.rank_refresh_seconds, first_after=s.rank_refresh_seconds),
         PeriodicJob("sla breaches", lambda _: sla_tasks.check_once(sessions),
                     every=s.sla_check_seconds),
-        PeriodicJob("assignment sweep", lambda _: assignment_tasks.sweep_once(sessions),
+        PeriodicJob("assignment sweep", lambda _: ticket_tasks.sweep_once(sessions),
                     every=s.assignment_sweep_seconds),
         PeriodicJob("report rollup", lambda _: rollup.run_once(), every=s.report_rollup_seconds),
         PeriodicJob("imap poll", lambda _: email_tasks.poll_or_warn(sessions, s),

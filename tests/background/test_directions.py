@@ -25,3 +25,12 @@ def test_the_outbox_reads_no_ticket_and_the_delivery_does() -> None:
 def test_the_queue_and_the_periodic_loop_import_no_domain() -> None:
     assert imported_packages("helpdesk.background.queue") <= {"helpdesk.db", "helpdesk.storage"}
     assert imported_packages("helpdesk.periodic") == set()
+
+
+def test_assignment_reads_tickets_tables_only_and_the_sweep_lives_with_the_tickets() -> None:
+    modules = layers.project_modules()
+    used = {edge.target for module, path in modules.items() if module.startswith("helpdesk.assignment")
+            for edge in layers.imports_of(module, path, modules)}
+    assert {target for target in used if target.startswith("helpdesk.tickets")} <= {
+        "helpdesk.tickets.models"}
+    assert "helpdesk.tickets.tasks" in modules and "helpdesk.assignment.tasks" not in modules

@@ -1,6 +1,9 @@
-"""The assignment sweep: tickets of operators gone offline or away past the grace period go to
-someone else (or back to the queue), and tickets that waited for capacity are handed out.
+"""Background work on tickets: the assignment sweep. Tickets of operators gone offline or away
+past the grace period go to someone else (or back to the queue), and tickets that waited for
+capacity are handed out.
 
+It lives with the tickets because it moves them the way ingest does (``ingest.auto_assign``,
+which asks ``assignment`` whom a ticket goes to): ``tickets`` -> ``assignment``, never back.
 Every process runs it; tickets are taken with SKIP LOCKED, so two sweeps never move one ticket
 twice, and each inbox's policy row is locked while choosing (see assignment/service.py).
 """
