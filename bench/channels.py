@@ -107,7 +107,7 @@ async def main(messages: int, concurrency: int, database_url: str) -> None:
                 await timed_all(calls, concurrency)
             registry = SenderRegistry()
             sessionmaker = event_sessions(engine)
-            wiring.register_senders(registry, sessionmaker)
+            wiring.register_senders(registry, sessionmaker, settings)
             async with httpx.AsyncClient(timeout=10) as http:
                 worker = OutboxWorker(sessionmaker, registry, settings, http)
                 start = time.perf_counter()
