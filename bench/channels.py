@@ -20,10 +20,10 @@ from sqlalchemy import text
 from helpdesk.channels import wiring
 from helpdesk.channels.email import service as mail
 from helpdesk.db import create_engine
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.migrations import run_upgrade
 from helpdesk.outbox.service import SenderRegistry
-from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.realtime.log import event_sessions
 from tests.support.channels import LINE_TOKEN, line_message, post_line
 from tests.support.database import reset
@@ -107,7 +107,7 @@ async def main(messages: int, concurrency: int, database_url: str) -> None:
                 await timed_all(calls, concurrency)
             registry = SenderRegistry()
             sessionmaker = event_sessions(engine)
-            wiring.register_senders(registry, sessionmaker)
+            wiring.register_senders(registry, sessionmaker, settings)
             async with httpx.AsyncClient(timeout=10) as http:
                 worker = OutboxWorker(sessionmaker, registry, settings, http)
                 start = time.perf_counter()

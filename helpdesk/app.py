@@ -1,6 +1,5 @@
 """The application factory: routers, static files, and the lifespan that owns engine and bus."""
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,26 +16,30 @@ from starlette.websockets import WebSocket
 from helpdesk import boundary, limits, logs, normalize, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
-from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth import api as auth_api
 from helpdesk.auth.throttle import create_counters
+from helpdesk.background import work as background
+from helpdesk.background.work import Background, QueueJob
 from helpdesk.backups import tasks as backup_tasks
 from helpdesk.calls import api as calls_api
 from helpdesk.channels import api as channels_api
+from helpdesk.channels import media
 from helpdesk.channels import shopify as shopify_channel
 from helpdesk.channels import wiring as channels
+from helpdesk.channels.email import tasks as email_tasks
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
 from helpdesk.customers import tasks as customer_tasks
 from helpdesk.db import create_engine, create_sessionmaker
+from helpdesk.delivery import tasks as delivery
 from helpdesk.errors import install_error_handlers
 from helpdesk.exports import api as exports_api
 from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.metrics import api as metrics_api
 from helpdesk.metrics.service import Metrics, RequestMetrics
-from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.outbox.service import SenderRegistry
+from helpdesk.periodic import PeriodicJob
 from helpdesk.profiles import api as profiles_api
 from helpdesk.realtime import api as realtime_api
 from helpdesk.realtime import presence
@@ -51,6 +54,7 @@ from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import queries as ticket_queries
+from helpdesk.tickets import tasks as ticket_tasks
 from helpdesk.web.security import admitted, refuse_socket
 from telephony import cti as telephony_cti
 from telephony import sms as telephony_sms
@@ -88,9 +92,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.login_counters = login_counters = create_counters(settings)
     channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
     telephony_sms.register_senders(app.state.senders, settings)
-    ranks = asyncio.create_task(customer_tasks.keep_ranks_fresh(
-        app.state.sessionmaker, every_seconds=settings.rank_refresh_seconds,
-        dormant_after_days=settings.dormant_after_days)) if settings.run_workers else None
     app.state.hub = Hub(bus=bus, sessionmaker=app.state.sessionmaker,
                         read_sessionmaker=app.state.read_sessionmaker, settings=settings, node=node,
                         ticket_inbox=ticket_queries.inbox_of, audiences=audiences,
@@ -102,23 +103,51 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     space_out_full_collections()
     try:
-        async with channels.running(app), outbox_tasks.running(
-                sessionmaker=app.state.sessionmaker, registry=app.state.senders, settings=settings,
-                http=http, listen=bus.listen), retention.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), sla_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), assignment_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), report_tasks.running(
-                sessionmaker=app.state.sessionmaker, settings=settings), backup_tasks.running(settings):
+        work = background_work(app) if settings.run_workers else Background()
+        async with channels.running(app), background.running(
+                work, listen=bus.listen) as app.state.background_jobs:
             yield
     finally:
         await http.aclose()
         await app.state.limiter.close()
         await login_counters.close()
-        if ranks is not None:
-            ranks.cancel()
         await app.state.hub.stop()
         await bus.stop()
         await engine.dispose()
+
+
+def background_work(app: FastAPI) -> Background:
+    """Every job this process runs beside its requests, each with the settings it reads.
+
+    Two leased queues, woken by every commit: replies delivered from the outbox, media customers
+    sent downloaded. Then the periodic jobs (a disabled one is listed too). The presence
+    heartbeat is the hub's own. With ``run_workers`` off nothing runs (tests drive the passes).
+    """
+    s, sessions, http = app.state.settings, app.state.sessionmaker, app.state.http
+    replies = delivery.OutboxWorker(sessions, app.state.senders, s, http, delivery.options_from(s))
+    downloads = media.MediaWorker(sessions, channels.FETCHERS, s, http, media.options_from(s))
+    rollup = report_tasks.RollupWorker(sessions, s)
+    return Background(queues=[
+        QueueJob("outbox delivery", replies.run_once, replies.options.poll_seconds),
+        QueueJob("media fetch", downloads.run_once, downloads.options.poll_seconds),
+    ], periodic=[
+        PeriodicJob("retention", lambda stop: retention.prune_pass(sessions, s, stop),
+                    every=s.retention_interval_seconds, first_after=retention.first_pass_after(s)),
+        PeriodicJob("customer ranks", lambda _: customer_tasks.refresh_ranks(
+                    sessions, dormant_after_days=s.dormant_after_days),
+                    every=s.rank_refresh_seconds, first_after=s.rank_refresh_seconds),
+        PeriodicJob("sla breaches", lambda _: sla_tasks.check_once(sessions),
+                    every=s.sla_check_seconds),
+        PeriodicJob("assignment sweep", lambda _: ticket_tasks.sweep_once(sessions),
+                    every=s.assignment_sweep_seconds),
+        PeriodicJob("report rollup", lambda _: rollup.run_once(), every=s.report_rollup_seconds),
+        PeriodicJob("imap poll", lambda _: email_tasks.poll_or_warn(sessions, s),
+                    every=s.imap_poll_seconds, enabled=bool(s.imap_url)),
+        PeriodicJob("daily backup", lambda _: backup_tasks.backup_pass(s),
+                    every=lambda: backup_tasks.seconds_to_next(s),
+                    first_after=lambda: backup_tasks.seconds_to_next(s),
+                    enabled=backup_tasks.enabled(s)),
+    ])
 
 
 FULL_COLLECTION_AFTER = 1000  # middle-generation passes; CPython's default is 10

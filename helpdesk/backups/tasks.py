@@ -3,8 +3,6 @@ the newest ``BACKUP_KEEP``. SQLite only (PostgreSQL is backed up with pg_dump, s
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -41,36 +39,23 @@ def take_daily(settings: Settings, directory: Path, now: datetime) -> Path | Non
     return target
 
 
-async def keep_backing_up(settings: Settings, directory: Path, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        wait = (next_run(settings, utcnow()) - utcnow()).total_seconds()
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(wait, 1.0))
-            return
-        try:
-            made = await asyncio.to_thread(take_daily, settings, directory, utcnow())
-            if made is not None:
-                log.info("backup written to %s", made)
-        except Exception:  # the next day's backup must still happen; the log says why not
-            log.exception("daily backup failed")
+def seconds_to_next(settings: Settings) -> float:
+    """How long until the next backup is due (at least a second)."""
+    now = utcnow()
+    return max((next_run(settings, now) - now).total_seconds(), 1.0)
 
 
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[None]:
-    """Back up daily for the app's life when ``backup_dir`` is set and workers run."""
-    if not settings.backup_dir or not settings.run_workers:
-        yield
-        return
-    if not settings.is_sqlite:
+def enabled(settings: Settings) -> bool:
+    """Whether the daily backup runs here: a backup directory set, on SQLite."""
+    if settings.backup_dir and not settings.is_sqlite:
         log.warning("HELPDESK_BACKUP_DIR is set but the database is PostgreSQL: use pg_dump")
-        yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(keep_backing_up(settings, Path(settings.backup_dir), stop),
-                               name="daily backup")
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)
+    return bool(settings.backup_dir) and settings.is_sqlite
 
+
+async def backup_pass(settings: Settings) -> Path | None:
+    """Take today's backup (in a thread: it copies the whole database) and say where it went."""
+    assert settings.backup_dir is not None
+    made = await asyncio.to_thread(take_daily, settings, Path(settings.backup_dir), utcnow())
+    if made is not None:
+        log.info("backup written to %s", made)
+    return made

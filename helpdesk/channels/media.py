@@ -2,17 +2,19 @@
 and WhatsApp) after the webhook answered.
 
 A webhook only records what is to be fetched (``media_fetch``, in the transaction that ingests
-the message), so it answers fast and a crash loses nothing it acknowledged. The worker here:
+the message), so it answers fast and a crash loses nothing it acknowledged. The worker here
+configures the leased queue of ``helpdesk.background.queue`` (claim with a lease, backoff,
+settle) for that table:
 
-1. *Claims* due rows in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
-   counting the attempt and pushing ``next_attempt_at`` past a lease: a process that dies while
+1. Due rows are claimed in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+   the attempt counted and ``next_attempt_at`` pushed past a lease: a process that dies while
    downloading only delays the row.
-2. *Downloads* outside any transaction, through the provider's fetcher, at most
+2. The content is downloaded outside any transaction, through the provider's fetcher, at most
    ``HELPDESK_MEDIA_MAX_BYTES``.
-3. *Records* in one transaction: the attachment on the message and a ``message.updated`` event,
-   and the row deleted. A provider that is not ready (LINE's 202 while a video is prepared) or
-   down is tried again with exponential backoff; a refusal (404: gone), content over the cap or
-   the last attempt leaves the placeholder text with a note saying why, and the row deleted.
+3. In one transaction: the attachment on the message and a ``message.updated`` event, and the
+   row deleted. A provider that is not ready (LINE's 202 while a video is prepared) or down is
+   tried again with exponential backoff; a refusal (404: gone), content over the cap or the
+   last attempt leaves the placeholder text with a note saying why, and the row deleted.
 """
 
 import asyncio
@@ -20,8 +22,7 @@ import ipaddress
 import logging
 import mimetypes
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -29,15 +30,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from helpdesk.background.queue import Job, LeasedQueue, QueueOptions, TaskError
 from helpdesk.channels.models import MEDIA_REFERENCE_MAX, MediaFetch
 from helpdesk.config import Settings
-from helpdesk.db import utcnow
-from helpdesk.outbox.tasks import Listen, in_background
-from helpdesk.storage.sessions import dialect_of, readers_like
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import InboundAttachment
 
@@ -51,12 +49,11 @@ def too_large_note(max_bytes: int) -> str:
     return f"（{max_bytes / 1024 / 1024:g} MiB を超えるため保存していません）"
 
 
-class FetchError(Exception):
+class FetchError(TaskError):
     """A download that failed; ``permanent`` ones are not tried again and leave ``note``."""
 
     def __init__(self, message: str, *, permanent: bool = False, note: str = NOT_FETCHED) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+        super().__init__(message, permanent=permanent)
         self.note = note
 
 
@@ -185,18 +182,20 @@ def filename_for(item: Pending, content_type: str) -> str:
 
 
 @dataclass(frozen=True)
-class FetchOptions:
+class FetchOptions(QueueOptions):
+    """The queue's limits for media, and the size cap of one download."""
+
     max_attempts: int = 8
     backoff: timedelta = timedelta(seconds=5)
     max_backoff: timedelta = timedelta(hours=1)
-    lease: timedelta = timedelta(minutes=5)
     batch: int = 5
-    poll_seconds: float = 5.0
     max_bytes: int = 20 * 1024 * 1024
 
-    def delay(self, attempt: int) -> timedelta:
-        """How long to wait after failed attempt number ``attempt`` (1, 2, 4, 8… × backoff)."""
-        return min(self.backoff * (2 ** max(attempt - 1, 0)), self.max_backoff)
+
+def pending(row: MediaFetch, attempt: int) -> Pending:
+    """A claimed ``media_fetch`` row as a fetcher reads it."""
+    return Pending(id=row.id or 0, message_id=row.message_id, provider=row.provider,
+                   media_id=row.media_id, kind=row.kind, filename=row.filename, attempt=attempt)
 
 
 @dataclass
@@ -210,88 +209,30 @@ class MediaWorker:
     options: FetchOptions = FetchOptions()
 
     @cached_property
-    def readers(self) -> async_sessionmaker[AsyncSession]:
-        return readers_like(self.sessionmaker)
+    def queue(self) -> LeasedQueue[Pending, list[InboundAttachment]]:
+        # A settled row is deleted: what became of it is on the message (content or a note).
+        job = Job(read=pending, work=self._download, done=self._attach, failed=self._note,
+                  due=lambda: [col(MediaFetch.provider).in_(list(self.fetchers))])
+        return LeasedQueue("media fetch", MediaFetch, self.sessionmaker, job, self.options)
 
     async def run_once(self, *, now: datetime | None = None) -> int:
         """Claim what is due and try each once; returns how many were tried."""
-        now = now or utcnow()
-        claimed = await self._claim(now)
-        for item in claimed:
-            await self._fetch(item, now)
-        return len(claimed)
+        return await self.queue.run_once(now=now)
 
-    async def _claim(self, now: datetime) -> list[Pending]:
-        due = (col(MediaFetch.next_attempt_at) <= now, col(MediaFetch.provider).in_(list(self.fetchers)))
-        async with self.readers() as reader:
-            if await reader.scalar(select(col(MediaFetch.id)).where(*due).limit(1)) is None:
-                return []
-        async with self.sessionmaker() as session:
-            stmt = (select(MediaFetch).where(*due)
-                    .order_by(col(MediaFetch.next_attempt_at), col(MediaFetch.id))
-                    .limit(self.options.batch))
-            if dialect_of(session) == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            claimed = [Pending(id=r.id or 0, message_id=r.message_id, provider=r.provider,
-                               media_id=r.media_id, kind=r.kind, filename=r.filename,
-                               attempt=r.attempts + 1) for r in await session.scalars(stmt)]
-            if not claimed:
-                return []
-            await session.execute(
-                update(MediaFetch).where(col(MediaFetch.id).in_([c.id for c in claimed]))
-                .values(attempts=col(MediaFetch.attempts) + 1, next_attempt_at=now + self.options.lease))
-            await session.commit()
-        return claimed
+    async def _download(self, item: Pending) -> list[InboundAttachment]:
+        return await self.fetchers[item.provider](item, self.settings, self.http,
+                                                  self.options.max_bytes)
 
-    async def _fetch(self, item: Pending, now: datetime) -> None:
-        try:
-            fetched = await self.fetchers[item.provider](
-                item, self.settings, self.http, self.options.max_bytes)
-        except Exception as exc:  # any failure is recorded on the row and retried
-            error = exc if isinstance(exc, FetchError) else FetchError(f"{type(exc).__name__}: {exc}")
-            log.warning("media fetch %s (%s %s) attempt %s failed: %s",
-                        item.id, item.provider, item.media_id, item.attempt, error)
-            await self._record_failure(item, error, now=now)
-        else:
-            await self._finish(item, fetched, note=None)
+    async def _attach(self, session: AsyncSession, item: Pending,
+                      attachments: list[InboundAttachment]) -> None:
+        await ticket_ingest.add_late_content(session, message_id=item.message_id,
+                                             attachments=attachments, note=None)
 
-    async def _record_failure(self, item: Pending, error: FetchError, *, now: datetime) -> None:
-        if error.permanent or item.attempt >= self.options.max_attempts:
-            await self._finish(item, [], note=error.note)
-            return
-        async with self.sessionmaker() as session:
-            await session.execute(
-                update(MediaFetch)
-                .where(col(MediaFetch.id) == item.id, col(MediaFetch.attempts) == item.attempt)
-                .values(last_error=str(error)[:1000],
-                        next_attempt_at=now + self.options.delay(item.attempt)))
-            await session.commit()
-
-    async def _finish(self, item: Pending, attachments: list[InboundAttachment],
-                      note: str | None) -> None:
-        """Attach or note, and delete the row, together; unless another process took it over."""
-        async with self.sessionmaker() as session:
-            result = await session.execute(
-                delete(MediaFetch)
-                .where(col(MediaFetch.id) == item.id, col(MediaFetch.attempts) == item.attempt))
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return
-            await ticket_ingest.add_late_content(session, message_id=item.message_id,
-                                           attachments=attachments, note=note)
-            await session.commit()
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession], fetchers: Mapping[str, Fetcher],
-                  settings: Settings, http: httpx.AsyncClient, listen: Listen) -> AsyncIterator[None]:
-    """Run the worker for the app's life when ``settings.run_workers`` (tests drive it instead)."""
-    if not settings.run_workers:
-        yield
-        return
-    worker = MediaWorker(sessionmaker, fetchers, settings, http, options_from(settings))
-    async with in_background(worker.run_once, listen, poll_seconds=worker.options.poll_seconds,
-                             name="media fetch"):
-        yield
+    async def _note(self, session: AsyncSession, item: Pending, _reason: str,
+                    error: Exception) -> None:
+        note = error.note if isinstance(error, FetchError) else NOT_FETCHED
+        await ticket_ingest.add_late_content(session, message_id=item.message_id, attachments=[],
+                                             note=note)
 
 
 def options_from(settings: Settings) -> FetchOptions:

@@ -1,6 +1,6 @@
-"""How the channels plug into the app: their routes, their senders, their background work."""
+"""How the channels plug into the app: their routes, their senders, their listeners, and how
+each provider's media is fetched."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -56,24 +56,17 @@ def register_senders(registry: SenderRegistry, sessionmaker: async_sessionmaker[
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
-    """The chat hub, the SMTP listener, IMAP polling and media downloads, for the app's life."""
+    """The chat hub and the SMTP listener, for the app's life (IMAP polling and media downloads
+    are background jobs, started with the others by ``helpdesk.app.background_work``)."""
     settings: Settings = app.state.settings
     sessionmaker = app.state.sessionmaker
     hub = chat.ChatHub(sessionmaker, app.state.read_sessionmaker)
     await hub.start(app.state.bus.listen)
     app.state.chat_hub = hub
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
     server = await email.start_smtp_listener(sessionmaker, settings) if settings.smtp_listen else None
-    if settings.imap_url and settings.run_workers:
-        tasks.append(asyncio.create_task(email.run_imap_poller(sessionmaker, settings, stop)))
     try:
-        async with media.running(sessionmaker=sessionmaker, fetchers=FETCHERS, settings=settings,
-                                 http=app.state.http, listen=app.state.bus.listen):
-            yield
+        yield
     finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             server.close()
             await server.wait_closed()

@@ -1,4 +1,4 @@
-"""Queueing what must be sent, and the registry of senders the worker in tasks.py delivers with."""
+"""Queueing what must be sent, and the registry of senders ``helpdesk.delivery`` delivers with."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.background.queue import TaskError
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.outbox.models import OutboxItem
@@ -100,12 +101,8 @@ class OutboundContext:
     files: list[OutboundFile] = field(default_factory=list)
 
 
-class SendError(Exception):
+class SendError(TaskError):
     """A delivery that failed; ``permanent`` ones are not retried (a refused recipient)."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 # A sender delivers one message and returns the provider's id for it (or None when it has none).

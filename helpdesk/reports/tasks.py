@@ -5,13 +5,10 @@ write transaction, and one per commit would double the writes of a busy ingest.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpdesk.config import Settings
-from helpdesk.outbox import tasks as outbox_tasks
 from helpdesk.reports import rollup
 from helpdesk.reports.calendar import ReportCalendar, report_calendar
 from helpdesk.storage.sessions import readers_like
@@ -53,17 +50,3 @@ class RollupWorker:
             calendar = await report_calendar(session)
         await catch_up(self.sessionmaker, calendar)
         return 0  # caught up: wait for the next poll
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
-                  settings: Settings) -> AsyncIterator[None]:
-    """Keep the rollups current for the app's life when ``settings.run_workers``."""
-    if not settings.run_workers:
-        yield
-        return
-    worker = RollupWorker(sessionmaker, settings)
-    async with outbox_tasks.in_background(worker.run_once, lambda _callback: lambda: None,
-                                          poll_seconds=settings.report_rollup_seconds,
-                                          name="report rollup"):
-        yield

@@ -1,15 +1,15 @@
 """Deleting what is only kept for a while: realtime events, finished outbox items, receipts.
 
-Every process runs the same loop. Each batch is its own short transaction (SQLite's write lock
-and the event loop are never held long); on PostgreSQL a batch that finds another process
-pruning skips the pass, and rows deleted twice would be harmless anyway.
+Every process runs the same job (started with the others by ``helpdesk.app.background_work``).
+Each batch is its own short transaction (SQLite's write lock and the event loop are never held
+long); on PostgreSQL a batch that finds another process pruning skips the pass, and rows deleted
+twice would be harmless anyway.
 """
 
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,44 +67,16 @@ async def prune_in_batches(sessionmaker: async_sessionmaker[AsyncSession], prune
     return total
 
 
-async def keep_pruning(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
-                       stop: asyncio.Event) -> None:
-    """Prune every ``retention_interval_seconds`` until ``stop`` is set.
-
-    The first pass comes soon after start (a server that was down a while catches up), at a
-    random moment so that processes started together do not all prune at once.
-    """
-    interval = settings.retention_interval_seconds
-    wait = random.uniform(0.1, 1.0) * min(interval, 60.0)
-    while not await _stopped_within(stop, wait):
-        try:
-            done = await prune_all(sessionmaker, settings, stop=stop)
-            if any(done.values()):
-                log.info("retention: deleted %s", done)
-        except Exception:  # a failed pass must not stop the next one
-            log.exception("retention pass failed")
-        wait = interval
+def first_pass_after(settings: Settings) -> float:
+    """Seconds from start to the first pass: soon (a server that was down a while catches up),
+    at a random moment so that processes started together do not all prune at once."""
+    return random.uniform(0.1, 1.0) * min(settings.retention_interval_seconds, 60.0)
 
 
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
-                  settings: Settings) -> AsyncIterator[None]:
-    """Prune for the app's life when ``settings.run_workers`` (tests call ``prune_all``)."""
-    if not settings.run_workers:
-        yield
-        return
-    stop = asyncio.Event()
-    task = asyncio.create_task(keep_pruning(sessionmaker, settings, stop), name="retention")
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(task, return_exceptions=True)
+async def prune_pass(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
+                     stop: asyncio.Event) -> dict[str, int]:
+    """One pass, as the app runs it every ``retention_interval_seconds``: ends early on ``stop``."""
+    done = await prune_all(sessionmaker, settings, stop=stop)
+    if any(done.values()):
+        log.info("retention: deleted %s", done)
+    return done

@@ -2,14 +2,10 @@
 SQLite's one writer) make sure a breach is reported once."""
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpdesk import periodic
-from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.sla import service
 
@@ -27,13 +23,3 @@ async def check_once(sessionmaker: async_sessionmaker[AsyncSession], *,
         total += found
         if found < 500:
             return total
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
-                  settings: Settings) -> AsyncIterator[None]:
-    """Check for breaches for the app's life when ``settings.run_workers``."""
-    async with periodic.every(settings.sla_check_seconds, lambda: check_once(sessionmaker),
-                              name="sla-breaches",
-                              enabled=settings.run_workers):
-        yield

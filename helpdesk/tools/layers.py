@@ -220,11 +220,7 @@ def folder_of(module: str) -> str:
 
 # Folder cycles known and being cut, each with why it exists; the check fails when one is gone, so
 # that the entry is removed with the cut.
-KNOWN_FOLDER_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"helpdesk.assignment", "helpdesk.tickets"}):
-        "the assignment sweep (assignment/tasks.py) hands tickets on through tickets' ingest "
-        "(auto_assign), which asks assignment's service whom a ticket goes to",
-}
+KNOWN_FOLDER_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from helpdesk.assignment import tasks as assignment_tasks
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
 from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import presence
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event, PresenceConnection
+from helpdesk.tickets import tasks as assignment_tasks
 from helpdesk.tickets.models import Ticket
 from tests.support.inbound import inbound_body, post_inbound
 from tests.support.staff import Staff

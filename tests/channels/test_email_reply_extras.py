@@ -16,8 +16,8 @@ from helpdesk.audit.models import AuditLog
 from helpdesk.auth.models import Role
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.outbox.models import OutboxItem
-from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Attachment, Message
 from tests.channels.email_forms import Browserless, compose, email_ticket
 from tests.support.database import fetch

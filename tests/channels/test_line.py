@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.customers.models import Customer, CustomerIdentity
-from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.receipts.models import DeliveryReceipt
 from helpdesk.tickets.models import Message, Ticket
 from tests.support.channels import line_message, line_signature, post_line, reply
@@ -82,7 +82,7 @@ async def test_one_event_delivered_three_times_concurrently_is_one_message(
 
 async def test_follow_and_unfollow_mark_the_customer_once(
         chttp: httpx.AsyncClient, db: AsyncSession, fake_line: FakeLine) -> None:
-    follower = "U" + "b" * 32
+    follower = "U" + "d" * 32  # its own id: the server keeps display names of ids it has seen
     fake_line.names[follower] = "フォロー 太郎"
     base = {"mode": "active", "timestamp": 1714525200000, "source": {"type": "user", "userId": follower},
             "deliveryContext": {"isRedelivery": False}}

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.customers.models import Customer, CustomerIdentity
-from helpdesk.outbox.tasks import OutboxWorker
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.tickets.models import Message, Ticket
 from tests.support.channels import META_VERIFY, meta_signature, post_meta, reply
 from tests.support.database import count, fetch

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels.media import MediaWorker
 from helpdesk.db import utcnow
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundContext, SenderRegistry
-from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.tickets.models import Message, Ticket

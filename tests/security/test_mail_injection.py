@@ -13,9 +13,9 @@ from helpdesk.channels.email import headers as mail_headers
 from helpdesk.channels.email import outgoing
 from helpdesk.channels.email import service as mail
 from helpdesk.db import utcnow
+from helpdesk.delivery.tasks import OutboxWorker
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import OutboundFile
-from helpdesk.outbox.tasks import OutboxWorker
 from helpdesk.tickets.models import Ticket
 from tests.channels.email_forms import Browserless, compose, email_ticket
 from tests.support.channels import reply

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from helpdesk.channels import wiring
 from helpdesk.channels.media import FetchOptions, MediaWorker
 from helpdesk.config import Settings
+from helpdesk.delivery.tasks import OutboxWorker, WorkerOptions
 from helpdesk.outbox.service import SenderRegistry
-from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
 from helpdesk.realtime.log import event_sessions
 from telephony import sms
 from tests.support.fakes import FakeLine, FakeLineData, FakeMeta, FakeSMTP

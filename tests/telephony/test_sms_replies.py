@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.channels import wiring
 from helpdesk.db import utcnow
+from helpdesk.delivery.tasks import OutboxWorker, WorkerOptions
 from helpdesk.inboxes.models import Inbox
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import SenderRegistry
-from helpdesk.outbox.tasks import OutboxWorker, WorkerOptions
 from helpdesk.realtime.log import event_sessions
 from helpdesk.realtime.models import Event
 from helpdesk.storage.sessions import begin_write

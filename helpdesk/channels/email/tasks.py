@@ -275,13 +275,10 @@ async def _advance(session: AsyncSession, mailbox: ImapMailbox, uid: int) -> Non
     cursor.updated_at = utcnow()
 
 
-async def run_imap_poller(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
-                          stop: asyncio.Event) -> None:
-    """Poll ``IMAP_URL`` every ``imap_poll_seconds`` until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            await poll_imap(sessionmaker, settings)
-        except Exception as exc:  # a mail server being down must not stop the app
-            log.warning("IMAP poll failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.imap_poll_seconds)
+async def poll_or_warn(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """One poll, as the app runs it every ``imap_poll_seconds``: a mail server being down is a
+    warning in the log and is tried again at the next poll."""
+    try:
+        await poll_imap(sessionmaker, settings)
+    except Exception as exc:  # a mail server being down must not stop the app
+        log.warning("IMAP poll failed: %s", exc)

@@ -1,20 +1,19 @@
-"""The assignment sweep: tickets of operators gone offline or away past the grace period go to
-someone else (or back to the queue), and tickets that waited for capacity are handed out.
+"""Background work on tickets: the assignment sweep. Tickets of operators gone offline or away
+past the grace period go to someone else (or back to the queue), and tickets that waited for
+capacity are handed out.
 
+It lives with the tickets because it moves them the way ingest does (``ingest.auto_assign``,
+which asks ``assignment`` whom a ticket goes to): ``tickets`` -> ``assignment``, never back.
 Every process runs it; tickets are taken with SKIP LOCKED, so two sweeps never move one ticket
 twice, and each inbox's policy row is locked while choosing (see assignment/service.py).
 """
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpdesk import periodic
 from helpdesk.assignment import service as assignment
-from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.tickets import ingest as ticket_ingest
 
@@ -61,13 +60,3 @@ async def _hand_out_waiting(sessionmaker: async_sessionmaker[AsyncSession], inbo
                 moved += 1
         await session.commit()
     return moved
-
-
-@asynccontextmanager
-async def running(*, sessionmaker: async_sessionmaker[AsyncSession],
-                  settings: Settings) -> AsyncIterator[None]:
-    """Sweep for the app's life when ``settings.run_workers``."""
-    async with periodic.every(settings.assignment_sweep_seconds, lambda: sweep_once(sessionmaker),
-                              name="assignment-sweep",
-                              enabled=settings.run_workers):
-        yield
