@@ -6,7 +6,7 @@ white space, and an entry, customer or ticket matches when every term matches.
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -151,6 +151,20 @@ def indexed(dialect: str, term: Term, table: FromClause = _TABLE) -> ColumnEleme
                           bindparam(None, grams.postgresql_keys(form), type_=ARRAY(Text))),
                       table.c.text.like(_pattern(form), escape="\\"))
                  for form in term.forms))
+
+
+async def count(session: AsyncSession, term: Term, *, cap: int) -> int:
+    """How many entries the index holds for ``term``, counted up to ``cap + 1`` (from the
+    index alone: on PostgreSQL before the recheck, so possibly a few too many)."""
+    if dialect_of(session) == "sqlite":
+        phrases = " OR ".join(grams.sqlite_query(form) for form in term.forms)
+        return int(await session.scalar(text(
+            "SELECT count(*) FROM (SELECT 1 FROM search_gram WHERE search_gram MATCH :q LIMIT :n)"
+        ).bindparams(q=phrases, n=cap + 1)) or 0)
+    keys = or_(*(func.helpdesk_grams(_TABLE.c.text).op("@>")(
+            bindparam(None, grams.postgresql_keys(form), type_=ARRAY(Text))) for form in term.forms))
+    hits: Select[Any] = select(literal_column("1")).select_from(_TABLE).where(keys).limit(cap + 1)
+    return int(await session.scalar(select(func.count()).select_from(hits.subquery())) or 0)
 
 
 def contains(table: FromClause, term: Term) -> ColumnElement[bool]:

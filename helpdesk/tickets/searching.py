@@ -1,15 +1,22 @@
 """Searched ticket pages: the newest matches first, without collecting every match.
 
-A frequent word (返品 in a tenth of the tickets) is found fastest by walking the newest tickets
-and checking each one's few entries; a rare word by asking the index for its few tickets. The
-page walks the newest ``WALK`` tickets first and stops as soon as the page is full; only when it
-is not does it ask the index, and only the index's answer when that is short (``CANDIDATES``).
-Either way the page holds exactly the tickets a plain scan would, in the same order.
+Two ways to a page, chosen per query by how many entries the index holds for its words:
+
+- A frequent word (返品 in a tenth of the tickets) is found fastest by walking the tickets newest
+  first and checking each one's few entries, stopping once the page is full: about
+  ``page / share`` tickets are read whatever the size of the table.
+- A rarer word is found fastest by asking the index for its tickets and ordering those.
+
+The walk costs more per ticket than the index per match, so the index is asked while a word has
+fewer than about ``sqrt(WALK_COST_RATIO * page * tickets)`` entries (the point where both cost
+the same), counted from the index alone. Either way the page holds exactly the tickets a plain
+scan would, in the same order.
 """
 
+import math
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlmodel import col
@@ -19,8 +26,9 @@ from helpdesk.search import service as search
 from helpdesk.storage.sessions import dialect_of
 from helpdesk.tickets.models import Ticket
 
-WALK = 1000
-CANDIDATES = 2000
+# How much more checking one ticket on the walk costs than taking one match from the index.
+WALK_COST_RATIO = 3
+FEWEST, MOST = 200, 20_000  # bounds of the number of index matches ordered rather than walked
 
 
 def matches(term: search.Term) -> ColumnElement[bool]:
@@ -39,46 +47,33 @@ async def page(
 ) -> list[Ticket]:
     """Up to ``limit + 1`` tickets of ``stmt`` (filters and cursor applied) matching every term,
     newest activity first."""
+    found = await narrowed(session, stmt, terms, page=limit + 1)
+    if found is None:
+        return []
     order = (col(Ticket.updated_at).desc(), col(Ticket.id).desc())
-    every = and_(*(matches(term) for term in terms))
-    edge = (await session.execute(
-        stmt.with_only_columns(col(Ticket.updated_at), col(Ticket.id))
-        .order_by(*order).offset(WALK).limit(1))).first()
-    if edge is None:  # fewer than WALK tickets in reach: walking them is the whole answer
-        return list(await session.scalars(stmt.where(every).order_by(*order).limit(limit + 1)))
-    key = tuple_(col(Ticket.updated_at), col(Ticket.id))
-    boundary = tuple_(bindparam(None, edge[0], type_=Ticket.__table__.c.updated_at.type),  # type: ignore[attr-defined]
-                      bindparam(None, edge[1]))
-    found = list(await session.scalars(
-        stmt.where(key >= boundary, every).order_by(*order).limit(limit + 1)))
-    if len(found) > limit:
-        return found
-    older = stmt.where(key < boundary)
-    rest = await narrowed(session, older, terms)
-    if rest is None:
-        return found
-    found += await session.scalars(rest.order_by(*order).limit(limit + 1 - len(found)))
-    return found
+    return list(await session.scalars(found.order_by(*order).limit(limit + 1)))
 
 
 async def narrowed(
-    session: AsyncSession, stmt: Select[Ticket], terms: Sequence[search.Term]
+    session: AsyncSession, stmt: Select[Ticket], terms: Sequence[search.Term], *, page: int = 50
 ) -> Select[Ticket] | None:
-    """``stmt`` cut down to the index's answer for the rarest-looking term, when it is short;
-    None when a term has no ticket at all."""
-    by_length = sorted(terms, key=lambda term: -max(len(form) for form in term.forms))
-    for term in by_length:
-        ids = await candidates(session, term)
-        if ids is not None:
-            if not ids:
-                return None
-            rest = [matches(other) for other in terms if other is not term]
-            return stmt.where(col(Ticket.id).in_(ids), *rest)
-    return stmt.where(*(matches(term) for term in terms))
+    """``stmt`` cut down to the tickets matching every term: to the index's answer for the
+    rarest word when it is short, else checked ticket by ticket; None when nothing matches."""
+    tickets = await session.scalar(select(func.max(col(Ticket.id)))) or 0
+    cap = int(min(MOST, max(FEWEST, math.sqrt(WALK_COST_RATIO * page * tickets))))
+    counted = [(await search.count(session, term, cap=cap), term) for term in terms]
+    matches_of = min(counted, key=lambda pair: pair[0])
+    few, rarest = matches_of
+    if few > cap:
+        return stmt.where(*(matches(term) for term in terms))
+    ids = await candidates(session, rarest)
+    if not ids:
+        return None
+    return stmt.where(col(Ticket.id).in_(ids), *(matches(term) for term in terms if term is not rarest))
 
 
-async def candidates(session: AsyncSession, term: search.Term) -> list[int] | None:
-    """The ids of the tickets matching ``term`` from the index; None when over ``CANDIDATES``."""
+async def candidates(session: AsyncSession, term: search.Term) -> list[int]:
+    """The ids of the tickets matching ``term``, from the index."""
     dialect = dialect_of(session)
     own, customer = search.entries(), search.entries()
     by_entry = select(own.c.ticket_id).where(search.indexed(dialect, term, own),
@@ -88,5 +83,4 @@ async def candidates(session: AsyncSession, term: search.Term) -> list[int] | No
     by_customer = select(col(Ticket.id)).where(col(Ticket.customer_id).in_(of_customers))
     by_order = select(col(Ticket.id)).where(
         col(Ticket.customer_id).in_(customers.with_order_number(term.text)))
-    ids = list(await session.scalars(union(by_entry, by_customer, by_order).limit(CANDIDATES + 1)))
-    return ids if len(ids) <= CANDIDATES else None
+    return list(await session.scalars(union(by_entry, by_customer, by_order)))
