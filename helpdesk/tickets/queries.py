@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, overload
 
-from sqlalchemy import and_, bindparam, false, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -84,8 +84,7 @@ async def list_tickets(
     if filters.sort == "due":
         stmt = _by_due(stmt, cursor)
         if terms:
-            narrowed = await searching.narrowed(session, stmt, terms)
-            stmt = narrowed if narrowed is not None else stmt.where(false())
+            stmt = await searching.narrowed(session, stmt, terms)
     elif cursor:
         at, ticket_id = _decode_cursor(cursor)
         stmt = stmt.where(or_(col(Ticket.updated_at) < at,

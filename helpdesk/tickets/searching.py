@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlmodel import col
 
 from helpdesk.customers import service as customers
@@ -48,33 +48,27 @@ async def page(
     """Up to ``limit + 1`` tickets of ``stmt`` (filters and cursor applied) matching every term,
     newest activity first."""
     found = await narrowed(session, stmt, terms, page=limit + 1)
-    if found is None:
-        return []
     order = (col(Ticket.updated_at).desc(), col(Ticket.id).desc())
     return list(await session.scalars(found.order_by(*order).limit(limit + 1)))
 
 
 async def narrowed(
     session: AsyncSession, stmt: Select[Ticket], terms: Sequence[search.Term], *, page: int = 50
-) -> Select[Ticket] | None:
+) -> Select[Ticket]:
     """``stmt`` cut down to the tickets matching every term: to the index's answer for the
-    rarest word when it is short, else checked ticket by ticket; None when nothing matches."""
+    rarest word when it is short, else checked ticket by ticket."""
     tickets = await session.scalar(select(func.max(col(Ticket.id)))) or 0
     cap = int(min(MOST, max(FEWEST, math.sqrt(WALK_COST_RATIO * page * tickets))))
     counted = [(await search.count(session, term, cap=cap), term) for term in terms]
-    matches_of = min(counted, key=lambda pair: pair[0])
-    few, rarest = matches_of
+    few, rarest = min(counted, key=lambda pair: pair[0])
     if few > cap:
         return stmt.where(*(matches(term) for term in terms))
-    ids = await candidates(session, rarest)
-    if not ids:
-        return None
-    return stmt.where(col(Ticket.id).in_(ids), *(matches(term) for term in terms if term is not rarest))
+    return stmt.where(col(Ticket.id).in_(candidates(dialect_of(session), rarest)),
+                      *(matches(term) for term in terms if term is not rarest))
 
 
-async def candidates(session: AsyncSession, term: search.Term) -> list[int]:
-    """The ids of the tickets matching ``term``, from the index."""
-    dialect = dialect_of(session)
+def candidates(dialect: str, term: search.Term) -> CompoundSelect:
+    """The ids of the tickets matching ``term``, from the index (entries, customers, orders)."""
     own, customer = search.entries(), search.entries()
     by_entry = select(own.c.ticket_id).where(search.indexed(dialect, term, own),
                                              own.c.ticket_id.is_not(None))
@@ -83,4 +77,4 @@ async def candidates(session: AsyncSession, term: search.Term) -> list[int]:
     by_customer = select(col(Ticket.id)).where(col(Ticket.customer_id).in_(of_customers))
     by_order = select(col(Ticket.id)).where(
         col(Ticket.customer_id).in_(customers.with_order_number(term.text)))
-    return list(await session.scalars(union(by_entry, by_customer, by_order)))
+    return union(by_entry, by_customer, by_order)
