@@ -16,7 +16,7 @@ scan would, in the same order.
 import math
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, union
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlmodel import col
@@ -34,10 +34,16 @@ FEWEST, MOST = 200, 20_000  # bounds of the number of index matches ordered rath
 def matches(term: search.Term) -> ColumnElement[bool]:
     """Tickets with ``term`` in a message or subject, their customer's entry, or an order number."""
     own, customer = search.entries(), search.entries()
+    # Scalar subqueries, not EXISTS: PostgreSQL would hash an EXISTS over every entry that
+    # contains the word before the first ticket, where the walk wants a probe per ticket.
     return or_(
-        exists().where(own.c.ticket_id == col(Ticket.id), search.contains(own, term)),
-        exists().where(customer.c.customer_id == col(Ticket.customer_id),
-                       customer.c.ticket_id.is_(None), search.contains(customer, term)),
+        select(literal_column("1")).where(own.c.ticket_id == col(Ticket.id),
+                                          search.contains(own, term))
+        .limit(1).scalar_subquery().is_not(None),
+        select(literal_column("1")).where(customer.c.customer_id == col(Ticket.customer_id),
+                                          customer.c.ticket_id.is_(None),
+                                          search.contains(customer, term))
+        .limit(1).scalar_subquery().is_not(None),
         col(Ticket.customer_id).in_(customers.with_order_number(term.text)),
     )
 
