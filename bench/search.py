@@ -165,6 +165,37 @@ def measure(server: Server, token: str, q: str, n: int) -> tuple[list[float], fl
     return timings, wall, cpu / n
 
 
+async def write_cost(url: str, n: int) -> float:
+    """CPU seconds of this process per search entry written one transaction each, as ingest does."""
+    rng = random.Random(7)
+    texts = [search.fold(body(rng)) for _ in range(n)]
+    engine = create_engine(url)
+    entry = SearchEntry.__table__  # type: ignore[attr-defined]
+    async with event_sessions(engine)() as session:
+        for warm in texts[:50]:
+            await session.execute(insert(entry).values(kind="message", ref_id=0, ticket_id=1, text=warm))
+        await session.commit()
+        t0 = time.process_time()
+        for folded in texts:
+            await session.execute(insert(entry).values(kind="message", ref_id=0, ticket_id=1, text=folded))
+            await session.commit()
+        spent = time.process_time() - t0
+    await engine.dispose()
+    return spent / n
+
+
+def compare_write_cost(n: int) -> None:
+    """The trigram index (migration 0024) against the character pairs (head), fresh SQLite files."""
+    for revision in ("0024", "head"):
+        path = Path(f"/tmp/search-write-{revision}.db")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite+aiosqlite:///{path}"
+        run_upgrade(url, revision)
+        cost = asyncio.run(write_cost(url, n))
+        print(f"search entry written alone, schema {revision}: {cost * 1e6:.0f} µs CPU each ({n} entries)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=100_000)
@@ -172,7 +203,12 @@ def main() -> None:
     parser.add_argument("--db", default="/tmp/search-bench.db", help="SQLite file (kept for --reuse)")
     parser.add_argument("--reuse", action="store_true", help="keep the tickets already there")
     parser.add_argument("--query", action="append", help="only these queries (repeatable)")
+    parser.add_argument("--write-cost", type=int, metavar="N",
+                        help="only compare the CPU of writing N entries under both indexes (SQLite)")
     args = parser.parse_args()
+    if args.write_cost:
+        compare_write_cost(args.write_cost)
+        return
     url = os.environ.get("HELPDESK_BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{args.db}"
     if not args.reuse and url.startswith("sqlite"):
         for suffix in ("", "-wal", "-shm"):
