@@ -5,7 +5,8 @@
 Fills a SQLite file (or HELPDESK_BENCH_DATABASE_URL) with tickets written the way ingest writes
 their search entries (a subject and one or two messages, Japanese and English, customers with
 names), serves the app with ``helpdesk serve`` and asks ``GET /inbox?q=…`` as a supervisor, one
-request at a time. Prints per query p50/p99, throughput, the server's CPU per request and its RSS.
+request at a time. Prints per query p50/p99, throughput, the server's CPU per request and its RSS
+(the empty query first: the inbox page without a search, for reference).
 The fill writes the search entries, tickets and counters directly (no messages table rows):
 search reads only those.
 """
@@ -62,7 +63,7 @@ WORDS = [("返品したいです。", 0.10), ("配送状況を教えてくださ
 WORDS_EN = [("I would like a refund.", 0.4)]
 FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田"]
 GIVEN = ["太郎", "花子", "一郎", "陽子", "健", "美咲", "大輔", "愛", "翔太", "さくら"]
-QUERIES = ["refund", "配送遅延", "返品", "住所", "保証書", "湯呑み", "箱", "返品 住所", "zqxjw"]
+QUERIES = ["", "refund", "配送遅延", "返品", "住所", "保証書", "湯呑み", "箱", "返品 住所", "zqxjw"]
 
 
 def body(rng: random.Random) -> str:

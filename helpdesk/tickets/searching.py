@@ -31,18 +31,18 @@ WALK_COST_RATIO = 3
 FEWEST, MOST = 200, 20_000  # bounds of the number of index matches ordered rather than walked
 
 
-def matches(term: search.Term) -> ColumnElement[bool]:
+def matches(dialect: str, term: search.Term) -> ColumnElement[bool]:
     """Tickets with ``term`` in a message or subject, their customer's entry, or an order number."""
     own, customer = search.entries(), search.entries()
     # Scalar subqueries, not EXISTS: PostgreSQL would hash an EXISTS over every entry that
     # contains the word before the first ticket, where the walk wants a probe per ticket.
     return or_(
         select(literal_column("1")).where(own.c.ticket_id == col(Ticket.id),
-                                          search.contains(own, term))
+                                          search.contains(dialect, own, term))
         .limit(1).scalar_subquery().is_not(None),
         select(literal_column("1")).where(customer.c.customer_id == col(Ticket.customer_id),
                                           customer.c.ticket_id.is_(None),
-                                          search.contains(customer, term))
+                                          search.contains(dialect, customer, term))
         .limit(1).scalar_subquery().is_not(None),
         col(Ticket.customer_id).in_(customers.with_order_number(term.text)),
     )
@@ -67,10 +67,11 @@ async def narrowed(
     cap = int(min(MOST, max(FEWEST, math.sqrt(WALK_COST_RATIO * page * tickets))))
     counted = [(await search.count(session, term, cap=cap), term) for term in terms]
     few, rarest = min(counted, key=lambda pair: pair[0])
+    dialect = dialect_of(session)
     if few > cap:
-        return stmt.where(*(matches(term) for term in terms))
-    return stmt.where(col(Ticket.id).in_(candidates(dialect_of(session), rarest)),
-                      *(matches(term) for term in terms if term is not rarest))
+        return stmt.where(*(matches(dialect, term) for term in terms))
+    return stmt.where(col(Ticket.id).in_(candidates(dialect, rarest)),
+                      *(matches(dialect, term) for term in terms if term is not rarest))
 
 
 def candidates(dialect: str, term: search.Term) -> CompoundSelect:
