@@ -221,3 +221,14 @@ async def test_entries_found_through_the_index(db: AsyncSession) -> None:
 def searching_entries(dialect: str, q: str):  # type: ignore[no-untyped-def]
     return search.matching(dialect, q).order_by(col(SearchEntry.id))
 
+
+
+async def test_soonest_due_order_searches_too(desk: Desk, boss: User) -> None:
+    ids = [await desk.ticket("件名", "返品" if i % 2 else "別件", minutes=i) for i in range(8)]
+    due = await desk.db.get(Ticket, ids[5])
+    assert due is not None
+    due.sla_due_at = START + timedelta(days=2)
+    await desk.db.flush()
+    items, _ = await queries.list_tickets(desk.db, boss, queries.TicketFilter(q="返品", sort="due"),
+                                          cursor=None, limit=10)
+    assert [item.id for item in items] == [ids[5], ids[1], ids[3], ids[7]]
