@@ -10,8 +10,7 @@ Two ways to a page, chosen per query by how many entries the index holds for its
 The walk costs more per ticket than the index per match, so the index is asked while a word has
 fewer than about ``sqrt(WALK_COST_RATIO * page * tickets)`` entries (the point where both cost
 the same): counted from FTS5 alone on SQLite, estimated by the planner on PostgreSQL. Either
-way the page holds exactly the tickets a plain
-scan would, in the same order.
+way the page holds exactly the tickets a plain scan would, in the same order.
 """
 
 import math
