@@ -11,7 +11,7 @@ from helpdesk.db import create_engine
 
 config = context.config
 # Search indexes the migrations create by hand, invisible to the models.
-HAND_MADE = ("search_entry_fts", "ix_search_entry_text_trgm")
+HAND_MADE = ("search_entry_fts", "ix_search_entry_text_trgm", "search_gram", "ix_search_entry_grams")
 
 
 def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

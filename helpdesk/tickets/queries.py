@@ -18,8 +18,10 @@ from helpdesk.customers import service as customers
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.search import service as search
-from helpdesk.storage.sessions import dialect_of
-from helpdesk.tickets import counts  # also keeps ticket_count current on every flush
+from helpdesk.tickets import (
+    counts,  # also keeps ticket_count current on every flush
+    searching,
+)
 from helpdesk.tickets.models import (
     Attachment,
     AttachmentPublic,
@@ -77,16 +79,22 @@ async def list_tickets(
     visible = await inbox_service.visible_inbox_ids(session, user)
     if visible is not None:
         stmt = stmt.where(col(Ticket.inbox_id).in_(visible))
-    stmt = _apply_filters(stmt, filters, user, dialect_of(session), region)
+    stmt = _apply_filters(stmt, filters, user)
+    terms = search.terms(filters.q, region) if filters.q else []
     if filters.sort == "due":
         stmt = _by_due(stmt, cursor)
+        if terms:
+            stmt = await searching.narrowed(session, stmt, terms)
+    elif cursor:
+        at, ticket_id = _decode_cursor(cursor)
+        stmt = stmt.where(or_(col(Ticket.updated_at) < at,
+                              and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
+    if terms and filters.sort != "due":
+        rows = await searching.page(session, stmt, terms, limit=limit)
     else:
-        if cursor:
-            at, ticket_id = _decode_cursor(cursor)
-            stmt = stmt.where(or_(col(Ticket.updated_at) < at,
-                                  and_(col(Ticket.updated_at) == at, col(Ticket.id) < ticket_id)))
-        stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
-    rows = list(await session.scalars(stmt.limit(limit + 1)))
+        if filters.sort != "due":
+            stmt = stmt.order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
+        rows = list(await session.scalars(stmt.limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     items = await publics(session, page)
     encode = _encode_due_cursor if filters.sort == "due" else _encode_cursor
@@ -105,7 +113,7 @@ def _by_due(stmt, cursor: str | None):  # type: ignore[no-untyped-def]
     return stmt.order_by(due.asc().nulls_last(), ticket_id.asc())
 
 
-def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region: str):  # type: ignore[no-untyped-def]
+def _apply_filters(stmt, filters: TicketFilter, user: User):  # type: ignore[no-untyped-def]
     if filters.status is not None:
         stmt = stmt.where(col(Ticket.status) == filters.status)
     if filters.assignee == "me":
@@ -124,13 +132,6 @@ def _apply_filters(stmt, filters: TicketFilter, user: User, dialect: str, region
         tagged = select(col(TicketTag.ticket_id)).join(Tag, col(Tag.id) == TicketTag.tag_id).where(
             col(Tag.name) == normalize.nfkc(filters.tag))
         stmt = stmt.where(col(Ticket.id).in_(tagged))
-    if filters.q:
-        hits = search.matching(dialect, filters.q, region).subquery()
-        stmt = stmt.where(or_(
-            col(Ticket.id).in_(select(hits.c.ticket_id).where(hits.c.ticket_id.is_not(None))),
-            col(Ticket.customer_id).in_(select(hits.c.customer_id).where(hits.c.ticket_id.is_(None))),
-            col(Ticket.customer_id).in_(customers.with_order_number(filters.q)),
-        ))
     return stmt
 
 

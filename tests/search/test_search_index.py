@@ -1,5 +1,6 @@
-"""Search is answered from the trigram index, not by scanning every row."""
+"""Search is answered from the character-pair index, not by scanning every row."""
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,17 +20,20 @@ async def plan(db: AsyncSession, query: str) -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
-async def test_japanese_substring_uses_the_trigram_index(db: AsyncSession) -> None:
+@pytest.mark.parametrize(("query", "expected"), [("湯呑み", 0), ("配送", 1), ("湯", 0), ("い", 1)])
+async def test_japanese_substring_of_any_length_uses_the_index(
+    db: AsyncSession, query: str, expected: int
+) -> None:
     for i, body in enumerate(["注文した湯呑みが割れて届きました", "配送状況を教えてください"]):
         search.add(db, kind="message", ref_id=i, text_=body, ticket_id=i)
     await db.flush()
-    found = list(await db.scalars(search.matching(dialect_of(db), "湯呑み")))
-    assert [e.ticket_id for e in found] == [0]
-    query_plan = await plan(db, "湯呑み")
+    found = list(await db.scalars(search.matching(dialect_of(db), query)))
+    assert [e.ticket_id for e in found] == [expected]
+    query_plan = await plan(db, query)
     if dialect_of(db) == "sqlite":
         assert "VIRTUAL TABLE INDEX" in query_plan, query_plan
     else:
-        assert "ix_search_entry_text_trgm" in query_plan, query_plan
+        assert "ix_search_entry_grams" in query_plan, query_plan
     await db.rollback()
 
 

@@ -78,7 +78,7 @@ async def reset(engine: AsyncEngine) -> None:
         else:
             for name in tables:
                 await conn.execute(text(f'DELETE FROM "{name}"'))
-            await conn.execute(text("INSERT INTO search_entry_fts(search_entry_fts) VALUES ('rebuild')"))
+            await conn.execute(text("INSERT INTO search_gram(search_gram) VALUES ('delete-all')"))
         await conn.execute(text(
             "INSERT INTO counter (name, value) VALUES ('event_seq', 0), ('ticket_number', 1000)"))
         await conn.execute(text(
