@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from helpdesk.tickets import pace  # its flush hook keeps ticket_pace beside these counters
 from helpdesk.tickets.models import Status, Ticket, TicketCount
 
 Key = tuple[int, int, str]
@@ -106,3 +107,13 @@ async def unassigned_by_inbox(session: AsyncSession) -> dict[int, dict[str, int]
     for inbox, status, n in (await session.execute(stmt)).all():
         queue.setdefault(int(inbox), {s.value: 0 for s in Status})[str(status)] = int(n or 0)
     return queue
+
+
+async def recount(session: AsyncSession) -> None:
+    """Write every counter (and today's pace) again from the tickets (after a bulk load or a repair)."""
+    await session.execute(text("DELETE FROM ticket_count"))
+    await session.execute(text(
+        "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) "
+        "SELECT inbox_id, COALESCE(assignee_id, 0), status, COUNT(*) FROM ticket "
+        "GROUP BY inbox_id, COALESCE(assignee_id, 0), status"))
+    await pace.recount(session)
