@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, or_, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,17 +167,12 @@ sa_event.listen(Session, "before_flush", _apply)
 async def since(session: AsyncSession, start: datetime) -> dict[int, Pace]:
     """Each assignee's resolutions and first responses from ``start`` (a quarter hour) on."""
     rows = await session.execute(
-        select(col(TicketPace.assignee_id), col(TicketPace.resolved), col(TicketPace.resolution_us),
-               col(TicketPace.responded), col(TicketPace.response_us))
-        .where(col(TicketPace.slot) >= slot_of(start)))
-    found: dict[int, Pace] = {}
-    for assignee, resolved, resolution_us, responded, response_us in rows.all():
-        into = found.setdefault(int(assignee), Pace())
-        into.resolved += resolved
-        into.resolution_us += resolution_us
-        into.responded += responded
-        into.response_us += response_us
-    return found
+        select(col(TicketPace.assignee_id), func.sum(col(TicketPace.resolved)),
+               func.sum(col(TicketPace.resolution_us)), func.sum(col(TicketPace.responded)),
+               func.sum(col(TicketPace.response_us)))
+        .where(col(TicketPace.slot) >= slot_of(start)).group_by(col(TicketPace.assignee_id)))
+    return {int(assignee): Pace(int(resolved), int(resolution_us), int(responded), int(response_us))
+            for assignee, resolved, resolution_us, responded, response_us in rows.all()}
 
 
 async def counted(session: AsyncSession, *, now: datetime | None = None) -> dict[Key, Pace]:
