@@ -2,14 +2,17 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.assignment import service as assignment
 from helpdesk.auth import service as auth
 from helpdesk.auth.models import Role
 from helpdesk.db import utcnow
+from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import counts, pace
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets.models import Status, Ticket, TicketPublic
@@ -90,6 +93,25 @@ async def waiting(session: AsyncSession, limit: int) -> list[TicketPublic]:
         return []
     by_id = {t.id: t for t in await session.scalars(select(Ticket).where(col(Ticket.id).in_(chosen)))}
     return await ticket_queries.publics(session, [by_id[i] for i in chosen if i in by_id])
+
+
+async def capacity_use(session: AsyncSession) -> list[assignment.CapacityUse]:
+    """Load and capacity of every member of the inboxes assigned by a policy, from the counters.
+
+    The same figures as ``assignment.capacity_use``, which counts the tickets (assignment itself
+    decides on counted loads): each member's 未対応 and 対応中 tickets across every inbox,
+    weighted by the inbox's channel weights.
+    """
+    found: list[assignment.CapacityUse] = []
+    for inbox_id, config in (await assignment.automatic_inboxes(session)).items():
+        members = cast(list[int], list(await session.scalars(inbox_service.active_members(inbox_id))))
+        tickets = await counts.by_assignee_channel(session, members, assignment.LOADED)
+        for user_id in members:
+            load = sum(assignment.weight_of(config.weights, channel) * n
+                       for channel, n in tickets.get(user_id, {}).items())
+            found.append(assignment.CapacityUse(inbox_id, user_id, round(load, 4),
+                                                config.capacity.get(str(user_id))))
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Per inbox, assignee and status ticket counters, kept in the transaction that moves a ticket.
+"""Per inbox, assignee, status and channel ticket counters, kept in the transaction that moves a ticket.
 
 A flush hook sees every ticket that is added, deleted, or changes status, inbox or assignee,
 whichever code path did it, and applies the differences with one upsert per counter row. The
@@ -18,16 +18,17 @@ from sqlmodel import col
 from helpdesk.tickets import pace  # its flush hook keeps ticket_pace beside these counters
 from helpdesk.tickets.models import Status, Ticket, TicketCount
 
-Key = tuple[int, int, str]
+Key = tuple[int, int, str, str]
 NOBODY = 0
 _UPSERT = text(
-    "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) VALUES (:inbox, :assignee, :status, :d) "
-    "ON CONFLICT (inbox_id, assignee_id, status) DO UPDATE SET n = ticket_count.n + excluded.n"
+    "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, n) "
+    "VALUES (:inbox, :assignee, :status, :channel, :d) "
+    "ON CONFLICT (inbox_id, assignee_id, status, channel) DO UPDATE SET n = ticket_count.n + excluded.n"
 )
 
 
-def _key(inbox_id: Any, assignee_id: Any, status: Any) -> Key:
-    return int(inbox_id), int(assignee_id or NOBODY), str(status)
+def _key(inbox_id: Any, assignee_id: Any, status: Any, channel: Any) -> Key:
+    return int(inbox_id), int(assignee_id or NOBODY), str(status), str(channel)
 
 
 def _before(ticket: Ticket) -> Key | None:
@@ -35,7 +36,7 @@ def _before(ticket: Ticket) -> Key | None:
     state = inspect(ticket)
     old: list[Any] = []
     changed = False
-    for name in ("inbox_id", "assignee_id", "status"):
+    for name in ("inbox_id", "assignee_id", "status", "channel"):
         history = state.attrs[name].history
         changed = changed or history.has_changes()
         value = history.deleted[0] if history.deleted else (
@@ -48,14 +49,14 @@ def _deltas(session: Session) -> Tally[Key]:
     tally: Tally[Key] = Tally()
     for obj in session.new:
         if isinstance(obj, Ticket):
-            tally[_key(obj.inbox_id, obj.assignee_id, obj.status)] += 1
+            tally[_key(obj.inbox_id, obj.assignee_id, obj.status, obj.channel)] += 1
     for obj in session.dirty:
         if isinstance(obj, Ticket) and (old := _before(obj)) is not None:
             tally[old] -= 1
-            tally[_key(obj.inbox_id, obj.assignee_id, obj.status)] += 1
+            tally[_key(obj.inbox_id, obj.assignee_id, obj.status, obj.channel)] += 1
     for obj in session.deleted:
         if isinstance(obj, Ticket):
-            old = _before(obj) or _key(obj.inbox_id, obj.assignee_id, obj.status)
+            old = _before(obj) or _key(obj.inbox_id, obj.assignee_id, obj.status, obj.channel)
             tally[old] -= 1
     return tally
 
@@ -63,10 +64,10 @@ def _deltas(session: Session) -> Tally[Key]:
 def _apply(session: Session, _context: object, _instances: object) -> None:
     tally = _deltas(session)
     connection = session.connection()
-    for (inbox, assignee, status), delta in sorted(tally.items()):
+    for (inbox, assignee, status, channel), delta in sorted(tally.items()):
         if delta:
             connection.execute(_UPSERT, {"inbox": inbox, "assignee": assignee, "status": status,
-                                         "d": delta})
+                                         "channel": channel, "d": delta})
 
 
 sa_event.listen(Session, "before_flush", _apply)
@@ -109,11 +110,25 @@ async def unassigned_by_inbox(session: AsyncSession) -> dict[int, dict[str, int]
     return queue
 
 
+async def by_assignee_channel(
+    session: AsyncSession, user_ids: Iterable[int], statuses: Iterable[str],
+) -> dict[int, dict[str, int]]:
+    """Tickets of each of ``user_ids`` in ``statuses``, per channel, across every inbox."""
+    stmt = (select(col(TicketCount.assignee_id), col(TicketCount.channel), func.sum(TicketCount.n))
+            .where(col(TicketCount.assignee_id).in_(list(user_ids)),
+                   col(TicketCount.status).in_([str(s) for s in statuses]))
+            .group_by(col(TicketCount.assignee_id), col(TicketCount.channel)))
+    found: dict[int, dict[str, int]] = {}
+    for assignee, channel, n in (await session.execute(stmt)).all():
+        found.setdefault(int(assignee), {})[str(channel)] = int(n or 0)
+    return found
+
+
 async def recount(session: AsyncSession) -> None:
     """Write every counter (and today's pace) again from the tickets (after a bulk load or a repair)."""
     await session.execute(text("DELETE FROM ticket_count"))
     await session.execute(text(
-        "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) "
-        "SELECT inbox_id, COALESCE(assignee_id, 0), status, COUNT(*) FROM ticket "
-        "GROUP BY inbox_id, COALESCE(assignee_id, 0), status"))
+        "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, n) "
+        "SELECT inbox_id, COALESCE(assignee_id, 0), status, channel, COUNT(*) FROM ticket "
+        "GROUP BY inbox_id, COALESCE(assignee_id, 0), status, channel"))
     await pace.recount(session)

@@ -91,10 +91,11 @@ class Ticket(SQLModel, table=True):
 
 
 class TicketCount(SQLModel, table=True):
-    """How many tickets each inbox holds per assignee (0 = nobody) and status.
+    """How many tickets each inbox holds per assignee (0 = nobody), status and channel.
 
     Kept current in the transaction that changes a ticket (see counts.py), so inbox tabs and the
-    supervisor board read a handful of rows instead of counting tickets.
+    supervisor board read a handful of rows instead of counting tickets. The channel is there for
+    operators' loads, which weigh each channel's tickets differently.
     """
 
     __tablename__ = "ticket_count"
@@ -102,6 +103,7 @@ class TicketCount(SQLModel, table=True):
     inbox_id: int = Field(primary_key=True)
     assignee_id: int = Field(primary_key=True)
     status: str = Field(primary_key=True, max_length=20)
+    channel: str = Field(primary_key=True, max_length=20)
     n: int = Field(default=0)
 
 

@@ -14,6 +14,8 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from helpdesk.assignment import service as assignment
+from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.auth.models import Role, User
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime.log import event_sessions
@@ -37,11 +39,14 @@ async def assert_kept_equal_counted(engine: AsyncEngine) -> dict[tuple[datetime,
 
 
 async def _compare(db: AsyncSession) -> dict[tuple[datetime, int], pace.Pace]:
-    truth = {(inbox, assignee or 0, str(status)): n for inbox, assignee, status, n in (await db.execute(
-        select(Ticket.inbox_id, Ticket.assignee_id, Ticket.status, func.count())
-        .group_by(Ticket.inbox_id, Ticket.assignee_id, Ticket.status))).all()}
-    assert {(r.inbox_id, r.assignee_id, r.status): r.n for r in await db.scalars(select(TicketCount))
-            if r.n} == truth
+    truth = {(inbox, assignee or 0, str(status), str(channel)): n
+             for inbox, assignee, status, channel, n in (await db.execute(
+                 select(Ticket.inbox_id, Ticket.assignee_id, Ticket.status, Ticket.channel, func.count())
+                 .group_by(Ticket.inbox_id, Ticket.assignee_id, Ticket.status, Ticket.channel))).all()}
+    assert {(r.inbox_id, r.assignee_id, r.status, r.channel): r.n
+            for r in await db.scalars(select(TicketCount)) if r.n} == truth
+    # The board's capacity figures, read from the counters, equal the ones assignment counts.
+    assert await board_service.capacity_use(db) == await assignment.capacity_use(db)
     kept, counted = await pace.kept(db), await pace.counted(db)
     assert kept == counted
     return kept
@@ -76,7 +81,10 @@ async def handled(engine: AsyncEngine, zone: ZoneInfo = TOKYO) -> dict[int, int]
 async def test_kept_figures_follow_a_scripted_day(
         db: AsyncSession, staff: Staff, http: httpx.AsyncClient, engine: AsyncEngine) -> None:
     await begin_write(db)
-    await inbox_service.create_inbox(db, name="shop")
+    shop = await inbox_service.create_inbox(db, name="shop")
+    db.add(AssignmentPolicy(inbox_id=1, policy="manual"))
+    db.add(AssignmentPolicy(inbox_id=shop.id, policy="least_loaded", capacity={},
+                            weights={"email": 0.2, "api": 0.5}))
     await db.commit()
     sato = await staff.create("sato", Role.operator, inboxes=["default", "shop"])
     suzuki = await staff.create("suzuki", Role.operator, inboxes=["default", "shop"])

@@ -1,5 +1,7 @@
-"""board: today's pace kept per quarter hour, and an index for the queue and operators' loads
+"""board: today's pace kept per quarter hour, counters per channel, an index for the queue
 
+ticket_count gains the channel (part of its key, counted again from the tickets), so operators'
+loads, weighted by channel, are read from it rather than counted.
 ticket_pace: per quarter hour (UTC) and assignee, the tickets resolved and first answered then and
 the sum of their durations in microseconds (kept by a flush hook, see tickets/pace.py), filled
 here from the last three days' tickets. ix_ticket_assignee_status_updated replaces
@@ -41,6 +43,24 @@ def upgrade() -> None:
     op.create_index('ix_ticket_assignee_status_updated', 'ticket',
                     ['assignee_id', 'status', 'updated_at', 'id'], unique=False)
     _fill(pace)
+    _count_by(['inbox_id', 'assignee_id', 'status', 'channel'])
+
+
+def _count_by(key: list[str]) -> None:
+    """ticket_count made again with ``key``, from the tickets."""
+    op.drop_table('ticket_count')
+    op.create_table('ticket_count',
+    sa.Column('inbox_id', sa.Integer(), nullable=False),
+    sa.Column('assignee_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    *([sa.Column('channel', sa.String(length=20), nullable=False)] if 'channel' in key else []),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint(*key, name=op.f('pk_ticket_count'))
+    )
+    columns = ', '.join(key)
+    grouped = columns.replace('assignee_id', 'COALESCE(assignee_id, 0)')
+    op.execute(f"INSERT INTO ticket_count ({columns}, n) SELECT {grouped}, COUNT(*) FROM ticket "
+               f"GROUP BY {grouped}")
 
 
 def _fill(pace: sa.Table) -> None:
@@ -76,6 +96,7 @@ def _slot(moment: datetime) -> datetime:
 
 
 def downgrade() -> None:
+    _count_by(['inbox_id', 'assignee_id', 'status'])
     op.drop_index('ix_ticket_assignee_status_updated', table_name='ticket')
     op.create_index('ix_ticket_assignee_id', 'ticket', ['assignee_id'], unique=False)
     op.drop_table('ticket_pace')
