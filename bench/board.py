@@ -133,7 +133,8 @@ async def _time_parts(engine: AsyncEngine, rounds: int) -> None:
         "  load by assignee (ticket_count)": lambda s: counts.by_assignee(s),
         "  today's pace (ticket_pace)": lambda s: pace.since(s, service.start_of_day(TOKYO)),
         "  queue (12 longest waiting)": lambda s: service.waiting(s, service.QUEUE_LIMIT),
-        "capacity use": assignment.capacity_use,
+        "capacity use (the board's, from ticket_count)": service.capacity_use,
+        "capacity use (assignment's, counted)": assignment.capacity_use,
         "SLA at risk": lambda s: sla.at_risk(s, now=datetime.now(UTC), near=sla_display.NEAR),
         "presence": presence_list,
     }
@@ -162,7 +163,7 @@ async def _explain(engine: AsyncEngine) -> None:
     sa_event.listen(engine.sync_engine, "before_cursor_execute", capture)
     async with event_sessions(engine, read_only=True)() as session:
         await service.board(session, zone=TOKYO)
-        await assignment.capacity_use(session)
+        await service.capacity_use(session)
         await sla.at_risk(session, now=datetime.now(UTC), near=sla_display.NEAR)
     sa_event.remove(engine.sync_engine, "before_cursor_execute", capture)
     async with engine.connect() as conn:
