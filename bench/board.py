@@ -211,13 +211,14 @@ def prepare(args: argparse.Namespace, tmp: str) -> str:
 async def _analyse(url: str, args: argparse.Namespace) -> int:
     engine = create_engine(url)
     try:
+        if engine.dialect.name == "postgresql":  # a fresh fill has no planner statistics yet
+            async with engine.connect() as conn:
+                await conn.execute(text("ANALYZE"))
+                await conn.commit()
         if args.explain:
             await _explain(engine)
         if args.parts:
             await _time_parts(engine, args.requests)
-        async with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
-                await conn.execute(text("ANALYZE"))
         return await ticket_total(engine)
     finally:
         await engine.dispose()
