@@ -5,14 +5,16 @@ whichever code path did it, and applies the differences with one upsert per coun
 rows are touched in a fixed order so two transactions never wait on each other in a circle.
 """
 
+import random
 from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import col
 
 from helpdesk.tickets import pace  # its flush hook keeps ticket_pace beside these counters
@@ -20,10 +22,17 @@ from helpdesk.tickets.models import Status, Ticket, TicketCount
 
 Key = tuple[int, int, str, str]
 NOBODY = 0
+# On PostgreSQL each transaction adds its differences to one of SHARDS rows per key, picked at
+# random once per transaction: otherwise every new ticket's upsert of the one (inbox, nobody,
+# 未対応) row waits for the previous writer's commit, across all workers. Reads sum the shards.
+# SQLite has one writer at a time, so everything goes to shard 0 there.
+SHARDS = 8
+_SHARD_OF: "WeakKeyDictionary[SessionTransaction, int]" = WeakKeyDictionary()
 _UPSERT = text(
-    "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, n) "
-    "VALUES (:inbox, :assignee, :status, :channel, :d) "
-    "ON CONFLICT (inbox_id, assignee_id, status, channel) DO UPDATE SET n = ticket_count.n + excluded.n"
+    "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, shard, n) "
+    "VALUES (:inbox, :assignee, :status, :channel, :shard, :d) "
+    "ON CONFLICT (inbox_id, assignee_id, status, channel, shard) "
+    "DO UPDATE SET n = ticket_count.n + excluded.n"
 )
 
 
@@ -61,13 +70,26 @@ def _deltas(session: Session) -> Tally[Key]:
     return tally
 
 
+def _shard(session: Session, dialect: str) -> int:
+    """This transaction's shard (the same for each of its flushes, so its rows stay few)."""
+    transaction = session.get_transaction()
+    if dialect == "sqlite" or transaction is None:
+        return 0
+    while transaction.parent is not None:
+        transaction = transaction.parent
+    return _SHARD_OF.setdefault(transaction, random.randrange(SHARDS))
+
+
 def _apply(session: Session, _context: object, _instances: object) -> None:
     tally = _deltas(session)
+    if not any(tally.values()):
+        return
     connection = session.connection()
+    shard = _shard(session, connection.dialect.name)
     for (inbox, assignee, status, channel), delta in sorted(tally.items()):
         if delta:
             connection.execute(_UPSERT, {"inbox": inbox, "assignee": assignee, "status": status,
-                                         "channel": channel, "d": delta})
+                                         "channel": channel, "shard": shard, "d": delta})
 
 
 sa_event.listen(Session, "before_flush", _apply)
@@ -128,7 +150,7 @@ async def recount(session: AsyncSession) -> None:
     """Write every counter (and today's pace) again from the tickets (after a bulk load or a repair)."""
     await session.execute(text("DELETE FROM ticket_count"))
     await session.execute(text(
-        "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, n) "
-        "SELECT inbox_id, COALESCE(assignee_id, 0), status, channel, COUNT(*) FROM ticket "
+        "INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, shard, n) "
+        "SELECT inbox_id, COALESCE(assignee_id, 0), status, channel, 0, COUNT(*) FROM ticket "
         "GROUP BY inbox_id, COALESCE(assignee_id, 0), status, channel"))
     await pace.recount(session)

@@ -91,7 +91,7 @@ class Ticket(SQLModel, table=True):
 
 
 class TicketCount(SQLModel, table=True):
-    """How many tickets each inbox holds per assignee (0 = nobody), status and channel.
+    """How many tickets each inbox holds per assignee (0 = nobody), status and channel (summed over shards).
 
     Kept current in the transaction that changes a ticket (see counts.py), so inbox tabs and the
     supervisor board read a handful of rows instead of counting tickets. The channel is there for
@@ -104,6 +104,8 @@ class TicketCount(SQLModel, table=True):
     assignee_id: int = Field(primary_key=True)
     status: str = Field(primary_key=True, max_length=20)
     channel: str = Field(primary_key=True, max_length=20)
+    # Concurrent writers add to different rows of a key (see counts.py); reads sum them.
+    shard: int = Field(default=0, primary_key=True)
     n: int = Field(default=0)
 
 

@@ -1,7 +1,8 @@
 """board: today's pace kept per quarter hour, counters per channel, an index for the queue
 
 ticket_count gains the channel (part of its key, counted again from the tickets), so operators'
-loads, weighted by channel, are read from it rather than counted.
+loads, weighted by channel, are read from it rather than counted; and a shard (part of the key),
+so concurrent writers on PostgreSQL add to different rows of one key.
 ticket_pace: per quarter hour (UTC) and assignee, the tickets resolved and first answered then and
 the sum of their durations in microseconds (kept by a flush hook, see tickets/pace.py), filled
 here from the last three days' tickets. ix_ticket_assignee_status_updated replaces
@@ -43,7 +44,7 @@ def upgrade() -> None:
     op.create_index('ix_ticket_assignee_status_updated', 'ticket',
                     ['assignee_id', 'status', 'updated_at', 'id'], unique=False)
     _fill(pace)
-    _count_by(['inbox_id', 'assignee_id', 'status', 'channel'])
+    _count_by(['inbox_id', 'assignee_id', 'status', 'channel', 'shard'])
 
 
 def _count_by(key: list[str]) -> None:
@@ -53,13 +54,15 @@ def _count_by(key: list[str]) -> None:
     sa.Column('inbox_id', sa.Integer(), nullable=False),
     sa.Column('assignee_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    *([sa.Column('channel', sa.String(length=20), nullable=False)] if 'channel' in key else []),
+    *([sa.Column('channel', sa.String(length=20), nullable=False),
+       sa.Column('shard', sa.Integer(), nullable=False)] if 'channel' in key else []),
     sa.Column('n', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint(*key, name=op.f('pk_ticket_count'))
     )
     columns = ', '.join(key)
-    grouped = columns.replace('assignee_id', 'COALESCE(assignee_id, 0)')
-    op.execute(f"INSERT INTO ticket_count ({columns}, n) SELECT {grouped}, COUNT(*) FROM ticket "
+    grouped = ', '.join(name for name in key if name != 'shard').replace('assignee_id', 'COALESCE(assignee_id, 0)')
+    shard = ', 0' if 'shard' in key else ''
+    op.execute(f"INSERT INTO ticket_count ({columns}, n) SELECT {grouped}{shard}, COUNT(*) FROM ticket "
                f"GROUP BY {grouped}")
 
 
