@@ -6,6 +6,12 @@ Starts ``helpdesk serve`` in a subprocess (its own core; SQLite in a temporary f
 Prints p50/p99/max delivery latency, a burst's throughput, and the server's memory per socket.
 
     .venv/bin/python bench/fanout.py [--sockets 1000] [--rounds 30] [--database-url URL]
+    .venv/bin/python bench/fanout.py --idle 60 [--sockets 1000] [--database-url URL] [--redis-url URL]
+
+``--idle SECONDS`` measures memory instead: the server runs as deployed (its background workers
+on, Redis when ``--redis-url`` is given), the sockets are opened from this process, one message
+reaches them all, and then nothing happens for SECONDS while the server's resident memory is
+sampled. It prints the server's RSS before the sockets, at rest with them open, and per socket.
 """
 
 import argparse
@@ -196,6 +202,42 @@ async def measure(args: argparse.Namespace, base: str, server_pid: int) -> dict:
     }
 
 
+async def measure_idle(args: argparse.Namespace, base: str, server_pid: int) -> dict:
+    """The server's resident memory with ``args.sockets`` sockets open and nothing happening."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await post(http, "warmup", "warm-up")
+        await asyncio.sleep(2.0)
+        rss_before = rss_kib(server_pid)
+        receivers = await open_sockets(base.replace("http", "ws") + "/ws", args.tokens, args.sockets,
+                                       after=10**9)
+        # Sockets are live once they have had a message; the last ones to register may miss the
+        # first, so another is posted until every socket has one.
+        for n in range(30):
+            await post(http, f"settle-{n}", "settle")
+            with contextlib.suppress(RuntimeError):
+                await wait_for(receivers, 1, limit=10)
+                break
+        silent = [r for r in receivers if not r.arrivals]
+        samples = []
+        deadline = time.monotonic() + args.idle
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            samples.append(rss_kib(server_pid))
+        for receiver in receivers:
+            await receiver.ws.close()
+            receiver.task.cancel()
+    at_rest = samples[-1]
+    return {
+        "sockets": args.sockets, "idle_s": args.idle,
+        # Sockets no message reached (and how each one stands), should there be any.
+        "silent_sockets": len(silent),
+        "silent_states": sorted({f"{r.ws.state.name} {r.ws.close_code}" for r in silent}),
+        "server_rss_mib": {"before_sockets": round(rss_before / 1024, 1),
+                           "at_rest": round(at_rest / 1024, 1), "peak": round(max(samples) / 1024, 1),
+                           "per_socket_kib": round((at_rest - rss_before) / args.sockets, 1)},
+    }
+
+
 def loop_factory():  # type: ignore[no-untyped-def]
     """uvloop when installed (it comes with uvicorn[standard]): the 1,000 clients are the
     instrument here, and should cost as little as they can."""
@@ -214,6 +256,9 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.2, help="seconds between rounds")
     parser.add_argument("--operators", type=int, default=20, help="distinct users behind the sockets")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--redis-url", default=None, help="serve with the Redis bus (with --idle)")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="measure the server's memory at rest for this many seconds instead")
     args = parser.parse_args()
     raise_fd_limit(args.sockets * 2 + 256)
 
@@ -225,6 +270,10 @@ def main() -> None:
         env = {**os.environ, "HELPDESK_DATABASE_URL": database_url, "HELPDESK_SECRET_KEY": SECRET,
                "HELPDESK_INBOUND_TOKEN": INBOUND, "HELPDESK_RUN_WORKERS": "false"}
         env.pop("HELPDESK_REDIS_URL", None)
+        if args.idle:  # as deployed: background workers on, and Redis when asked for
+            env.pop("HELPDESK_RUN_WORKERS")
+            if args.redis_url:
+                env["HELPDESK_REDIS_URL"] = args.redis_url
         server = subprocess.Popen(
             [sys.executable, "-c", "from helpdesk.cli import main; main()", "serve", "--port", str(port)],
             env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -236,7 +285,7 @@ def main() -> None:
                         break
                 time.sleep(0.1)
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                result = runner.run(measure(args, base, server.pid))
+                result = runner.run((measure_idle if args.idle else measure)(args, base, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -41,6 +41,7 @@ from helpdesk.tickets.models import (
     Tag,
     Ticket,
     TicketCount,
+    TicketPace,
     TicketRead,
     TicketTag,
 )
@@ -54,5 +55,5 @@ __all__ = [
     "RecoveryCode", "ReplyTemplate", "ReportBacklog", "ReportHistogram", "ReportInboxDay",
     "ReportOperator", "ReportOperatorDay", "ReportSample", "ReportTicket", "RfmBoundary",
     "RolePolicy", "SavedView", "SearchEntry", "SlaSettings", "Tag", "Ticket", "TicketCount",
-    "TicketHistory", "TicketRead", "TicketTag", "User", "WrapupState",
+    "TicketHistory", "TicketPace", "TicketRead", "TicketTag", "User", "WrapupState",
 ]

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.assignment import service as assignment
 from helpdesk.auth import service as auth
 from helpdesk.auth.dependencies import Supervisor
 from helpdesk.auth.models import User
@@ -47,7 +46,7 @@ async def _context(session: AsyncSession, user: User,
             session, [t.customer_id for t in board.queue if t.customer_id]),
         "staff_names": await auth.names(session),
         # Assignment and SLA: capacity use per automatic inbox, deadlines past or close.
-        "capacity": await assignment.capacity_use(session),
+        "capacity": await service.capacity_use(session),
         "risk": await sla.at_risk(session, now=utcnow(), near=sla_display.NEAR),
         "queue_limit": queue_limit, "queue_step": service.QUEUE_LIMIT,
         "queue_waiting": sum(board.totals.get(s.value, 0) for s in service.LOAD_STATUSES),

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk import boundary
@@ -54,6 +54,9 @@ class Ticket(SQLModel, table=True):
         Index("ix_ticket_status_updated", "status", "updated_at", "id"),
         Index("ix_ticket_inbox_status_updated", "inbox_id", "status", "updated_at", "id"),
         Index("ix_ticket_conversation", "channel", "conversation_key"),
+        # Whose tickets in which status, oldest activity first: the board's queue (nobody's open
+        # tickets) is a walk of it with a limit, and an operator's load reads only open tickets.
+        Index("ix_ticket_assignee_status_updated", "assignee_id", "status", "updated_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -65,7 +68,7 @@ class Ticket(SQLModel, table=True):
     channel: Channel = Field(sa_type=EnumString(Channel, 20))
     inbox_id: int = Field(foreign_key="inbox.id", index=True)
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
-    assignee_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="user.id")
     conversation_key: str | None = Field(default=None, max_length=255)
     token: str = Field(max_length=32, unique=True)
     version: int = Field(default=1)
@@ -88,10 +91,11 @@ class Ticket(SQLModel, table=True):
 
 
 class TicketCount(SQLModel, table=True):
-    """How many tickets each inbox holds per assignee (0 = nobody) and status.
+    """How many tickets each inbox holds per assignee (0 = nobody), status and channel (summed over shards).
 
     Kept current in the transaction that changes a ticket (see counts.py), so inbox tabs and the
-    supervisor board read a handful of rows instead of counting tickets.
+    supervisor board read a handful of rows instead of counting tickets. The channel is there for
+    operators' loads, which weigh each channel's tickets differently.
     """
 
     __tablename__ = "ticket_count"
@@ -99,7 +103,29 @@ class TicketCount(SQLModel, table=True):
     inbox_id: int = Field(primary_key=True)
     assignee_id: int = Field(primary_key=True)
     status: str = Field(primary_key=True, max_length=20)
+    channel: str = Field(primary_key=True, max_length=20)
+    # Concurrent writers add to different rows of a key (see counts.py); reads sum them.
+    shard: int = Field(default=0, primary_key=True)
     n: int = Field(default=0)
+
+
+class TicketPace(SQLModel, table=True):
+    """Resolutions and first responses per quarter hour (UTC) and assignee, for "today".
+
+    Kept current in the transaction that changes a ticket (see pace.py), for recent quarter hours
+    only, so the board sums at most a day's rows whatever the viewer's time zone. A resolution
+    counts while its ticket stays resolved, under the ticket's current assignee; durations are
+    whole microseconds so that the kept sums equal a recount exactly.
+    """
+
+    __tablename__ = "ticket_pace"
+
+    slot: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    assignee_id: int = Field(primary_key=True)
+    resolved: int = Field(default=0)
+    resolution_us: int = Field(default=0, sa_type=BigInteger)
+    responded: int = Field(default=0)
+    response_us: int = Field(default=0, sa_type=BigInteger)
 
 
 class Message(SQLModel, table=True):
