@@ -13,6 +13,7 @@ otherwise. Prints throughput, p50/p99 latency, server CPU per message and RSS pe
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -22,15 +23,47 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
+from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import INBOUND, SECRET, Receiver, make_staff, open_sockets, raise_fd_limit  # noqa: E402
+from bench.fanout import INBOUND, SECRET, make_staff, raise_fd_limit  # noqa: E402
 from bench.stats import free_port, rss_mib, summary  # noqa: E402
 from helpdesk.migrations import run_upgrade  # noqa: E402
+
+
+class Follower:
+    """One operator socket that, like the page script, reconnects and resumes after the last seq
+    it had when it is closed (a socket the server found too slow is closed with 4429)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.arrivals: list[dict[str, Any]] = []  # message.created frames
+        self.last: int | None = None
+        self.reconnects = 0
+        self.live = asyncio.Event()
+        self.task = asyncio.create_task(self.run())
+
+    async def run(self) -> None:
+        while True:
+            after = 10**9 if self.last is None else self.last  # 10**9: from when it joined
+            with contextlib.suppress(Exception):
+                async with connect(f"{self.url}?token={self.token}&after={after}", compression=None,
+                                   proxy=None, open_timeout=120, ping_interval=None, max_queue=None) as ws:
+                    self.live.set()
+                    async for raw in ws:
+                        if '"seq"' in raw:
+                            frame = json.loads(raw)
+                            self.last = frame["seq"]
+                            if frame["type"] == "message.created":
+                                self.arrivals.append(frame)
+            self.reconnects += 1
+            await asyncio.sleep(0.1)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -86,7 +119,7 @@ async def drive(bases: list[str], count: int, clients: int,
     return latencies, wall, ids
 
 
-def check_delivery(receivers: list[Receiver], ids: set[int], limit: float) -> str:
+def check_delivery(receivers: list[Follower], ids: set[int], limit: float) -> str:
     """Every socket had every message of ``ids`` once, with seqs strictly increasing."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -94,7 +127,7 @@ def check_delivery(receivers: list[Receiver], ids: set[int], limit: float) -> st
             break
         time.sleep(0.05)
     for n, receiver in enumerate(receivers):
-        frames = [json.loads(raw) for _, _, raw in receiver.arrivals]
+        frames = list(receiver.arrivals)
         seqs = [frame["seq"] for frame in frames]
         got = [frame["data"]["message_id"] for frame in frames]
         if any(b <= a for a, b in itertools.pairwise(seqs)):
@@ -102,28 +135,62 @@ def check_delivery(receivers: list[Receiver], ids: set[int], limit: float) -> st
         if sorted(got) != sorted(ids):
             raise RuntimeError(f"socket {n}: {len(got)} frames for {len(ids)} messages "
                                f"({len(set(got) - ids)} unknown, {len(ids - set(got))} missing)")
-    return f"{len(receivers)} sockets each had all {len(ids)} messages once, in seq order"
+    reconnects = sum(r.reconnects for r in receivers)
+    return (f"{len(receivers)} sockets each had all {len(ids)} messages once, in seq order "
+            f"({reconnects} reconnects with resume)")
+
+
+async def sample_waits(database_url: str, stop: asyncio.Event) -> collections.Counter[str]:
+    """What PostgreSQL's backends for this database are doing, sampled every 10 ms."""
+    import asyncpg
+
+    url = make_url(database_url)
+    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username,
+                                 password=url.password, database=url.database)
+    seen: collections.Counter[str] = collections.Counter()
+    try:
+        while not stop.is_set():
+            for row in await conn.fetch(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU') AS wait,"
+                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 50) AS query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state = 'active'"):
+                seen[f"{row['wait']:<28} {row['query']}"] += 1
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+    return seen
 
 
 async def scenario(args: argparse.Namespace, bases: list[str], pids: list[int], tokens: list[str]) -> None:
-    receivers = []
-    for n, base in enumerate(bases):
-        share = args.sockets // len(bases) + (n < args.sockets % len(bases))
-        receivers += await open_sockets(base.replace("http", "ws") + "/ws", tokens, share, after=10**9)
+    receivers = [Follower(bases[n % len(bases)].replace("http", "ws") + "/ws", tokens[n % len(tokens)])
+                 for n in range(args.sockets)]
+    for receiver in receivers:
+        await receiver.live.wait()
     await asyncio.sleep(1.0)
     for clients in args.clients:
         for receiver in receivers:
             receiver.arrivals.clear()
+        for receiver in receivers:
+            receiver.reconnects = 0
         cpu = [cpu_seconds(pid) for pid in pids]
+        stop = asyncio.Event()
+        sampler = (asyncio.create_task(sample_waits(args.database_url, stop))
+                   if args.sample_waits and not args.embedded else None)
         latencies, wall, ids = await drive(bases, args.messages, clients, f"c{clients}-{time.time_ns()}")
         used = sum(cpu_seconds(pid) for pid in pids) - sum(cpu)
+        stop.set()
+        if sampler is not None:
+            print("  PostgreSQL backends while driven (samples, wait, statement):")
+            for line, count in (await sampler).most_common(8):
+                print(f"    {count:6d} {line}")
         print(summary(f"POST /api/inbound, {len(bases)} worker(s), {clients} clients", latencies, wall))
         print(f"  server CPU per message: {used / len(ids) * 1000:.2f} ms; RSS per worker: "
               + ", ".join(f"{rss_mib(pid):.0f} MiB" for pid in pids))
         print("  " + await asyncio.to_thread(check_delivery, receivers, ids, 120))
     for receiver in receivers:
-        await receiver.ws.close()
         receiver.task.cancel()
+    await asyncio.gather(*(r.task for r in receivers), return_exceptions=True)
 
 
 def main() -> None:
@@ -135,6 +202,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--sample-waits", action="store_true", help="sample pg_stat_activity (PostgreSQL)")
+    parser.add_argument("--code", default=None,
+                        help="serve another checkout's helpdesk (put first on PYTHONPATH)")
     args = parser.parse_args()
     raise_fd_limit(args.sockets * 2 + 512)
     with tempfile.TemporaryDirectory() as folder:
@@ -148,6 +218,8 @@ def main() -> None:
             database_url, workers = args.database_url, args.workers
             env["HELPDESK_REDIS_URL"] = args.redis_url
         env["HELPDESK_DATABASE_URL"] = database_url
+        if args.code:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.code, env.get("PYTHONPATH")]))
         run_upgrade(database_url)
         tokens = asyncio.run(make_staff(database_url, 20))
         processes = start_workers(workers, env, folder)

@@ -7,12 +7,23 @@ from sqlalchemy import BigInteger, Connection, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+# Counters that PostgreSQL hands out from a sequence (migration 0027): a counter row would be
+# locked by every writer until its commit, making all of them, in every process, take turns.
+SEQUENCES = {"ticket_number": "ticket_number_seq"}
+
 
 async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
     """Advance a named counter by ``count`` and return its new value (the last number taken).
 
-    The row lock it takes is held until commit, so numbers are handed out in commit order.
+    The row lock it takes is held until commit, so numbers are handed out in commit order;
+    except, on PostgreSQL, for the counters in ``SEQUENCES`` (one number at a time, unique and
+    increasing, but not in commit order, and a rolled-back number is not reused).
     """
+    sequence = SEQUENCES.get(name)
+    if sequence is not None and session.get_bind().dialect.name == "postgresql":
+        if count != 1:
+            raise ValueError(f"{name} is taken one number at a time")
+        return int(await session.scalar(text(f"SELECT nextval('{sequence}')")) or 0)
     result = await session.execute(
         text("UPDATE counter SET value = value + :n WHERE name = :name RETURNING value"),
         {"n": count, "name": name},
