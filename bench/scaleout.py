@@ -220,7 +220,11 @@ def main() -> None:
         env["HELPDESK_DATABASE_URL"] = database_url
         if args.code:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.code, env.get("PYTHONPATH")]))
-        run_upgrade(database_url)
+        if args.code:  # that checkout's migrations: its serve refuses revisions it does not know
+            subprocess.run([sys.executable, "-c", "import sys; from helpdesk.migrations import run_upgrade;"
+                            " run_upgrade(sys.argv[1])", database_url], env=env, cwd=folder, check=True)
+        else:
+            run_upgrade(database_url)
         tokens = asyncio.run(make_staff(database_url, 20))
         processes = start_workers(workers, env, folder)
         try:

@@ -186,12 +186,13 @@ class Hub:
                                send: Callable[[str], Awaitable[None]]) -> int:
         while True:
             async with self.reader() as session:
-                if cursor > self.last_seq:
-                    # A seq from before the log was reset, or made up: go on from when the
-                    # socket joined. What committed since then is owed to it (some of it may
-                    # already wait in its queue, which the seq set here would otherwise skip).
-                    cursor = client.sent_seq = min(client.floor,
-                                                   (await event_log.seq_bounds(session))[1])
+                # Past what this hub passed on: another worker's socket may have been further
+                # along (it is then simply ahead, and the hub's frames up to it are skipped as
+                # sent). Past the log's end, it is a seq from before the log was reset, or made
+                # up: go on from when the socket joined. What committed since then is owed to it
+                # (some of it may already wait in its queue, which the seq set here would skip).
+                if cursor > self.last_seq and cursor > (high := (await event_log.seq_bounds(session))[1]):
+                    cursor = client.sent_seq = min(client.floor, high)
                 audience = (await self.audiences(session, [client.user_id])).get(client.user_id)
                 batch = await event_log.live_events_after(session, cursor, BATCH)
                 # Read after the batch: a prune that committed in between is seen here.
