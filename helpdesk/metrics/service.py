@@ -14,6 +14,7 @@ from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.outbox.models import OutboxItem
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.hub import Client
 from helpdesk.reports.models import APPLIED
 from helpdesk.storage.counters import read_counter
@@ -50,7 +51,7 @@ class Metrics:
             select(col(OutboxItem.state), func.count()).group_by(col(OutboxItem.state)))).all())
         for state in ("pending", "failed"):
             self.outbox.labels(state=state).set(counts.get(state, 0))
-        seq = await read_counter(session, "event_seq")
+        seq = await event_log.highest_seq(session)
         self.event_seq.set(seq)
         self.rollup_lag.set(max(0, seq - await read_counter(session, APPLIED)))
 

@@ -23,6 +23,7 @@ from helpdesk.realtime.models import PresenceStatus
 log = logging.getLogger(__name__)
 
 BATCH = 500
+HOLE_RETRY = 0.05  # seconds before looking again when the log has a hole still in flight
 # What the hub asks of the domain is injected (see app.lifespan), since the hub knows no domain:
 # which inbox a ticket belongs to (None: no such ticket),
 TicketInbox = Callable[[AsyncSession, int], Awaitable[int | None]]
@@ -121,6 +122,7 @@ class Hub:
         self.access_version: int | None = None  # as of the sockets' audiences (see catch_up)
         self._wake = asyncio.Event()
         self._check_reset = False
+        self._hole = False  # the last read of the log stopped at a seq still being committed
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._unlisten: list[Callable[[], None]] = []
@@ -184,12 +186,13 @@ class Hub:
                                send: Callable[[str], Awaitable[None]]) -> int:
         while True:
             async with self.reader() as session:
-                if cursor > self.last_seq:
-                    # A seq from before the log was reset, or made up: go on from when the
-                    # socket joined. What committed since then is owed to it (some of it may
-                    # already wait in its queue, which the seq set here would otherwise skip).
-                    cursor = client.sent_seq = min(client.floor,
-                                                   (await event_log.seq_bounds(session))[1])
+                # Past what this hub passed on: another worker's socket may have been further
+                # along (it is then simply ahead, and the hub's frames up to it are skipped as
+                # sent). Past the log's end, it is a seq from before the log was reset, or made
+                # up: go on from when the socket joined. What committed since then is owed to it
+                # (some of it may already wait in its queue, which the seq set here would skip).
+                if cursor > self.last_seq and cursor > (high := (await event_log.seq_bounds(session))[1]):
+                    cursor = client.sent_seq = min(client.floor, high)
                 audience = (await self.audiences(session, [client.user_id])).get(client.user_id)
                 batch = await event_log.live_events_after(session, cursor, BATCH)
                 # Read after the batch: a prune that committed in between is seen here.
@@ -246,8 +249,12 @@ class Hub:
 
     async def _pump(self) -> None:
         while True:
+            # Stopped at a hole another transaction is still committing: its news will wake us,
+            # but if it rolled back none comes, so look again soon to skip the hole.
+            wait = min(HOLE_RETRY, self.settings.event_poll_seconds) if self._hole else \
+                self.settings.event_poll_seconds
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.event_poll_seconds):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -261,7 +268,7 @@ class Hub:
         async with self._lock:
             if not self.ready:
                 async with self.reader() as session:
-                    self.last_seq = (await event_log.seq_bounds(session))[1]
+                    self.last_seq = await event_log.settled_high(session)
                 self.ready = True
                 return
             while True:
@@ -274,7 +281,11 @@ class Hub:
                         if self._check_reset:
                             self._check_reset = False
                             await self._detect_reset(session)
-                        batch = local or await event_log.live_events_after(session, self.last_seq, BATCH)
+                        if local:
+                            batch = local
+                        else:
+                            batch, self._hole = await event_log.settled_events_after(
+                                session, self.last_seq, BATCH)
                         if batch and self.clients:
                             await self._refresh_audiences(session)
                 await self._fan_out(batch)

@@ -1,5 +1,7 @@
 """The event log: events recorded in the transaction they describe, written with their ``seq``
-(handed out in commit order) as that transaction commits, then published to this process's hub.
+as that transaction commits, then published to this process's hub. On SQLite seqs are handed
+out in commit order; on PostgreSQL from a sequence, and readers stop at holes still in flight
+(``realtime.horizon``). Either way a reader that saw seq N saw everything before it.
 
 The path of an event, in order:
 1. ``record`` (via the catalogue, ``realtime.events``) queues it on the session's
@@ -13,10 +15,10 @@ Imports no domain module.
 """
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import JSON, BigInteger, Dialect, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy import event as sa_event
@@ -27,10 +29,18 @@ from sqlmodel import col
 
 from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.realtime.frames import LiveEvent, dumps
+from helpdesk.realtime.horizon import horizon_of
 from helpdesk.realtime.models import Event
 from helpdesk.storage import prepared
 from helpdesk.storage.context import session_context
-from helpdesk.storage.counters import Counter, raise_counter, read_counter
+from helpdesk.storage.counters import (
+    Counter,
+    last_event_seq,
+    raise_counter,
+    read_counter,
+    take_event_seqs_now,
+)
+from helpdesk.storage.sessions import dialect_of
 
 PRUNED = "event_pruned"  # the counter holding the highest seq deleted by retention
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
@@ -137,7 +147,16 @@ def _write_pending(session: Session) -> None:
         return
     # Plain statements on the connection: no ORM objects or bookkeeping for the log's rows.
     connection = session.connection()
-    # The counter row stays locked until commit, so a later seq never commits before an earlier.
+    if connection.dialect.name == "postgresql":
+        # From the sequence: no lock that other writers wait for; readers mind the holes.
+        for event, drawn in zip(pending, take_event_seqs_now(connection, len(pending)), strict=True):
+            event["seq"], event["access_version"] = drawn
+            event["data_text"] = dumps(event["data"])
+        prepared.execute_many_now(connection, _INSERT_EVENTS, pending)
+        context.committed = pending
+        return
+    # SQLite: the counter row stays locked until commit (its writers are serial anyway), so a
+    # later seq never commits before an earlier.
     taken = prepared.first_now(connection, _TAKE_SEQS, {"count": len(pending)})
     assert taken is not None  # the event_seq row is made by the first migration
     counter = taken.value
@@ -234,10 +253,39 @@ async def access_version(session: AsyncSession) -> int | None:
 
 
 async def events_after(session: AsyncSession, seq: int, limit: int = 1000) -> list[Event]:
-    """Events committed after ``seq``, oldest first."""
-    rows = await session.scalars(
-        select(Event).where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit))
-    return list(rows)
+    """Events committed after ``seq``, oldest first, as far as nothing before them is still to
+    commit (see ``realtime.horizon``)."""
+
+    async def read() -> list[Event]:
+        return list(await session.scalars(
+            select(Event).where(col(Event.seq) > seq).order_by(col(Event.seq)).limit(limit)))
+
+    events, _blocked = await _settled(session, seq, read, lambda event: event.seq)
+    return events
+
+
+Row = TypeVar("Row")
+
+
+async def _settled(session: AsyncSession, after: int, read: Callable[[], Awaitable[list[Row]]],
+                   seq_of: Callable[[Row], int]) -> tuple[list[Row], bool]:
+    """What ``read`` returns, cut before the first hole that may still fill; whether it was cut.
+
+    Only PostgreSQL has such holes. At one, the horizon is probed, and the log read again when
+    the probe settled it: the row may have committed meanwhile, so the first read is not reused.
+    """
+    rows = await read()
+    if dialect_of(session) != "postgresql":
+        return rows, False
+    horizon = horizon_of(session)
+    count = horizon.readable(after, [seq_of(row) for row in rows])
+    if count < len(rows):
+        before = horizon.settled
+        await horizon.advance(session)
+        if horizon.settled > before:
+            rows = await read()
+            count = horizon.readable(after, [seq_of(row) for row in rows])
+    return rows[:count], count < len(rows)
 
 
 class _LoggedEvent(NamedTuple):
@@ -258,10 +306,38 @@ _LIVE_EVENTS_AFTER = prepared.Query(
 
 
 async def live_events_after(session: AsyncSession, seq: int, limit: int = 500) -> list[LiveEvent]:
-    """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping)."""
-    rows = await prepared.rows(session, _LIVE_EVENTS_AFTER, {"seq": seq, "limit": limit})
+    """Events committed after ``seq``, oldest first, as plain values (no ORM bookkeeping), as
+    far as nothing before them is still to commit."""
+    return (await settled_events_after(session, seq, limit))[0]
+
+
+async def settled_events_after(session: AsyncSession, seq: int,
+                               limit: int = 500) -> tuple[list[LiveEvent], bool]:
+    """``live_events_after``, and whether it stopped at a hole that may still fill (PostgreSQL:
+    a transaction holding that seq has not committed yet; read again soon)."""
+
+    async def read() -> list[_LoggedEvent]:
+        return await prepared.rows(session, _LIVE_EVENTS_AFTER, {"seq": seq, "limit": limit})
+
+    rows, blocked = await _settled(session, seq, read, lambda row: row.seq)
     return [LiveEvent(row.seq, row.type, row.at, row.data, row.inbox_id, row.user_ids, row.broadcast)
-            for row in rows]
+            for row in rows], blocked
+
+
+async def settled_high(session: AsyncSession) -> int:
+    """The highest seq in the log with nothing before it still to commit: where a new reader
+    that wants only what comes next starts (on PostgreSQL it waits for seqs being committed)."""
+    if dialect_of(session) != "postgresql":
+        return (await seq_bounds(session))[1]
+    bound = await horizon_of(session).settle(session)
+    return int(await session.scalar(select(func.max(Event.seq)).where(col(Event.seq) <= bound)) or 0)
+
+
+async def highest_seq(session: AsyncSession) -> int:
+    """The highest seq handed out (PostgreSQL: perhaps still in flight, or rolled back)."""
+    if dialect_of(session) != "postgresql":
+        return await read_counter(session, "event_seq")
+    return await last_event_seq(session)
 
 
 async def seq_bounds(session: AsyncSession) -> tuple[int, int]:

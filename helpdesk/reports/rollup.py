@@ -78,7 +78,7 @@ async def prune_folded_events(session: AsyncSession, *, before: datetime, limit:
 
 async def behind(session: AsyncSession) -> bool:
     """Whether the log holds events the rollups have not folded yet (a cheap read)."""
-    return await read_counter(session, "event_seq") > await read_counter(session, APPLIED)
+    return await event_log.highest_seq(session) > await read_counter(session, APPLIED)
 
 
 async def reset(session: AsyncSession) -> None:

@@ -35,12 +35,19 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     over either: it goes on from where the previous test left it.
     """
     eng = create_engine(database_url)
+    # On PostgreSQL the seqs come from a sequence (emptying the log restarts it), else a counter.
+    on_pg = eng.dialect.name == "postgresql"
     async with eng.connect() as conn:
-        high = await conn.scalar(text("SELECT value FROM counter WHERE name = 'event_seq'"))
+        high = await conn.scalar(text(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_log_seq" if on_pg else
+            "SELECT value FROM counter WHERE name = 'event_seq'"))
     await reset(eng)
     async with eng.begin() as conn:
-        await conn.execute(text("UPDATE counter SET value = :v WHERE name = 'event_seq'"),
-                           {"v": int(high or 0)})
+        if on_pg and high:
+            await conn.execute(text("SELECT setval('event_log_seq', :v)"), {"v": int(high)})
+        elif not on_pg:
+            await conn.execute(text("UPDATE counter SET value = :v WHERE name = 'event_seq'"),
+                               {"v": int(high or 0)})
     yield eng
     await eng.dispose()
 

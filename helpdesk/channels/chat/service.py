@@ -27,7 +27,7 @@ from helpdesk.customers.models import IdentityKind
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput
 from helpdesk.outbox.service import OutboundContext, Sender
-from helpdesk.realtime.models import Event
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.presence import online_among
 from helpdesk.tickets import ingest as ticket_ingest
 from helpdesk.tickets.models import Channel, Direction, InboundMessage, IngestResult, Message, Ticket
@@ -201,8 +201,7 @@ class ChatHub:
     async def start(self, listen: Callable[[Callable[[int], None]], Callable[[], None]]) -> None:
         """Follow the bus from the latest committed event on."""
         async with self.reader() as session:
-            self._seq = int(await session.scalar(select(col(Event.seq)).order_by(
-                col(Event.seq).desc()).limit(1)) or 0)
+            self._seq = await event_log.settled_high(session)
         self._unlisten = listen(self._on_news)
         self._task = asyncio.create_task(self._run())
 
@@ -262,17 +261,16 @@ class ChatHub:
             return
         self._look = False
         async with self.reader() as session:
-            batch = (await session.execute(
-                select(col(Event.seq), col(Event.type), col(Event.data)).where(col(Event.seq) > self._seq)
-                .order_by(col(Event.seq)).limit(DISPATCH_BATCH))).all()
+            # Through the log's reader: it never passes a seq still being committed.
+            batch = await event_log.live_events_after(session, self._seq, DISPATCH_BATCH)
         if batch:
             self._seq = batch[-1].seq
             if len(batch) == DISPATCH_BATCH:
                 self._wake.set()
         if not self.sockets:
             return
-        touched = {data.get("ticket_id") for _seq, kind, data in batch
-                   if kind in ("message.created", "message.updated")}
+        touched = {event.data.get("ticket_id") for event in batch
+                   if event.type in ("message.created", "message.updated")}
         for visitor_id in await self._visitors_of({t for t in touched if isinstance(t, int)}):
             for socket in self.sockets.get(visitor_id, ()):
                 socket.poke.set()
