@@ -3,9 +3,9 @@
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -147,18 +147,32 @@ async def _recent_thread(
     """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
     if customer_id is None and not inbound.conversation_key:
         return None  # nobody to continue a thread with
-    stmt = select(col(Ticket.id)).where(col(Ticket.channel) == inbound.channel,
-                                   col(Ticket.inbox_id) == inbox_id)
-    if inbound.conversation_key:
-        stmt = stmt.where(col(Ticket.conversation_key) == inbound.conversation_key)
-    else:
-        stmt = stmt.where(col(Ticket.customer_id) == customer_id)
-    cutoff = utcnow() - options.reopen_window
-    stmt = stmt.where(or_(col(Ticket.status).in_(OPEN_STATUSES),
-                          col(Ticket.status) == Status.no_action,
-                          col(Ticket.updated_at) >= cutoff))
-    found = await session.scalar(stmt.order_by(col(Ticket.updated_at).desc()).limit(1))
-    return await lock(session, found) if found is not None else None
+    by_conversation = bool(inbound.conversation_key)
+    found = await prepared.first(session, THREAD_BY_CONVERSATION if by_conversation else THREAD_BY_CUSTOMER, {
+        "channel": inbound.channel, "inbox_id": inbox_id, "cutoff": utcnow() - options.reopen_window,
+        "key": inbound.conversation_key if by_conversation else customer_id})
+    return await lock(session, found.id) if found is not None else None
+
+
+class _Thread(NamedTuple):
+    id: int
+
+
+def _thread_query(key: ColumnElement[Any]) -> prepared.Query[_Thread]:
+    """The latest ticket of a conversation (or a customer) on a channel and in an inbox,
+    unless it was closed before ``cutoff``."""
+    ticket = _TICKET.c
+    return prepared.Query(select(ticket.id).where(
+        ticket.channel == bindparam("channel"), ticket.inbox_id == bindparam("inbox_id"),
+        key == bindparam("key"),
+        or_(ticket.status.in_(OPEN_STATUSES), ticket.status == Status.no_action,
+            ticket.updated_at >= bindparam("cutoff")),
+    ).order_by(ticket.updated_at.desc()).limit(1), _Thread)
+
+
+_TICKET = cast(Table, Ticket.__table__)  # type: ignore[attr-defined]
+THREAD_BY_CONVERSATION = _thread_query(_TICKET.c.conversation_key)
+THREAD_BY_CUSTOMER = _thread_query(_TICKET.c.customer_id)
 
 
 async def _new_ticket(
