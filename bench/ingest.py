@@ -28,8 +28,10 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
-from bench.fanout import Receiver, make_staff, open_sockets, raise_fd_limit, wait_for
+from bench.fanout import make_staff, raise_fd_limit
 from bench.stats import Server, rss_mib, summary
 from helpdesk.auth.service import hash_password
 from helpdesk.migrations import run_upgrade
@@ -89,10 +91,53 @@ async def post_all(url: str, requests: list[dict[str, object]], clients: int,
         return latencies, time.perf_counter() - started, ids
 
 
-def delivered_once(receivers: list[Receiver], ids: set[int]) -> None:
-    """Every socket got each posted message's ``message.created`` exactly once."""
-    for receiver in receivers:
-        got = [json.loads(raw)["data"]["message_id"] for _, _, raw in receiver.arrivals]
+class Listener:
+    """One operator socket that resumes after its last seq whenever the server closes it (a
+    socket that falls behind is closed and told to resume), and keeps every message id it got."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.seq = 10**9  # join live: only what commits from now on
+        self.message_ids: list[int] = []
+        self.reconnects = 0
+        self.task = asyncio.create_task(self.run())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with connect(f"{self.url}?token={self.token}&after={self.seq}", compression=None,
+                                   proxy=None, open_timeout=120, ping_interval=None,
+                                   max_queue=None) as ws:
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        if "seq" in frame:
+                            self.seq = frame["seq"]
+                        if frame["type"] == "message.created":
+                            self.message_ids.append(frame["data"]["message_id"])
+            except (OSError, WebSocketException):
+                pass
+            self.reconnects += 1
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def listening(url: str, tokens: list[str], count: int) -> list[Listener]:
+    listeners = [Listener(url, tokens[n % len(tokens)]) for n in range(count)]
+    return listeners
+
+
+async def all_delivered(listeners: list[Listener], ids: set[int], limit: float) -> None:
+    """Every socket got each of ``ids``' ``message.created`` exactly once (fails after ``limit``)."""
+    deadline = time.monotonic() + limit
+    while any(len(listener.message_ids) < len(ids) for listener in listeners):
+        if time.monotonic() > deadline:
+            short = sorted(len(listener.message_ids) for listener in listeners)
+            raise RuntimeError(f"sockets still short of {len(ids)} messages: {short[:10]}…")
+        await asyncio.sleep(0.05)
+    for listener in listeners:
+        got = listener.message_ids
         if sorted(got) != sorted(ids):
             missing, twice = ids - set(got), len(got) - len(set(got))
             raise RuntimeError(f"a socket missed {len(missing)} messages, got {twice} twice")
@@ -102,28 +147,35 @@ async def ingest_run(url: str, pid: int, args: argparse.Namespace, clients: int,
                      tokens: list[str]) -> dict[str, object]:
     raise_fd_limit(args.sockets * 2 + 256)
     make = email_request if args.mode == "email" else api_request
-    receivers = await open_sockets(url.replace("http", "ws") + "/ws", tokens, args.sockets,
-                                   after=10**9) if args.sockets else []
-    warm = [make(i, "warm") for i in range(50)]
-    _, _, warm_ids = await post_all(url, warm, clients)
-    await wait_for(receivers, len(warm_ids), limit=120)
-    for receiver in receivers:
-        receiver.arrivals.clear()
+    listeners = await listening(url.replace("http", "ws") + "/ws", tokens, args.sockets)
+    await post_all(url, [make(i, "warm") for i in range(50)], clients)
+    for n in range(100):  # until every socket is live: each has had the same latest message
+        _, _, (settle,) = await post_all(url, [make(n, "settle")], 1)
+        for _ in range(200):
+            if all(settle in listener.message_ids for listener in listeners):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            continue
+        break
+    for listener in listeners:
+        listener.message_ids.clear()
+        listener.reconnects = 0
     requests = [make(i, f"c{clients}") for i in range(args.messages)]
     cpu_before = cpu_seconds(pid)
     latencies, wall, ids = await post_all(url, requests, clients)
     cpu_posted = cpu_seconds(pid)
-    await wait_for(receivers, len(ids), limit=300)
+    await all_delivered(listeners, ids, limit=600)
     cpu_delivered = cpu_seconds(pid)
-    delivered_once(receivers, ids)
-    for receiver in receivers:
-        await receiver.ws.close()
-        receiver.task.cancel()
+    reconnects = sum(listener.reconnects for listener in listeners)
+    for listener in listeners:
+        await listener.stop()
     name = "POST /webhooks/email" if args.mode == "email" else "POST /api/inbound"
     return {"line": summary(f"{name}, {clients} clients, {args.sockets} sockets", latencies, wall),
             "cpu_ms_per_message": round((cpu_delivered - cpu_before) * 1000 / len(ids), 2),
             "cpu_ms_per_message_until_answered": round((cpu_posted - cpu_before) * 1000 / len(ids), 2),
-            "delivered": f"{len(ids)} messages x {len(receivers)} sockets, each once",
+            "delivered": f"{len(ids)} messages x {len(listeners)} sockets, each once",
+            "resumes_after_falling_behind": reconnects,
             "rss_mib": round(rss_mib(pid), 1)}
 
 
