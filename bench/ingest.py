@@ -64,7 +64,7 @@ def email_request(i: int, run: str) -> dict[str, object]:
     mail["Subject"] = f"{random.choice(WORDS)}について（注文番号 {i}）"
     mail["Message-ID"] = make_msgid(f"{run}.{i}", "example.jp")
     mail.set_content(f"お世話になっております。\n{random.choice(WORDS)}の件でご相談です。\n"
-                     f"注文 {i} の商品が届いておりません。①　ｶﾀｶﾅ\n", charset="iso-2022-jp")
+                     f"注文 {i} の商品が届いておりません。〜　全角スペース\n", charset="iso-2022-jp")
     return {"url": "/webhooks/email", "content": mail.as_bytes(),
             "headers": {"Authorization": f"Bearer {TOKEN}"}}
 
