@@ -259,7 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--mode", choices=["api", "email"], default="api")
     parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--clients", "--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--operators", type=int, default=20, help="distinct users behind the sockets")
     parser.add_argument("--tree", help="serve from this checkout (its .venv) instead of this one")
