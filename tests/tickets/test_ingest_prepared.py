@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpdesk.db import create_sessionmaker, utcnow
@@ -39,3 +40,18 @@ async def test_thread_lookups_match_sqlalchemy(engine: AsyncEngine, db: AsyncSes
             assert [tuple(row) for row in fast] == plain, params
             found.append(len(fast))
     assert 0 in found and 1 in found  # both outcomes were compared
+
+
+@pytest.mark.parametrize("query", [THREAD_BY_CONVERSATION, THREAD_BY_CUSTOMER],
+                         ids=["conversation", "customer"])
+async def test_thread_lookups_go_by_their_key_not_the_inbox(engine: AsyncEngine, query: Any) -> None:
+    """Without statistics SQLite would pick the inbox's index and walk every ticket in it."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite query plan")
+    compiled = prepared.prepare(query.statement, engine.dialect)
+    assert compiled is not None
+    sql, values = compiled.bind({"channel": Channel.api, "inbox_id": 1, "key": "k", "cutoff": utcnow()})
+    async with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in await connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + sql, tuple(values)))
+    assert "ix_ticket_inbox_id" not in plan and "USING INDEX" in plan, plan
