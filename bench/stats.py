@@ -46,17 +46,20 @@ def free_port() -> int:
 class Server:
     """``helpdesk serve`` in a subprocess, on a loopback port."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1, *, python: str = sys.executable,
+                 cwd: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
         self.workers = workers
+        self.python = python  # another checkout's interpreter, to compare two versions
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Server":
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "helpdesk.cli", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)], env=self.env,
+            [self.python, "-m", "helpdesk.cli", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)], env=self.env, cwd=self.cwd,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db import utcnow
 from helpdesk.search import service as search
-from helpdesk.storage import prepared
+from helpdesk.storage import bulk, prepared
 from helpdesk.storage.locks import serialize_on
 from helpdesk.storage.sessions import dialect_of
 
@@ -62,23 +62,38 @@ async def resolve(
     owned = await owners(session, identities)
     owner_id = next((owned[i] for i in identities if i in owned), None)
     customer = await session.get(Customer, owner_id) if owner_id is not None else None
-    changed = customer is None
+    missing = [i for i in dict.fromkeys(identities) if i not in owned]
     if customer is None:
-        customer = Customer(name=normalize.kept(name))
-        session.add(customer)
-        await session.flush()
-    elif customer.name is None and name:
+        return await _create(session, name=name, identities=missing, region=region)
+    changed = False
+    if customer.name is None and name:
         customer.name = normalize.kept(name)
         changed = True
     assert customer.id is not None
-    missing = [i for i in dict.fromkeys(identities) if i not in owned]
-    if missing:
-        session.add_all(CustomerIdentity(customer_id=customer.id, kind=kind, value=value)
-                        for kind, value in missing)
-        await session.flush()
+    await _attach(session, customer.id, missing)
     if changed or missing:
         await reindex(session, customer, region=region)
     return customer
+
+
+async def _create(
+    session: AsyncSession, *, name: str | None, identities: list[Identity], region: str
+) -> Customer:
+    """A new customer with ``identities``, indexed from what it was given (nothing to re-read)."""
+    customer = Customer(name=normalize.kept(name))
+    session.add(customer)
+    await session.flush()
+    assert customer.id is not None
+    await _attach(session, customer.id, identities)
+    search.add(session, kind="customer", ref_id=customer.id, customer_id=customer.id,
+               text_=search_text(customer.name, None, [(str(k), v) for k, v in identities], region))
+    return customer
+
+
+async def _attach(session: AsyncSession, customer_id: int, identities: list[Identity]) -> None:
+    """Give ``identities`` (owned by nobody) to a customer, in one statement."""
+    await bulk.insert_many(session, IDENTITY, [
+        {"customer_id": customer_id, "kind": kind, "value": value} for kind, value in identities])
 
 
 async def reindex(session: AsyncSession, customer: Customer, *, region: str = DEFAULT_REGION) -> None:

@@ -3,8 +3,9 @@
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,6 +19,7 @@ from helpdesk.inboxes import service as inbox_service
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.storage import prepared
 from helpdesk.storage.counters import next_counter
 from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets.models import (
@@ -53,7 +55,8 @@ async def ingest(
     """
     options = options or IngestOptions()
     await serialize_on(session, f"inbound:{inbound.channel}:{inbound.external_id}")
-    existing = await message_by_external_id(session, inbound.channel, inbound.external_id)
+    existing = await prepared.first(session, _DELIVERED, {"channel": inbound.channel,
+                                                          "external_id": inbound.external_id})
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
     inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
@@ -67,18 +70,25 @@ async def ingest(
     )
     customer_id = customer.id if customer is not None else None
     assert inbox.id is not None
+    received = inbound.received_at or utcnow()
     ticket = await _conversation_ticket(session, inbound, customer_id, inbox.id, options)
     created = ticket is None
     if ticket is None:
-        ticket = await _open_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
+        ticket = await _new_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
     else:
         touch(ticket)
     before = ticket.status
-    author = (customer.name if customer is not None else None) or sender.name
-    message = await _append_inbound(session, ticket, inbound, author=author)
+    _take_inbound(ticket, inbound, received)
     if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
         ticket.status = Status.no_action
-    await _keep_sla(session, ticket, before, message.created_at, created=created)
+    await _keep_sla(session, ticket, before, received, created=created)
+    author = (customer.name if customer is not None else None) or sender.name
+    # A new ticket is inserted whole, its due times included, in the flush that gives it an id.
+    message = await _append_inbound(session, ticket, inbound, author=author, received=received)
+    if created:
+        assert ticket.id is not None
+        search.add(session, kind="subject", ref_id=ticket.id, text_=ticket.subject,
+                   ticket_id=ticket.id, customer_id=customer_id)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
         if ticket.assignee_id is None and ticket.status == Status.unhandled else None
@@ -88,6 +98,19 @@ async def ingest(
     publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
+
+
+class _Delivered(NamedTuple):
+    id: int
+    ticket_id: int
+
+
+_MESSAGE = cast(Table, Message.__table__)  # type: ignore[attr-defined]
+# The retry check runs for every delivery: two columns by the unique (channel, external_id) key.
+_DELIVERED = prepared.Query(
+    select(_MESSAGE.c.id, _MESSAGE.c.ticket_id).where(
+        _MESSAGE.c.channel == bindparam("channel"), _MESSAGE.c.external_id == bindparam("external_id")),
+    _Delivered)
 
 
 async def _conversation_ticket(
@@ -124,23 +147,40 @@ async def _recent_thread(
     """For chat-like channels: the customer's latest ticket there, unless closed long ago."""
     if customer_id is None and not inbound.conversation_key:
         return None  # nobody to continue a thread with
-    stmt = select(col(Ticket.id)).where(col(Ticket.channel) == inbound.channel,
-                                   col(Ticket.inbox_id) == inbox_id)
-    if inbound.conversation_key:
-        stmt = stmt.where(col(Ticket.conversation_key) == inbound.conversation_key)
-    else:
-        stmt = stmt.where(col(Ticket.customer_id) == customer_id)
-    cutoff = utcnow() - options.reopen_window
-    stmt = stmt.where(or_(col(Ticket.status).in_(OPEN_STATUSES),
-                          col(Ticket.status) == Status.no_action,
-                          col(Ticket.updated_at) >= cutoff))
-    found = await session.scalar(stmt.order_by(col(Ticket.updated_at).desc()).limit(1))
-    return await lock(session, found) if found is not None else None
+    by_conversation = bool(inbound.conversation_key)
+    found = await prepared.first(session, THREAD_BY_CONVERSATION if by_conversation else THREAD_BY_CUSTOMER, {
+        "channel": inbound.channel, "inbox_id": inbox_id, "cutoff": utcnow() - options.reopen_window,
+        "key": inbound.conversation_key if by_conversation else customer_id})
+    return await lock(session, found.id) if found is not None else None
 
 
-async def _open_ticket(
+class _Thread(NamedTuple):
+    id: int
+
+
+def _thread_query(key: ColumnElement[Any]) -> prepared.Query[_Thread]:
+    """The latest ticket of a conversation (or a customer) on a channel and in an inbox,
+    unless it was closed before ``cutoff``."""
+    ticket = _TICKET.c
+    # ``inbox_id + 0``: an inbox holds every ticket, so its index is the worst way in, yet without
+    # statistics SQLite prefers it to the key's and walks the whole inbox on every message.
+    return prepared.Query(select(ticket.id).where(
+        ticket.channel == bindparam("channel"), (ticket.inbox_id + 0) == bindparam("inbox_id"),
+        key == bindparam("key"),
+        or_(ticket.status.in_(OPEN_STATUSES), ticket.status == Status.no_action,
+            ticket.updated_at >= bindparam("cutoff")),
+    ).order_by(ticket.updated_at.desc()).limit(1), _Thread)
+
+
+_TICKET = cast(Table, Ticket.__table__)  # type: ignore[attr-defined]
+THREAD_BY_CONVERSATION = _thread_query(_TICKET.c.conversation_key)
+THREAD_BY_CUSTOMER = _thread_query(_TICKET.c.customer_id)
+
+
+async def _new_ticket(
     session: AsyncSession, inbound: InboundMessage, *, customer_id: int | None, inbox_id: int
 ) -> Ticket:
+    """A ticket for ``inbound``, added to the session; the message's flush inserts it."""
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
     ticket = Ticket(
         number=await next_counter(session, "ticket_number"), subject=subject,
@@ -148,10 +188,6 @@ async def _open_ticket(
         conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
     )
     session.add(ticket)
-    await session.flush()
-    assert ticket.id is not None
-    search.add(session, kind="subject", ref_id=ticket.id, text_=subject,
-               ticket_id=ticket.id, customer_id=customer_id)
     return ticket
 
 
@@ -197,10 +233,21 @@ def _subject_from(body: str) -> str:
     return first_line[:80]
 
 
+def _take_inbound(ticket: Ticket, inbound: InboundMessage, received: datetime) -> None:
+    """What a customer's message does to its ticket's status and activity time."""
+    # Auto-replies never reopen a ticket; nothing but 対応不要 stays put for a real message.
+    if not inbound.auto_reply and ticket.status != Status.no_action:
+        ticket.status = Status.unhandled
+        ticket.pending_reason = None
+    ticket.last_message_at = received
+
+
 async def _append_inbound(
-    session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None
+    session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None,
+    received: datetime,
 ) -> Message:
-    received = inbound.received_at or utcnow()
+    if ticket.id is None:
+        await session.flush()  # a new ticket: its id, for the message's row
     assert ticket.id is not None
     message = Message(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
@@ -215,11 +262,6 @@ async def _append_inbound(
     _store_attachments(session, message.id, inbound)
     search.add(session, kind="message", ref_id=message.id, text_=inbound.body_text,
                ticket_id=ticket.id, customer_id=ticket.customer_id)
-    # Auto-replies never reopen a ticket; nothing but 対応不要 stays put for a real message.
-    if not inbound.auto_reply and ticket.status != Status.no_action:
-        ticket.status = Status.unhandled
-        ticket.pending_reason = None
-    ticket.last_message_at = received
     return message
 
 
