@@ -320,9 +320,11 @@ def compare(args: argparse.Namespace) -> None:
             results[system.label].append(figures)
             shown = ", ".join(f"{k}={v * 1000 if k.endswith(IN_SECONDS) else v:.1f}"
                               for k, v in figures.items())
-            print(f"round {number + 1}, {system.label}: {shown}", flush=True)
+            load_1m = os.getloadavg()[0]
+            print(f"round {number + 1}, {system.label} (load {load_1m:.1f}): {shown}", flush=True)
     print(f"\nmedians of {args.rounds} round(s); creates {args.creates} per level, reads {args.reads} "
-          f"per scenario, one client at a time\n")
+          f"per scenario, one client at a time; {os.cpu_count()} cores, load average "
+          f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())} at the end\n")
     print(table(systems, results, args))
 
 
