@@ -45,6 +45,7 @@ async def test_compare_drives_our_side_alone_and_prints_the_table(
     for scenario in ("create, 1 clients", "create, 3 clients", "email ingest, 3 Japanese mails, 8 clients"):
         other, ours, ratio = rows[scenario]
         assert (other, ratio) == ("—", "") and ours.endswith(" /s") and float(ours.split()[0]) > 0
+    assert rows["email ingest, 3 Japanese mails, 8 clients, p99"][1].endswith(" ms")
     for scenario in ("ticket list", "search 返品", "search refund", "supervisor board"):
         assert rows[f"{scenario}, p99"][1].endswith(" ms")
     assert rows["server CPU per created ticket"][1].endswith(" ms")
