@@ -127,15 +127,17 @@ def record(
     inbox_id: int | None = None,
     user_ids: Sequence[int] | None = None,
     broadcast: bool = False,
+    at: datetime | None = None,
 ) -> None:
     """Queue an event; it gets its ``seq`` and is written when the transaction commits.
 
-    The catalogue (``realtime.events.record``) is how domain code calls this.
+    The catalogue (``realtime.events.record``) is how domain code calls this. ``at`` is now unless
+    the caller writes down something that happened earlier (a scripted day replayed by a test).
     """
     if not isinstance(session.sync_session, EventLogSession):
         raise RuntimeError(f"{type}: this session's sessionmaker does not write the event log "
                            "(call realtime.log.install_event_log on it)")
-    event = {"seq": 0, "type": type, "at": utcnow(), "data": data, "inbox_id": inbox_id,
+    event = {"seq": 0, "type": type, "at": at or utcnow(), "data": data, "inbox_id": inbox_id,
              "user_ids": list(user_ids) if user_ids is not None else None, "broadcast": broadcast}
     _context_of(session.sync_session).pending.append(event)
 

@@ -8,14 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk.auth.models import Role
 from helpdesk.config import Settings
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.log import event_sessions
-from helpdesk.realtime.models import Event
 from helpdesk.reports import tasks
 from helpdesk.reports.calendar import report_calendar
 from helpdesk.reports.models import ReportInboxDay
 from helpdesk.sla import service as sla
 from helpdesk.sla.models import SlaConfig
-from helpdesk.storage.counters import next_counter
 from tests.conftest import Staff
 
 
@@ -50,10 +49,9 @@ async def test_the_rollup_worker_folds_events_into_the_sla_time_zones_days(
     at = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo, 22:00 the day before in New York
     async with sessions() as session:
         await sla.save_config(session, SlaConfig(timezone="America/New_York"))
-        seq = await next_counter(session, "event_seq", 1)
-        session.add(Event(seq=seq, type="ticket.created", at=at, inbox_id=1, data={"ticket": {
+        event_log.record(session, type="ticket.created", at=at, inbox_id=1, data={"ticket": {
             "id": 1, "status": "unhandled", "assignee_id": None, "inbox_id": 1,
-            "created_at": at.isoformat(), "first_response_at": None}}))
+            "created_at": at.isoformat(), "first_response_at": None}})
         await session.commit()
     await tasks.RollupWorker(sessions, Settings(database_url=database_url)).run_once()
     async with sessions() as session:
@@ -67,10 +65,9 @@ async def test_the_reports_page_marks_the_shops_closed_days(
     at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 2 November, 10:00 in Tokyo
     async with sessions() as session:
         await sla.save_config(session, SlaConfig(closed_days=[date(2026, 11, 2)]))
-        seq = await next_counter(session, "event_seq", 1)
-        session.add(Event(seq=seq, type="ticket.created", at=at, inbox_id=1, data={"ticket": {
+        event_log.record(session, type="ticket.created", at=at, inbox_id=1, data={"ticket": {
             "id": 1, "status": "unhandled", "assignee_id": None, "inbox_id": 1,
-            "created_at": at.isoformat(), "first_response_at": None}}))
+            "created_at": at.isoformat(), "first_response_at": None}})
         await session.commit()
     async with sessions() as session:
         calendar = await report_calendar(session)

@@ -11,12 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk.auth.models import Role
+from helpdesk.realtime import log as event_log
 from helpdesk.realtime.log import event_sessions
-from helpdesk.realtime.models import Event
 from helpdesk.reports import rollup, tasks
 from helpdesk.reports.calendar import ReportCalendar
 from helpdesk.reports.models import ROLLUP_MODELS
-from helpdesk.storage.counters import next_counter
 from tests.support.inbound import inbound_body, post_inbound
 from tests.support.staff import Staff
 
@@ -100,9 +99,8 @@ def scripted_day() -> list[dict[str, Any]]:
 
 async def write(sessions: async_sessionmaker[AsyncSession], batch: list[dict[str, Any]]) -> None:
     async with sessions() as session:
-        last = await next_counter(session, "event_seq", len(batch))
-        for offset, event in enumerate(batch):
-            session.add(Event(seq=last - len(batch) + 1 + offset, **event))
+        for event in batch:
+            event_log.record(session, **event)  # seqs taken as the app takes them
         await session.commit()
 
 
