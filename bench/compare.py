@@ -364,8 +364,10 @@ def fill_ours(db: Path, count: int) -> None:
                 " created_at) VALUES (:i + 1, 'in', 0, 'email', :body, 0, :at)"), batch)
             conn.execute(text("INSERT INTO search_entry (kind, ref_id, ticket_id, customer_id, text)"
                               " VALUES ('message', :i + 1, :i + 1, :i + 1, :subject || ' ' || :body)"), batch)
-        conn.execute(text("INSERT INTO ticket_count (inbox_id, assignee_id, status, n) SELECT inbox_id, 0,"
-                          " status, COUNT(*) FROM ticket GROUP BY inbox_id, status"))
+        # The counters' key as helpdesk.tickets.counts.recount writes it (no assignee here).
+        conn.execute(text("INSERT INTO ticket_count (inbox_id, assignee_id, status, channel, shard, n)"
+                          " SELECT inbox_id, 0, status, channel, 0, COUNT(*) FROM ticket"
+                          " GROUP BY inbox_id, status, channel"))
     engine.dispose()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from helpdesk.app import SERVER_OPTIONS, create_app
 from helpdesk.auth import service as auth
@@ -50,9 +50,7 @@ async def fill(url: str, n: int) -> str:
         table = Ticket.__table__  # type: ignore[attr-defined]
         for start in range(0, n, 5000):  # bulk rows: the counters are filled below in one statement
             await session.execute(insert(table), rows[start:start + 5000])
-        await session.execute(text(
-            "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) SELECT inbox_id, 0, status, "
-            "COUNT(*) FROM ticket GROUP BY inbox_id, status"))
+        await counts.recount(session)
         await session.commit()
         token = await auth.sign_in(session, secret_key=SECRET, user=user, kind=SessionKind.browser,
                                    ttl_seconds=86400)

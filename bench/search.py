@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from bench.stats import Server, rss_mib, summary
 from helpdesk.auth import service as auth
@@ -34,6 +34,7 @@ from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
 from helpdesk.search import service as search
 from helpdesk.search.models import SearchEntry
+from helpdesk.tickets import counts
 from helpdesk.tickets.models import Ticket
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
@@ -124,9 +125,7 @@ async def fill(url: str, n: int) -> None:
             done += len(batch)
             if done % 100_000 == 0:
                 print(f"  {done} tickets", flush=True)
-        await session.execute(text(
-            "INSERT INTO ticket_count (inbox_id, assignee_id, status, n) SELECT inbox_id, 0, status, "
-            "COUNT(*) FROM ticket GROUP BY inbox_id, status"))
+        await counts.recount(session)
         await session.commit()
     await engine.dispose()
 
