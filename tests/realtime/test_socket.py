@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -90,6 +91,10 @@ async def test_frames_have_the_contract_shape_and_rising_seqs(server: LiveServer
     assert types == ["ticket.created", "message.created"] + ["ticket.updated", "message.created"] * 2
 
 
+def without_presence(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in frames if f["type"] != "presence.changed"]
+
+
 async def test_resume_replays_exactly_the_missed_fifty_then_goes_live(
         server: LiveServer, staff: Staff, http: httpx.AsyncClient, db: AsyncSession) -> None:
     boss = await staff.create("boss", Role.supervisor)
@@ -102,18 +107,21 @@ async def test_resume_replays_exactly_the_missed_fifty_then_goes_live(
 
     for n in range(25):  # each continues the same ticket: ticket.updated + message.created
         assert (await post_inbound(http, f"while-away-{n}")).status_code == 201
-    missed = await committed_events(db, last)
+    # The first socket's going offline may be logged in this window too, depending on timing:
+    # presence is not what this test is about, so it is left out on both sides.
+    missed = [e for e in await committed_events(db, last) if e.type != "presence.changed"]
     assert len(missed) == 50
 
     async with open_socket(server, token) as ws:
         await ws.send(json.dumps({"type": "resume", "after": last}))
-        replayed = await frames_until(ws, lambda f: len(f) >= 50)
+        replayed = without_presence(await frames_until(ws, lambda f: len(without_presence(f)) >= 50))
         assert [f["seq"] for f in replayed] == [e.seq for e in missed]
         assert [f["type"] for f in replayed] == [e.type for e in missed]
         assert [f["data"] for f in replayed] == [e.data for e in missed]
         assert (await post_inbound(http, "after-resume")).status_code == 201
-        live = await frames_until(ws, lambda f: len(f) >= 2)
-        assert [f["seq"] for f in live] == [missed[-1].seq + 1, missed[-1].seq + 2]
+        live = without_presence(await frames_until(ws, lambda f: len(without_presence(f)) >= 2))
+        assert [f["type"] for f in live] == ["ticket.updated", "message.created"]
+        assert min(f["seq"] for f in live) > missed[-1].seq
         assert await quiet(ws, 0.5) == []  # nothing twice
 
 
