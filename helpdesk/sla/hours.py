@@ -59,6 +59,14 @@ class Calendar:
                 if end > start:
                     yield max(begin, start), end
 
+    def periods_before(self, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Open periods that begin before ``end``, clipped to finish no later than it, latest first."""
+        day = end.astimezone(self.zone).date()
+        for offset in range(MAX_DAYS_AHEAD):
+            for begin, finish in reversed(self.open_intervals(day - timedelta(days=offset))):
+                if begin < end:
+                    yield begin, min(finish, end)
+
 
 @lru_cache(maxsize=64)
 def _holidays(country: str, year: int, language: str | None = None) -> holidays.HolidayBase:
@@ -78,6 +86,18 @@ def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) ->
     for begin, end in calendar.periods_from(start):
         if end - begin >= left:
             return (begin + left).astimezone(start.tzinfo)
+        left -= end - begin
+    return None
+
+
+def shift_business_minutes(calendar: Calendar, at: datetime, minutes: float) -> datetime | None:
+    """``at`` moved by ``minutes`` open minutes, later when positive, earlier when negative."""
+    if minutes >= 0:
+        return add_business_minutes(calendar, at, minutes)
+    left = timedelta(minutes=-minutes)
+    for begin, end in calendar.periods_before(at):
+        if end - begin >= left:
+            return (end - left).astimezone(at.tzinfo)
         left -= end - begin
     return None
 

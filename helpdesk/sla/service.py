@@ -20,9 +20,10 @@ from helpdesk.sla.hours import (
     add_business_minutes,
     business_minutes_between,
     parse_clock,
+    shift_business_minutes,
 )
 from helpdesk.sla.models import TARGETS, SlaConfig, SlaSettings, SlaTarget, Target
-from helpdesk.tickets.models import Status, Ticket
+from helpdesk.tickets.models import Channel, Priority, Status, Ticket
 
 RUNNING = (Status.unhandled, Status.in_progress, Status.pending)
 
@@ -36,11 +37,15 @@ class Policy:
 
     def target(self, ticket: Ticket) -> SlaTarget | None:
         """The target for the ticket's priority and channel, else for its priority alone."""
+        return self.target_for(ticket.priority, ticket.channel)
+
+    def target_for(self, priority: Priority, channel: Channel) -> SlaTarget | None:
+        """The target for ``priority`` on ``channel``, else for ``priority`` on any channel."""
         loose = None
         for target in self.config.targets:
-            if target.priority == ticket.priority and target.channel == ticket.channel:
+            if target.priority == priority and target.channel == channel:
                 return target
-            if target.priority == ticket.priority and target.channel is None:
+            if target.priority == priority and target.channel is None:
                 loose = target
         return loose
 
@@ -118,6 +123,53 @@ def on_status(policy: Policy, ticket: Ticket, before: Status, now: datetime) -> 
     if ticket.status == Status.pending and before != Status.pending:
         ticket.sla_paused_at = now
     refresh(ticket)
+
+
+# Each deadline column, the target it keeps and that target's minutes in an ``SlaTarget``.
+_DEADLINES: tuple[tuple[str, Target, str], ...] = (
+    ("first_response_due_at", "first_response", "first_response_minutes"),
+    ("next_response_due_at", "next_response", "next_response_minutes"),
+    ("resolution_due_at", "resolution", "resolution_minutes"),
+)
+
+
+def on_priority(policy: Policy, ticket: Ticket, before: Priority, now: datetime) -> None:
+    """The priority changed: each running deadline takes the new priority's target.
+
+    A deadline moves by the difference between the two targets, in business minutes, so time
+    already spent (and time on hold) counts as it did: 8 hours to answer becoming 1 hour moves
+    the deadline 7 business hours earlier, possibly into the past (the breach sweep reports it).
+    A target the old priority did not have starts its clock now; one the new priority lacks
+    stops running.
+    """
+    old, new = policy.target_for(before, ticket.channel), policy.target(ticket)
+    for column, target, minutes in _DEADLINES:
+        if not _owed(ticket, target):
+            continue
+        old_minutes = getattr(old, minutes) if old is not None else None
+        new_minutes = getattr(new, minutes) if new is not None else None
+        due: datetime | None = getattr(ticket, column)
+        if new_minutes is None:
+            moved = None
+        elif old_minutes is None or due is None:
+            moved = policy.due(now, new_minutes)
+        else:
+            moved = shift_business_minutes(policy.calendar, due, new_minutes - old_minutes) or due
+        setattr(ticket, column, moved)
+        if moved is None or moved > now:
+            _forget_breach(ticket, target)  # a later deadline may be breached (and told) again
+    refresh(ticket)
+
+
+def _owed(ticket: Ticket, target: Target) -> bool:
+    """Whether ``target`` is still to be met on this open ticket (its clock runs or would)."""
+    if ticket.status not in RUNNING:
+        return False
+    if target == "first_response":
+        return ticket.first_response_at is None
+    if target == "next_response":  # owed only once the customer wrote after a reply
+        return ticket.next_response_due_at is not None
+    return True
 
 
 def _resume_if_unpaused(policy: Policy, ticket: Ticket, before: Status, now: datetime) -> None:

@@ -56,8 +56,9 @@ async def update(
         await _status_changed(session, ticket, status_before, actor)
     elif "pending_reason" in fields and ticket.status == Status.pending:
         ticket.pending_reason = _pending_reason(change.pending_reason)
-    if "priority" in fields and change.priority is not None:
-        ticket.priority = change.priority
+    if "priority" in fields and change.priority is not None and change.priority != ticket.priority:
+        priority_before, ticket.priority = ticket.priority, change.priority
+        sla.on_priority(await sla.policy(session), ticket, priority_before, utcnow())
     assigned = "assignee_id" in fields and change.assignee_id != ticket.assignee_id
     if assigned:
         await _check_assignable(session, ticket, change.assignee_id, actor)

@@ -6,7 +6,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from helpdesk.sla import service as sla
-from helpdesk.sla.hours import Calendar, add_business_minutes, business_minutes_between
+from helpdesk.sla.hours import (
+    Calendar,
+    add_business_minutes,
+    business_minutes_between,
+    shift_business_minutes,
+)
 from helpdesk.sla.models import SlaConfig, SlaTarget
 from helpdesk.tickets.models import Channel, Priority, Status, Ticket
 
@@ -103,6 +108,64 @@ def test_a_channel_target_wins_over_the_priority_target() -> None:
     assert p.target(ticket()) == SlaTarget(priority=Priority.normal, first_response_minutes=120,
                                            next_response_minutes=60)
     assert p.target(ticket(channel=Channel.phone)).first_response_minutes == 10  # type: ignore[union-attr]
+
+
+def test_shifting_earlier_walks_back_over_closed_days_and_the_lunch_break() -> None:
+    calendar = policy(hours={d: [["09:00", "12:00"], ["13:00", "18:00"]]
+                             for d in ("mon", "tue", "wed", "thu", "fri")}).calendar
+    # Wednesday 2027-01-13 10:00 less 4 business hours: 1 h of Wednesday morning, then Tuesday
+    # from 18:00 back to 15:00.
+    assert shift_business_minutes(calendar, jst(2027, 1, 13, 10, 0), -240) == jst(2027, 1, 12, 15, 0)
+    # Across the lunch break and back over the holiday Monday to Friday evening.
+    assert shift_business_minutes(calendar, jst(2027, 1, 12, 9, 30), -60) == jst(2027, 1, 8, 17, 30)
+    assert shift_business_minutes(calendar, jst(2027, 1, 13, 13, 30), -90) == jst(2027, 1, 13, 11, 0)
+    for minutes in (-1, -600, 0, 45, 600):
+        start = jst(2027, 1, 13, 10, 0)
+        moved = shift_business_minutes(calendar, start, minutes)
+        assert moved is not None
+        assert business_minutes_between(calendar, min(start, moved), max(start, moved)) == abs(minutes)
+    assert shift_business_minutes(Calendar(hours={}, public_holidays=None), jst(2027, 1, 8), -5) is None
+
+
+def test_raising_the_priority_brings_running_deadlines_forward_by_the_difference() -> None:
+    p = policy(targets=[
+        {"priority": "normal", "first_response_minutes": 480, "next_response_minutes": 480,
+         "resolution_minutes": 2400},
+        {"priority": "urgent", "first_response_minutes": 60, "next_response_minutes": 60,
+         "resolution_minutes": 480}])
+    t = ticket()
+    sla.on_opened(p, t, jst(2027, 1, 13, 9, 0))  # Wednesday
+    assert t.first_response_due_at == jst(2027, 1, 13, 17, 0)
+    t.priority = Priority.urgent
+    sla.on_priority(p, t, Priority.normal, jst(2027, 1, 13, 9, 30))
+    # 7 business hours earlier: 10:00; the resolution 1,920 business minutes earlier.
+    assert t.first_response_due_at == jst(2027, 1, 13, 10, 0)
+    assert t.resolution_due_at == jst(2027, 1, 13, 17, 0)
+    assert t.sla_due_at == jst(2027, 1, 13, 10, 0)
+    # Lowering it again, after the new deadline passed and was reported, moves it back out
+    # and lets a breach of the later deadline be reported again.
+    t.sla_breaches = "first_response"
+    t.priority = Priority.normal
+    sla.on_priority(p, t, Priority.urgent, jst(2027, 1, 13, 10, 30))
+    assert t.first_response_due_at == jst(2027, 1, 13, 17, 0)
+    assert t.sla_breaches == "" and t.sla_check_at == jst(2027, 1, 13, 17, 0)
+
+
+def test_a_priority_without_a_target_stops_its_clocks_and_one_with_a_target_starts_them() -> None:
+    p = policy()  # only "normal" has targets
+    t = ticket(priority=Priority.low)
+    sla.on_opened(p, t, jst(2027, 1, 13, 9, 0))
+    assert t.sla_due_at is None
+    t.priority = Priority.normal
+    sla.on_priority(p, t, Priority.low, jst(2027, 1, 13, 11, 0))
+    assert t.first_response_due_at == jst(2027, 1, 13, 13, 0)  # counted from the change
+    assert t.resolution_due_at == jst(2027, 1, 14, 12, 0)
+    t.first_response_at = jst(2027, 1, 13, 12, 0).astimezone(UTC)
+    sla.on_reply(t)
+    t.priority = Priority.low
+    sla.on_priority(p, t, Priority.normal, jst(2027, 1, 13, 12, 30))
+    assert t.resolution_due_at is None and t.sla_due_at is None
+    assert t.first_response_due_at == jst(2027, 1, 13, 13, 0)  # met: kept as it was
 
 
 @pytest.mark.parametrize("bad", [

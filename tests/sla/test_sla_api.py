@@ -140,3 +140,22 @@ async def test_the_app_reports_breaches_and_moves_tickets_in_the_background(
     assert {e.data["target"] for e in breaches} == {"first_response", "resolution"}
     assert len(breaches) == 2
     assert not live.thread.is_alive()
+
+
+async def test_raising_the_priority_over_http_brings_the_deadline_forward(
+        http: httpx.AsyncClient, staff: Staff, engine: AsyncEngine) -> None:
+    admin = await staff.create("admin", Role.admin)
+    urgent = {"priority": "urgent", "first_response_minutes": 30, "next_response_minutes": 30}
+    settings = {**SETTINGS, "targets": [*SETTINGS["targets"], urgent]}  # type: ignore[list-item]
+    assert (await http.put("/api/admin/sla", json=settings, headers=staff.headers(admin))).status_code == 200
+    ticket_id = await ingest_at(engine, "rush", datetime(2027, 1, 13, 9, 0, tzinfo=TOKYO))
+    body = (await http.get(f"/api/tickets/{ticket_id}", headers=staff.headers(admin))).json()
+    assert datetime.fromisoformat(body["first_response_due_at"]) == datetime(2027, 1, 13, 11, 0, tzinfo=TOKYO)
+    raised = await http.patch(f"/api/tickets/{ticket_id}", headers=staff.headers(admin),
+                              json={"version": body["version"], "priority": "urgent"})
+    assert raised.status_code == 200, raised.text
+    # 120 business minutes became 30: 90 earlier. The resolution target (none for urgent) stops.
+    assert datetime.fromisoformat(raised.json()["first_response_due_at"]) == datetime(
+        2027, 1, 13, 9, 30, tzinfo=TOKYO)
+    assert datetime.fromisoformat(raised.json()["sla_due_at"]) == datetime(2027, 1, 13, 9, 30, tzinfo=TOKYO)
+    assert raised.json()["resolution_due_at"] is None
