@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import errno
+import multiprocessing
 import os
 import socket
 import sys
@@ -10,7 +11,6 @@ import sys
 from helpdesk.config import Settings, get_settings
 from helpdesk.db import create_engine
 from helpdesk.errors import HelpdeskError
-from helpdesk.migrations import run_upgrade
 from helpdesk.realtime.log import event_sessions
 
 
@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("file")
     restore.set_defaults(handler=_restore)
     return parser
+
+
+def run_upgrade(database_url: str) -> None:
+    """Bring the database to the latest migration (Alembic is imported only here: see _serve)."""
+    from helpdesk.migrations import run_upgrade as upgrade
+
+    upgrade(database_url)
 
 
 def _rebuild_reports(args: argparse.Namespace, settings: Settings) -> None:
@@ -137,9 +144,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     _refuse_taken_port(args.host, args.port)
     defaults = _serve_defaults(args, settings)
     os.environ.update(defaults)  # the app (and every worker) reads its settings afresh
-    run_upgrade(settings.database_url)
+    _prepare_in_child(demo=args.demo)
     if args.demo:
-        asyncio.run(_load_demo(settings))
         print("demo data: sign in as admin@example.com / sato@example.com, password helpdesk-demo")
         url = os.environ["HELPDESK_PUBLIC_URL"]
         print(f"demo CTI: POST {url}/telephony/cti/{os.environ['HELPDESK_CTI_TOKEN']}; "
@@ -180,6 +186,32 @@ def _refuse_taken_port(host: str, port: int) -> None:
                   f"./scripts/dev --port {port + 1} or HELPDESK_PORT={port + 1} ./scripts/dev",
                   file=sys.stderr)
             sys.exit(1)
+
+
+def _prepare_in_child(*, demo: bool) -> None:
+    """Migrate (and load the demo) in a child process, then serve from this one.
+
+    Alembic, the migration scripts and what the demo loads would otherwise stay in the serving
+    process for its whole life (about 8 MiB of every worker's memory, which the idle-socket
+    budget counts). The child reads the same settings from the environment.
+    """
+    child = multiprocessing.get_context("spawn").Process(target=_prepare, args=(demo,),
+                                                         name="helpdesk-migrate")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(child.exitcode or 1)
+
+
+def _prepare(demo: bool) -> None:
+    settings = get_settings()
+    try:
+        run_upgrade(settings.database_url)
+        if demo:
+            asyncio.run(_load_demo(settings))
+    except HelpdeskError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
 
 
 async def _load_demo(settings: Settings) -> None:

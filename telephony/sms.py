@@ -7,14 +7,18 @@ good (a 4xx: an invalid or unreachable number, a blocked sender) fails it at onc
 reason; 429, 5xx and an unreachable Twilio are retried by the outbox.
 """
 
+from typing import TYPE_CHECKING
+
 import httpx
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 
 from helpdesk import normalize
 from helpdesk.config import Settings
 from helpdesk.outbox.service import OutboundContext, Sender, SenderRegistry, SendError
 from telephony import twilio_rest
+
+if TYPE_CHECKING:
+    from twilio.rest import Client  # see twilio_rest.rest_client
 
 MAX_BODY = 1600  # characters Twilio accepts in one message
 WHATSAPP = "whatsapp:"
@@ -72,7 +76,7 @@ def _parts(body: str) -> list[str]:
     return [body[i:i + MAX_BODY] for i in range(0, len(body), MAX_BODY)] or [""]
 
 
-async def _send_one(client: Client, *, to: str, from_: str, body: str) -> str:
+async def _send_one(client: "Client", *, to: str, from_: str, body: str) -> str:
     try:
         return await twilio_rest.send_sms(client, to=to, from_=from_, body=body)
     except TwilioRestException as exc:

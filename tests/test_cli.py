@@ -120,3 +120,22 @@ def test_serve_says_plainly_when_the_port_is_taken(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
     assert f"--port {port + 1}" in done.stderr and "Errno" not in done.stderr
+
+
+def test_the_serving_process_carries_no_migration_tool_nor_an_unused_provider_client() -> None:
+    # ``serve`` migrates in a child process; Twilio's REST client is imported when one is made.
+    # Each would otherwise stay in every worker's memory (about 8 and 6.5 MiB).
+    loaded = subprocess.run([sys.executable, "-c", (
+        "import sys, helpdesk.cli, helpdesk.app; helpdesk.app.create_app(); "
+        "print(','.join(m for m in ('alembic', 'helpdesk.migrations', 'twilio.rest') if m in sys.modules))")],
+        capture_output=True, text=True, timeout=120, check=True)
+    assert loaded.stdout.strip() == ""
+
+
+def test_serve_stops_with_the_reason_when_the_database_cannot_be_migrated(tmp_path: Path) -> None:
+    env = {**os.environ, "HELPDESK_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none",
+           "HELPDESK_PORT": str(free_port())}
+    done = subprocess.run([*HELPDESK, "serve"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 1
+    assert "Connect call failed" in done.stderr or "refused" in done.stderr.lower(), done.stderr[-2000:]
