@@ -9,6 +9,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel import Locale as BabelLocale
 from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -101,12 +102,19 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current().language).ngettext(singular, plural, n)
 
 
+@cache
+def babel_locale(language: str) -> BabelLocale:
+    """Babel's locale for a language, parsed once: given a bare name, each formatting call
+    would parse it again (a list page formats several dates a row)."""
+    return BabelLocale.parse(language)
+
+
 def format_dt(value: datetime | None, form: str = "short") -> str:
     """A UTC datetime shown in the viewer's zone and language."""
     if value is None:
         return ""
     locale = current()
-    return format_datetime(value, form, tzinfo=locale.tz, locale=locale.language)
+    return format_datetime(value, form, tzinfo=locale.tz, locale=babel_locale(locale.language))
 
 
 def format_day(value: datetime | date | None) -> str:
@@ -115,8 +123,8 @@ def format_day(value: datetime | date | None) -> str:
         return ""
     locale = current()
     if not isinstance(value, datetime):
-        return format_date(value, "medium", locale=locale.language)
-    return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
+        return format_date(value, "medium", locale=babel_locale(locale.language))
+    return format_date(value.astimezone(locale.tz), "medium", locale=babel_locale(locale.language))
 
 
 def format_age(value: datetime | None, now: datetime | None = None) -> str:
@@ -124,7 +132,8 @@ def format_age(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return ""
     elapsed = max((now or datetime.now(UTC)) - value, timedelta(0))
-    return format_timedelta(elapsed, format="short", threshold=1, locale=current().language)
+    return format_timedelta(elapsed, format="short", threshold=1,
+                            locale=babel_locale(current().language))
 
 
 def format_money(value: Decimal | int | float | None, currency: str = "JPY") -> str:
