@@ -50,3 +50,16 @@ def test_a_row_shows_the_deadline_as_the_list_reads_it() -> None:
     assert 'translate="no">—</a>' in html and '<td translate="no">—</td>' in html
     assert '<span class="channel channel-line">LINE</span>' in html
     assert "is-unread" not in html
+
+
+def test_dates_read_as_babel_writes_them_in_every_form_and_zone() -> None:
+    from babel.dates import format_datetime
+
+    at = datetime(2026, 3, 8, 6, 59, 30, tzinfo=UTC)
+    for language in ("ja", "en"):
+        for zone in ("Asia/Tokyo", "America/New_York", "Australia/Lord_Howe"):
+            i18n.activate(i18n.Locale(language, zone))
+            for form in ("short", "medium", "long", "full", "yyyy-MM-dd HH:mm"):
+                for value in (at, at + timedelta(days=200, hours=7), at.replace(tzinfo=None)):
+                    assert i18n.format_dt(value, form) == format_datetime(
+                        value, form, tzinfo=i18n.current().tz, locale=language)
