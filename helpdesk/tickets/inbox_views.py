@@ -17,7 +17,7 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import bulk, counts, queries, reads, saved
-from helpdesk.tickets.inbox_rows import ticket_rows
+from helpdesk.tickets.inbox_row_views import ticket_rows
 from helpdesk.tickets.models import Channel, Status
 from helpdesk.web import templating
 from helpdesk.web.forms import form_id

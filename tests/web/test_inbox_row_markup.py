@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from helpdesk.tickets.inbox_rows import ticket_rows
+from helpdesk.tickets.inbox_row_views import ticket_rows
 from helpdesk.tickets.models import TicketPublic
 from helpdesk.tickets.reads import RowExtras
 from helpdesk.web import i18n

@@ -16,9 +16,10 @@ from helpdesk.sla import display as sla_display
 from helpdesk.tickets.models import TicketPublic
 from helpdesk.tickets.reads import RowExtras
 from helpdesk.web import i18n, messages
+from helpdesk.web.messages import N_
 
 # Channels as the inbox names them; the rest keep their own (brand) name.
-_CHANNEL_MESSAGES = {"email": "Email", "chat": "Chat", "phone": "Phone"}
+_CHANNEL_MESSAGES = {"email": N_("Email"), "chat": N_("Chat"), "phone": N_("Phone")}
 _CHANNEL_BRANDS = {"sms": "SMS", "line": "LINE", "messenger": "Messenger", "instagram": "Instagram",
                    "whatsapp": "WhatsApp", "api": "API"}
 
