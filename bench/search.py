@@ -6,7 +6,9 @@ Fills a SQLite file (or HELPDESK_BENCH_DATABASE_URL) with tickets written the wa
 their search entries (a subject and one or two messages, Japanese and English, customers with
 names), serves the app with ``helpdesk serve`` and asks ``GET /inbox?q=…`` as a supervisor, one
 request at a time. Prints per query p50/p99, throughput, the server's CPU per request and its RSS
-(the empty query first: the inbox page without a search, for reference).
+(the empty query first: the inbox page without a search, for reference). ``--path /api/tickets``
+asks the JSON list instead (50 a page, every status); ``--checkout DIR`` serves another checkout
+of the project on the same file, to compare two versions by alternating runs.
 The fill writes the search entries, tickets and counters directly (no messages table rows):
 search reads only those.
 """
@@ -148,16 +150,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(server: Server, token: str, q: str, n: int) -> tuple[list[float], float, float]:
+def measure(server: Server, token: str, q: str, n: int, path: str = "/inbox"
+            ) -> tuple[list[float], float, float]:
     assert server.process is not None
     timings = []
     with httpx.Client(base_url=server.url, cookies={SESSION_COOKIE: token}, timeout=60) as client:
         for _ in range(3):  # warm the page cache for this query
-            client.get("/inbox", params={"q": q})
+            client.get(path, params={"q": q})
         cpu0, wall0 = cpu_seconds(server.process.pid), time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
-            response = client.get("/inbox", params={"q": q})
+            response = client.get(path, params={"q": q})
             timings.append(time.perf_counter() - t0)
             assert response.status_code == 200, response.status_code
         wall = time.perf_counter() - wall0
@@ -203,6 +206,9 @@ def main() -> None:
     parser.add_argument("--db", default="/tmp/search-bench.db", help="SQLite file (kept for --reuse)")
     parser.add_argument("--reuse", action="store_true", help="keep the tickets already there")
     parser.add_argument("--query", action="append", help="only these queries (repeatable)")
+    parser.add_argument("--path", default="/inbox", choices=["/inbox", "/api/tickets"],
+                        help="the page (default) or the JSON list")
+    parser.add_argument("--checkout", help="serve the project from this directory instead")
     parser.add_argument("--write-cost", type=int, metavar="N",
                         help="only compare the CPU of writing N entries under both indexes (SQLite)")
     args = parser.parse_args()
@@ -221,11 +227,12 @@ def main() -> None:
     token, tickets = asyncio.run(sign_in(url))
     env = {"HELPDESK_DATABASE_URL": url, "HELPDESK_SECRET_KEY": SECRET, "HELPDESK_RUN_WORKERS": "false",
            "HELPDESK_HTMX_CDN_URL": ""}
-    print(f"{tickets} tickets, {url.split(':')[0]}, GET /inbox?q=… one request at a time")
-    with Server(env) as server:
+    served = f" from {args.checkout}" if args.checkout else ""
+    print(f"{tickets} tickets, {url.split(':')[0]}, GET {args.path}?q=… one request at a time{served}")
+    with Server(env, cwd=args.checkout) as server:
         assert server.process is not None
         for q in args.query or QUERIES:
-            timings, wall, cpu = measure(server, token, q, args.requests)
+            timings, wall, cpu = measure(server, token, q, args.requests, args.path)
             print(f"{summary(f'q={q!r}', timings, wall)} server_cpu={cpu * 1000:.2f}ms/req", flush=True)
         print(f"server RSS {rss_mib(server.process.pid):.0f} MiB")
 

@@ -17,6 +17,7 @@ from helpdesk.db import ReadSessionDep, SessionDep
 from helpdesk.errors import BadInput
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.tickets import bulk, counts, queries, reads, saved
+from helpdesk.tickets.inbox_row_views import ticket_rows
 from helpdesk.tickets.models import Channel, Status
 from helpdesk.web import templating
 from helpdesk.web.forms import form_id
@@ -92,6 +93,7 @@ async def _inbox_context(
         "counts": await counts.by_status(session, inbox_ids=scope, assignee_id=owner),
         "customer_names": await customers.names(session, [t.customer_id for t in items if t.customer_id]),
         "row_extras": await reads.row_extras(session, user.id, [t.id for t in items]),
+        "ticket_rows": ticket_rows,
         "staff_names": await auth.names(session), "channels": list(Channel), "views": VIEWS,
         "bulk_assignees": [u for u in await auth.all_users(session) if u.is_active]
         if user.sees_everything else [user],

@@ -7,9 +7,20 @@ from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel import Locale as BabelLocale
+from babel.dates import (
+    DateTimePattern,
+    format_date,
+    format_datetime,
+    format_timedelta,
+    get_date_format,
+    get_datetime_format,
+    get_time_format,
+    parse_pattern,
+)
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -101,12 +112,41 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current().language).ngettext(singular, plural, n)
 
 
+@cache
+def babel_locale(language: str) -> BabelLocale:
+    """Babel's locale for a language, parsed once: given a bare name, each formatting call
+    would parse it again (a list page formats several dates a row)."""
+    return BabelLocale.parse(language)
+
+
+NamedForm = Literal["full", "long", "medium", "short"]
+_NAMED_FORMS: tuple[NamedForm, ...] = ("full", "long", "medium", "short")
+
+
+@cache
+def _datetime_patterns(language: str, form: NamedForm) -> tuple[str, DateTimePattern, DateTimePattern]:
+    """How ``format_datetime`` spells a named form: the glue of date and time, each one's
+    pattern. Babel looks all three up and parses both patterns again on every call."""
+    locale = babel_locale(language)
+    glue = str(get_datetime_format(form, locale=locale)).replace("'", "")
+    return (glue, parse_pattern(get_date_format(form, locale=locale)),
+            parse_pattern(get_time_format(form, locale=locale)))
+
+
 def format_dt(value: datetime | None, form: str = "short") -> str:
     """A UTC datetime shown in the viewer's zone and language."""
     if value is None:
         return ""
     locale = current()
-    return format_datetime(value, form, tzinfo=locale.tz, locale=locale.language)
+    named = next((name for name in _NAMED_FORMS if name == form), None)
+    if named is None:
+        return format_datetime(value, form, tzinfo=locale.tz, locale=babel_locale(locale.language))
+    # What format_datetime does for a named form, with its lookups done once per language.
+    language = babel_locale(locale.language)
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(locale.tz)
+    glue, on_day, at_time = _datetime_patterns(locale.language, named)
+    return (glue.replace("{0}", at_time.apply(local.timetz(), language, reference_date=local.date()))
+            .replace("{1}", on_day.apply(local.date(), language)))
 
 
 def format_day(value: datetime | date | None) -> str:
@@ -115,8 +155,8 @@ def format_day(value: datetime | date | None) -> str:
         return ""
     locale = current()
     if not isinstance(value, datetime):
-        return format_date(value, "medium", locale=locale.language)
-    return format_date(value.astimezone(locale.tz), "medium", locale=locale.language)
+        return format_date(value, "medium", locale=babel_locale(locale.language))
+    return format_date(value.astimezone(locale.tz), "medium", locale=babel_locale(locale.language))
 
 
 def format_age(value: datetime | None, now: datetime | None = None) -> str:
@@ -124,7 +164,8 @@ def format_age(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return ""
     elapsed = max((now or datetime.now(UTC)) - value, timedelta(0))
-    return format_timedelta(elapsed, format="short", threshold=1, locale=current().language)
+    return format_timedelta(elapsed, format="short", threshold=1,
+                            locale=babel_locale(current().language))
 
 
 def format_money(value: Decimal | int | float | None, currency: str = "JPY") -> str:
