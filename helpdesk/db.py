@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from helpdesk.storage.pool import ping_when_idle
 from helpdesk.storage.sessions import create_sqlite_engine, sqlite_sessionmaker
 from helpdesk.storage.types import UTCDateTime
 
@@ -30,7 +31,9 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         return create_sqlite_engine(database_url, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(database_url, **kwargs)
+    ping_when_idle(engine.sync_engine)  # not pool_pre_ping: three round trips on every checkout
+    return engine
 
 
 def create_sessionmaker(
