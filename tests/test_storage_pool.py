@@ -2,6 +2,7 @@
 then is replaced; one handed back a moment ago is used without a check, and if its server went
 away meanwhile the statement fails once and the pool starts afresh."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -65,5 +66,21 @@ async def test_a_connection_back_a_moment_ago_is_used_unchecked_and_a_failure_re
         assert failed.value.connection_invalidated
         # The disconnect dropped the other pooled connection too: the next checkout connects anew.
         assert await backend_of(engine) not in pids
+    finally:
+        await engine.dispose()
+
+
+async def test_connections_opened_for_a_burst_are_kept_for_the_next(postgresql_url: str) -> None:
+    engine = create_engine(postgresql_url)
+    try:
+        async def busy() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT pg_backend_pid(), pg_sleep(0.2)"))).one()[0])
+
+        first = set(await asyncio.gather(*(busy() for _ in range(20))))
+        assert len(first) == 20
+        # Closing connections beyond a pool of 10 would make the next burst start new backends.
+        assert engine.sync_engine.pool.checkedin() == 20
+        assert set(await asyncio.gather(*(busy() for _ in range(20)))) == first
     finally:
         await engine.dispose()
