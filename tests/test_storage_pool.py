@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from helpdesk.db import create_engine
 from helpdesk.storage.pool import ping_when_idle
@@ -80,7 +80,9 @@ async def test_connections_opened_for_a_burst_are_kept_for_the_next(postgresql_u
         first = set(await asyncio.gather(*(busy() for _ in range(20))))
         assert len(first) == 20
         # Closing connections beyond a pool of 10 would make the next burst start new backends.
-        assert engine.sync_engine.pool.checkedin() == 20
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedin() == 20
         assert set(await asyncio.gather(*(busy() for _ in range(20)))) == first
     finally:
         await engine.dispose()
