@@ -168,9 +168,10 @@ def nginx_in_front(database_url: str, redis_url: str, engine: AsyncEngine,
     env = serve_environment(database_url, redis_url, channel, f"http://127.0.0.1:{port}")
     processes = [ServeProcess(tmp_path, env), ServeProcess(tmp_path, env)]  # they start side by side
     try:
+        # Generous: on a busy 2-core host two interpreters importing the app take a while.
         for process in processes:
-            wait_until_sync(process.answers, within=60)
-        wait_until_sync(lambda: subscribers(redis_url, f"{channel}:events") == 2, within=30)
+            wait_until_sync(process.answers, within=180)
+        wait_until_sync(lambda: subscribers(redis_url, f"{channel}:events") == 2, within=60)
         proxy = Nginx(tmp_path, port, processes)
         try:
             yield proxy, processes[0], processes[1]
