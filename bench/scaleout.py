@@ -168,6 +168,43 @@ async def sample_waits(database_url: str, stop: asyncio.Event) -> collections.Co
     return seen
 
 
+class BackendCpu:
+    """CPU used by PostgreSQL's backends for this database while driven, read from /proc (the
+    server must run on this host), and how many new backends (connections) were started."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = make_url(database_url)
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.sessions = 0
+
+    async def sample(self, stop: asyncio.Event) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(host=self.url.host, port=self.url.port, user=self.url.username,
+                                     password=self.url.password, database=self.url.database)
+        sessions = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        try:
+            started = await conn.fetchval(sessions)
+            while not stop.is_set():
+                for pid in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname ="
+                                            " current_database() AND pid <> pg_backend_pid()"):
+                    with contextlib.suppress(OSError):
+                        used = cpu_seconds(pid["pid"])
+                        self.first.setdefault(pid["pid"], used)
+                        self.last[pid["pid"]] = used
+                await asyncio.sleep(0.2)
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            self.sessions = int(await conn.fetchval(sessions) - started)
+        finally:
+            await conn.close()
+
+    @property
+    def used(self) -> float:
+        # A backend's CPU before its first sample (its start) is missed: a lower bound.
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 async def scenario(args: argparse.Namespace, bases: list[str], pids: list[int], tokens: list[str]) -> None:
     receivers = [Follower(bases[n % len(bases)].replace("http", "ws") + "/ws", tokens[n % len(tokens)])
                  for n in range(args.sockets)]
@@ -183,9 +220,15 @@ async def scenario(args: argparse.Namespace, bases: list[str], pids: list[int], 
         stop = asyncio.Event()
         sampler = (asyncio.create_task(sample_waits(args.database_url, stop))
                    if args.sample_waits and not args.embedded else None)
+        backends = None if args.embedded else BackendCpu(args.database_url)
+        backend_task = asyncio.create_task(backends.sample(stop)) if backends else None
         latencies, wall, ids = await drive(bases, args.messages, clients, f"c{clients}-{time.time_ns()}")
         used = sum(cpu_seconds(pid) for pid in pids) - sum(cpu)
         stop.set()
+        if backends is not None and backend_task is not None:
+            await backend_task
+            print(f"  PostgreSQL backends' CPU per message: {backends.used / len(ids) * 1000:.2f} ms"
+                  f" ({len(backends.last)} backends seen, {backends.sessions} connections opened)")
         if sampler is not None:
             print("  PostgreSQL backends while driven (samples, wait, statement):")
             for line, count in (await sampler).most_common(8):

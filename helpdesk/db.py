@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from helpdesk.storage.pool import ping_when_idle
 from helpdesk.storage.sessions import create_sqlite_engine, sqlite_sessionmaker
 from helpdesk.storage.types import UTCDateTime
 
@@ -28,9 +29,14 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """Build the engine; SQLite gets WAL, foreign keys and write transactions that queue."""
     if database_url.startswith("sqlite"):
         return create_sqlite_engine(database_url, **kwargs)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
+    # Up to 30 connections a worker, all kept once opened: connections beyond the pool's size
+    # would be closed as they come back, and a burst (sockets reconnecting, each signing in)
+    # then opens new ones, each a new backend that prepares every statement afresh.
+    kwargs.setdefault("pool_size", 30)
+    kwargs.setdefault("max_overflow", 0)
+    engine = create_async_engine(database_url, **kwargs)
+    ping_when_idle(engine.sync_engine)  # not pool_pre_ping: three round trips on every checkout
+    return engine
 
 
 def create_sessionmaker(
