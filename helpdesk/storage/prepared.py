@@ -21,10 +21,12 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Column, Connection, Dialect, Insert, Table, bindparam, insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -202,6 +204,66 @@ async def _tuples(
         return found
     result = await connection.execute(statement, params)
     return result.all() if result.returns_rows else ()
+
+
+async def execute_many(session: AsyncSession, statement: Executable, many: list[dict[str, Any]]) -> None:
+    """Run ``statement`` once per parameter set (a few rows: on SQLite no greenlet hop at all)."""
+    if not many:
+        return
+    connection = await _connection_of(session)
+    if connection.sync_connection is not None and connection.dialect.name == "sqlite":
+        execute_many_now(connection.sync_connection, statement, many)
+    else:
+        await connection.execute(statement, many)
+
+
+@dataclass(frozen=True)
+class _NewRow:
+    """How the rows of one mapped class are inserted: every column but the generated key."""
+
+    statement: Insert
+    attributes: tuple[tuple[str, str], ...]  # (attribute, bind name) of each column written
+    key: str  # the attribute the generated primary key goes to
+
+
+_new_rows: dict[type, _NewRow] = {}
+
+
+def _new_row(kind: type) -> _NewRow:
+    found = _new_rows.get(kind)
+    if found is None:
+        mapper: Mapper[Any] = sa_inspect(kind)
+        table = cast(Table, mapper.local_table)
+        (key_column,) = mapper.primary_key
+        written = [(mapper.get_property_by_column(column).key, column)
+                   for column in table.columns if column is not key_column]
+        for _, column in written:
+            if isinstance(column, Column) and column.server_default is not None:
+                raise TypeError(f"{column} has a server default: not for insert_new")
+        found = _NewRow(
+            insert(table).values({column.key: bindparam(column.key) for _, column in written})
+            .returning(key_column),
+            tuple((attribute, column.key) for attribute, column in written),
+            mapper.get_property_by_column(key_column).key)
+        _new_rows[kind] = found
+    return found
+
+
+async def insert_new(session: AsyncSession, obj: Any) -> None:
+    """Insert a new mapped object now, by one INSERT … RETURNING its key, and keep it in the
+    session as if it had been loaded, so later changes to it flush as UPDATEs.
+
+    The unit of work's flush costs several times the statement: for a hot path's new rows
+    (ingest) that is most of the request. The object must carry every column's value (SQLModel
+    fills its defaults when it is made); flush hooks do not see it, so what they keep
+    (ticket counters) is the caller's to write.
+    """
+    new = _new_row(type(obj))
+    found = await _tuples(session, new.statement, {name: getattr(obj, attribute)
+                                                   for attribute, name in new.attributes})
+    setattr(obj, new.key, found[0][0])
+    make_transient_to_detached(obj)
+    session.add(obj)
 
 
 async def _connection_of(session: AsyncSession) -> AsyncConnection:

@@ -22,6 +22,7 @@ from helpdesk.sla import service as sla
 from helpdesk.storage import prepared
 from helpdesk.storage.counters import next_counter
 from helpdesk.storage.locks import serialize_on
+from helpdesk.tickets import counts
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
@@ -82,13 +83,12 @@ async def ingest(
     if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
         ticket.status = Status.no_action
     await _keep_sla(session, ticket, before, received, created=created)
+    if created:  # inserted whole, its due times included, by one statement of its own
+        await prepared.insert_new(session, ticket)
+        await counts.count_new(session, ticket)
     author = (customer.name if customer is not None else None) or sender.name
-    # A new ticket is inserted whole, its due times included, in the flush that gives it an id.
-    message = await _append_inbound(session, ticket, inbound, author=author, received=received)
-    if created:
-        assert ticket.id is not None
-        search.add(session, kind="subject", ref_id=ticket.id, text_=ticket.subject,
-                   ticket_id=ticket.id, customer_id=customer_id)
+    message = await _append_inbound(session, ticket, inbound, author=author, received=received,
+                                    created=created)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
     reason = await auto_assign(session, ticket, why="new") \
         if ticket.assignee_id is None and ticket.status == Status.unhandled else None
@@ -180,14 +180,13 @@ THREAD_BY_CUSTOMER = _thread_query(_TICKET.c.customer_id)
 async def _new_ticket(
     session: AsyncSession, inbound: InboundMessage, *, customer_id: int | None, inbox_id: int
 ) -> Ticket:
-    """A ticket for ``inbound``, added to the session; the message's flush inserts it."""
+    """A ticket for ``inbound``, not yet inserted (its status and due times come first)."""
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
     ticket = Ticket(
         number=await next_counter(session, "ticket_number"), subject=subject,
         channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
         conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
     )
-    session.add(ticket)
     return ticket
 
 
@@ -244,10 +243,10 @@ def _take_inbound(ticket: Ticket, inbound: InboundMessage, received: datetime) -
 
 async def _append_inbound(
     session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None,
-    received: datetime,
+    received: datetime, created: bool,
 ) -> Message:
-    if ticket.id is None:
-        await session.flush()  # a new ticket: its id, for the message's row
+    """The customer's message, inserted at once, and its search entries (the subject's too
+    when the ticket is new)."""
     assert ticket.id is not None
     message = Message(
         ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
@@ -256,12 +255,15 @@ async def _append_inbound(
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
         auto_reply=inbound.auto_reply, created_at=received,
     )
-    session.add(message)
-    await session.flush()
+    await prepared.insert_new(session, message)
     assert message.id is not None
     _store_attachments(session, message.id, inbound)
-    search.add(session, kind="message", ref_id=message.id, text_=inbound.body_text,
-               ticket_id=ticket.id, customer_id=ticket.customer_id)
+    entries = [search.Entry(kind="message", ref_id=message.id, text=inbound.body_text,
+                            ticket_id=ticket.id, customer_id=ticket.customer_id)]
+    if created:
+        entries.insert(0, search.Entry(kind="subject", ref_id=ticket.id, text=ticket.subject,
+                                       ticket_id=ticket.id, customer_id=ticket.customer_id))
+    await search.add_now(session, *entries)
     return message
 
 

@@ -4,14 +4,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from helpdesk.customers.models import Customer
 from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.storage import prepared
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.ingest import THREAD_BY_CONVERSATION, THREAD_BY_CUSTOMER
-from helpdesk.tickets.models import Channel, Status, Ticket
+from helpdesk.tickets.models import Channel, Direction, Message, Status, Ticket
 from tests.support.inbound import inbound
 
 
@@ -55,3 +57,58 @@ async def test_thread_lookups_go_by_their_key_not_the_inbox(engine: AsyncEngine,
         plan = " ".join(str(row[-1]) for row in await connection.exec_driver_sql(
             "EXPLAIN QUERY PLAN " + sql, tuple(values)))
     assert "ix_ticket_inbox_id" not in plan and "USING INDEX" in plan, plan
+
+
+async def _row(db: AsyncSession, obj: Any) -> dict[str, Any]:
+    table = type(obj).__table__
+    found = (await db.execute(select(table).where(table.c.id == obj.id))).one()._asdict()
+    return {name: value for name, value in found.items() if name not in _DISTINCT}
+
+
+_DISTINCT = {"id", "number", "token", "external_id", "ref_id", "customer_id", "ticket_id"}
+
+
+async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes(
+        engine: AsyncEngine, db: AsyncSession) -> None:
+    """``prepared.insert_new`` (ingest's new customer, ticket and message) against a flush."""
+    await inbound(db, "seed")
+    await begin_write(db)
+    inbox_id = (await inbox_service.inbox_by_name(db, "default")).id
+    assert inbox_id is not None
+    at = utcnow() - timedelta(minutes=3)
+
+    def made(n: int) -> tuple[Customer, Any, Any]:
+        customer = Customer(name="顧客\u3000様 ", tags=["vip", "返品"], blocked_at=at, created_at=at,
+                            updated_at=at)
+        ticket = Ticket(number=8000 + n, subject="返品 ｶﾅ", channel=Channel.line, inbox_id=inbox_id,
+                        status=Status.no_action, conversation_key="k", token=f"tok{n}",
+                        first_response_due_at=at, sla_due_at=at, created_at=at, updated_at=at)
+        message = Message(ticket_id=0, direction=Direction.inbound, channel=Channel.line,
+                          body_text=" 本文\r\n  ", body_html="<p>x</p>", external_id=f"e{n}",
+                          auto_reply=True, created_at=at, email_cc=["a@example.jp"])
+        return customer, ticket, message
+
+    by_flush, by_kit = made(1), made(2)
+    for customer, ticket, message in (by_flush, by_kit):
+        kit = customer is by_kit[0]
+        for obj in (customer, ticket, message):
+            if obj is ticket:
+                ticket.customer_id = customer.id
+            if obj is message:
+                message.ticket_id = ticket.id or 0
+            if kit:
+                await prepared.insert_new(db, obj)
+            else:
+                db.add(obj)
+                await db.flush()
+    await db.commit()
+    for flushed, inserted in zip(by_flush, by_kit, strict=True):
+        assert await _row(db, inserted) == await _row(db, flushed)
+    # The inserted ticket is in the session as if loaded: a change flushes as an UPDATE.
+    await begin_write(db)
+    ticket = by_kit[1]
+    assert await db.get(Ticket, ticket.id) is ticket
+    ticket.subject = "変更後"
+    await db.commit()
+    db.expunge_all()
+    assert (await db.get(Ticket, ticket.id)).subject == "変更後"  # type: ignore[union-attr]
