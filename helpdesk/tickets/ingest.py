@@ -11,14 +11,18 @@ from sqlmodel import col
 
 from helpdesk import html
 from helpdesk.assignment import service as assignment
+from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
+from helpdesk.customers.models import table_of
 from helpdesk.db import utcnow
+from helpdesk.errors import BadInput
 from helpdesk.history import service as history
-from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
+from helpdesk.sla.models import SlaSettings
 from helpdesk.storage import prepared
 from helpdesk.storage.counters import next_counter
 from helpdesk.storage.locks import serialize_on
@@ -60,7 +64,7 @@ async def ingest(
                                                           "external_id": inbound.external_id})
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
-    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
+    settings = await _settings(session, inbound.inbox)
     sender = inbound.sender
     identities = customers.identities_of(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,
@@ -70,19 +74,18 @@ async def ingest(
         session, identities=identities, name=sender.name, region=options.region
     )
     customer_id = customer.id if customer is not None else None
-    assert inbox.id is not None
     received = inbound.received_at or utcnow()
-    ticket = await _conversation_ticket(session, inbound, customer_id, inbox.id, options)
+    ticket = await _conversation_ticket(session, inbound, customer_id, settings.inbox_id, options)
     created = ticket is None
     if ticket is None:
-        ticket = await _new_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
+        ticket = await _new_ticket(session, inbound, customer_id=customer_id, inbox_id=settings.inbox_id)
     else:
         touch(ticket)
     before = ticket.status
     _take_inbound(ticket, inbound, received)
     if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
         ticket.status = Status.no_action
-    await _keep_sla(session, ticket, before, received, created=created)
+    _keep_sla(sla.policy_of(settings.sla), ticket, before, received, created=created)
     if created:  # inserted whole, its due times included, by one statement of its own
         await prepared.insert_new(session, ticket)
         await counts.count_new(session, ticket)
@@ -90,14 +93,40 @@ async def ingest(
     message = await _append_inbound(session, ticket, inbound, author=author, received=received,
                                     created=created)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
+    automatic = settings.assignment is not None and settings.assignment != "manual"
     reason = await auto_assign(session, ticket, why="new") \
-        if ticket.assignee_id is None and ticket.status == Status.unhandled else None
+        if automatic and ticket.assignee_id is None and ticket.status == Status.unhandled else None
     await publish_ticket(session, ticket, events.TicketCreated if created else events.TicketUpdated)
     if reason is not None:
         await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
     publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
+
+
+class _Settings(NamedTuple):
+    """What a message's inbox is set to do, read in one statement: its id, its assignment
+    policy's name (None: manual) and the SLA settings as saved (None: the defaults)."""
+
+    inbox_id: int
+    assignment: str | None
+    sla: dict[str, Any] | None
+
+
+_INBOX, _POLICY, _SLA = (table_of(model) for model in (Inbox, AssignmentPolicy, SlaSettings))
+_SETTINGS = prepared.Query(
+    select(_INBOX.c.id, _POLICY.c.policy, _SLA.c.config)
+    .select_from(_INBOX.outerjoin(_POLICY, _POLICY.c.inbox_id == _INBOX.c.id)
+                 .outerjoin(_SLA, _SLA.c.id == 1))
+    .where(_INBOX.c.name == bindparam("name")), _Settings)
+
+
+async def _settings(session: AsyncSession, inbox: str) -> _Settings:
+    """The settings of the inbox called ``inbox``; 422 when there is none."""
+    found = await prepared.first(session, _SETTINGS, {"name": inbox})
+    if found is None:
+        raise BadInput(f"unknown inbox: {inbox}")
+    return found
 
 
 class _Delivered(NamedTuple):
@@ -218,9 +247,8 @@ async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict
     await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
 
 
-async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
-                    created: bool) -> None:
-    policy = await sla.policy(session)
+def _keep_sla(policy: sla.Policy, ticket: Ticket, before: Status, at: datetime, *,
+              created: bool) -> None:
     if created:
         sla.on_opened(policy, ticket, at)
     elif not (before == ticket.status == Status.no_action):

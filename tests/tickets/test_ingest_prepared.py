@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.customers.models import Customer
 from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.inboxes import service as inbox_service
+from helpdesk.sla import service as sla
+from helpdesk.sla.models import SlaConfig, SlaTarget
 from helpdesk.storage import prepared
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.ingest import THREAD_BY_CONVERSATION, THREAD_BY_CUSTOMER
-from helpdesk.tickets.models import Channel, Direction, Message, Status, Ticket
+from helpdesk.tickets.models import Channel, Direction, Message, Priority, Status, Ticket
 from tests.support.inbound import inbound
 
 
@@ -112,3 +114,29 @@ async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes
     await db.commit()
     db.expunge_all()
     assert (await db.get(Ticket, ticket.id)).subject == "変更後"  # type: ignore[union-attr]
+
+
+async def test_each_message_takes_the_sla_settings_saved_last(engine: AsyncEngine, db: AsyncSession) -> None:
+    """Ingest reads the settings with the inbox in one statement and keeps the parsed policy
+    while they stay the same: a change saved elsewhere applies to the very next message."""
+    every_hour = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+    async def save(minutes: int) -> None:
+        async with create_sessionmaker(engine)() as other:  # as another worker would
+            await begin_write(other)
+            await sla.save_config(other, SlaConfig(hours=every_hour, public_holidays=None, targets=[
+                SlaTarget(priority=Priority.normal, first_response_minutes=minutes,
+                          next_response_minutes=minutes)]))
+            await other.commit()
+
+    async def first_response_due(key: str) -> timedelta:
+        result = await inbound(db, key, email=f"{key}@example.jp")
+        db.expunge_all()
+        ticket = await db.get(Ticket, result.ticket_id)
+        message = await db.get(Message, result.message_id)
+        assert ticket is not None and ticket.first_response_due_at is not None and message is not None
+        return ticket.first_response_due_at - message.created_at  # from the message's arrival
+
+    for minutes in (60, 120, 60):
+        await save(minutes)
+        assert await first_response_due(f"m{minutes}-{utcnow().timestamp()}") == timedelta(minutes=minutes)
