@@ -80,7 +80,7 @@ async def _create(
     session: AsyncSession, *, name: str | None, identities: list[Identity], region: str
 ) -> Customer:
     """A new customer with ``identities``, indexed from what it was given (nothing to re-read)."""
-    customer = Customer(name=normalize.kept(name))
+    customer = prepared.made(Customer, name=normalize.kept(name))
     await prepared.insert_new(session, customer)  # the first message's path: no flush of its own
     assert customer.id is not None
     await _attach(session, customer.id, identities)

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
+from pydantic.fields import FieldInfo
 from sqlalchemy import Column, Connection, Dialect, Insert, Table, bindparam, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -247,6 +248,34 @@ def _new_row(kind: type) -> _NewRow:
             mapper.get_property_by_column(key_column).key)
         _new_rows[kind] = found
     return found
+
+
+Made = TypeVar("Made")
+_fields: dict[type, tuple[tuple[str, FieldInfo], ...]] = {}
+
+
+def made(kind: type[Made], **values: Any) -> Made:
+    """A new (transient) instance of a SQLModel table class with ``values`` and the model's
+    defaults, made the way SQLAlchemy makes a loaded row's object rather than by ``__init__``,
+    which assigns every field through SQLAlchemy's and pydantic's ``__setattr__`` (on ingest
+    that was most of the cost of its three new rows). Nothing is validated, as with ``__init__``
+    on a table class; unknown names raise."""
+    optional = _fields.get(kind)
+    if optional is None:
+        configure_mappers()  # attribute access on an object made before any query needs it
+        optional = tuple((name, info) for name, info in kind.model_fields.items()  # type: ignore[attr-defined]
+                         if not info.is_required())
+        _fields[kind] = optional
+    unknown = values.keys() - kind.model_fields.keys()  # type: ignore[attr-defined]
+    if unknown:
+        raise TypeError(f"{kind.__name__} has no field {sorted(unknown)[0]}")
+    obj: Made = sa_inspect(kind).class_manager.new_instance()
+    state = obj.__dict__
+    for name, info in optional:
+        if name not in values:  # a fresh copy of a mutable default, as pydantic gives
+            state[name] = info.get_default(call_default_factory=True)
+    state.update(values)
+    return obj
 
 
 async def insert_new(session: AsyncSession, obj: Any) -> None:

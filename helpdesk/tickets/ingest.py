@@ -211,8 +211,8 @@ async def _new_ticket(
 ) -> Ticket:
     """A ticket for ``inbound``, not yet inserted (its status and due times come first)."""
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
-    ticket = Ticket(
-        number=await next_counter(session, "ticket_number"), subject=subject,
+    ticket = prepared.made(
+        Ticket, number=await next_counter(session, "ticket_number"), subject=subject,
         channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
         conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
     )
@@ -276,8 +276,8 @@ async def _append_inbound(
     """The customer's message, inserted at once, and its search entries (the subject's too
     when the ticket is new)."""
     assert ticket.id is not None
-    message = Message(
-        ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
+    message = prepared.made(
+        Message, ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
         body_html=html.inert(inbound.body_html) if inbound.body_html else None,
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,

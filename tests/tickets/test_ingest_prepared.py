@@ -1,5 +1,6 @@
 """Ingest's thread look-ups through the storage kit read what SQLAlchemy's own path reads."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -79,18 +80,20 @@ async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes
     assert inbox_id is not None
     at = utcnow() - timedelta(minutes=3)
 
-    def made(n: int) -> tuple[Customer, Any, Any]:
-        customer = Customer(name="顧客\u3000様 ", tags=["vip", "返品"], blocked_at=at, created_at=at,
-                            updated_at=at)
-        ticket = Ticket(number=8000 + n, subject="返品 ｶﾅ", channel=Channel.line, inbox_id=inbox_id,
-                        status=Status.no_action, conversation_key="k", token=f"tok{n}",
-                        first_response_due_at=at, sla_due_at=at, created_at=at, updated_at=at)
-        message = Message(ticket_id=0, direction=Direction.inbound, channel=Channel.line,
-                          body_text=" 本文\r\n  ", body_html="<p>x</p>", external_id=f"e{n}",
-                          auto_reply=True, created_at=at, email_cc=["a@example.jp"])
+    def made(n: int, make: Callable[..., Any]) -> tuple[Any, Any, Any]:
+        customer = make(Customer, name="顧客\u3000様 ", tags=["vip", "返品"], blocked_at=at,
+                        created_at=at, updated_at=at)
+        ticket = make(Ticket, number=8000 + n, subject="返品 ｶﾅ", channel=Channel.line,
+                      inbox_id=inbox_id, status=Status.no_action, conversation_key="k",
+                      token=f"tok{n}", first_response_due_at=at, sla_due_at=at, created_at=at,
+                      updated_at=at)
+        message = make(Message, ticket_id=0, direction=Direction.inbound, channel=Channel.line,
+                       body_text=" 本文\r\n  ", body_html="<p>x</p>", external_id=f"e{n}",
+                       auto_reply=True, created_at=at, email_cc=["a@example.jp"])
         return customer, ticket, message
 
-    by_flush, by_kit = made(1), made(2)
+    # Made by __init__ and flushed, against made by the kit and inserted by it.
+    by_flush, by_kit = made(1, lambda kind, **values: kind(**values)), made(2, prepared.made)
     for customer, ticket, message in (by_flush, by_kit):
         kit = customer is by_kit[0]
         for obj in (customer, ticket, message):
@@ -106,6 +109,7 @@ async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes
     await db.commit()
     for flushed, inserted in zip(by_flush, by_kit, strict=True):
         assert await _row(db, inserted) == await _row(db, flushed)
+        assert inserted.model_dump(exclude=_DISTINCT) == flushed.model_dump(exclude=_DISTINCT)
     # The inserted ticket is in the session as if loaded: a change flushes as an UPDATE.
     await begin_write(db)
     ticket = by_kit[1]
@@ -140,3 +144,12 @@ async def test_each_message_takes_the_sla_settings_saved_last(engine: AsyncEngin
     for minutes in (60, 120, 60):
         await save(minutes)
         assert await first_response_due(f"m{minutes}-{utcnow().timestamp()}") == timedelta(minutes=minutes)
+
+
+def test_objects_made_by_the_kit_have_their_own_defaults_and_refuse_unknown_fields() -> None:
+    first, second = prepared.made(Customer, name="a"), prepared.made(Customer)
+    first.tags.append("vip")
+    assert second.tags == [] and second.name is None and first.name == "a"
+    assert first.created_at is not None and first.created_at.tzinfo is not None
+    with pytest.raises(TypeError, match="nme"):
+        prepared.made(Customer, nme="typo")
