@@ -16,11 +16,14 @@ so callers read ``row.inbox_id``, never ``row[1]``.
 Only statements built once at import belong here (they are cached by identity).
 """
 
+import copy
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic.fields import FieldInfo
@@ -251,7 +254,17 @@ def _new_row(kind: type) -> _NewRow:
 
 
 Made = TypeVar("Made")
-_fields: dict[type, tuple[tuple[str, FieldInfo], ...]] = {}
+_defaults: dict[type, tuple[tuple[str, Callable[[], Any]], ...]] = {}
+_SHARED = (type(None), bool, int, float, str, bytes, Decimal, datetime, date, Enum)
+
+
+def _default_of(info: FieldInfo) -> Callable[[], Any]:
+    """What gives a field's default: its factory (ours take no arguments), the value itself
+    when immutable, else a fresh copy each time (as pydantic gives)."""
+    if info.default_factory is not None:
+        return cast(Callable[[], Any], info.default_factory)
+    value = info.default
+    return (lambda: value) if isinstance(value, _SHARED) else (lambda: copy.deepcopy(value))
 
 
 def made(kind: type[Made], **values: Any) -> Made:
@@ -260,20 +273,21 @@ def made(kind: type[Made], **values: Any) -> Made:
     which assigns every field through SQLAlchemy's and pydantic's ``__setattr__`` (on ingest
     that was most of the cost of its three new rows). Nothing is validated, as with ``__init__``
     on a table class; unknown names raise."""
-    optional = _fields.get(kind)
-    if optional is None:
+    defaults = _defaults.get(kind)
+    if defaults is None:
         configure_mappers()  # attribute access on an object made before any query needs it
-        optional = tuple((name, info) for name, info in kind.model_fields.items()  # type: ignore[attr-defined]
+        defaults = tuple((name, _default_of(info))
+                         for name, info in kind.model_fields.items()  # type: ignore[attr-defined]
                          if not info.is_required())
-        _fields[kind] = optional
+        _defaults[kind] = defaults
     unknown = values.keys() - kind.model_fields.keys()  # type: ignore[attr-defined]
     if unknown:
         raise TypeError(f"{kind.__name__} has no field {sorted(unknown)[0]}")
     obj: Made = sa_inspect(kind).class_manager.new_instance()
     state = obj.__dict__
-    for name, info in optional:
-        if name not in values:  # a fresh copy of a mutable default, as pydantic gives
-            state[name] = info.get_default(call_default_factory=True)
+    for name, default in defaults:
+        if name not in values:
+            state[name] = default()
     state.update(values)
     return obj
 
