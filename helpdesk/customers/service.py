@@ -21,7 +21,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db import utcnow
 from helpdesk.search import service as search
-from helpdesk.storage import prepared
+from helpdesk.storage import new_rows, prepared
 from helpdesk.storage.locks import serialize_on
 from helpdesk.storage.sessions import dialect_of
 
@@ -80,8 +80,8 @@ async def _create(
     session: AsyncSession, *, name: str | None, identities: list[Identity], region: str
 ) -> Customer:
     """A new customer with ``identities``, indexed from what it was given (nothing to re-read)."""
-    customer = prepared.made(Customer, name=normalize.kept(name))
-    await prepared.insert_new(session, customer)  # the first message's path: no flush of its own
+    customer = new_rows.made(Customer, name=normalize.kept(name))
+    await new_rows.insert_new(session, customer)  # the first message's path: no flush of its own
     assert customer.id is not None
     await _attach(session, customer.id, identities)
     await search.add_now(session, search.Entry(

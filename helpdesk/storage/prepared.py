@@ -16,21 +16,15 @@ so callers read ``row.inbox_id``, never ``row[1]``.
 Only statements built once at import belong here (they are cached by identity).
 """
 
-import copy
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from enum import Enum
-from typing import Any, Generic, TypeVar, cast
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
-from pydantic.fields import FieldInfo
-from sqlalchemy import Column, Connection, Dialect, Insert, Table, bindparam, insert
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -219,94 +213,6 @@ async def execute_many(session: AsyncSession, statement: Executable, many: list[
         execute_many_now(connection.sync_connection, statement, many)
     else:
         await connection.execute(statement, many)
-
-
-@dataclass(frozen=True)
-class _NewRow:
-    """How the rows of one mapped class are inserted: every column but the generated key."""
-
-    statement: Insert
-    attributes: tuple[tuple[str, str], ...]  # (attribute, bind name) of each column written
-    key: str  # the attribute the generated primary key goes to
-
-
-_new_rows: dict[type, _NewRow] = {}
-
-
-def _new_row(kind: type) -> _NewRow:
-    found = _new_rows.get(kind)
-    if found is None:
-        mapper: Mapper[Any] = sa_inspect(kind)
-        table = cast(Table, mapper.local_table)
-        (key_column,) = mapper.primary_key
-        written = [(mapper.get_property_by_column(column).key, column)
-                   for column in table.columns if column is not key_column]
-        for _, column in written:
-            if isinstance(column, Column) and column.server_default is not None:
-                raise TypeError(f"{column} has a server default: not for insert_new")
-        found = _NewRow(
-            insert(table).values({column.key: bindparam(column.key) for _, column in written})
-            .returning(key_column),
-            tuple((attribute, column.key) for attribute, column in written),
-            mapper.get_property_by_column(key_column).key)
-        _new_rows[kind] = found
-    return found
-
-
-Made = TypeVar("Made")
-_defaults: dict[type, tuple[tuple[str, Callable[[], Any]], ...]] = {}
-_SHARED = (type(None), bool, int, float, str, bytes, Decimal, datetime, date, Enum)
-
-
-def _default_of(info: FieldInfo) -> Callable[[], Any]:
-    """What gives a field's default: its factory (ours take no arguments), the value itself
-    when immutable, else a fresh copy each time (as pydantic gives)."""
-    if info.default_factory is not None:
-        return cast(Callable[[], Any], info.default_factory)
-    value = info.default
-    return (lambda: value) if isinstance(value, _SHARED) else (lambda: copy.deepcopy(value))
-
-
-def made(kind: type[Made], **values: Any) -> Made:
-    """A new (transient) instance of a SQLModel table class with ``values`` and the model's
-    defaults, made the way SQLAlchemy makes a loaded row's object rather than by ``__init__``,
-    which assigns every field through SQLAlchemy's and pydantic's ``__setattr__`` (on ingest
-    that was most of the cost of its three new rows). Nothing is validated, as with ``__init__``
-    on a table class; unknown names raise."""
-    defaults = _defaults.get(kind)
-    if defaults is None:
-        configure_mappers()  # attribute access on an object made before any query needs it
-        defaults = tuple((name, _default_of(info))
-                         for name, info in kind.model_fields.items()  # type: ignore[attr-defined]
-                         if not info.is_required())
-        _defaults[kind] = defaults
-    unknown = values.keys() - kind.model_fields.keys()  # type: ignore[attr-defined]
-    if unknown:
-        raise TypeError(f"{kind.__name__} has no field {sorted(unknown)[0]}")
-    obj: Made = sa_inspect(kind).class_manager.new_instance()
-    state = obj.__dict__
-    for name, default in defaults:
-        if name not in values:
-            state[name] = default()
-    state.update(values)
-    return obj
-
-
-async def insert_new(session: AsyncSession, obj: Any) -> None:
-    """Insert a new mapped object now, by one INSERT … RETURNING its key, and keep it in the
-    session as if it had been loaded, so later changes to it flush as UPDATEs.
-
-    The unit of work's flush costs several times the statement: for a hot path's new rows
-    (ingest) that is most of the request. The object must carry every column's value (SQLModel
-    fills its defaults when it is made); flush hooks do not see it, so what they keep
-    (ticket counters) is the caller's to write.
-    """
-    new = _new_row(type(obj))
-    found = await _tuples(session, new.statement, {name: getattr(obj, attribute)
-                                                   for attribute, name in new.attributes})
-    setattr(obj, new.key, found[0][0])
-    make_transient_to_detached(obj)
-    session.add(obj)
 
 
 async def _connection_of(session: AsyncSession) -> AsyncConnection:

@@ -23,7 +23,7 @@ from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
 from helpdesk.sla.models import SlaSettings
-from helpdesk.storage import prepared
+from helpdesk.storage import new_rows, prepared
 from helpdesk.storage.counters import next_counter
 from helpdesk.storage.locks import serialize_on
 from helpdesk.tickets import counts
@@ -87,7 +87,7 @@ async def ingest(
         ticket.status = Status.no_action
     _keep_sla(sla.policy_of(settings.sla), ticket, before, received, created=created)
     if created:  # inserted whole, its due times included, by one statement of its own
-        await prepared.insert_new(session, ticket)
+        await new_rows.insert_new(session, ticket)
         await counts.count_new(session, ticket)
     author = (customer.name if customer is not None else None) or sender.name
     message = await _append_inbound(session, ticket, inbound, author=author, received=received,
@@ -211,7 +211,7 @@ async def _new_ticket(
 ) -> Ticket:
     """A ticket for ``inbound``, not yet inserted (its status and due times come first)."""
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
-    ticket = prepared.made(
+    ticket = new_rows.made(
         Ticket, number=await next_counter(session, "ticket_number"), subject=subject,
         channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
         conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
@@ -276,14 +276,14 @@ async def _append_inbound(
     """The customer's message, inserted at once, and its search entries (the subject's too
     when the ticket is new)."""
     assert ticket.id is not None
-    message = prepared.made(
+    message = new_rows.made(
         Message, ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
         body_html=html.inert(inbound.body_html) if inbound.body_html else None,
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
         auto_reply=inbound.auto_reply, created_at=received,
     )
-    await prepared.insert_new(session, message)
+    await new_rows.insert_new(session, message)
     assert message.id is not None
     _store_attachments(session, message.id, inbound)
     entries = [search.Entry(kind="message", ref_id=message.id, text=inbound.body_text,

@@ -13,7 +13,7 @@ from helpdesk.db import create_sessionmaker, utcnow
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.sla import service as sla
 from helpdesk.sla.models import SlaConfig, SlaTarget
-from helpdesk.storage import prepared
+from helpdesk.storage import new_rows, prepared
 from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets.ingest import THREAD_BY_CONVERSATION, THREAD_BY_CUSTOMER
 from helpdesk.tickets.models import Channel, Direction, Message, Priority, Status, Ticket
@@ -93,7 +93,7 @@ async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes
         return customer, ticket, message
 
     # Made by __init__ and flushed, against made by the kit and inserted by it.
-    by_flush, by_kit = made(1, lambda kind, **values: kind(**values)), made(2, prepared.made)
+    by_flush, by_kit = made(1, lambda kind, **values: kind(**values)), made(2, new_rows.made)
     for customer, ticket, message in (by_flush, by_kit):
         kit = customer is by_kit[0]
         for obj in (customer, ticket, message):
@@ -102,7 +102,7 @@ async def test_new_rows_inserted_by_the_kit_are_the_rows_the_unit_of_work_writes
             if obj is message:
                 message.ticket_id = ticket.id or 0
             if kit:
-                await prepared.insert_new(db, obj)
+                await new_rows.insert_new(db, obj)
             else:
                 db.add(obj)
                 await db.flush()
@@ -147,9 +147,25 @@ async def test_each_message_takes_the_sla_settings_saved_last(engine: AsyncEngin
 
 
 def test_objects_made_by_the_kit_have_their_own_defaults_and_refuse_unknown_fields() -> None:
-    first, second = prepared.made(Customer, name="a"), prepared.made(Customer)
+    first, second = new_rows.made(Customer, name="a"), new_rows.made(Customer)
     first.tags.append("vip")
     assert second.tags == [] and second.name is None and first.name == "a"
     assert first.created_at is not None and first.created_at.tzinfo is not None
     with pytest.raises(TypeError, match="nme"):
-        prepared.made(Customer, nme="typo")
+        new_rows.made(Customer, nme="typo")
+
+
+async def test_a_rollback_takes_inserted_rows_out_of_the_session(db: AsyncSession) -> None:
+    """As it would flushed new objects: the next transaction may be given the same ids."""
+    await begin_write(db)
+    gone = new_rows.made(Customer, name="取り消し")
+    await new_rows.insert_new(db, gone)
+    assert gone in db
+    await db.rollback()
+    assert gone not in db
+    await begin_write(db)
+    kept = new_rows.made(Customer, name="残る")
+    await new_rows.insert_new(db, kept)
+    await db.commit()
+    db.expunge_all()
+    assert (await db.get(Customer, kept.id)).name == "残る"  # type: ignore[union-attr]
