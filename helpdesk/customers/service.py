@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,7 +21,7 @@ from helpdesk.customers.models import (
 )
 from helpdesk.db import utcnow
 from helpdesk.search import service as search
-from helpdesk.storage import bulk, prepared
+from helpdesk.storage import new_rows, prepared
 from helpdesk.storage.locks import serialize_on
 from helpdesk.storage.sessions import dialect_of
 
@@ -80,20 +80,22 @@ async def _create(
     session: AsyncSession, *, name: str | None, identities: list[Identity], region: str
 ) -> Customer:
     """A new customer with ``identities``, indexed from what it was given (nothing to re-read)."""
-    customer = Customer(name=normalize.kept(name))
-    session.add(customer)
-    await session.flush()
+    customer = new_rows.made(Customer, name=normalize.kept(name))
+    await new_rows.insert_new(session, customer)  # the first message's path: no flush of its own
     assert customer.id is not None
     await _attach(session, customer.id, identities)
-    search.add(session, kind="customer", ref_id=customer.id, customer_id=customer.id,
-               text_=search_text(customer.name, None, [(str(k), v) for k, v in identities], region))
+    await search.add_now(session, search.Entry(
+        kind="customer", ref_id=customer.id, customer_id=customer.id,
+        text=search_text(customer.name, None, [(str(k), v) for k, v in identities], region)))
     return customer
 
 
 async def _attach(session: AsyncSession, customer_id: int, identities: list[Identity]) -> None:
     """Give ``identities`` (owned by nobody) to a customer, in one statement."""
-    await bulk.insert_many(session, IDENTITY, [
-        {"customer_id": customer_id, "kind": kind, "value": value} for kind, value in identities])
+    now = utcnow()
+    await prepared.execute_many(session, _ATTACH, [
+        {"customer_id": customer_id, "kind": kind, "value": value, "created_at": now}
+        for kind, value in identities])
 
 
 async def reindex(session: AsyncSession, customer: Customer, *, region: str = DEFAULT_REGION) -> None:
@@ -198,8 +200,14 @@ def _owners(kind: IdentityKind, value: str | None) -> Select[int]:
 
 async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[Identity, int]:
     """Which customer owns each identity, in one query per few thousand identities."""
+    wanted = set(identities)
+    if len(wanted) <= _FEW:  # a message's sender: every kind in one look-up, pairs checked here
+        few = await prepared.rows(session, _OWNERS_OF_KINDS, {
+            "kinds": sorted({kind for kind, _ in wanted}), "values": sorted({v for _, v in wanted})})
+        return {(row.kind, row.value): row.customer_id for row in few
+                if (row.kind, row.value) in wanted}
     by_kind: dict[IdentityKind, list[str]] = defaultdict(list)
-    for kind, value in set(identities):
+    for kind, value in wanted:
         by_kind[kind].append(value)
     found: dict[Identity, int] = {}
     for kind, values in by_kind.items():
@@ -212,6 +220,7 @@ async def owners(session: AsyncSession, identities: Iterable[Identity]) -> dict[
 
 
 CHUNK = 2000
+_FEW = 8
 CUSTOMER = table_of(Customer)
 ORDER = table_of(Order)
 ORDER_ITEM = table_of(OrderItem)
@@ -225,6 +234,12 @@ class _Owner(NamedTuple):
     customer_id: int
 
 
+class _KindOwner(NamedTuple):
+    kind: IdentityKind
+    value: str
+    customer_id: int
+
+
 class _IdentityOf(NamedTuple):
     customer_id: int
     kind: str
@@ -234,6 +249,13 @@ class _IdentityOf(NamedTuple):
 _OWNERS = prepared.Query(select(IDENTITY.c.value, IDENTITY.c.customer_id).where(
     IDENTITY.c.kind == bindparam("kind"), IDENTITY.c.value.in_(bindparam("values", expanding=True))),
     _Owner)
+_OWNERS_OF_KINDS = prepared.Query(
+    select(IDENTITY.c.kind, IDENTITY.c.value, IDENTITY.c.customer_id).where(
+        IDENTITY.c.kind.in_(bindparam("kinds", expanding=True)),
+        IDENTITY.c.value.in_(bindparam("values", expanding=True))),
+    _KindOwner)
+_ATTACH = insert(IDENTITY).values({name: bindparam(name)
+                                   for name in ("customer_id", "kind", "value", "created_at")})
 _IDENTITIES_OF = prepared.Query(select(IDENTITY.c.customer_id, IDENTITY.c.kind, IDENTITY.c.value)
                                 .where(IDENTITY.c.customer_id.in_(bindparam("ids", expanding=True)))
                                 .order_by(IDENTITY.c.id), _IdentityOf)

@@ -4,8 +4,10 @@ The ticket service calls the ``on_…`` functions in the transaction that change
 times are always current in the row (the inbox sorts by them without computing anything).
 """
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +69,23 @@ async def load_config(session: AsyncSession) -> SlaConfig:
     return SlaConfig.model_validate(row.config) if row is not None else SlaConfig()
 
 
+_last_parsed: tuple[dict[str, Any] | None, Policy] | None = None
+
+
+def policy_of(saved: dict[str, Any] | None) -> Policy:
+    """The policy of the settings as saved (None: none were), parsed again only when they
+    differ from the last ones parsed; the caller reads them in its own transaction, so they
+    are never older than that read, whichever worker saved them."""
+    global _last_parsed
+    last = _last_parsed
+    if last is not None and last[0] == saved:
+        return last[1]
+    config = SlaConfig.model_validate(saved) if saved is not None else SlaConfig()
+    found = Policy(config=config, calendar=calendar_of(config))
+    _last_parsed = (copy.deepcopy(saved), found)
+    return found
+
+
 async def save_config(session: AsyncSession, config: SlaConfig) -> SlaConfig:
     """Replace the settings (tickets keep the due times they were given)."""
     row = await session.get(SlaSettings, 1)
@@ -81,8 +100,8 @@ async def save_config(session: AsyncSession, config: SlaConfig) -> SlaConfig:
 
 async def policy(session: AsyncSession) -> Policy:
     """The settings with their calendar."""
-    config = await load_config(session)
-    return Policy(config=config, calendar=calendar_of(config))
+    row = await session.get(SlaSettings, 1)
+    return policy_of(row.config if row is not None else None)
 
 
 # ---- keeping a ticket's due times --------------------------------------------------------------

@@ -7,6 +7,8 @@ from sqlalchemy import BigInteger, Connection, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from helpdesk.storage import prepared
+
 # Counters that PostgreSQL hands out from a sequence (migration 0027): a counter row would be
 # locked by every writer until its commit, making all of them, in every process, take turns.
 SEQUENCES = {"ticket_number": "ticket_number_seq"}
@@ -24,17 +26,23 @@ async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
         if count != 1:
             raise ValueError(f"{name} is taken one number at a time")
         return int(await session.scalar(text(f"SELECT nextval('{sequence}')")) or 0)
-    result = await session.execute(
-        text("UPDATE counter SET value = value + :n WHERE name = :name RETURNING value"),
-        {"n": count, "name": name},
-    )
-    value = result.scalar_one_or_none()
+    # Through the storage kit: a ticket number is taken on every new conversation.
+    taken = await prepared.first(session, _ADVANCE, {"n": count, "name": name})
+    value = taken.value if taken is not None else None
     if value is None:
         await session.execute(
             text("INSERT INTO counter (name, value) VALUES (:name, :n)"), {"n": count, "name": name}
         )
         return count
     return int(value)
+
+
+class _Value(NamedTuple):
+    value: int
+
+
+_ADVANCE = prepared.Query(text("UPDATE counter SET value = value + :n WHERE name = :name RETURNING value")
+                          .columns(value=BigInteger), _Value)
 
 
 async def raise_counter(session: AsyncSession, name: str, value: int) -> None:

@@ -204,6 +204,17 @@ async def _tuples(
     return result.all() if result.returns_rows else ()
 
 
+async def execute_many(session: AsyncSession, statement: Executable, many: list[dict[str, Any]]) -> None:
+    """Run ``statement`` once per parameter set (a few rows: on SQLite no greenlet hop at all)."""
+    if not many:
+        return
+    connection = await _connection_of(session)
+    if connection.sync_connection is not None and connection.dialect.name == "sqlite":
+        execute_many_now(connection.sync_connection, statement, many)
+    else:
+        await connection.execute(statement, many)
+
+
 async def _connection_of(session: AsyncSession) -> AsyncConnection:
     # AsyncSession.connection() hops through a greenlet on every call (about as long as the
     # statement); the connection is remembered for as long as the session's transaction lasts.

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import col
 
+from helpdesk.storage import prepared
+from helpdesk.storage.sessions import dialect_of
 from helpdesk.tickets import pace  # its flush hook keeps ticket_pace beside these counters
 from helpdesk.tickets.models import Status, Ticket, TicketCount
 
@@ -93,6 +95,19 @@ def _apply(session: Session, _context: object, _instances: object) -> None:
 
 
 sa_event.listen(Session, "before_flush", _apply)
+
+
+async def count_new(session: AsyncSession, ticket: Ticket) -> None:
+    """Count a ticket inserted without the unit of work (``prepared.insert_new``), which the
+    flush hook never sees as new. Unassigned only: an assignee's ticket also counts in their
+    pace, which only the flush hook keeps."""
+    if ticket.assignee_id is not None:
+        raise ValueError("an assigned ticket is counted by the flush hook (its pace too)")
+    shard = _shard(session.sync_session, dialect_of(session))
+    inbox, assignee, status, channel = _key(ticket.inbox_id, ticket.assignee_id, ticket.status,
+                                            ticket.channel)
+    await prepared.execute(session, _UPSERT, {"inbox": inbox, "assignee": assignee, "status": status,
+                                              "channel": channel, "shard": shard, "d": 1})
 
 
 async def by_status(

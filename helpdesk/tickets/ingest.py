@@ -11,17 +11,22 @@ from sqlmodel import col
 
 from helpdesk import html
 from helpdesk.assignment import service as assignment
+from helpdesk.assignment.models import AssignmentPolicy
 from helpdesk.config import DEFAULT_REGION
 from helpdesk.customers import service as customers
+from helpdesk.customers.models import table_of
 from helpdesk.db import utcnow
+from helpdesk.errors import BadInput
 from helpdesk.history import service as history
-from helpdesk.inboxes import service as inbox_service
+from helpdesk.inboxes.models import Inbox
 from helpdesk.realtime import events
 from helpdesk.search import service as search
 from helpdesk.sla import service as sla
-from helpdesk.storage import prepared
+from helpdesk.sla.models import SlaSettings
+from helpdesk.storage import new_rows, prepared
 from helpdesk.storage.counters import next_counter
 from helpdesk.storage.locks import serialize_on
+from helpdesk.tickets import counts
 from helpdesk.tickets.models import (
     Attachment,
     Channel,
@@ -59,7 +64,7 @@ async def ingest(
                                                           "external_id": inbound.external_id})
     if existing is not None:
         return IngestResult(ticket_id=existing.ticket_id, message_id=existing.id, duplicate=True)
-    inbox = await inbox_service.inbox_by_name(session, inbound.inbox)
+    settings = await _settings(session, inbound.inbox)
     sender = inbound.sender
     identities = customers.identities_of(
         email=sender.email, phone=sender.phone, line_id=sender.line_id,
@@ -69,35 +74,59 @@ async def ingest(
         session, identities=identities, name=sender.name, region=options.region
     )
     customer_id = customer.id if customer is not None else None
-    assert inbox.id is not None
     received = inbound.received_at or utcnow()
-    ticket = await _conversation_ticket(session, inbound, customer_id, inbox.id, options)
+    ticket = await _conversation_ticket(session, inbound, customer_id, settings.inbox_id, options)
     created = ticket is None
     if ticket is None:
-        ticket = await _new_ticket(session, inbound, customer_id=customer_id, inbox_id=inbox.id)
+        ticket = await _new_ticket(session, inbound, customer_id=customer_id, inbox_id=settings.inbox_id)
     else:
         touch(ticket)
     before = ticket.status
     _take_inbound(ticket, inbound, received)
     if customer is not None and customer.blocked_at is not None:  # blocked as spam: kept, out of the way
         ticket.status = Status.no_action
-    await _keep_sla(session, ticket, before, received, created=created)
+    _keep_sla(sla.policy_of(settings.sla), ticket, before, received, created=created)
+    if created:  # inserted whole, its due times included, by one statement of its own
+        await new_rows.insert_new(session, ticket)
+        await counts.count_new(session, ticket)
     author = (customer.name if customer is not None else None) or sender.name
-    # A new ticket is inserted whole, its due times included, in the flush that gives it an id.
-    message = await _append_inbound(session, ticket, inbound, author=author, received=received)
-    if created:
-        assert ticket.id is not None
-        search.add(session, kind="subject", ref_id=ticket.id, text_=ticket.subject,
-                   ticket_id=ticket.id, customer_id=customer_id)
+    message = await _append_inbound(session, ticket, inbound, author=author, received=received,
+                                    created=created)
     # Last, so the inbox's assignment lock is held for as short a time as possible.
+    automatic = settings.assignment is not None and settings.assignment != "manual"
     reason = await auto_assign(session, ticket, why="new") \
-        if ticket.assignee_id is None and ticket.status == Status.unhandled else None
+        if automatic and ticket.assignee_id is None and ticket.status == Status.unhandled else None
     await publish_ticket(session, ticket, events.TicketCreated if created else events.TicketUpdated)
     if reason is not None:
         await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
     publish_message(session, ticket, message)
     assert message.id is not None and ticket.id is not None
     return IngestResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)
+
+
+class _Settings(NamedTuple):
+    """What a message's inbox is set to do, read in one statement: its id, its assignment
+    policy's name (None: manual) and the SLA settings as saved (None: the defaults)."""
+
+    inbox_id: int
+    assignment: str | None
+    sla: dict[str, Any] | None
+
+
+_INBOX, _POLICY, _SLA = (table_of(model) for model in (Inbox, AssignmentPolicy, SlaSettings))
+_SETTINGS = prepared.Query(
+    select(_INBOX.c.id, _POLICY.c.policy, _SLA.c.config)
+    .select_from(_INBOX.outerjoin(_POLICY, _POLICY.c.inbox_id == _INBOX.c.id)
+                 .outerjoin(_SLA, _SLA.c.id == 1))
+    .where(_INBOX.c.name == bindparam("name")), _Settings)
+
+
+async def _settings(session: AsyncSession, inbox: str) -> _Settings:
+    """The settings of the inbox called ``inbox``; 422 when there is none."""
+    found = await prepared.first(session, _SETTINGS, {"name": inbox})
+    if found is None:
+        raise BadInput(f"unknown inbox: {inbox}")
+    return found
 
 
 class _Delivered(NamedTuple):
@@ -180,14 +209,13 @@ THREAD_BY_CUSTOMER = _thread_query(_TICKET.c.customer_id)
 async def _new_ticket(
     session: AsyncSession, inbound: InboundMessage, *, customer_id: int | None, inbox_id: int
 ) -> Ticket:
-    """A ticket for ``inbound``, added to the session; the message's flush inserts it."""
+    """A ticket for ``inbound``, not yet inserted (its status and due times come first)."""
     subject = (inbound.subject or "").strip()[:300] or _subject_from(inbound.body_text)
-    ticket = Ticket(
-        number=await next_counter(session, "ticket_number"), subject=subject,
+    ticket = new_rows.made(
+        Ticket, number=await next_counter(session, "ticket_number"), subject=subject,
         channel=inbound.channel, inbox_id=inbox_id, customer_id=customer_id,
         conversation_key=inbound.conversation_key, token=secrets.token_hex(8),
     )
-    session.add(ticket)
     return ticket
 
 
@@ -219,9 +247,8 @@ async def publish_assignment(session: AsyncSession, ticket: Ticket, reason: dict
     await publish_ticket(session, ticket, events.TicketAssigned, reason=reason)
 
 
-async def _keep_sla(session: AsyncSession, ticket: Ticket, before: Status, at: datetime, *,
-                    created: bool) -> None:
-    policy = await sla.policy(session)
+def _keep_sla(policy: sla.Policy, ticket: Ticket, before: Status, at: datetime, *,
+              created: bool) -> None:
     if created:
         sla.on_opened(policy, ticket, at)
     elif not (before == ticket.status == Status.no_action):
@@ -244,24 +271,27 @@ def _take_inbound(ticket: Ticket, inbound: InboundMessage, received: datetime) -
 
 async def _append_inbound(
     session: AsyncSession, ticket: Ticket, inbound: InboundMessage, *, author: str | None,
-    received: datetime,
+    received: datetime, created: bool,
 ) -> Message:
-    if ticket.id is None:
-        await session.flush()  # a new ticket: its id, for the message's row
+    """The customer's message, inserted at once, and its search entries (the subject's too
+    when the ticket is new)."""
     assert ticket.id is not None
-    message = Message(
-        ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
+    message = new_rows.made(
+        Message, ticket_id=ticket.id, direction=Direction.inbound, channel=inbound.channel,
         author=author, body_text=inbound.body_text,
         body_html=html.inert(inbound.body_html) if inbound.body_html else None,
         external_id=inbound.external_id, provider_message_id=inbound.provider_message_id,
         auto_reply=inbound.auto_reply, created_at=received,
     )
-    session.add(message)
-    await session.flush()
+    await new_rows.insert_new(session, message)
     assert message.id is not None
     _store_attachments(session, message.id, inbound)
-    search.add(session, kind="message", ref_id=message.id, text_=inbound.body_text,
-               ticket_id=ticket.id, customer_id=ticket.customer_id)
+    entries = [search.Entry(kind="message", ref_id=message.id, text=inbound.body_text,
+                            ticket_id=ticket.id, customer_id=ticket.customer_id)]
+    if created:
+        entries.insert(0, search.Entry(kind="subject", ref_id=ticket.id, text=ticket.subject,
+                                       ticket_id=ticket.id, customer_id=ticket.customer_id))
+    await search.add_now(session, *entries)
     return message
 
 

@@ -10,14 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpdesk.tickets.models import Channel, InboundMessage, Sender
 from tests.support.inbound import inbound
 
-# A new customer's first message: the retry check, the inbox, two identity look-ups, the
-# customer and its identities, the thread look-up, the ticket number, the SLA settings, the
-# status counter, the ticket, the message, the assignment policy, three search entries
-# (customer, subject, message), the event seq, the events and the access version.
-NEW_CONVERSATION = 19
-# The same customer again on the API channel: the thread is found and locked, and the ticket's
-# tags are read for the ticket.updated event; the message search entry.
-FOLLOW_UP = 15
+# A new customer's first message: the retry check, the inbox with its SLA settings and
+# assignment policy (one statement), the identity look-up (email and phone in one), the customer,
+# its identities, its search entry, the thread look-up, the ticket number, the ticket, its
+# status counter, the message, the subject's and the message's search entries (one executemany),
+# the event seq, the events and the access version.
+NEW_CONVERSATION = 15
+# The same customer again on the API channel: the thread is found and locked, the ticket's tags
+# are read for the ticket.updated event, the message and its search entry are inserted, and the
+# ticket's new version is written with the events at commit.
+FOLLOW_UP = 13
 
 
 @contextmanager
