@@ -1,5 +1,6 @@
 """One dispatcher per process: it reads new events from the table once and hands them to this
-process's sockets, each through its own bounded queue, so a slow socket never slows the others."""
+process's sockets: written straight to a socket that has nothing else in flight, else through
+the socket's own bounded queue, so a slow socket never slows the others."""
 
 import asyncio
 import contextlib
@@ -252,12 +253,12 @@ class Hub:
         self._wake.set()
 
     def _fan_out_own_commit(self) -> bool:
-        """Queue this process's just-committed events for the sockets at once; True if all done.
+        """Send or queue this process's just-committed events at once; True if all done.
 
-        It runs as the commit completes, so the socket writers are woken before the request
-        that committed goes on to build and write its response. Only the common case is handled
-        here: the events follow on from what the hub sent, fit one slice, and the sockets'
-        audiences still hold. Anything else is left to the pump.
+        It runs as the commit completes, so the frames are written (or the writers woken) before
+        the request that committed goes on to build and write its response. Only the common case
+        is handled here: the events follow on from what the hub sent, fit one slice, and the
+        sockets' audiences still hold. Anything else is left to the pump.
         """
         if not self.ready or self._check_reset or self._lock.locked():
             return False

@@ -54,7 +54,10 @@ class EncodedRun:
 
     def frames_of(self, due: Sequence[LiveEvent]) -> bytes:
         """The frames of ``due`` (some of the run's events, in order) as one write."""
-        key = tuple(event.seq for event in due)
+        # Most sockets take the whole run, or one or two events of it, each named by its first
+        # and last seq (and its length); others by every seq, after a -1 no seq can be.
+        key = (due[0].seq, due[-1].seq, len(due)) if len(due) in (1, 2, len(self.events)) \
+            else (-1, *(event.seq for event in due))
         frames = self._joined.get(key)
         if frames is None:
             frames = self._joined[key] = _joined(self._frame(event) for event in due)

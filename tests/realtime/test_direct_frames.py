@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Generator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,10 +14,14 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from helpdesk.auth.models import Role
 from helpdesk.realtime import log as events
+from helpdesk.realtime.frames import LiveEvent
 from helpdesk.realtime.hub import Client, Hub
+from helpdesk.realtime.wire import EncodedRun
 from tests.realtime.conftest import FAST, ServerFactory
 from tests.support.inbound import inbound_body, post_inbound
 from tests.support.server import LiveServer, make_settings
@@ -203,3 +209,36 @@ async def test_another_server_protocol_is_sent_to_through_asgi(
             _, got = await delivered_in_order([first, second], db, start)
     assert all(bulk_numbers(frames) == list(range(12)) for frames in got)
     assert all(client.sent_directly == 0 for client in clients)
+
+
+def parsed(data: bytes) -> list[str]:
+    """The text frames in ``data``, read by the ``websockets`` library's own parser."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    texts = []
+    while len(reader.buffer):
+        frame = _run(Frame.parse(reader.read_exact, mask=False, max_size=None))
+        assert frame.opcode is Opcode.TEXT and frame.fin
+        texts.append(bytes(frame.data).decode())
+    return texts
+
+
+def _run(steps: Generator[None, None, Frame]) -> Frame:
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+    frame: Frame = done.value.value
+    return frame
+
+
+def test_a_run_is_encoded_as_the_library_reads_frames_whatever_the_subset() -> None:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    run = [LiveEvent(seq, "bulk.test", at, {"n": seq, "pad": PADS[seq % 3]}, broadcast=True)
+           for seq in range(1, 6)]
+    encoded = EncodedRun(run)
+    # The whole run, one or two events of it, and other subsets (whose keys must not collide
+    # with those: (first, last, length) of two events against every seq of three).
+    for due in (run, run[:1], run[4:], [run[1], run[3]], run[1:4], [run[2], run[4]],
+                [run[1], run[2], run[4]], [run[0], run[2], run[4]], run[2:5], run):
+        assert parsed(encoded.frames_of(due)) == [event.text for event in due]
