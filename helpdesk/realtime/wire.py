@@ -14,6 +14,7 @@ own control frames stay the server's business. Only whole frames are written, ea
 ``transport.write``, which is how uvicorn writes its own (pongs, closes): frames never interleave.
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -23,6 +24,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from helpdesk.realtime.frames import LiveEvent
+
+log = logging.getLogger(__name__)
 
 
 class DirectSocket(Protocol):
@@ -86,7 +89,14 @@ class _SansIOSocket:
                 or protocol.initial_response is not None or not protocol.writable.is_set()
                 or protocol.conn.state is not State.OPEN or protocol.transport.is_closing()):
             return False
-        protocol.transport.write(frames)
+        try:
+            protocol.transport.write(frames)
+        except (OSError, RuntimeError):
+            # A transport that broke since the checks: the socket's own send will find it so,
+            # and this must not break the fan-out to the others.
+            log.warning("realtime: a direct write failed; the socket falls back to its writer",
+                        exc_info=True)
+            return False
         return True
 
 
