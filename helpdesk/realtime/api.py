@@ -27,6 +27,7 @@ from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, signed_token
 from helpdesk.config import Settings
 from helpdesk.db import ReadSessionDep, utcnow
 from helpdesk.realtime import presence as presences
+from helpdesk.realtime import wire
 from helpdesk.realtime.audiences import audiences
 from helpdesk.realtime.frames import Audience, ephemeral_text
 from helpdesk.realtime.hub import Client, Hub
@@ -135,7 +136,8 @@ class LiveSocket:
         """Join the hub, count as present, serve until something ends it, then clean up."""
         try:
             self.client = await self.hub.join(user_id=self.user_id, name=self.name,
-                                              audience=self.audience)
+                                              audience=self.audience,
+                                              sink=wire.direct_socket(self.websocket))
         except Exception:
             log.exception("realtime: could not join the hub")
             await self._close(CLOSE_ERROR, "try again")
@@ -215,7 +217,11 @@ class LiveSocket:
             seq, text = await client.queue.get()
             if seq is not None and seq <= client.sent_seq:
                 continue  # already sent while replaying
-            await self.websocket.send_text(text)
+            client.writing = True  # until it is written, the hub must not write past it
+            try:
+                await self.websocket.send_text(text)
+            finally:
+                client.writing = False
             if seq is not None:
                 client.sent_seq = seq
 

@@ -1,5 +1,6 @@
 """One dispatcher per process: it reads new events from the table once and hands them to this
-process's sockets, each through its own bounded queue, so a slow socket never slows the others."""
+process's sockets: written straight to a socket that has nothing else in flight, else through
+the socket's own bounded queue, so a slow socket never slows the others."""
 
 import asyncio
 import contextlib
@@ -19,6 +20,7 @@ from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.frames import Audience, LiveEvent, ephemeral_text
 from helpdesk.realtime.log import LocalEvents
 from helpdesk.realtime.models import PresenceStatus
+from helpdesk.realtime.wire import DirectSocket, EncodedRun
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +52,22 @@ class Client:
     It starts out catching up (replaying from the table); while so, a full queue only means
     "read the table again". Once live, a full queue means the socket is too slow: it is kicked,
     and resumes on reconnect.
+
+    A live socket with nothing queued or being written is sent its events directly (``sink``):
+    no queue, no writer task to wake. Anything else (a frame in flight, a paused transport, a
+    server whose socket we cannot write to) goes through the queue and the writer, in order.
     """
 
     def __init__(self, *, user_id: int, name: str, audience: Audience, floor: int,
-                 queue_size: int) -> None:
+                 queue_size: int, sink: DirectSocket | None = None) -> None:
         self.id = uuid4().hex
         self.user_id, self.name, self.audience = user_id, name, audience
         self.floor = floor  # the hub had fanned out everything up to here when we joined
         self.sent_seq = floor
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
+        self.sink = sink
+        self.writing = False  # the writer holds a frame it has not finished writing
+        self.sent_directly = 0  # events written through ``sink``
         self.catching_up = True
         self.lagged = False
         self.status = PresenceStatus.online
@@ -66,17 +75,29 @@ class Client:
         self.kicked: tuple[int, str] | None = None
         self.kick_event = asyncio.Event()
 
-    def offer(self, event: LiveEvent) -> None:
-        """Queue ``event`` if this user may see it and has not had it."""
-        if event.seq <= self.sent_seq or not self.audience.may_see(event):
+    def offer(self, run: EncodedRun) -> None:
+        """Send or queue the events of ``run`` this user may see and has not had."""
+        due = [event for event in run.events
+               if event.seq > self.sent_seq and self.audience.may_see(event)]
+        if not due:
             return
-        try:
-            self.queue.put_nowait((event.seq, event.text))
-        except asyncio.QueueFull:
-            if self.catching_up:
-                self.lagged = True
-            else:
-                self.kick(CLOSE_SLOW, "too slow; resume to catch up")
+        if self._idle() and self.sink is not None and self.sink.write(run.frames_of(due)):
+            self.sent_seq = due[-1].seq
+            self.sent_directly += len(due)
+            return
+        for event in due:
+            try:
+                self.queue.put_nowait((event.seq, event.text))
+            except asyncio.QueueFull:
+                if self.catching_up:
+                    self.lagged = True
+                else:
+                    self.kick(CLOSE_SLOW, "too slow; resume to catch up")
+                return
+
+    def _idle(self) -> bool:
+        # Live, and nothing ahead of a direct write: frames must reach the socket in seq order.
+        return not (self.catching_up or self.writing or self.kicked or self.queue.qsize())
 
     def offer_ephemeral(self, text: str) -> None:
         """Queue a momentary frame; dropped while catching up or when the queue is full."""
@@ -152,12 +173,13 @@ class Hub:
 
     # ---- sockets ------------------------------------------------------------------------
 
-    async def join(self, *, user_id: int, name: str, audience: Audience) -> Client:
-        """Register a socket; from now on every event it may see reaches its queue."""
+    async def join(self, *, user_id: int, name: str, audience: Audience,
+                   sink: DirectSocket | None = None) -> Client:
+        """Register a socket; from now on every event it may see reaches it or its queue."""
         if not self.ready:
             await self.catch_up()
         client = Client(user_id=user_id, name=name, audience=audience, floor=self.last_seq,
-                        queue_size=self.settings.ws_queue_size)
+                        queue_size=self.settings.ws_queue_size, sink=sink)
         self.clients[client.id] = client
         return client
 
@@ -231,12 +253,12 @@ class Hub:
         self._wake.set()
 
     def _fan_out_own_commit(self) -> bool:
-        """Queue this process's just-committed events for the sockets at once; True if all done.
+        """Send or queue this process's just-committed events at once; True if all done.
 
-        It runs as the commit completes, so the socket writers are woken before the request
-        that committed goes on to build and write its response. Only the common case is handled
-        here: the events follow on from what the hub sent, fit one slice, and the sockets'
-        audiences still hold. Anything else is left to the pump.
+        It runs as the commit completes, so the frames are written (or the writers woken) before
+        the request that committed goes on to build and write its response. Only the common case
+        is handled here: the events follow on from what the hub sent, fit one slice, and the
+        sockets' audiences still hold. Anything else is left to the pump.
         """
         if not self.ready or self._check_reset or self._lock.locked():
             return False
@@ -339,9 +361,9 @@ class Hub:
             self._offer(batch[start:start + self._slice])
 
     def _offer(self, chunk: list[LiveEvent]) -> None:
+        run = EncodedRun(chunk)
         for client in list(self.clients.values()):
-            for event in chunk:
-                client.offer(event)
+            client.offer(run)
         self.last_seq = chunk[-1].seq
 
     # ---- ephemeral frames ---------------------------------------------------------------
