@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.outbox.models import OutboxItem
 from helpdesk.realtime import log as event_log
-from helpdesk.realtime.hub import Client
+from helpdesk.realtime.client import Client
 from helpdesk.reports.models import APPLIED
 from helpdesk.storage.counters import read_counter
 

@@ -29,8 +29,9 @@ from helpdesk.db import ReadSessionDep, utcnow
 from helpdesk.realtime import presence as presences
 from helpdesk.realtime import wire
 from helpdesk.realtime.audiences import audiences
+from helpdesk.realtime.client import Client
 from helpdesk.realtime.frames import Audience, ephemeral_text
-from helpdesk.realtime.hub import Client, Hub
+from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.models import PresencePublic, PresenceStatus
 
 log = logging.getLogger(__name__)

@@ -94,7 +94,8 @@ def test_the_hub_and_the_catalogue_import_no_domain_module() -> None:
     allowed = ("helpdesk.config", "helpdesk.db", "helpdesk.prepared", "helpdesk.sqlite",
                "helpdesk.storage", "helpdesk.realtime.bus", "helpdesk.realtime.events",
                "helpdesk.realtime.frames", "helpdesk.realtime.horizon", "helpdesk.realtime.hub",
-               "helpdesk.realtime.log", "helpdesk.realtime.models", "helpdesk.realtime.wire")
+               "helpdesk.realtime.log", "helpdesk.realtime.models", "helpdesk.realtime.wire",
+               "helpdesk.realtime.client")
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, helpdesk.realtime.hub, helpdesk.realtime.events; "
          "print('\\n'.join(m for m in sys.modules if m.startswith(('helpdesk.', 'telephony'))))"],

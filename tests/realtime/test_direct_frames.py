@@ -19,8 +19,9 @@ from websockets.streams import StreamReader
 
 from helpdesk.auth.models import Role
 from helpdesk.realtime import log as events
+from helpdesk.realtime.client import Client
 from helpdesk.realtime.frames import LiveEvent
-from helpdesk.realtime.hub import Client, Hub
+from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.wire import EncodedRun
 from tests.realtime.conftest import FAST, ServerFactory
 from tests.support.inbound import inbound_body, post_inbound
