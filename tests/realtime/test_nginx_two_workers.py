@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,8 @@ class ServeProcess:
                 env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT)
 
     def answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"helpdesk serve exited: {self.output.read_text()}")
-        try:
-            return httpx.get(f"http://{self.address}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
+        return _healthy(f"http://{self.address}", self.process,
+                        lambda: f"helpdesk serve exited: {self.output.read_text()}")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -105,6 +101,16 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+def _healthy(url: str, process: "subprocess.Popen[bytes]", exited: Callable[[], str]) -> bool:
+    """Whether ``url`` answers its health check; raises with ``exited()`` if the process died."""
+    if process.poll() is not None:
+        raise RuntimeError(exited())
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 class Nginx:
@@ -123,13 +129,9 @@ class Nginx:
         wait_until_sync(self._answers, within=30)
 
     def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            log = self.folder / "error.log"
-            raise RuntimeError(f"nginx exited: {log.read_text() if log.exists() else ''}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
+        log = self.folder / "error.log"
+        return _healthy(self.url, self.process,
+                        lambda: f"nginx exited: {log.read_text() if log.exists() else ''}")
 
     def stop(self) -> None:
         self.process.terminate()
