@@ -1,13 +1,16 @@
 """Ingest's CPU and statements a message, in one process through the ASGI app (no sockets).
 
-    .venv/bin/python -m bench.ingest_cpu [--messages 400] [--profile]
+    .venv/bin/python -m bench.ingest_cpu [--messages 400] [--profile] [--database-url URL]
 
 Run it from another checkout (``cd OTHER && OTHER/.venv/bin/python -m bench.ingest_cpu``, with
 this file copied there if it lacks it) to compare two versions; alternate them on a shared host.
 Posts ``--messages`` new customers' messages one after another through httpx's ASGI transport
 after 20 warm-up ones, and prints the process CPU a message (client included), p50/p99 latency,
-throughput, RSS, and the statements a message with the commonest of them. ``--profile``: a
+throughput, RSS, and the statements a message with the commonest of them (``*``: run on the
+PostgreSQL driver directly). ``--profile``: a
 cProfile of the run on CPU time (it inflates ORM-heavy code several times: read the shares).
+``--database-url``: an empty PostgreSQL database (migrated here) instead of a new SQLite file;
+the database's own CPU is not in the figure (``bench/scaleout.py`` reports it).
 """
 
 import argparse
@@ -34,8 +37,9 @@ async def run(url: str, count: int, profile: bool) -> None:
     async with app.router.lifespan_context(app):
         statements: collections.Counter[str] = collections.Counter()
 
-        def counted(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            statements[statement.split("\n")[0][:100]] += 1
+        def counted(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+            # No cursor: run on the driver directly (storage.prepared, storage.postgres).
+            statements[("   " if cursor is not None else " * ") + statement.split("\n")[0][:100]] += 1
 
         event.listen(app.state.engine.sync_engine, "before_cursor_execute", counted)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
@@ -73,9 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ingest-cpu-", dir="/tmp") as folder:
-        url = f"sqlite+aiosqlite:///{folder}/bench.db"
+        url = args.database_url or f"sqlite+aiosqlite:///{folder}/bench.db"
         run_upgrade(url)
         asyncio.run(run(url, args.messages, args.profile))
 

@@ -25,7 +25,9 @@ async def next_counter(session: AsyncSession, name: str, count: int = 1) -> int:
     if sequence is not None and session.get_bind().dialect.name == "postgresql":
         if count != 1:
             raise ValueError(f"{name} is taken one number at a time")
-        return int(await session.scalar(text(f"SELECT nextval('{sequence}')")) or 0)
+        drawn = await prepared.first(session, _NEXT_OF[name])
+        assert drawn is not None  # nextval always answers
+        return int(drawn.value)
     # Through the storage kit: a ticket number is taken on every new conversation.
     taken = await prepared.first(session, _ADVANCE, {"n": count, "name": name})
     value = taken.value if taken is not None else None
@@ -41,6 +43,8 @@ class _Value(NamedTuple):
     value: int
 
 
+_NEXT_OF = {name: prepared.Query(text(f"SELECT nextval('{sequence}') AS value").columns(value=BigInteger),
+                                 _Value) for name, sequence in SEQUENCES.items()}
 _ADVANCE = prepared.Query(text("UPDATE counter SET value = value + :n WHERE name = :name RETURNING value")
                           .columns(value=BigInteger), _Value)
 
@@ -96,11 +100,11 @@ class SequenceProbe(NamedTuple):
 
 
 # The lock comes from a subquery every output row needs, so it is held before any nextval runs.
-_TAKE = text(
+_TAKE = prepared.Query(text(
     f"SELECT nextval('{EVENT_SEQUENCE}') AS seq,"
     " (SELECT value FROM counter WHERE name = 'access_version') AS access_version"
     " FROM (SELECT pg_advisory_xact_lock_shared(:key) IS NULL AS held) AS writing,"
-    " generate_series(1, :count)")
+    " generate_series(1, :count)").columns(seq=BigInteger, access_version=BigInteger), TakenSeq)
 # The writers are read in a subquery correlated with the sequence's row: after it.
 _PROBE = text(
     f"WITH s AS MATERIALIZED (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
@@ -113,8 +117,7 @@ _PROBE = text(
 def take_event_seqs_now(connection: Connection, count: int) -> list[TakenSeq]:
     """PostgreSQL, in a before-commit hook: ``count`` seqs, ascending, this transaction marked
     as holding seqs until it ends. They need not be consecutive (other writers draw too)."""
-    rows = connection.execute(_TAKE, {"key": EVENT_WRITING_LOCK, "count": count}).all()
-    return sorted(TakenSeq(int(row.seq), row.access_version) for row in rows)
+    return sorted(prepared.rows_now(connection, _TAKE, {"key": EVENT_WRITING_LOCK, "count": count}))
 
 
 async def probe_event_sequence(session: AsyncSession) -> SequenceProbe:

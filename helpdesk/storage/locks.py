@@ -5,7 +5,11 @@ import hashlib
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.storage import prepared
 from helpdesk.storage.sessions import dialect_of
+
+# Taken on every inbound message (its delivery key), so it runs through the storage kit.
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 async def serialize_on(session: AsyncSession, key: str) -> None:
@@ -15,7 +19,7 @@ async def serialize_on(session: AsyncSession, key: str) -> None:
     """
     if dialect_of(session) != "postgresql":
         return
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(key)})
+    await prepared.execute(session, _LOCK, {"k": _lock_key(key)})
 
 
 async def try_serialize_on(session: AsyncSession, key: str) -> bool:

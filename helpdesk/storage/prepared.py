@@ -6,8 +6,9 @@ indexed lookup. The screen pop and the profile run a dozen such statements per c
 SQLite they go through ``rows`` (``first``, ``execute``; ``rows_now``, ``first_now`` and
 ``execute_many_now`` in synchronous commit hooks) instead: the statement is compiled once, each
 call binds its values through the columns' own processors and runs on the session's connection
-(in its transaction), and rows come back with the columns' result processors applied. Other
-databases take SQLAlchemy's usual path and get the same rows.
+(in its transaction), and rows come back with the columns' result processors applied. On
+PostgreSQL the asynchronous calls run on asyncpg the same way (``storage.postgres``); what
+neither can run takes SQLAlchemy's usual path and gets the same rows.
 
 Each statement that returns rows is a ``Query``: the statement and the NamedTuple its rows come
 back as, whose fields name the statement's columns in order (checked when the query is built),
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from helpdesk.storage import postgres
 from helpdesk.storage.bulk import fast_bind_processor
 from helpdesk.storage.context import RememberedConnection, session_context
 from helpdesk.storage.sqlite import driver_connection
@@ -200,6 +202,9 @@ async def _tuples(
     found = _on_sqlite(connection.sync_connection, statement, params or {})
     if found is not None:
         return found
+    found = await postgres.rows(connection.sync_connection, statement, params or {})
+    if found is not None:
+        return found
     result = await connection.execute(statement, params)
     return result.all() if result.returns_rows else ()
 
@@ -209,9 +214,10 @@ async def execute_many(session: AsyncSession, statement: Executable, many: list[
     if not many:
         return
     connection = await _connection_of(session)
-    if connection.sync_connection is not None and connection.dialect.name == "sqlite":
-        execute_many_now(connection.sync_connection, statement, many)
-    else:
+    sync = connection.sync_connection
+    if sync is not None and connection.dialect.name == "sqlite":
+        execute_many_now(sync, statement, many)
+    elif not await postgres.execute_many(sync, statement, many):
         await connection.execute(statement, many)
 
 
@@ -236,6 +242,8 @@ def rows_now(
     """``rows`` for synchronous code on a session's connection (the session's commit hooks)."""
     found: Sequence[Any] | None = _on_sqlite(connection, query.statement, params or {})
     if found is None:
+        found = postgres.rows_now(connection, query.statement, params or {})
+    if found is None:
         found = connection.execute(query.statement, params).all()
     make = query.make
     return [make(row) for row in found]
@@ -253,7 +261,8 @@ def execute_many_now(connection: Connection, statement: Executable, many: list[d
     """Run ``statement`` once per parameter set, as one executemany."""
     compiled = _prepared_for(connection, statement)
     if compiled is None or not many:
-        connection.execute(statement, many)
+        if not many or not postgres.execute_many_now(connection, statement, many):
+            connection.execute(statement, many)
         return
     try:
         bound = [compiled.bind(params) for params in many]
