@@ -27,6 +27,7 @@ from helpdesk.channels import media
 from helpdesk.channels import shopify as shopify_channel
 from helpdesk.channels import wiring as channels
 from helpdesk.channels.email import tasks as email_tasks
+from helpdesk.channels.models import MediaFetch
 from helpdesk.config import Settings, get_settings
 from helpdesk.customers import api as customers_api
 from helpdesk.customers import tasks as customer_tasks
@@ -38,6 +39,7 @@ from helpdesk.imports import api as imports_api
 from helpdesk.limits import BodyLimitMiddleware
 from helpdesk.metrics import api as metrics_api
 from helpdesk.metrics.service import Metrics, RequestMetrics
+from helpdesk.outbox.models import OutboxItem
 from helpdesk.outbox.service import SenderRegistry
 from helpdesk.periodic import PeriodicJob
 from helpdesk.profiles import api as profiles_api
@@ -52,6 +54,7 @@ from helpdesk.reports import tasks as report_tasks
 from helpdesk.retention import tasks as retention
 from helpdesk.sla import api as sla_api
 from helpdesk.sla import tasks as sla_tasks
+from helpdesk.storage import wakes
 from helpdesk.tickets import api as tickets_api
 from helpdesk.tickets import queries as ticket_queries
 from helpdesk.tickets import tasks as ticket_tasks
@@ -88,6 +91,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                publish=publish_to(local_events, bus.notify))
     app.state.read_sessionmaker = install_event_log(create_sessionmaker(engine, read_only=True),
                                                     publish=publish_to(local_events, bus.notify))
+    # Commits that add or change rows of a leased queue wake that queue's workers (every process).
+    for sessions in (app.state.sessionmaker, app.state.read_sessionmaker):
+        wakes.install(sessions, bus.wake_queues)
     app.state.http = http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
     app.state.login_counters = login_counters = create_counters(settings)
     channels.register_senders(app.state.senders, app.state.sessionmaker, settings)
@@ -105,7 +111,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         work = background_work(app) if settings.run_workers else Background()
         async with channels.running(app), background.running(
-                work, listen=bus.listen) as app.state.background_jobs:
+                work, listen_queue=bus.listen_queue) as app.state.background_jobs:
             yield
     finally:
         await http.aclose()
@@ -119,17 +125,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def background_work(app: FastAPI) -> Background:
     """Every job this process runs beside its requests, each with the settings it reads.
 
-    Two leased queues, woken by every commit: replies delivered from the outbox, media customers
-    sent downloaded. Then the periodic jobs (a disabled one is listed too). The presence
-    heartbeat is the hub's own. With ``run_workers`` off nothing runs (tests drive the passes).
+    Two leased queues, each woken by the commits that write to its table: replies delivered from
+    the outbox, media customers sent downloaded. Then the periodic jobs (a disabled one is
+    listed too). The presence heartbeat is the hub's own. With ``run_workers`` off nothing runs
+    (tests drive the passes).
     """
     s, sessions, http = app.state.settings, app.state.sessionmaker, app.state.http
     replies = delivery.OutboxWorker(sessions, app.state.senders, s, http, delivery.options_from(s))
     downloads = media.MediaWorker(sessions, channels.FETCHERS, s, http, media.options_from(s))
     rollup = report_tasks.RollupWorker(sessions, s)
     return Background(queues=[
-        QueueJob("outbox delivery", replies.run_once, replies.options.poll_seconds),
-        QueueJob("media fetch", downloads.run_once, downloads.options.poll_seconds),
+        QueueJob("outbox delivery", wakes.queue_name(OutboxItem), replies.run_once,
+                 replies.options.poll_seconds),
+        QueueJob("media fetch", wakes.queue_name(MediaFetch), downloads.run_once,
+                 downloads.options.poll_seconds),
     ], periodic=[
         PeriodicJob("retention", lambda stop: retention.prune_pass(sessions, s, stop),
                     every=s.retention_interval_seconds, first_after=retention.first_pass_after(s)),

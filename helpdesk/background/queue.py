@@ -8,8 +8,8 @@ settled rows are kept, a ``state``. A pass of a queue:
    processes never claim one row; on SQLite the app's write session (``BEGIN IMMEDIATE``, one
    writer at a time). The attempt is counted and ``next_attempt_at`` pushed past a lease: a
    process that dies mid-attempt only delays the row until the lease runs out, and then any
-   process claims it again. A read-only look comes first, so a worker woken after every commit
-   takes no write lock when nothing is due.
+   process claims it again. A read-only look comes first, so a worker woken by a commit whose
+   rows are not due yet takes no write lock.
 2. *Works* on each row outside any transaction: a slow provider holds no lock and no connection.
 3. *Settles* each in one transaction, together with what the job records: done, retry later
    (after a backoff that doubles with each attempt), or failed for good with the reason. A
@@ -253,13 +253,14 @@ class LeasedQueue(Generic[ItemT, ResultT]):
 
 # ---- running a queue for the app's life ---------------------------------------------------------
 
-# The bus's ``listen``: calls its argument after every commit (with the seq), returns unlisten.
-Listen = Callable[[Callable[[int], None]], Callable[[], None]]
+# Registers a callback for when a queue may have work (a commit wrote to its table, see
+# ``storage.wakes``); returns the unregistering function. The app's is the bus's, for one queue.
+Listen = Callable[[Callable[[], None]], Callable[[], None]]
 
 
 async def work_until_stopped(run_once: Callable[[], Awaitable[int]], stop: asyncio.Event,
                              wake: asyncio.Event, *, poll_seconds: float, name: str) -> None:
-    """Run passes while they find work, else wait for a commit (``wake``), ``stop`` or the poll."""
+    """Run passes while they find work, else wait for work (``wake``), ``stop`` or the poll."""
     while not stop.is_set():
         try:
             busy = await run_once() > 0
@@ -278,12 +279,13 @@ async def work_until_stopped(run_once: Callable[[], Awaitable[int]], stop: async
 @asynccontextmanager
 async def in_background(run_once: Callable[[], Awaitable[int]], listen: Listen, *,
                         poll_seconds: float, name: str) -> AsyncIterator[None]:
-    """Work through ``run_once`` passes for the life of the block, woken by each commit.
+    """Work through ``run_once`` passes for the life of the block, woken by each commit that
+    gave the queue work (``listen``) and every ``poll_seconds`` otherwise.
 
     Stopping waits for the pass under way.
     """
     stop, wake = asyncio.Event(), asyncio.Event()
-    unlisten = listen(lambda _seq: wake.set())
+    unlisten = listen(wake.set)
     task = asyncio.create_task(work_until_stopped(run_once, stop, wake,
                                                   poll_seconds=poll_seconds, name=name), name=name)
     try:

@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from helpdesk.db import utcnow
 from helpdesk.storage.types import UTCDateTime
+from helpdesk.storage.wakes import queue_table
 
 
 class ImapCursor(SQLModel, table=True):
@@ -38,6 +39,7 @@ class ChatVisitor(SQLModel, table=True):
 MEDIA_REFERENCE_MAX = 4000
 
 
+@queue_table  # a commit that adds or changes a row wakes the queue's workers
 class MediaFetch(SQLModel, table=True):
     """Content a provider holds for an inbound message (a LINE photo), still to be downloaded.
 

@@ -8,8 +8,10 @@ from sqlmodel import Field, SQLModel
 
 from helpdesk.db import utcnow
 from helpdesk.storage.types import UTCDateTime
+from helpdesk.storage.wakes import queue_table
 
 
+@queue_table  # a commit that adds or changes a row wakes the queue's workers
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)

@@ -1,4 +1,5 @@
-"""The bus: after a commit it tells every process that there is news, and carries ephemeral frames.
+"""The bus: after a commit it tells every process that there is news (and which leased queues
+the commit gave work, ``storage.wakes``), and carries ephemeral frames.
 
 It never carries the events themselves: the event table is the truth and each process reads it.
 A lost notification only delays delivery until the next poll (see ``hub.Hub``).
@@ -8,7 +9,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -22,14 +23,17 @@ log = logging.getLogger(__name__)
 
 NewsListener = Callable[[int], None]
 FrameListener = Callable[[dict[str, Any]], None]
+QueueListener = Callable[[], None]
 
 
 class MemoryBus:
-    """Fan-out of "events up to seq N are committed" to every listener in this process."""
+    """Fan-out of "events up to seq N are committed" to every listener in this process, and of
+    "queue Q has work" to that queue's listeners."""
 
     def __init__(self) -> None:
         self._listeners: set[NewsListener] = set()
         self._frame_listeners: set[FrameListener] = set()
+        self._queue_listeners: dict[str, set[QueueListener]] = {}
         self.latest_seq = 0
 
     def notify(self, seq: int) -> None:
@@ -42,6 +46,21 @@ class MemoryBus:
         """Hand a frame that is not stored (viewing, typing) to this process's listeners."""
         for listener in list(self._frame_listeners):
             _call(listener, envelope)
+
+    def wake_queues(self, names: Iterable[str]) -> None:
+        """Called after a commit that gave the queues ``names`` work (``storage.wakes``)."""
+        for name in names:
+            for listener in list(self._queue_listeners.get(name, ())):
+                _call(listener)
+
+    def _wake_every_queue(self) -> None:
+        self.wake_queues(list(self._queue_listeners))
+
+    def listen_queue(self, name: str, callback: QueueListener) -> Callable[[], None]:
+        """Register ``callback`` for when queue ``name`` may have work; returns the unregistering
+        function."""
+        self._queue_listeners.setdefault(name, set()).add(callback)
+        return lambda: self._queue_listeners.get(name, set()).discard(callback)
 
     def listen(self, callback: NewsListener) -> Callable[[], None]:
         """Register ``callback`` for news (0 means "look anyway"); returns the unregistering function."""
@@ -61,10 +80,10 @@ class MemoryBus:
         await asyncio.sleep(0)
 
 
-def _call(listener: Callable[[Any], None], value: Any) -> None:
+def _call(listener: Callable[..., None], *value: Any) -> None:
     # A listener's bug must not surface in the request whose commit triggered it.
     try:
-        listener(value)
+        listener(*value)
     except Exception:
         log.exception("bus listener failed")
 
@@ -85,6 +104,7 @@ class RedisBus(MemoryBus):
         self.connected = False
         self._pending_seq = 0
         self._published_seq = 0
+        self._pending_queues: set[str] = set()
         self._frames: deque[str] = deque(maxlen=1000)
         self._work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,6 +113,13 @@ class RedisBus(MemoryBus):
         """Tell local listeners now and queue the seq for the other processes."""
         super().notify(seq)
         self._pending_seq = max(self._pending_seq, seq)
+        self._work.set()
+
+    def wake_queues(self, names: Iterable[str]) -> None:
+        """Wake local listeners now and queue the names for the other processes."""
+        names = list(names)
+        super().wake_queues(names)
+        self._pending_queues.update(names)
         self._work.set()
 
     def publish_ephemeral(self, envelope: dict[str, Any]) -> None:
@@ -140,6 +167,7 @@ class RedisBus(MemoryBus):
             self.connected = True
             log.info("redis bus: subscribed to %s", self.channel)
             super().notify(0)  # whatever was published while we were away is in the table
+            self._wake_every_queue()  # and the queues may have missed wakes meanwhile
             self._work.set()  # and whatever we could not publish can go now
             while True:
                 message = await pubsub.get_message(timeout=5.0)
@@ -159,6 +187,8 @@ class RedisBus(MemoryBus):
             return  # our own echo: local listeners heard it already
         if isinstance(payload.get("seq"), int):
             super().notify(payload["seq"])
+        elif isinstance(payload.get("w"), list):
+            super().wake_queues(name for name in payload["w"] if isinstance(name, str))
         elif isinstance(payload.get("e"), dict):
             super().publish_ephemeral(payload["e"])
 
@@ -184,6 +214,10 @@ class RedisBus(MemoryBus):
         while self._frames:
             await client.publish(self.channel, self._frames[0])
             self._frames.popleft()
+        if self._pending_queues:
+            names = sorted(self._pending_queues)
+            await client.publish(self.channel, json.dumps({"o": self.node, "w": names}))
+            self._pending_queues.difference_update(names)
         seq = self._pending_seq
         if seq > self._published_seq:
             await client.publish(self.channel, json.dumps({"o": self.node, "seq": seq}))
