@@ -18,6 +18,7 @@ from helpdesk.config import DEFAULT_REGION
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A calendar with no open minute in this many days is treated as never open (no endless walk).
 MAX_DAYS_AHEAD = 3 * 366
+MAX_DAYS_KEPT = 4 * 366  # a calendar's worked-out days, more than any walk visits
 
 Interval = tuple[int, int]  # minutes from local midnight, start < end <= 1440
 
@@ -31,6 +32,10 @@ class Calendar:
     hours: dict[int, tuple[Interval, ...]] = field(default_factory=dict)
     public_holidays: str | None = DEFAULT_REGION
     closed_days: frozenset[date] = frozenset()
+    # Each local day's open periods, worked out once: every message's deadlines walk the same
+    # few days (the policy, and with it this calendar, is kept while its settings stand).
+    _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -42,14 +47,22 @@ class Calendar:
             return True
         return self.public_holidays is not None and day in _holidays(self.public_holidays, day.year)
 
-    def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+    def open_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The open periods of a local ``day`` as aware datetimes (empty when closed)."""
+        found = self._days.get(day)
+        if found is None:
+            if len(self._days) >= MAX_DAYS_KEPT:
+                self._days.clear()
+            found = self._days[day] = self._work_out(day)
+        return found
+
+    def _work_out(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         if self.is_closed(day):
-            return []
+            return ()
         zone, midnight = self.zone, datetime(day.year, day.month, day.day)
-        return [((midnight + timedelta(minutes=start)).replace(tzinfo=zone),
-                 (midnight + timedelta(minutes=end)).replace(tzinfo=zone))
-                for start, end in self.hours.get(day.weekday(), ())]
+        return tuple(((midnight + timedelta(minutes=start)).replace(tzinfo=zone),
+                      (midnight + timedelta(minutes=end)).replace(tzinfo=zone))
+                     for start, end in self.hours.get(day.weekday(), ()))
 
     def periods_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Open periods that end after ``start``, clipped to begin no earlier than it, in order."""

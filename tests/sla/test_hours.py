@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from helpdesk.sla import hours
 from helpdesk.sla import service as sla
 from helpdesk.sla.hours import (
     Calendar,
@@ -176,3 +177,16 @@ def test_a_priority_without_a_target_stops_its_clocks_and_one_with_a_target_star
 def test_bad_settings_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         SlaConfig.model_validate(bad)
+
+
+def test_a_day_is_worked_out_once_per_calendar_and_the_store_stays_bounded() -> None:
+    calendar = policy().calendar
+    friday = date(2026, 1, 9)
+    first = calendar.open_intervals(friday)
+    assert first == ((jst(2026, 1, 9, 9), jst(2026, 1, 9, 18)),)
+    assert calendar.open_intervals(friday) is first  # kept, not worked out again
+    assert calendar.open_intervals(date(2026, 1, 12)) == ()  # coming-of-age day
+    for offset in range(hours.MAX_DAYS_KEPT + 10):
+        calendar.open_intervals(date.fromordinal(friday.toordinal() + offset))
+    assert len(calendar._days) <= hours.MAX_DAYS_KEPT
+    assert calendar.open_intervals(friday) == first
