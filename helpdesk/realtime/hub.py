@@ -253,7 +253,13 @@ class Hub:
     async def _refresh_audiences(self, session: AsyncSession) -> None:
         # Membership and roles change; read them once per batch for all sockets together. The
         # version first: a change committed between the two reads then forces another refresh.
-        self.access_version = await event_log.access_version(session)
+        # Read after the batch, an unchanged version means no change committed before any of
+        # its events: the audiences read at that version still hold (another process's events
+        # carry no version of their own, so this is where their batches skip the read).
+        version = await event_log.access_version(session)
+        if version is not None and version == self.access_version:
+            return
+        self.access_version = version
         asked = {c.user_id for c in self.clients.values()}
         fresh = await self.audiences(session, asked)
         for client in list(self.clients.values()):

@@ -1,11 +1,13 @@
-"""A process's own commits reach its sockets' queues as the commit completes, framed as stored."""
+"""A process's own commits reach its sockets' queues as the commit completes, framed as stored;
+another process's reach them from the log, the audiences re-read only when access changed."""
 
 import json
+from collections.abc import Iterable
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from helpdesk.auth.models import Role
+from helpdesk.auth.models import Role, User
 from helpdesk.realtime import log as events
 from helpdesk.realtime import presence
 from helpdesk.realtime.audiences import audiences
@@ -13,6 +15,7 @@ from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.frames import Audience, LiveEvent
 from helpdesk.realtime.hub import Hub
 from helpdesk.realtime.log import LocalEvents, event_sessions, publish_to
+from helpdesk.storage.sessions import begin_write
 from helpdesk.tickets import queries as ticket_queries
 from tests.support.server import make_settings
 from tests.support.staff import Staff
@@ -68,3 +71,47 @@ async def test_the_data_is_encoded_once_for_the_log_and_the_frame(engine: AsyncE
     assert mine.text == logged.text  # a replayed frame is the live one, byte for byte
     assert json.loads(mine.text) == {"seq": mine.seq, "type": "ticket.updated",
                                      "at": mine.at.isoformat(), "data": data}
+
+
+async def test_another_process_s_events_reread_audiences_only_after_an_access_change(
+        engine: AsyncEngine, database_url: str, staff: Staff) -> None:
+    operator = await staff.create("op", Role.operator, inboxes=["default"])
+    assert operator.id is not None
+    reads: list[list[int]] = []
+
+    async def counted_audiences(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Audience]:
+        reads.append(sorted(user_ids))
+        return await audiences(session, user_ids)
+
+    bus = MemoryBus()
+    elsewhere = event_sessions(engine)  # another process's commits: only the log has them
+    hub = Hub(bus=bus, sessionmaker=event_sessions(engine), settings=make_settings(database_url),
+              read_sessionmaker=event_sessions(engine, read_only=True), node="test",
+              ticket_inbox=ticket_queries.inbox_of, audiences=counted_audiences,
+              presence_heartbeat=presence.heartbeat_and_sweep, local=LocalEvents())
+    await hub.start()
+    try:
+        client = await hub.join(user_id=operator.id, name="op", audience=Audience(operator.id, False))
+
+        async def commit_elsewhere(n: int) -> None:
+            async with elsewhere() as session:
+                await begin_write(session)
+                events.record(session, type="ticket.updated", data={"n": n}, broadcast=True)
+                await session.commit()
+                bus.notify(await events.highest_seq(session))
+
+        for n in (1, 2, 3):
+            await commit_elsewhere(n)
+            await wait_until(lambda n=n: client.queue.qsize() == n)
+        assert reads == [[operator.id]]  # the first batch only: nobody's access changed since
+        async with elsewhere() as session:
+            await begin_write(session)
+            await session.execute(update(User).where(User.id == operator.id)  # type: ignore[arg-type]
+                                  .values(role=Role.supervisor))
+            await session.commit()
+        await commit_elsewhere(4)
+        await wait_until(lambda: client.queue.qsize() == 4)
+        assert reads == [[operator.id], [operator.id]]
+        assert client.audience.sees_everything
+    finally:
+        await hub.stop()
