@@ -75,8 +75,6 @@ class Hub:
         """Listen to the bus and start the pump and the presence heartbeat."""
         self._unlisten = [self.bus.listen(self._on_news),
                           self.bus.listen_ephemeral(self._on_ephemeral)]
-        with contextlib.suppress(Exception):  # the pump retries if the database is not there yet
-            await self.catch_up()
         self._tasks = [asyncio.create_task(self._pump(), name="hub-pump"),
                        asyncio.create_task(self._presence(), name="hub-presence")]
 
@@ -95,7 +93,7 @@ class Hub:
                    sink: DirectSocket | None = None) -> Client:
         """Register a socket; from now on every event it may see reaches it or its queue."""
         if not self.ready:
-            await self.catch_up()
+            await self._begin()
         client = Client(user_id=user_id, name=name, audience=audience, floor=self.last_seq,
                         queue_size=self.settings.ws_queue_size, sink=sink)
         self.clients[client.id] = client
@@ -164,6 +162,9 @@ class Hub:
     # ---- the pump -----------------------------------------------------------------------
 
     def _on_news(self, seq: int) -> None:
+        if not self.ready:  # no socket: the pump only notes that (no read of the log)
+            self._wake.set()
+            return
         if seq <= self.last_seq:
             self._check_reset = True  # an echo, a reconnect, or a log that started over
         elif self._fan_out_own_commit():
@@ -206,11 +207,14 @@ class Hub:
     async def catch_up(self) -> None:
         """Read what was committed since the last look, once, and offer it to every socket."""
         async with self._lock:
-            if not self.ready:
-                async with self.reader() as session:
-                    self.last_seq = await event_log.settled_high(session)
-                self.ready = True
+            if not self.clients:
+                # Nobody to pass events on to: rather than read them, the next socket to join
+                # starts from the log's settled end (``_begin``), as the first one did.
+                self.ready, self._check_reset = False, False
+                self.local.clear()
                 return
+            if not self.ready:
+                await self._start_at_settled_end()
             while True:
                 # This process's own commits are at hand; the log is read for anything else.
                 local = [] if self._check_reset else self.local.run_after(self.last_seq, BATCH)
@@ -234,6 +238,17 @@ class Hub:
                     continue  # someone else committed after our run: read on from the log
                 if len(batch) < BATCH:
                     return
+
+    async def _begin(self) -> None:
+        """Start passing events on from the log's settled end (a socket is about to join)."""
+        async with self._lock:
+            if not self.ready:
+                await self._start_at_settled_end()
+
+    async def _start_at_settled_end(self) -> None:
+        async with self.reader() as session:
+            self.last_seq = await event_log.settled_high(session)
+        self.ready = True
 
     async def _detect_reset(self, session: AsyncSession) -> None:
         # Seqs never go back in a real log; an emptied one (tests, a restore) must not leave

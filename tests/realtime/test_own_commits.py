@@ -4,6 +4,7 @@ another process's reach them from the log, the audiences re-read only when acces
 import json
 from collections.abc import Iterable
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -114,4 +115,48 @@ async def test_another_process_s_events_reread_audiences_only_after_an_access_ch
         assert reads == [[operator.id], [operator.id]]
         assert client.audience.sees_everything
     finally:
+        await hub.stop()
+
+
+async def test_a_hub_without_sockets_reads_no_events_and_the_next_socket_starts_at_the_end(
+        engine: AsyncEngine, database_url: str, staff: Staff) -> None:
+    supervisor = await staff.create("sv", Role.supervisor)
+    assert supervisor.id is not None
+    bus = MemoryBus()
+    elsewhere = event_sessions(engine)
+    hub = Hub(bus=bus, sessionmaker=event_sessions(engine), settings=make_settings(database_url),
+              read_sessionmaker=event_sessions(engine, read_only=True), node="test",
+              ticket_inbox=ticket_queries.inbox_of, audiences=audiences,
+              presence_heartbeat=presence.heartbeat_and_sweep, local=LocalEvents())
+    reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM event" in statement:
+            reads.append(statement)
+
+    async def commit_elsewhere(n: int) -> int:
+        async with elsewhere() as session:
+            await begin_write(session)
+            events.record(session, type="ticket.updated", data={"n": n}, broadcast=True)
+            await session.commit()
+            seq = await events.highest_seq(session)
+        reads.clear()  # what the commit's own session read
+        bus.notify(seq)
+        return seq
+
+    await hub.start()
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        for n in (1, 2, 3):
+            await commit_elsewhere(n)
+            await hub.catch_up()  # as the pump would on this news or on its poll
+            assert reads == [] and not hub.ready
+        client = await hub.join(user_id=supervisor.id, name="sv", audience=Audience(supervisor.id, True))
+        assert reads and hub.ready  # the join read where the log's settled end is
+        fourth = await commit_elsewhere(4)
+        await wait_until(lambda: client.queue.qsize() == 1)
+        [(seq, frame)] = list(client.queue._queue)  # type: ignore[attr-defined]
+        assert seq == fourth and '"n":4' in frame  # nothing from before it joined
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", note)
         await hub.stop()
