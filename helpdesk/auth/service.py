@@ -21,6 +21,7 @@ from helpdesk.auth.throttle import Counters
 from helpdesk.config import Settings
 from helpdesk.db import utcnow
 from helpdesk.errors import BadInput, Conflict, HelpdeskError, NotFound, Unauthorized
+from helpdesk.realtime import events
 
 _hasher = PasswordHasher()
 # A hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -240,14 +241,17 @@ async def live_sessions(session: AsyncSession, user_id: int) -> list[AuthSession
 
 
 async def revoke(session: AsyncSession, *, user_id: int, session_id: int | None = None) -> int:
-    """End one of the user's sessions, or all of them; how many were still live."""
+    """End one of the user's sessions, or all of them; how many were still live. Live sockets
+    opened with them are closed once this commits (``session.revoked``)."""
     stmt = (update(AuthSession).where(col(AuthSession.user_id) == user_id,
                                       col(AuthSession.revoked_at).is_(None))
-            .values(revoked_at=utcnow()))
+            .values(revoked_at=utcnow()).returning(col(AuthSession.id)))
     if session_id is not None:
         stmt = stmt.where(col(AuthSession.id) == session_id)
-    result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    ended = sorted(found for found in (await session.scalars(stmt)).all() if found is not None)
+    if ended:
+        events.record(session, events.SessionRevoked(user_ids=[user_id], session_ids=ended))
+    return len(ended)
 
 
 async def revoke_own(session: AsyncSession, user: User, session_id: int, *, ip: str | None) -> None:

@@ -81,6 +81,7 @@ class SignedIn(NamedTuple):
     user_id: int
     name: str
     audience: Audience
+    session_id: int  # the sign-in session: its revocation closes the socket
 
 
 async def _authenticate(
@@ -100,7 +101,7 @@ async def _authenticate(
             return None
         user_id, name = token.user_id, found[0].name
         audience = (await audiences(session, [user_id]))[user_id]
-    return SignedIn(user_id, name, audience)
+    return SignedIn(user_id, name, audience, found[1])
 
 
 def _bearer_header(websocket: WebSocket) -> str | None:
@@ -121,7 +122,7 @@ class LiveSocket:
 
     def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, signed_in: SignedIn) -> None:
         self.websocket, self.hub, self.settings = websocket, hub, settings
-        self.user_id, self.name, self.audience = signed_in
+        self.user_id, self.name, self.audience, self.session_id = signed_in
         self.started = asyncio.Event()
         self.resume_after = _seq(websocket.query_params.get("after"))
         if self.resume_after is not None:
@@ -137,7 +138,7 @@ class LiveSocket:
         """Join the hub, count as present, serve until something ends it, then clean up."""
         try:
             self.client = await self.hub.join(user_id=self.user_id, name=self.name,
-                                              audience=self.audience,
+                                              audience=self.audience, session_id=self.session_id,
                                               sink=wire.direct_socket(self.websocket))
         except Exception:
             log.exception("realtime: could not join the hub")

@@ -29,9 +29,11 @@ class Client:
     """
 
     def __init__(self, *, user_id: int, name: str, audience: Audience, floor: int,
-                 queue_size: int, sink: DirectSocket | None = None) -> None:
+                 queue_size: int, sink: DirectSocket | None = None,
+                 session_id: int | None = None) -> None:
         self.id = uuid4().hex
         self.user_id, self.name, self.audience = user_id, name, audience
+        self.session_id = session_id  # the sign-in session it was opened with
         self.floor = floor  # the hub had fanned out everything up to here when we joined
         self.sent_seq = floor
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)

@@ -320,6 +320,18 @@ class CallCallbackResult(ToInbox):
     at: str
 
 
+# ---- sign-in sessions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRevoked(ToUsers):
+    """Sign-in sessions of a user ended (signed out, everywhere, a new password, an admin):
+    every process's hub closes the live sockets opened with them (close code 4403)."""
+
+    type = "session.revoked"
+    session_ids: list[int]
+
+
 # ---- presence --------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from helpdesk.db import utcnow
 from helpdesk.realtime import log as event_log
 from helpdesk.realtime.bus import MemoryBus
 from helpdesk.realtime.client import CLOSE_REVOKED, Client
+from helpdesk.realtime.events import SessionRevoked
 from helpdesk.realtime.frames import Audience, LiveEvent, ephemeral_text
 from helpdesk.realtime.log import LocalEvents
 from helpdesk.realtime.models import PresenceStatus
@@ -90,12 +91,13 @@ class Hub:
     # ---- sockets ------------------------------------------------------------------------
 
     async def join(self, *, user_id: int, name: str, audience: Audience,
-                   sink: DirectSocket | None = None) -> Client:
-        """Register a socket; from now on every event it may see reaches it or its queue."""
+                   sink: DirectSocket | None = None, session_id: int | None = None) -> Client:
+        """Register a socket; from now on every event it may see reaches it or its queue, until
+        ``session_id`` (the sign-in session it was opened with) is revoked."""
         if not self.ready:
             await self._begin()
         client = Client(user_id=user_id, name=name, audience=audience, floor=self.last_seq,
-                        queue_size=self.settings.ws_queue_size, sink=sink)
+                        queue_size=self.settings.ws_queue_size, sink=sink, session_id=session_id)
         self.clients[client.id] = client
         return client
 
@@ -301,7 +303,11 @@ class Hub:
 
     def _offer(self, chunk: list[LiveEvent]) -> None:
         run = EncodedRun(chunk)
+        ended = _ended_sessions(chunk)
         for client in list(self.clients.values()):
+            if ended and client.session_id in ended:
+                client.kick(CLOSE_REVOKED, "signed out")  # nothing more reaches it
+                continue
             client.offer(run)
         self.last_seq = chunk[-1].seq
 
@@ -339,3 +345,9 @@ class Hub:
                 log.exception("realtime: presence heartbeat failed; retrying")
             if time.monotonic() - started > self.presence_interval():
                 log.warning("realtime: presence heartbeat is slower than its interval")
+
+
+def _ended_sessions(chunk: list[LiveEvent]) -> set[int]:
+    """The sign-in sessions ``chunk`` says were revoked (``session.revoked``)."""
+    return {int(found) for event in chunk if event.type == SessionRevoked.type
+            for found in event.data.get("session_ids", ())}

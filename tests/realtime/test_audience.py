@@ -8,12 +8,14 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
-from helpdesk.auth.models import Role
+from helpdesk.auth import service as auth
+from helpdesk.auth.models import Role, SessionKind, User
 from helpdesk.inboxes import service as inbox_service
 from helpdesk.inboxes.models import InboxMember
 from helpdesk.realtime import log as events
+from helpdesk.storage.sessions import begin_write
 from tests.support.inbound import inbound_body, post_inbound
-from tests.support.server import LiveServer
+from tests.support.server import SECRET, LiveServer
 from tests.support.sockets import committed_events, frames_until, open_socket, quiet
 from tests.support.staff import Staff
 
@@ -127,3 +129,54 @@ async def test_disabling_an_account_closes_its_open_socket(
         with pytest.raises(ConnectionClosed) as closed:
             await frames_until(ws, lambda f: False)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def _second_token(db: AsyncSession, user_id: int) -> str:
+    """Another signed-in API session of the user (a second device)."""
+    await begin_write(db)
+    user = await db.get(User, user_id)
+    assert user is not None
+    token = await auth.sign_in(db, secret_key=SECRET, user=user, kind=SessionKind.api, ttl_seconds=3600)
+    await db.commit()
+    return token
+
+
+async def test_signing_out_closes_the_sockets_of_that_session_and_no_other(
+        server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    assert sato.id is not None
+    laptop, phone = Staff.token(sato), await _second_token(db, sato.id)
+    async with open_socket(server, laptop, after=0) as on_laptop, \
+            open_socket(server, phone, after=0) as on_phone:
+        await post_to(http, "default", "before")
+        for ws in (on_laptop, on_phone):
+            assert len(work(await frames_until(ws, lambda f: len(work(f)) >= 2))) == 2
+        answer = await http.post("/api/auth/logout", headers={"Authorization": f"Bearer {laptop}"})
+        assert answer.status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            await frames_until(on_laptop, lambda f: False)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        await post_to(http, "default", "after")  # the phone's session is still signed in
+        after = work(await frames_until(on_phone, lambda f: any(
+            x["type"] == "message.created" for x in work(f))))
+        assert [f["type"] for f in after if f["type"] != "session.revoked"][-1] == "message.created"
+
+
+async def test_signing_out_everywhere_closes_every_socket_of_the_user(
+        server: LiveServer, http: httpx.AsyncClient, staff: Staff, db: AsyncSession) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    other = await staff.create("other", Role.operator, inboxes=["default"])
+    assert sato.id is not None
+    laptop, phone = Staff.token(sato), await _second_token(db, sato.id)
+    async with open_socket(server, laptop, after=0) as on_laptop, \
+            open_socket(server, phone, after=0) as on_phone, \
+            open_socket(server, Staff.token(other), after=0) as on_other:
+        await quiet(on_other, 0.2)
+        answer = await http.post("/api/auth/logout-everywhere", headers={"Authorization": f"Bearer {phone}"})
+        assert answer.status_code == 204
+        for ws in (on_laptop, on_phone):
+            with pytest.raises(ConnectionClosed) as closed:
+                await frames_until(ws, lambda f: False)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        await post_to(http, "default", "still-here")  # another operator's socket goes on
+        assert len(work(await frames_until(on_other, lambda f: len(work(f)) >= 2))) >= 2
