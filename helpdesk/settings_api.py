@@ -10,7 +10,7 @@ deployment's only one (SLA, CTI) or an inbox's (approval, voice), which 404s for
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -31,7 +31,8 @@ class Document(Generic[Config]):
     """One admin-edited settings document: how it is read, checked, saved and audited.
 
     ``load`` and ``save`` take the key (an inbox id, or ``ONLY``); ``save`` flushes and never
-    commits. ``action`` and ``target_type`` are the audit row's.
+    commits. ``action`` and ``target_type`` are the audit row's, and ``detail`` what else of the
+    new document it notes (the assignment policy's name, say).
     """
 
     load: Callable[[AsyncSession, int], Awaitable[Config]]
@@ -40,6 +41,7 @@ class Document(Generic[Config]):
     target_type: str
     per_inbox: bool = False
     check: Callable[[AsyncSession, int, Config], Awaitable[None]] | None = None
+    detail: Callable[[Config], dict[str, Any]] | None = None
 
     async def read(self, session: AsyncSession, key: int = ONLY) -> Config:
         """The saved document, or its defaults; 404 when it is an inbox's and there is no inbox."""
@@ -57,6 +59,7 @@ class Document(Generic[Config]):
             await self.check(session, key, body)
         saved = await self.save(session, key, body)
         audit.record(session, action=self.action, actor_id=actor.id, actor_email=actor.email,
-                     target_type=self.target_type, target_id=key, ip=client_ip(request))
+                     target_type=self.target_type, target_id=key, ip=client_ip(request),
+                     **(self.detail(body) if self.detail is not None else {}))
         await session.commit()
         return saved

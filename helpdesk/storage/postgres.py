@@ -26,6 +26,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_
 
+from helpdesk.storage.types import processed_rows
+
 Processor = Callable[[Any], Any]
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_\w+\]")
 _NUMBERED = re.compile(r"\$(\d+)")
@@ -62,17 +64,7 @@ class Compiled:
     def shape(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         """asyncpg's records as tuples, with each column's result processor applied."""
         assert self.results is not None
-        converted = [(index, process) for index, process in enumerate(self.results) if process]
-        if not converted:
-            return [tuple(row) for row in rows]
-        shaped = []
-        for row in rows:
-            values = list(row)
-            for index, process in converted:
-                if values[index] is not None:
-                    values[index] = process(values[index])
-            shaped.append(tuple(values))
-        return shaped
+        return processed_rows(rows, self.results)
 
 
 _cache: dict[tuple[int, bool], Compiled | None] = {}

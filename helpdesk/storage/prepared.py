@@ -33,7 +33,7 @@ from helpdesk.storage import postgres
 from helpdesk.storage.bulk import fast_bind_processor
 from helpdesk.storage.context import RememberedConnection, session_context
 from helpdesk.storage.sqlite import driver_connection
-from helpdesk.storage.types import UTCDateTime
+from helpdesk.storage.types import UTCDateTime, processed_rows
 
 Processor = Callable[[Any], Any]
 Row = TypeVar("Row", bound=tuple[Any, ...])
@@ -82,17 +82,9 @@ class Prepared:
 
     def shape(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows with each column's result processor applied."""
-        converted = [(index, process) for index, process in enumerate(self.results) if process]
-        if not converted:
+        if not any(self.results):
             return rows
-        shaped = []
-        for row in rows:
-            values = list(row)
-            for index, process in converted:
-                if values[index] is not None:
-                    values[index] = process(values[index])
-            shaped.append(tuple(values))
-        return shaped
+        return processed_rows(rows, self.results)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Column types every table shares."""
+"""Column types every table shares, and reading driver rows through their result processors."""
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import DateTime, Dialect, String
 from sqlalchemy.types import TypeDecorator
@@ -42,3 +44,20 @@ class EnumString(TypeDecorator[StrEnum]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
         return None if value is None else self.enum(value)
+
+
+def processed_rows(
+    rows: Iterable[Sequence[Any]], processors: Sequence[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """A driver's rows as tuples, each column through its result processor (None: as it is)."""
+    converted = [(index, process) for index, process in enumerate(processors) if process]
+    if not converted:
+        return [tuple(row) for row in rows]
+    shaped = []
+    for row in rows:
+        values = list(row)
+        for index, process in converted:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        shaped.append(tuple(values))
+    return shaped
