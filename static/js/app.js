@@ -497,6 +497,29 @@
   else if (page === "ticket") current = ticketPage();
   else if (page === "board") current = boardPage();
 
+  // ---- the live connection's state (live.js) ----------------------------------------------
+  // Say so when updates stop: at once when the session was ended (signing in again is the only
+  // way on), after a few seconds when the socket is away, since most reconnects take less.
+  (function liveStatus() {
+    var box = document.getElementById("live-status");
+    if (!box) return;
+    var text = box.querySelector(".live-status-text");
+    var login = box.querySelector(".live-status-login");
+    var later = null;
+    function show(message, signIn) {
+      text.textContent = message;
+      login.hidden = !signIn;
+      box.hidden = false;
+    }
+    document.addEventListener("helpdesk:live", function (e) {
+      var state = e.detail && e.detail.state;
+      clearTimeout(later);
+      if (state === "open") box.hidden = true;
+      else if (state === "signed-out") show(box.dataset.signedOut, true);
+      else later = setTimeout(function () { show(box.dataset.closed, false); }, 3000);
+    });
+  })();
+
   // ---- keyboard shortcuts -----------------------------------------------------------------
   document.addEventListener("keydown", function (e) {
     var t = e.target;

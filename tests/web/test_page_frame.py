@@ -1,4 +1,5 @@
-"""What frames every page: the board's whole queue, a 403 with a way on, the icon, the CSP."""
+"""What frames every page: the board's whole queue, a 403 with a way on, the icon, the CSP, and
+the notice when the page's live updates stop."""
 
 import httpx
 from playwright.async_api import expect
@@ -12,6 +13,7 @@ from tests.support.browser import Tabs
 from tests.support.database import Peek
 from tests.support.inbound import inbound
 from tests.support.staff import Staff
+from tests.support.waiting import wait_until
 
 
 async def test_board_queue_shows_every_waiting_ticket_on_demand_and_keeps_them_live(
@@ -72,3 +74,28 @@ async def test_forbidden_page_leads_on_favicon_is_served_and_no_page_trips_the_c
     assert [c for c in boss.console if c.startswith("error")] == []
     tab.assert_clean()
     boss.assert_clean()
+
+
+async def test_a_page_whose_session_ends_says_so_and_leads_to_sign_in(
+        tabs: Tabs, staff: Staff, web: httpx.AsyncClient) -> None:
+    sato = await staff.create("sato", Role.operator, inboxes=["default"])
+    tab = await tabs.open(sato)
+    await tab.goto("/inbox")
+    status = tab.page.locator("#live-status")
+
+    async def online() -> bool:  # the page's socket has joined
+        rows = (await web.get("/api/presence", headers=Staff.headers(sato))).json()
+        return any(row["name"] == "sato" and row["status"] == "online" for row in rows)
+
+    await wait_until(online)
+    await expect(status).to_be_hidden()
+    # Signing out everywhere (from another device) ends the page's own session too.
+    ended = await web.post("/api/auth/logout-everywhere", headers=Staff.headers(sato))
+    assert ended.status_code == 204
+    await expect(status).to_be_visible()
+    await expect(status).to_contain_text("サインアウトされたため、この画面は更新されなくなりました")
+    login = status.get_by_role("link", name="ログイン")
+    await expect(login).to_be_visible()
+    await login.click()
+    await tab.page.wait_for_url("**/login**")
+    tab.assert_clean()
