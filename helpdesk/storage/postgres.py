@@ -10,9 +10,10 @@ come back through their result processors: the same rows, in the same transactio
 
 SQLAlchemy's asyncpg adapter begins the driver's transaction lazily, at a transaction's first
 statement; until it has, a statement sent here would run outside it. So the first statement of
-each transaction is left to SQLAlchemy, as is any statement this module cannot bind (an IN list
-spelled out per call). Errors come back as SQLAlchemy's own exception classes, as they would
-through the engine. Only this module reads the adapter's private state.
+each transaction is left to SQLAlchemy, as is any statement this module cannot bind (a value
+SQLAlchemy renders into the SQL at execution; IN lists go as arrays). Errors come back as
+SQLAlchemy's own exception classes, as they would through the engine. Only this module reads
+the adapter's private state.
 """
 
 import re
