@@ -17,6 +17,7 @@ from helpdesk import boundary, limits, logs, normalize, pages
 from helpdesk.approval import api as approval_api
 from helpdesk.assignment import api as assignment_api
 from helpdesk.auth import api as auth_api
+from helpdesk.auth import sealing, totp
 from helpdesk.auth.throttle import create_counters
 from helpdesk.background import work as background
 from helpdesk.background.work import Background, QueueJob
@@ -104,6 +105,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         presence_heartbeat=presence.heartbeat_and_sweep, local=local_events)
     await app.state.hub.start()
     await pages.startup(app)
+    async with app.state.sessionmaker() as session:
+        if await totp.seal_stored_keys(session, sealing.of(settings)):
+            await session.commit()
     # Everything built so far (modules, the app, compiled statements) lives as long as the
     # process: keep it out of the collector's full passes, which otherwise stall requests.
     gc.freeze()

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./helpdesk.db"
     redis_url: str | None = None
     secret_key: str = DEV_SECRET
+    # Earlier values of secret_key, after rotating it: what they sealed (TOTP keys) still opens.
+    previous_secret_keys: list[str] = []
     public_url: str = "http://127.0.0.1:8000"
     default_region: str = DEFAULT_REGION
     timezone: str = "Asia/Tokyo"

@@ -100,3 +100,29 @@ def test_0019_starts_the_rollups_from_the_tickets_as_they_stand(scratch: str) ->
         ("pending", 1), ("unhandled", 1)]
     assert asyncio.run(_run(scratch, "SELECT value FROM counter WHERE name = 'report_applied'")) == [(41,)]
     command.downgrade(config, "0013")
+
+
+def test_0028_carries_totp_keys_to_the_sealed_column_and_back(scratch: str) -> None:
+    config = alembic_config(scratch)
+    command.upgrade(config, "0027")
+    users = ("INSERT INTO \"user\" (email, name, role, language, timezone, password_hash, is_active, "
+             "failed_logins, created_at, totp_secret, totp_enabled_at) VALUES ")
+    asyncio.run(_run(scratch, users
+                     + "('a@example.com', 'a', 'operator', 'ja', 'Asia/Tokyo', 'x', true, 0, "
+                       "'2026-12-01 00:00:00', 'JBSWY3DPEHPK3PXP', '2026-12-01 00:00:00'), "
+                       "('b@example.com', 'b', 'operator', 'ja', 'Asia/Tokyo', 'x', true, 0, "
+                       "'2026-12-01 00:00:00', NULL, NULL)"))
+    command.upgrade(config, "0028")
+    assert asyncio.run(_run(scratch, 'SELECT email, totp_key FROM "user" ORDER BY email')) == [
+        ("a@example.com", "JBSWY3DPEHPK3PXP"), ("b@example.com", None)]
+
+    # Down again: a key still plain goes back; a sealed one cannot, and its two-factor ends.
+    asyncio.run(_run(scratch, "INSERT INTO \"user\" (email, name, role, language, timezone, password_hash, "
+                              "is_active, failed_logins, created_at, totp_key, totp_enabled_at) VALUES "
+                              "('c@example.com', 'c', 'operator', 'ja', 'Asia/Tokyo', 'x', true, 0, "
+                              "'2026-12-01 00:00:00', 'v1:gAAAAA', '2026-12-01 00:00:00')"))
+    command.downgrade(config, "0027")
+    assert asyncio.run(_run(scratch, 'SELECT email, totp_secret, totp_enabled_at IS NOT NULL '
+                                     'FROM "user" ORDER BY email')) == [
+        ("a@example.com", "JBSWY3DPEHPK3PXP", True), ("b@example.com", None, False),
+        ("c@example.com", None, False)]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from helpdesk.audit import service as audit
-from helpdesk.auth import service, totp
+from helpdesk.auth import sealing, service, totp
 from helpdesk.auth.dependencies import SESSION_COOKIE, CurrentUser, RowId, client_ip
 from helpdesk.auth.models import SessionKind, User
 from helpdesk.auth.views import set_session_cookie
@@ -94,12 +94,12 @@ async def two_factor_page(request: Request, session: ReadSessionDep, user: Curre
 
 @router.post("/me/two-factor")
 async def enable_two_factor(
-    request: Request, session: SessionDep, user: CurrentUser,
+    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser,
     secret: Annotated[str, Form(max_length=64)], code: Annotated[str, Form(max_length=64)],
 ) -> Response:
     """Turn two-factor sign-in on once a code from the app matches; show the recovery codes once."""
     row = await _writable(session, user)
-    codes = await totp.enable(session, row, secret=secret, code=code)
+    codes = await totp.enable(session, row, secret=secret, code=code, sealer=sealing.of(settings))
     if codes is None:
         raise BadInput("that code did not match; enter the current code from your authenticator app")
     audit.record(session, action="totp.enable", actor_id=user.id, actor_email=user.email,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from helpdesk.audit import service as audit
-from helpdesk.auth import service, totp
+from helpdesk.auth import sealing, service, totp
 from helpdesk.auth.dependencies import CurrentUser, RowId, client_ip, login_attempt
 from helpdesk.auth.models import (
     AuthSessionList,
@@ -44,7 +44,7 @@ async def token(request: Request, session: SessionDep, settings: SettingsDep) ->
     attempt = login_attempt(request, credentials.email)
     try:
         user = await service.authenticate(session, attempt=attempt, password=credentials.password)
-        await _second_factor(session, attempt, user, credentials.otp)
+        await _second_factor(session, attempt, user, credentials.otp, sealing.of(settings))
     except HelpdeskError:
         await session.commit()  # the failure count and audit row must survive the refusal
         raise
@@ -57,7 +57,7 @@ async def token(request: Request, session: SessionDep, settings: SettingsDep) ->
 
 
 async def _second_factor(session: SessionDep, attempt: service.Attempt, user: User,
-                         otp: str | None) -> None:
+                         otp: str | None, sealer: sealing.Sealer) -> None:
     if not user.totp_enabled:
         if user.role in await totp.required_roles(session):
             raise Forbidden("two-factor sign-in is required for your role: set it up on the "
@@ -65,7 +65,7 @@ async def _second_factor(session: SessionDep, attempt: service.Attempt, user: Us
         return
     if not otp:
         raise Unauthorized("two-factor code required", otp_required=True)
-    if not await totp.verify(session, user, otp):
+    if not await totp.verify(session, user, otp, sealer):
         await service.fail(session, attempt, user)
 
 

@@ -34,16 +34,17 @@ class User(UserBase, table=True):
     failed_logins: int = Field(default=0)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # Two-factor sign-in: the base32 TOTP secret (set while enrolling, in use once enabled) and
-    # the last time step a code was accepted for, so one code never signs in twice.
-    totp_secret: str | None = Field(default=None, max_length=64)
+    # Two-factor sign-in: the authenticator app's key, sealed (auth.sealing: a copy of the
+    # database cannot make codes), and the last time step a code was accepted for, so one code
+    # never signs in twice.
+    totp_key: str | None = Field(default=None, max_length=255)
     totp_enabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     totp_last_step: int | None = Field(default=None)
 
     @property
     def totp_enabled(self) -> bool:
         """Whether sign-in asks this user for a one-time code."""
-        return self.totp_enabled_at is not None and self.totp_secret is not None
+        return self.totp_enabled_at is not None and self.totp_key is not None
 
     @property
     def sees_everything(self) -> bool:

@@ -2,7 +2,7 @@
 
 A code is accepted once: the time step it belongs to is remembered, so a code seen over a
 shoulder or replayed from a log cannot sign in again. Recovery codes are shown once and kept
-only as hashes.
+only as hashes; the app's key is kept sealed (``sealing``).
 """
 
 import hashlib
@@ -12,11 +12,12 @@ import secrets
 import time
 
 import pyotp
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.auth.models import RecoveryCode, Role, RolePolicy, User
+from helpdesk.auth.sealing import PREFIX, Sealer
 from helpdesk.db import utcnow
 
 ISSUER = "Helpdesk"
@@ -35,9 +36,9 @@ def provisioning_uri(secret: str, email: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
 
 
-def check_code(user: User, code: str, secret: str | None = None) -> bool:
-    """Whether ``code`` is the current code (or the one before or after) and was not used yet."""
-    secret = secret or user.totp_secret
+def check_code(user: User, code: str, secret: str | None) -> bool:
+    """Whether ``code`` is ``secret``'s current code (or the one before or after) and was not used
+    yet by ``user``."""
     code = code.strip().replace(" ", "")
     if not secret or not _DIGITS.match(code):
         return False
@@ -80,24 +81,46 @@ async def use_recovery_code(session: AsyncSession, user: User, code: str) -> boo
     return True
 
 
-async def verify(session: AsyncSession, user: User, code: str) -> bool:
-    """A code from the authenticator app, or else a recovery code."""
-    if check_code(user, code):
+async def verify(session: AsyncSession, user: User, code: str, sealer: Sealer) -> bool:
+    """A code from the authenticator app, or else a recovery code. A key sealed under a previous
+    secret key (or not yet sealed) is sealed under the current one once a code matches."""
+    stored = user.totp_key
+    secret = sealer.open(stored) if stored else None
+    if check_code(user, code, secret):
+        assert stored is not None and secret is not None
+        if not sealer.is_current(stored):
+            user.totp_key = sealer.seal(secret)
         return True
     return len(code) <= 64 and await use_recovery_code(session, user, code)
 
 
-async def enable(session: AsyncSession, user: User, *, secret: str, code: str) -> list[str] | None:
+async def enable(
+    session: AsyncSession, user: User, *, secret: str, code: str, sealer: Sealer
+) -> list[str] | None:
     """Turn two-factor sign-in on once ``code`` proves the app has ``secret``; the recovery codes."""
     if not check_code(user, code, secret):
         return None
-    user.totp_secret, user.totp_enabled_at = secret, utcnow()
+    user.totp_key, user.totp_enabled_at = sealer.seal(secret), utcnow()
     return await new_recovery_codes(session, user)
+
+
+async def seal_stored_keys(session: AsyncSession, sealer: Sealer) -> int:
+    """Seal the keys stored before sealing existed (run as the app starts); how many there were.
+    Each row is written only if it still holds the plain key, so workers starting together
+    cannot seal one twice."""
+    plain = (await session.execute(select(col(User.id), col(User.totp_key)).where(
+        col(User.totp_key).is_not(None), ~col(User.totp_key).startswith(PREFIX)))).all()
+    for user_id, stored in plain:
+        assert stored is not None
+        await session.execute(update(User).where(col(User.id) == user_id,
+                                                 col(User.totp_key) == stored)
+                              .values(totp_key=sealer.seal(stored)))
+    return len(plain)
 
 
 async def disable(session: AsyncSession, user: User) -> None:
     """Turn two-factor sign-in off and forget the secret and recovery codes."""
-    user.totp_secret, user.totp_enabled_at, user.totp_last_step = None, None, None
+    user.totp_key, user.totp_enabled_at, user.totp_last_step = None, None, None
     await session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
 
 

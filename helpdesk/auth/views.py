@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit import service as audit
-from helpdesk.auth import service, totp
+from helpdesk.auth import sealing, service, totp
 from helpdesk.auth.dependencies import (
     SESSION_COOKIE,
     Admin,
@@ -186,10 +186,11 @@ async def second_factor(
     try:
         await service.check_attempt(session, attempt)
         if user.totp_enabled:
-            if not await totp.verify(session, user, code):
+            if not await totp.verify(session, user, code, sealing.of(settings)):
                 await service.fail(session, attempt, user)
             return await _complete(request, session, settings, attempt, user, safe_next(next))
-        codes = await totp.enable(session, user, secret=secret, code=code) if secret else None
+        codes = await totp.enable(session, user, secret=secret, code=code,
+                                  sealer=sealing.of(settings)) if secret else None
         if codes is None:
             await service.fail(session, attempt, user)
     except HelpdeskError as exc:

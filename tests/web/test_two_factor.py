@@ -50,6 +50,8 @@ async def test_set_up_then_sign_in_with_a_code_and_with_a_recovery_code(
     assert len(codes) == 10 and len(set(codes)) == 10
     stored = await peek.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == user.id))
     assert len(stored) == 10 and not set(stored) & {c.replace("-", "") for c in codes}
+    key = await peek.scalars(select(User.totp_key).where(User.id == user.id))
+    assert key[0] is not None and key[0].startswith("v1:") and secret not in key[0]  # sealed
     await tab.goto("/me")
     await sign_out(tab)
 
