@@ -94,6 +94,11 @@ async def verify(session: AsyncSession, user: User, code: str, sealer: Sealer) -
     return len(code) <= 64 and await use_recovery_code(session, user, code)
 
 
+def key_unreadable(user: User, sealer: Sealer) -> bool:
+    """Whether ``user``'s key is stored but opens under none of the configured secret keys."""
+    return user.totp_key is not None and sealer.open(user.totp_key) is None
+
+
 async def enable(
     session: AsyncSession, user: User, *, secret: str, code: str, sealer: Sealer
 ) -> list[str] | None:

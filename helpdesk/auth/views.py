@@ -42,7 +42,6 @@ KNOWN = [
     N_("this account is locked after failed sign-ins from many places; an administrator can unlock it"),
     N_("two-factor code required"),
     N_("two-factor sign-in is required for your role: set it up on the web first"),
-    N_("that code did not match; enter the current code from your authenticator app"),
     N_("current password: wrong"),
     N_("no such live session"),
     N_("two-factor sign-in is required for your role and cannot be turned off"),
@@ -196,14 +195,22 @@ async def second_factor(
     except HelpdeskError as exc:
         await session.commit()
         if exc.status_code == 401:
-            exc = HelpdeskError("that code did not match; enter the current code from your "
-                                "authenticator app", 401)
+            exc = HelpdeskError(_code_refused(user, settings), 401)
         return _login_refused(request, "login_2fa.html", exc, context)
     audit.record(session, action="totp.enable", actor_id=user.id, actor_email=user.email,
                  ip=attempt.ip)
     page = templating.render(request, "login_2fa.html",
                              {"next": safe_next(next), "codes": codes}, user=None)
     return await _complete(request, session, settings, attempt, user, safe_next(next), page)
+
+
+def _code_refused(user: User, settings: Settings) -> str:
+    """Why a code was refused: a wrong code, or a stored key no configured secret key opens."""
+    if user.totp_enabled and totp.key_unreadable(user, sealing.of(settings)):
+        return N_("your authenticator key can no longer be read here (the server's secret key was "
+                  "changed): sign in with a recovery code, or ask an administrator to reset "
+                  "two-factor sign-in")
+    return N_("that code did not match; enter the current code from your authenticator app")
 
 
 @router.post("/logout")

@@ -6,9 +6,14 @@ import time
 import httpx
 import pyotp
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.audit.models import AuditLog
+from helpdesk.auth import totp
 from helpdesk.auth.models import RecoveryCode, Role, User
+from helpdesk.auth.sealing import Sealer
+from helpdesk.db import utcnow
+from helpdesk.storage.sessions import begin_write
 from tests.support.browser import Tab, Tabs
 from tests.support.database import Peek
 from tests.support.staff import PASSWORD, Staff
@@ -116,4 +121,28 @@ async def test_a_role_that_requires_it_sets_it_up_at_sign_in(
     ok = await web.post("/api/auth/token", json={"email": "suzuki@example.com", "password": PASSWORD,
                                                  "otp": pyotp.TOTP(secret).at(step * 30)})
     assert ok.status_code == 200, ok.text
+    tab.assert_clean()
+
+
+async def test_a_key_no_secret_key_opens_says_so_and_a_recovery_code_still_signs_in(
+        tabs: Tabs, staff: Staff, db: AsyncSession) -> None:
+    user = await staff.create("kato", Role.operator, inboxes=["default"])
+    key = pyotp.random_base32()
+    await begin_write(db)
+    row = await db.get(User, user.id)
+    assert row is not None
+    # Sealed under a secret key this server was never told of (rotated without listing it).
+    row.totp_key = Sealer("a-secret-key-this-server-does-not-know-000").seal(key)
+    row.totp_enabled_at = utcnow()
+    codes = await totp.new_recovery_codes(db, row)
+    await db.commit()
+
+    tab = await tabs.open()
+    await sign_in(tab, "kato@example.com")
+    await enter_code(tab, pyotp.TOTP(key).now())
+    await tab.page.wait_for_selector("#login-error")
+    said = await tab.page.inner_text("#login-error")
+    assert "認証アプリの鍵を読み取れません" in said and "リカバリーコード" in said
+    await enter_code(tab, codes[0])
+    await tab.page.wait_for_url("**/inbox")
     tab.assert_clean()
