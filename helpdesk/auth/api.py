@@ -66,7 +66,15 @@ async def _second_factor(session: SessionDep, attempt: service.Attempt, user: Us
     if not otp:
         raise Unauthorized("two-factor code required", otp_required=True)
     if not await totp.verify(session, user, otp, sealer):
-        await service.fail(session, attempt, user)
+        try:
+            await service.fail(session, attempt, user)
+        except Unauthorized:
+            if not totp.key_unreadable(user, sealer):
+                raise
+            raise Unauthorized("the stored authenticator key cannot be read since the server's "
+                               "secret key changed: send a recovery code as otp, or ask an "
+                               "administrator to reset two-factor sign-in",
+                               totp_key_unreadable=True) from None
 
 
 @router.get("/me", response_model=UserPublic)

@@ -74,7 +74,8 @@ async def test_after_rotating_the_secret_key_codes_still_work_and_the_key_is_sea
     user = await _with_key(db, staff, Sealer(OLD_SECRET).seal(key))
     with LiveServer(make_settings(database_url)) as live:  # the old key is not listed
         refused = await _token_with_code(live.url, key)
-        assert refused.status_code == 401 and refused.json()["detail"]
+        assert refused.status_code == 401 and refused.json()["totp_key_unreadable"] is True
+        assert "recovery code" in refused.json()["detail"]
     with LiveServer(make_settings(database_url, previous_secret_keys=[OLD_SECRET])) as live:
         answer = await _token_with_code(live.url, key, step_offset=1)
         assert answer.status_code == 200, answer.text
