@@ -15,8 +15,9 @@ import base64
 import functools
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -27,37 +28,39 @@ _PURPOSE = b"helpdesk: sealed TOTP keys"
 log = logging.getLogger(__name__)
 
 
+class Opened(NamedTuple):
+    """A sealed secret opened: the plain text, and whether it was sealed under the current key
+    (if not, it should be sealed again)."""
+
+    plain: str
+    current: bool
+
+
 class Sealer:
     """Seals under the current secret key; opens under it or any previous one."""
 
     def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
         self._current = Fernet(_derived(secret_key))
-        self._any = MultiFernet([self._current, *(Fernet(_derived(key)) for key in previous_keys)])
+        self._previous = [Fernet(_derived(key)) for key in previous_keys]
 
     def seal(self, plain: str) -> str:
         return PREFIX + self._current.encrypt(plain.encode()).decode()
 
-    def open(self, stored: str) -> str | None:
-        """The plain secret, or None when no configured key opens it (logged: the secret key
-        changed without the old one listed as previous)."""
+    def open(self, stored: str) -> Opened | None:
+        """``stored`` opened, or None when no configured key opens it (logged: the secret key
+        changed without the old one listed as previous). A value stored before sealing existed
+        opens as it is, never as current."""
         if not is_sealed(stored):
-            return stored
-        try:
-            return self._any.decrypt(stored[len(PREFIX):].encode()).decode()
-        except InvalidToken:
-            log.warning("a sealed TOTP key opens under no configured secret key; "
-                        "list the old HELPDESK_SECRET_KEY in HELPDESK_PREVIOUS_SECRET_KEYS")
-            return None
-
-    def is_current(self, stored: str) -> bool:
-        """Whether ``stored`` is sealed under the current secret key (nothing to re-seal)."""
-        if not is_sealed(stored):
-            return False
-        try:
-            self._current.decrypt(stored[len(PREFIX):].encode())
-        except InvalidToken:
-            return False
-        return True
+            return Opened(stored, current=False)
+        token = stored[len(PREFIX):].encode()
+        for fernet in (self._current, *self._previous):
+            try:
+                return Opened(fernet.decrypt(token).decode(), current=fernet is self._current)
+            except InvalidToken:
+                continue
+        log.warning("a sealed TOTP key opens under no configured secret key; "
+                    "list the old HELPDESK_SECRET_KEY in HELPDESK_PREVIOUS_SECRET_KEYS")
+        return None
 
 
 def is_sealed(stored: str) -> bool:

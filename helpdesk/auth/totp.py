@@ -84,12 +84,10 @@ async def use_recovery_code(session: AsyncSession, user: User, code: str) -> boo
 async def verify(session: AsyncSession, user: User, code: str, sealer: Sealer) -> bool:
     """A code from the authenticator app, or else a recovery code. A key sealed under a previous
     secret key (or not yet sealed) is sealed under the current one once a code matches."""
-    stored = user.totp_key
-    secret = sealer.open(stored) if stored else None
-    if check_code(user, code, secret):
-        assert stored is not None and secret is not None
-        if not sealer.is_current(stored):
-            user.totp_key = sealer.seal(secret)
+    opened = sealer.open(user.totp_key) if user.totp_key else None
+    if opened is not None and check_code(user, code, opened.plain):
+        if not opened.current:
+            user.totp_key = sealer.seal(opened.plain)
         return True
     return len(code) <= 64 and await use_recovery_code(session, user, code)
 
